@@ -1,0 +1,112 @@
+// Package api is roomcast's HTTP interface: posting and paging room
+// messages, streaming them as Server-Sent Events, and health probes.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"roomcast/broker"
+	"roomcast/redisscripts"
+)
+
+// MessageStore stores and reads room messages.
+type MessageStore interface {
+	Post(ctx context.Context, p redisscripts.Post) (redisscripts.Posted, error)
+	History(ctx context.Context, room string, q redisscripts.Query) (redisscripts.Page, error)
+}
+
+// RoomSubscriber delivers the live messages of a room.
+type RoomSubscriber interface {
+	Subscribe(ctx context.Context, room string) (*broker.Subscription, error)
+}
+
+// Options are a Handler's dependencies and limits.
+type Options struct {
+	Store           MessageStore
+	Rooms           RoomSubscriber
+	Ready           func(context.Context) error // nil when the service can serve
+	Spec            []byte                      // openapi.yaml, served as is
+	MaxMessageBytes int
+	Heartbeat       time.Duration // interval of stream keep-alive comments
+	Retry           time.Duration // reconnection delay streams advise
+	WriteTimeout    time.Duration // deadline of each write to a stream
+	Logger          *slog.Logger
+}
+
+// Handler serves roomcast's HTTP API.
+type Handler struct {
+	Options
+	log *slog.Logger
+}
+
+// New returns a Handler; call Register to route requests to it.
+func New(opts Options) *Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{Options: opts, log: opts.Logger}
+}
+
+// Register installs the routes, in the order openapi.yaml lists them, the
+// error handler, and request logging on e.
+func (h *Handler) Register(e *echo.Echo) {
+	e.HTTPErrorHandler = h.handleError
+	e.Use(h.logRequests)
+	e.POST("/rooms/:room/messages", h.postMessage)
+	e.GET("/rooms/:room/messages", h.listMessages)
+	e.GET("/rooms/:room/stream", h.streamRoom)
+	e.GET("/healthz", h.healthz)
+	e.GET("/readyz", h.readyz)
+	e.GET("/openapi.yaml", h.openapi)
+}
+
+// logRequests logs one line per request. It logs the path without the
+// query, which may carry credentials.
+func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		h.log.Info("request",
+			"method", c.Request().Method,
+			"path", c.Request().URL.Path,
+			"status", c.Response().Status,
+			"bytes", c.Response().Size,
+			"duration", time.Since(start).Round(time.Microsecond),
+		)
+		return nil
+	}
+}
+
+// healthz answers 200 while the process runs.
+// GET /healthz
+func (h *Handler) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 while Redis answers and live delivery works, 503
+// otherwise.
+// GET /readyz
+func (h *Handler) readyz(c echo.Context) error {
+	if h.Ready != nil {
+		if err := h.Ready(c.Request().Context()); err != nil {
+			h.log.Warn("not ready", "err", err)
+			return &Problem{Type: typeUnavailable, Title: "Not ready", Status: http.StatusServiceUnavailable,
+				Detail: "the message store or live delivery is not working", retryAfter: 1}
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// openapi serves the API description.
+// GET /openapi.yaml
+func (h *Handler) openapi(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", h.Spec)
+}

@@ -1,0 +1,281 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"go.uber.org/goleak"
+
+	"roomcast/api"
+	"roomcast/broker"
+	"roomcast/redisscripts"
+	"roomcast/redisscripts/redistest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testServer is a roomcast API on a real Redis, as main wires it.
+type testServer struct {
+	URL   string
+	Redis *redistest.Server
+	Store *redisscripts.Store
+	Hub   *broker.Hub
+}
+
+// serverConfig tunes a testServer; zero fields take the defaults below.
+type serverConfig struct {
+	Redis           *redistest.Server // share one Redis between servers
+	HistoryMax      int
+	ClientBuffer    int
+	Heartbeat       time.Duration
+	MaxMessageBytes int
+	CheckInterval   time.Duration
+}
+
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func startServer(t testing.TB, cfg serverConfig) *testServer {
+	t.Helper()
+	if cfg.Redis == nil {
+		cfg.Redis = redistest.Start(t)
+	}
+	cfg.HistoryMax = cmp(cfg.HistoryMax, 1000)
+	cfg.ClientBuffer = cmp(cfg.ClientBuffer, 256)
+	cfg.Heartbeat = cmp(cfg.Heartbeat, 15*time.Second)
+	cfg.MaxMessageBytes = cmp(cfg.MaxMessageBytes, 4096)
+	cfg.CheckInterval = cmp(cfg.CheckInterval, time.Second)
+
+	rdb := cfg.Redis.Client()
+	keys := redisscripts.NewKeys("roomcast:")
+	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: cfg.HistoryMax, IdempotencyTTL: time.Hour})
+	hub := broker.New(rdb, broker.Options{
+		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: cfg.ClientBuffer,
+		CheckInterval: cfg.CheckInterval, Timeout: time.Second, Logger: testLogger(),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hub.Run(ctx) }()
+	if err := hub.WaitStarted(t.Context()); err != nil {
+		t.Fatalf("hub did not start: %v", err)
+	}
+	spec, err := os.ReadFile("../openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	api.New(api.Options{
+		Store: store, Rooms: hub, Spec: spec,
+		Ready:           func(ctx context.Context) error { return hub.Ready() },
+		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
+		WriteTimeout: 5 * time.Second, Logger: testLogger(),
+	}).Register(e)
+	srv := httptest.NewServer(e)
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+	})
+	return &testServer{URL: srv.URL, Redis: cfg.Redis, Store: store, Hub: hub}
+}
+
+func cmp[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// message is the JSON of a stored message.
+type message struct {
+	ID   string `json:"id"`
+	Seq  int64  `json:"seq"`
+	Room string `json:"room"`
+	User string `json:"user"`
+	Text string `json:"text"`
+	Time string `json:"time"`
+}
+
+// post posts text to room and returns the stored message; it fails the
+// test unless the answer is 201.
+func (s *testServer) post(t testing.TB, room, text string) message {
+	t.Helper()
+	resp, body := s.do(t, http.MethodPost, "/rooms/"+room+"/messages",
+		fmt.Sprintf(`{"text":%q}`, text), "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST status = %d, want 201; body %s", resp.StatusCode, body)
+	}
+	var m message
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("POST body %s: %v", body, err)
+	}
+	return m
+}
+
+// do sends a request with optional header name/value pairs and returns the
+// response with its whole body.
+func (s *testServer) do(t testing.TB, method, path, body string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return resp, data
+}
+
+// event is one parsed Server-Sent Event or comment.
+type event struct {
+	ID, Event, Data string
+	Retry           string
+	Comment         string
+}
+
+// sseClient reads a stream line by line.
+type sseClient struct {
+	t      testing.TB
+	resp   *http.Response
+	events chan event
+	cancel context.CancelFunc
+}
+
+// openStream connects to a room's stream with optional header pairs.
+func (s *testServer) openStream(t testing.TB, path string, header ...string) *sseClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	c := &sseClient{t: t, resp: resp, events: make(chan event, 4096), cancel: cancel}
+	go c.read()
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (c *sseClient) Close() {
+	c.cancel()
+	c.resp.Body.Close()
+}
+
+func (c *sseClient) read() {
+	defer close(c.events)
+	sc := bufio.NewScanner(c.resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	var ev event
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "":
+			if ev != (event{}) {
+				c.events <- ev
+			}
+			ev = event{}
+		case strings.HasPrefix(line, ":"):
+			ev.Comment = strings.TrimSpace(line[1:])
+		default:
+			field, value, _ := strings.Cut(line, ":")
+			value = strings.TrimPrefix(value, " ")
+			switch field {
+			case "id":
+				ev.ID = value
+			case "event":
+				ev.Event = value
+			case "data":
+				if ev.Data != "" {
+					ev.Data += "\n"
+				}
+				ev.Data += value
+			case "retry":
+				ev.Retry = value
+			}
+		}
+	}
+}
+
+// next returns the next event that is not a comment or retry line, failing
+// the test after a timeout or at the end of the stream.
+func (c *sseClient) next() event {
+	c.t.Helper()
+	for {
+		select {
+		case ev, ok := <-c.events:
+			if !ok {
+				c.t.Fatalf("stream ended while waiting for an event")
+			}
+			if ev.Event != "" || ev.Data != "" {
+				return ev
+			}
+		case <-time.After(10 * time.Second):
+			c.t.Fatalf("no event within 10s")
+		}
+	}
+}
+
+// nextMessage returns the next "message" event decoded.
+func (c *sseClient) nextMessage() message {
+	c.t.Helper()
+	ev := c.next()
+	if ev.Event != "message" {
+		c.t.Fatalf("event = %q (data %s), want message", ev.Event, ev.Data)
+	}
+	var m message
+	if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
+		c.t.Fatalf("event data %q: %v", ev.Data, err)
+	}
+	if m.ID != ev.ID {
+		c.t.Fatalf("event id %q, data id %q", ev.ID, m.ID)
+	}
+	return m
+}
+
+// awaitOpen waits for the stream's opening retry line, which is written
+// once the subscription exists.
+func (c *sseClient) awaitOpen() {
+	c.t.Helper()
+	select {
+	case ev, ok := <-c.events:
+		if !ok || ev.Retry == "" {
+			c.t.Fatalf("stream began with %+v, want a retry line", ev)
+		}
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("stream did not open within 10s")
+	}
+}

@@ -1,0 +1,271 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"roomcast/redisscripts"
+)
+
+const (
+	defaultLimit  = 50
+	maxLimit      = 200
+	maxUserRunes  = 64
+	maxIdemKeyLen = 128
+)
+
+// postMessage stores a message and publishes it to the room's streams.
+// POST /rooms/{room}/messages
+func (h *Handler) postMessage(c echo.Context) error {
+	room, err := roomParam(c)
+	if err != nil {
+		return err
+	}
+	if err := requireJSON(c.Request()); err != nil {
+		return err
+	}
+	body, err := readBody(c, h.maxBodyBytes())
+	if err != nil {
+		return err
+	}
+	post, err := decodePost(body, h.MaxMessageBytes)
+	if err != nil {
+		return err
+	}
+	post.Room = room
+	if post.IdempotencyKey, err = idempotencyKey(c.Request()); err != nil {
+		return err
+	}
+	posted, err := h.Store.Post(c.Request().Context(), post)
+	if err != nil {
+		return err
+	}
+	if posted.Replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	return c.Blob(http.StatusCreated, echo.MIMEApplicationJSON, posted.JSON)
+}
+
+// maxBodyBytes is the largest body that can hold a message of
+// MaxMessageBytes: JSON may escape every byte of the text as \u00XX.
+func (h *Handler) maxBodyBytes() int64 { return int64(h.MaxMessageBytes)*6 + 1024 }
+
+func roomParam(c echo.Context) (string, error) {
+	room := c.Param("room")
+	if !redisscripts.ValidRoom(room) {
+		return "", errInvalidRoom
+	}
+	return room, nil
+}
+
+func requireJSON(r *http.Request) error {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil || mediaType != echo.MIMEApplicationJSON {
+		return problemForStatus(http.StatusUnsupportedMediaType)
+	}
+	return nil
+}
+
+// readBody reads at most limit bytes, answering 413 beyond that without
+// reading the rest; a declared Content-Length over the limit is refused
+// before reading anything.
+func readBody(c echo.Context, limit int64) ([]byte, error) {
+	r := c.Request()
+	if r.ContentLength > limit {
+		return nil, problemForStatus(http.StatusRequestEntityTooLarge)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, problemForStatus(http.StatusRequestEntityTooLarge)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return body, nil
+}
+
+// decodePost validates a POST body: one JSON object with a non-empty "text"
+// of at most maxText bytes and an optional "user", nothing else.
+func decodePost(body []byte, maxText int) (redisscripts.Post, error) {
+	invalid := func(detail string) error { return badRequest(typeInvalidBody, "Invalid message", detail) }
+	if !utf8.Valid(body) {
+		return redisscripts.Post{}, invalid("the body is not valid UTF-8")
+	}
+	var in struct {
+		Text *string `json:"text"`
+		User *string `json:"user"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return redisscripts.Post{}, invalid(jsonErrorDetail(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return redisscripts.Post{}, invalid("the body must hold exactly one JSON object")
+	}
+	switch {
+	case in.Text == nil:
+		return redisscripts.Post{}, invalid(`"text" is required`)
+	case *in.Text == "":
+		return redisscripts.Post{}, invalid(`"text" must not be empty`)
+	case len(*in.Text) > maxText:
+		return redisscripts.Post{}, invalid(fmt.Sprintf(`"text" is longer than %d bytes`, maxText))
+	}
+	user := "anonymous"
+	if in.User != nil {
+		user = *in.User
+		if !validUser(user) {
+			return redisscripts.Post{}, invalid(`"user" must be 1 to 64 printable characters`)
+		}
+	}
+	return redisscripts.Post{User: user, Text: *in.Text}, nil
+}
+
+// jsonErrorDetail describes a decoding error without echoing input back.
+func jsonErrorDetail(err error) string {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("malformed JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typ) && typ.Field != "":
+		return fmt.Sprintf("%q must be a string", typ.Field)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the body is empty or cut short"
+	}
+	if field, ok := unknownField(err); ok {
+		return fmt.Sprintf("unknown field %s", field)
+	}
+	return "the body must be a JSON object"
+}
+
+// unknownField recognises the error DisallowUnknownFields produces, which
+// has no type of its own.
+func unknownField(err error) (string, bool) {
+	const prefix = "json: unknown field "
+	msg := err.Error()
+	if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
+		name := msg[len(prefix):]
+		if len(name) > 70 {
+			name = name[:70] + `…"`
+		}
+		return name, true
+	}
+	return "", false
+}
+
+func validUser(user string) bool {
+	if n := utf8.RuneCountInString(user); n < 1 || n > maxUserRunes {
+		return false
+	}
+	for _, r := range user {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func idempotencyKey(r *http.Request) (string, error) {
+	values := r.Header.Values("Idempotency-Key")
+	if len(values) == 0 {
+		return "", nil
+	}
+	key := values[0]
+	valid := len(values) == 1 && len(key) >= 1 && len(key) <= maxIdemKeyLen
+	for i := 0; valid && i < len(key); i++ {
+		valid = key[i] > ' ' && key[i] < 0x7f
+	}
+	if !valid {
+		return "", badRequest(typeInvalidParameter, "Invalid Idempotency-Key",
+			"Idempotency-Key must be one value of 1 to 128 printable ASCII characters without spaces")
+	}
+	return key, nil
+}
+
+// listMessages returns a page of a room's history.
+// GET /rooms/{room}/messages
+func (h *Handler) listMessages(c echo.Context) error {
+	room, err := roomParam(c)
+	if err != nil {
+		return err
+	}
+	q, err := historyQuery(c)
+	if err != nil {
+		return err
+	}
+	page, err := h.Store.History(c.Request().Context(), room, q)
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, encodePage(page))
+}
+
+func historyQuery(c echo.Context) (redisscripts.Query, error) {
+	q := redisscripts.Query{Direction: redisscripts.Latest, Limit: defaultLimit}
+	if text := c.QueryParam("limit"); text != "" {
+		n, err := strconv.Atoi(text)
+		if err != nil || n < 1 || n > maxLimit {
+			return q, badRequest(typeInvalidParameter, "Invalid limit", "limit must be an integer from 1 to 200")
+		}
+		q.Limit = n
+	}
+	before, after := c.QueryParam("before"), c.QueryParam("after")
+	if before != "" && after != "" {
+		return q, badRequest(typeInvalidCursor, "Invalid cursor", "give before or after, not both")
+	}
+	for _, cursor := range []struct {
+		text      string
+		direction redisscripts.Direction
+	}{{before, redisscripts.Before}, {after, redisscripts.After}} {
+		if cursor.text == "" {
+			continue
+		}
+		id, err := redisscripts.ParseID(cursor.text)
+		if err != nil {
+			return q, errInvalidCursor
+		}
+		q.Direction, q.Cursor = cursor.direction, id
+	}
+	return q, nil
+}
+
+var errInvalidCursor = badRequest(typeInvalidCursor, "Invalid cursor",
+	"a cursor is the id of a message, as returned by this API")
+
+// encodePage writes a history page; the messages are copied byte for byte
+// as stored.
+func encodePage(page redisscripts.Page) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"messages":[`)
+	for i, m := range page.Messages {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(m)
+	}
+	b.WriteString(`],"has_more":`)
+	b.WriteString(strconv.FormatBool(page.HasMore))
+	if page.Reset != nil {
+		b.WriteString(`,"reset":`)
+		b.Write(encodeReset(page.Reset))
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+func encodeReset(r *redisscripts.Reset) []byte {
+	b, _ := json.Marshal(r)
+	return b
+}

@@ -1,0 +1,242 @@
+package broker
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// PubSubber is the part of a Redis client the hub's subscription uses.
+type PubSubber interface {
+	PSubscribe(ctx context.Context, patterns ...string) *redis.PubSub
+	Publish(ctx context.Context, channel string, message any) *redis.IntCmd
+}
+
+var errProbeLost = errors.New("probe message not received: subscription is deaf")
+
+// Run subscribes to every room of the deployment and delivers messages
+// until ctx ends. It reconnects with backoff whenever the subscription
+// fails and then repairs every room from history, so subscribers see no
+// gap. When Run returns, every subscription is closed with ErrClosed and
+// Subscribe fails with ErrClosed.
+func (h *Hub) Run(ctx context.Context) error {
+	h.mu.Lock()
+	if h.running || h.closed {
+		h.mu.Unlock()
+		return errors.New("broker: Run called twice")
+	}
+	h.running = true
+	h.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer h.shutdown(cancel)
+	h.repairs.Add(1)
+	go func() {
+		defer h.repairs.Done()
+		h.checkPeriodically(ctx)
+	}()
+
+	backoff := newBackoff()
+	for connected := false; ; {
+		err := h.session(ctx, connected, backoff)
+		if ctx.Err() != nil {
+			return nil
+		}
+		connected = true
+		h.setHealth(fmt.Errorf("%w: %w", ErrNotReady, err))
+		h.log.Warn("redis subscription lost; reconnecting", "err", err)
+		if !backoff.wait(ctx) {
+			return nil
+		}
+	}
+}
+
+func (h *Hub) shutdown(cancel context.CancelFunc) {
+	cancel()
+	h.repairs.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	h.healthy = fmt.Errorf("%w: %w", ErrNotReady, ErrClosed)
+	for _, r := range h.rooms {
+		for s := range r.subs {
+			h.dropLocked(s, ErrClosed)
+		}
+	}
+}
+
+func (h *Hub) setHealth(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.healthy = err
+	if err == nil && !h.everHealthy {
+		h.everHealthy = true
+		close(h.started)
+	}
+}
+
+// session runs one subscription connection until it fails or ctx ends.
+// After a reconnect (resumed) it repairs every room, since messages
+// published while no connection was subscribed never arrive.
+func (h *Hub) session(ctx context.Context, resumed bool, backoff *backoff) error {
+	ps := h.pubsub.PSubscribe(ctx, h.opts.Keys.Pattern())
+	defer ps.Close()
+	// A blocked receive does not watch ctx; closing the connection ends it.
+	defer context.AfterFunc(ctx, func() { ps.Close() })()
+	if err := h.awaitSubscribed(ctx, ps); err != nil {
+		return err
+	}
+	h.setHealth(nil)
+	backoff.reset()
+	if resumed {
+		h.log.Info("redis subscription restored; repairing rooms from history")
+		h.checkRooms(ctx)
+	}
+
+	var probeSent time.Time // zero while no probe is outstanding
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, h.opts.CheckInterval)
+		switch {
+		case isTimeout(err) && !probeSent.IsZero():
+			return errProbeLost
+		case isTimeout(err):
+			if err := h.publishProbe(ctx); err != nil {
+				return err
+			}
+			probeSent = time.Now()
+			continue
+		case err != nil:
+			return err
+		}
+		probeSent = time.Time{}
+		if m, ok := msg.(*redis.Message); ok {
+			h.receive(ctx, m)
+		}
+	}
+}
+
+func (h *Hub) awaitSubscribed(ctx context.Context, ps *redis.PubSub) error {
+	msg, err := ps.ReceiveTimeout(ctx, h.opts.Timeout)
+	if err != nil {
+		return fmt.Errorf("psubscribe: %w", err)
+	}
+	if _, ok := msg.(*redis.Subscription); !ok {
+		return fmt.Errorf("psubscribe: unexpected reply %T", msg)
+	}
+	return nil
+}
+
+func (h *Hub) publishProbe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, h.opts.Timeout)
+	defer cancel()
+	if err := h.pubsub.Publish(ctx, h.probe, "probe").Err(); err != nil {
+		return fmt.Errorf("publish probe: %w", err)
+	}
+	return nil
+}
+
+// receive turns a Pub/Sub message into a Message and dispatches it.
+func (h *Hub) receive(ctx context.Context, pm *redis.Message) {
+	name, ok := h.opts.Keys.RoomFromChannel(pm.Channel)
+	if !ok {
+		return // a probe, ours or another hub's
+	}
+	m, err := h.newMessage(name, []byte(pm.Payload))
+	if err != nil {
+		h.log.Warn("ignoring malformed message", "channel", pm.Channel, "err", err)
+		return
+	}
+	h.dispatch(ctx, m)
+}
+
+// checkPeriodically runs checkRooms every CheckInterval until ctx ends.
+func (h *Hub) checkPeriodically(ctx context.Context) {
+	t := time.NewTicker(h.opts.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if h.Ready() == nil {
+				h.checkRooms(ctx)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// checkRooms compares the position of every room with local subscribers
+// against Redis and repairs those that fell behind: the only way to notice a
+// message lost in a room that stays quiet afterwards.
+func (h *Hub) checkRooms(ctx context.Context) {
+	h.mu.Lock()
+	names := make([]string, 0, len(h.rooms))
+	for name, r := range h.rooms {
+		if !r.busy {
+			names = append(names, name)
+		}
+	}
+	h.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	ctx2, cancel := context.WithTimeout(ctx, h.opts.Timeout)
+	ids, err := h.opts.History.Positions(ctx2, names)
+	cancel()
+	if err != nil {
+		h.log.Warn("checking room positions", "err", err)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i, name := range names {
+		r := h.rooms[name]
+		if r != nil && !ids[i].Covered(r.last) {
+			h.startRepairLocked(ctx, name, r)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// backoff waits exponentially longer between retries, with jitter.
+type backoff struct{ next time.Duration }
+
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 5 * time.Second
+)
+
+func newBackoff() *backoff { return &backoff{next: minBackoff} }
+
+func (b *backoff) reset() { b.next = minBackoff }
+
+// wait sleeps for the next interval; it returns false if ctx ended first.
+func (b *backoff) wait(ctx context.Context) bool {
+	d := b.next/2 + rand.N(b.next/2+1)
+	b.next = min(2*b.next, maxBackoff)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func randomName() string {
+	b := make([]byte, 8)
+	_, _ = cryptorand.Read(b)
+	return hex.EncodeToString(b)
+}

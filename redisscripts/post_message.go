@@ -1,0 +1,99 @@
+package redisscripts
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed post_message.lua
+var postMessageSource string
+
+var postMessageScript = redis.NewScript(postMessageSource)
+
+// ErrIdempotencyConflict is returned by Post when the idempotency key was
+// already used for a message with other content.
+var ErrIdempotencyConflict = errors.New("idempotency key reused with different content")
+
+// Post is a message to store. Its fields must already be validated.
+type Post struct {
+	Room           string
+	User           string
+	Text           string
+	IdempotencyKey string // optional
+}
+
+// Posted is a stored message.
+type Posted struct {
+	ID       ID
+	JSON     []byte // the message exactly as history and streams serve it
+	Replayed bool   // true when an earlier post with the same idempotency key stored it
+}
+
+// Post stores p in its room's history and publishes it on the room's
+// channel in one atomic step.
+func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
+	fields, err := json.Marshal(struct {
+		User string `json:"user"`
+		Text string `json:"text"`
+	}{p.User, p.Text})
+	if err != nil {
+		return Posted{}, fmt.Errorf("encode message: %w", err)
+	}
+	fields = fields[1 : len(fields)-1] // the members without the braces
+	room, _ := json.Marshal(p.Room)
+	keys := []string{s.keys.meta(p.Room), s.keys.history(p.Room)}
+	fingerprint := ""
+	if p.IdempotencyKey != "" {
+		keys = append(keys, s.keys.idempotency(p.Room, p.IdempotencyKey))
+		sum := sha256.Sum256(fields)
+		fingerprint = hex.EncodeToString(sum[:])
+	}
+	reply, err := postMessageScript.Run(ctx, s.rdb, keys,
+		s.keys.Channel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(), fingerprint,
+	).Slice()
+	if err != nil {
+		return Posted{}, wrapRedisError("post message", err)
+	}
+	if len(reply) != 2 {
+		return Posted{}, fmt.Errorf("post message: unexpected reply length %d", len(reply))
+	}
+	status, _ := reply[0].(int64)
+	message, _ := reply[1].(string)
+	if status == 2 {
+		return Posted{}, ErrIdempotencyConflict
+	}
+	id, err := idOf([]byte(message))
+	if err != nil {
+		return Posted{}, fmt.Errorf("post message: reply: %w", err)
+	}
+	return Posted{ID: id, JSON: []byte(message), Replayed: status == 1}, nil
+}
+
+// IDOf returns the id of a message in the JSON form the post script writes,
+// without decoding the whole message.
+func IDOf(message []byte) (ID, error) { return idOf(message) }
+
+func idOf(message []byte) (ID, error) {
+	const head = `{"id":"`
+	if len(message) < len(head) || string(message[:len(head)]) != head {
+		return ID{}, ErrInvalidID
+	}
+	rest := message[len(head):]
+	for i, c := range rest {
+		if c == '"' {
+			return ParseID(string(rest[:i]))
+		}
+		if i > 40 {
+			break
+		}
+	}
+	return ID{}, ErrInvalidID
+}
+

@@ -1,0 +1,78 @@
+-- Stores one message in its room's history and publishes it, atomically.
+-- Returns {status, message_json}; status 0 = stored now, 1 = the message
+-- stored earlier under the same idempotency key, 2 = that key was used for
+-- a different message (message_json is then empty).
+local meta_key = KEYS[1]
+local history_key = KEYS[2]
+local idempotency_key = KEYS[3]
+local channel = ARGV[1]
+local room_json = ARGV[2]
+local fields_json = ARGV[3]
+local history_max = tonumber(ARGV[4])
+local idempotency_ttl_ms = ARGV[5]
+local fingerprint = ARGV[6]
+
+if idempotency_key then
+  local earlier = redis.call('GET', idempotency_key)
+  if earlier then
+    local sep = string.find(earlier, '\n', 1, true)
+    if string.sub(earlier, 1, sep - 1) ~= fingerprint then
+      return {2, ''}
+    end
+    return {1, string.sub(earlier, sep + 1)}
+  end
+end
+
+local function base36(n)
+  local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+  local out = ''
+  repeat
+    local d = n % 36
+    out = string.sub(digits, d + 1, d + 1) .. out
+    n = (n - d) / 36
+  until n == 0
+  return out
+end
+
+-- RFC 3339 in UTC with milliseconds; Redis's Lua has no os.date.
+local function rfc3339(ms)
+  local secs = math.floor(ms / 1000)
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400
+  if month <= 2 then year = year + 1 end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, ms % 1000)
+end
+
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+
+local epoch = redis.call('HGET', meta_key, 'epoch')
+if not epoch then
+  -- The room is new, or Redis lost its state: start a new epoch, and drop
+  -- any history left from the old one so that sequence numbers never clash.
+  epoch = base36(ms)
+  redis.call('DEL', history_key)
+  redis.call('HSET', meta_key, 'epoch', epoch)
+end
+local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
+
+local message = string.format('{"id":"%s-%d","seq":%d,"room":%s,%s,"time":"%s"}',
+  epoch, seq, seq, room_json, fields_json, rfc3339(ms))
+
+redis.call('ZADD', history_key, seq, message)
+redis.call('ZREMRANGEBYRANK', history_key, 0, -(history_max + 1))
+if idempotency_key then
+  redis.call('SET', idempotency_key, fingerprint .. '\n' .. message, 'PX', idempotency_ttl_ms)
+end
+redis.call('PUBLISH', channel, message)
+return {0, message}

@@ -1,0 +1,51 @@
+package redisscripts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrUnavailable wraps every failure to reach Redis in time; it is transient.
+var ErrUnavailable = errors.New("redis unavailable")
+
+// Store reads and writes room messages through the Lua scripts.
+type Store struct {
+	rdb            redis.Cmdable
+	keys           Keys
+	historyMax     int
+	idempotencyTTL time.Duration
+}
+
+// StoreOptions are a Store's limits.
+type StoreOptions struct {
+	HistoryMax     int           // messages kept per room, at least 1
+	IdempotencyTTL time.Duration // how long an idempotency key is remembered
+}
+
+// NewStore returns a Store on rdb for the deployment keys describes.
+func NewStore(rdb redis.Cmdable, keys Keys, opts StoreOptions) *Store {
+	return &Store{rdb: rdb, keys: keys, historyMax: opts.HistoryMax, idempotencyTTL: opts.IdempotencyTTL}
+}
+
+// wrapRedisError marks connection-level failures as ErrUnavailable so that
+// callers can answer "try again" instead of "internal error".
+func wrapRedisError(op string, err error) error {
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
+		errors.Is(err, net.ErrClosed) || isLoading(err) {
+		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+func isLoading(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && (redis.IsLoadingError(err) || redis.IsReadOnlyError(err) ||
+		redis.IsClusterDownError(err) || redis.IsTryAgainError(err))
+}
