@@ -273,4 +273,3 @@ func (p *proxy) thaw() {
 		close(p.thawed)
 	}
 }
-
