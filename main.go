@@ -193,7 +193,6 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-
 // config is every setting; each comes from the environment variable named
 // in its env tag, and `roomcast -h` prints them with their help tags.
 type config struct {

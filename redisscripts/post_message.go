@@ -96,4 +96,3 @@ func idOf(message []byte) (ID, error) {
 	}
 	return ID{}, ErrInvalidID
 }
-
