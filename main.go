@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,18 +32,22 @@ import (
 //go:embed openapi.yaml
 var spec []byte
 
-func main() {
+func main() { os.Exit(runMain(os.Args[1:])) }
+
+// runMain runs roomcast until SIGINT or SIGTERM and returns the process's
+// exit status: 0 after a clean shutdown, 2 for bad configuration, else 1.
+func runMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, nil)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "roomcast:", err)
-		var cfgErr configError
-		if errors.As(err, &cfgErr) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	err := run(ctx, args, os.Environ(), os.Stdout, nil)
+	if err == nil {
+		return 0
 	}
+	fmt.Fprintln(os.Stderr, "roomcast:", err)
+	if errors.As(err, new(configError)) {
+		return 2
+	}
+	return 1
 }
 
 // run starts roomcast and serves until ctx ends. listening, if not nil, is
@@ -78,7 +83,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- hub.Run(hubCtx) }()
-	defer func() { stopHub(); <-hubDone }()
+	stopBroker := sync.OnceFunc(func() { stopHub(); <-hubDone })
+	defer stopBroker()
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := hub.WaitStarted(startCtx); err != nil {
@@ -124,8 +130,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 	log.Info("shutting down")
 	// Stopping the hub first ends every stream, which Shutdown would
 	// otherwise wait for; posts in flight still complete.
-	stopHub()
-	<-hubDone
+	stopBroker()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"roomcast/api"
@@ -63,7 +64,10 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 	cfg.MaxMessageBytes = cmp(cfg.MaxMessageBytes, 4096)
 	cfg.CheckInterval = cmp(cfg.CheckInterval, time.Second)
 
-	rdb := cfg.Redis.Client()
+	// As main configures it: bounded waits and no automatic resends.
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, MaxRetries: -1,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
+	t.Cleanup(func() { rdb.Close() })
 	keys := redisscripts.NewKeys("roomcast:")
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: cfg.HistoryMax, IdempotencyTTL: time.Hour})
 	hub := broker.New(rdb, broker.Options{
