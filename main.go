@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"roomcast/api"
+	"roomcast/api/metrics"
 	"roomcast/broker"
 	"roomcast/redisscripts"
 )
@@ -71,6 +72,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		return err
 	}
 	defer closeRedis()
+	m := metrics.New()
+	rdb.AddHook(m.RedisHook())
 
 	keys := redisscripts.NewKeys(cfg.KeyPrefix)
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
@@ -80,6 +83,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: cfg.ClientBuffer,
 		CheckInterval: cfg.DeliveryCheckInterval, Timeout: cfg.RedisTimeout, Logger: log,
 	})
+	m.ObserveHub(hub.Stats)
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- hub.Run(hubCtx) }()
@@ -102,7 +106,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 			return hub.Ready()
 		},
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.HeartbeatInterval, Retry: cfg.SSERetry,
-		WriteTimeout: cfg.StreamWriteTimeout, Logger: log,
+		WriteTimeout: cfg.StreamWriteTimeout, Logger: log, Metrics: m,
 	}).Register(e)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -4,11 +4,15 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"roomcast/api/metrics"
 
 	"roomcast/broker"
 	"roomcast/redisscripts"
@@ -36,6 +40,8 @@ type Options struct {
 	Retry           time.Duration // reconnection delay streams advise
 	WriteTimeout    time.Duration // deadline of each write to a stream
 	Logger          *slog.Logger
+	Metrics         *metrics.Metrics // nil: metrics are kept but only served if given
+	Security        Security         // authentication, limits, CORS; zero: open mode
 }
 
 // Handler serves roomcast's HTTP API.
@@ -49,6 +55,9 @@ func New(opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
 	return &Handler{Options: opts, log: opts.Logger}
 }
 
@@ -56,25 +65,34 @@ func New(opts Options) *Handler {
 // error handler, and request logging on e.
 func (h *Handler) Register(e *echo.Echo) {
 	e.HTTPErrorHandler = h.handleError
-	e.Use(h.logRequests)
-	e.POST("/rooms/:room/messages", h.postMessage)
-	e.GET("/rooms/:room/messages", h.listMessages)
-	e.GET("/rooms/:room/stream", h.streamRoom)
+	e.Use(h.logRequests, h.Metrics.Middleware)
+	h.useSecurity(e)
+	g := h.guards()
+	e.POST("/rooms/:room/messages", h.postMessage, g.post...)
+	e.GET("/rooms/:room/messages", h.listMessages, g.read...)
+	e.GET("/rooms/:room/stream", h.streamRoom, g.stream...)
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.GET("/openapi.yaml", h.openapi)
+	e.GET("/metrics", echo.WrapHandler(h.Metrics.Handler()))
+	e.GET("/", h.page)
+	e.GET("/assets/:file", h.asset)
 }
 
-// logRequests logs one line per request. It logs the path without the
-// query, which may carry credentials.
+// logRequests logs one line per request, with the request id it echoes in
+// X-Request-Id (the client's, if it sent a sane one). It logs the path
+// without the query, which may carry credentials.
 func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		id := requestID(c.Request().Header.Get(echo.HeaderXRequestID))
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		err := next(c)
 		if err != nil {
 			c.Error(err)
 		}
 		h.log.Info("request",
+			"id", id,
 			"method", c.Request().Method,
 			"path", c.Request().URL.Path,
 			"status", c.Response().Status,
@@ -109,4 +127,15 @@ func (h *Handler) readyz(c echo.Context) error {
 // GET /openapi.yaml
 func (h *Handler) openapi(c echo.Context) error {
 	return c.Blob(http.StatusOK, "application/yaml", h.Spec)
+}
+
+// requestID returns the client's request id if it is 1 to 64 characters of
+// [A-Za-z0-9._-], else a new random one.
+func requestID(given string) string {
+	if len(given) >= 1 && len(given) <= 64 && redisscripts.ValidRoom(given) {
+		return given
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"roomcast/api"
+	"roomcast/api/metrics"
 	"roomcast/broker"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
@@ -44,6 +45,8 @@ type serverConfig struct {
 	Heartbeat       time.Duration
 	MaxMessageBytes int
 	CheckInterval   time.Duration
+	WriteTimeout    time.Duration // deadline of each stream write
+	Security        api.Security  // zero: open mode without limits
 }
 
 func testLogger() *slog.Logger {
@@ -63,6 +66,7 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 	cfg.Heartbeat = cmp(cfg.Heartbeat, 15*time.Second)
 	cfg.MaxMessageBytes = cmp(cfg.MaxMessageBytes, 4096)
 	cfg.CheckInterval = cmp(cfg.CheckInterval, time.Second)
+	cfg.WriteTimeout = cmp(cfg.WriteTimeout, 5*time.Second)
 
 	// As main configures it: bounded waits and no automatic resends.
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, MaxRetries: -1,
@@ -84,12 +88,15 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m := metrics.New()
+	m.ObserveHub(hub.Stats)
 	e := echo.New()
 	api.New(api.Options{
 		Store: store, Rooms: hub, Spec: spec,
 		Ready:           func(ctx context.Context) error { return hub.Ready() },
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
-		WriteTimeout: 5 * time.Second, Logger: testLogger(),
+		WriteTimeout: cfg.WriteTimeout, Logger: testLogger(), Metrics: m,
+		Security: cfg.Security,
 	}).Register(e)
 	srv := httptest.NewServer(e)
 	t.Cleanup(func() {
@@ -145,7 +152,7 @@ func (s *testServer) do(t testing.TB, method, path, body string, header ...strin
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -183,7 +190,7 @@ func (s *testServer) openStream(t testing.TB, path string, header ...string) *ss
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET %s: %v", path, err)

@@ -42,6 +42,9 @@ func (h *Handler) postMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if post.User, err = postingUser(c, post.User); err != nil {
+		return err
+	}
 	post.Room = room
 	if post.IdempotencyKey, err = idempotencyKey(c.Request()); err != nil {
 		return err
@@ -50,6 +53,7 @@ func (h *Handler) postMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.Metrics.Posted(posted.Replayed)
 	if posted.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
@@ -96,23 +100,37 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 }
 
 // decodePost validates a POST body: one JSON object with a non-empty "text"
-// of at most maxText bytes and an optional "user", nothing else.
+// of at most maxText bytes and an optional "user" ("" when absent), nothing
+// else.
 func decodePost(body []byte, maxText int) (redisscripts.Post, error) {
 	invalid := func(detail string) error { return badRequest(typeInvalidBody, "Invalid message", detail) }
 	if !utf8.Valid(body) {
 		return redisscripts.Post{}, invalid("the body is not valid UTF-8")
 	}
-	var in struct {
-		Text *string `json:"text"`
-		User *string `json:"user"`
-	}
+	// A map, not a struct: encoding/json matches struct fields ignoring
+	// case, which would take "TEXT" for "text".
+	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
+	if err := dec.Decode(&fields); err != nil {
 		return redisscripts.Post{}, invalid(jsonErrorDetail(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return redisscripts.Post{}, invalid("the body must hold exactly one JSON object")
+	}
+	var in struct{ Text, User *string }
+	for name, value := range fields {
+		var dst **string
+		switch name {
+		case "text":
+			dst = &in.Text
+		case "user":
+			dst = &in.User
+		default:
+			return redisscripts.Post{}, invalid(fmt.Sprintf("unknown field %s", shorten(strconv.QuoteToASCII(name))))
+		}
+		if err := json.Unmarshal(value, dst); err != nil {
+			return redisscripts.Post{}, invalid(fmt.Sprintf("%q must be a string", name))
+		}
 	}
 	switch {
 	case in.Text == nil:
@@ -122,7 +140,7 @@ func decodePost(body []byte, maxText int) (redisscripts.Post, error) {
 	case len(*in.Text) > maxText:
 		return redisscripts.Post{}, invalid(fmt.Sprintf(`"text" is longer than %d bytes`, maxText))
 	}
-	user := "anonymous"
+	user := "" // postingUser chooses the user when the body names none
 	if in.User != nil {
 		user = *in.User
 		if !validUser(user) {
@@ -144,25 +162,15 @@ func jsonErrorDetail(err error) string {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "the body is empty or cut short"
 	}
-	if field, ok := unknownField(err); ok {
-		return fmt.Sprintf("unknown field %s", field)
-	}
 	return "the body must be a JSON object"
 }
 
-// unknownField recognises the error DisallowUnknownFields produces, which
-// has no type of its own.
-func unknownField(err error) (string, bool) {
-	const prefix = "json: unknown field "
-	msg := err.Error()
-	if len(msg) > len(prefix) && msg[:len(prefix)] == prefix {
-		name := msg[len(prefix):]
-		if len(name) > 70 {
-			name = name[:70] + `…"`
-		}
-		return name, true
+// shorten cuts a quoted ASCII field name that is echoed back in an error.
+func shorten(name string) string {
+	if len(name) > 70 {
+		return name[:70] + `…"`
 	}
-	return "", false
+	return name
 }
 
 func validUser(user string) bool {

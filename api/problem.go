@@ -40,6 +40,11 @@ const (
 	typeMethodNotAllowed    = "urn:roomcast:problem:method-not-allowed"
 	typeUnavailable         = "urn:roomcast:problem:unavailable"
 	typeInternal            = "urn:roomcast:problem:internal"
+	typeUnauthorized        = "urn:roomcast:problem:unauthorized"
+	typeForbidden           = "urn:roomcast:problem:forbidden"
+	typeRateLimited         = "urn:roomcast:problem:rate-limited"
+	typeTooManyStreams      = "urn:roomcast:problem:too-many-streams"
+	typeRequestTimeout      = "urn:roomcast:problem:request-timeout"
 )
 
 func badRequest(typ, title, detail string) *Problem {
@@ -63,6 +68,8 @@ func problemFor(err error) *Problem {
 	case errors.Is(err, redisscripts.ErrUnavailable), errors.Is(err, broker.ErrClosed):
 		return &Problem{Type: typeUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable,
 			Detail: "the message store cannot be reached; retry shortly", retryAfter: 1}
+	case isReadTimeout(err):
+		return errBodyTimeout
 	case errors.As(err, &he):
 		return problemForStatus(he.Code)
 	}

@@ -50,12 +50,14 @@ func (h *Handler) streamRoom(c echo.Context) error {
 		return nil
 	}
 	defer sub.Close()
+	defer h.Metrics.StreamOpened()()
 
 	s.pos = sub.Start()
 	if err := s.write(sse.AppendRetry(nil, h.Retry.Milliseconds())); err != nil {
 		return nil
 	}
 	if resume != nil {
+		h.Metrics.Resumed()
 		s.pos = *resume
 		if err := s.catchUp(ctx); err != nil {
 			s.end(err)
@@ -146,6 +148,7 @@ func (s *stream) catchUp(ctx context.Context) error {
 		}
 		var buf []byte
 		if page.Reset != nil && s.pos.Epoch != "" {
+			s.h.Metrics.Reset()
 			buf = sse.AppendEvent(buf, "", "reset", encodeReset(page.Reset))
 		}
 		for _, data := range page.Messages {

@@ -58,6 +58,27 @@ type Hub struct {
 	everHealthy bool
 
 	repairs sync.WaitGroup
+	stats   Stats // counters, under mu
+}
+
+// Stats counts what a hub has done since it was created.
+type Stats struct {
+	Rooms       int    // rooms with local subscribers now
+	Subscribers int    // open subscriptions now
+	Received    uint64 // messages received from Redis Pub/Sub
+	Delivered   uint64 // messages queued to subscribers, one per subscriber
+	SlowDrops   uint64 // subscriptions dropped because their queue was full
+	Repairs     uint64 // gaps repaired from history
+	Reconnects  uint64 // times the Redis subscription was re-established
+}
+
+// Stats returns the hub's current counts.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.stats
+	s.Rooms = len(h.rooms)
+	return s
 }
 
 // room is the hub's state for a room with local subscribers.
@@ -130,6 +151,7 @@ func (h *Hub) Subscribe(ctx context.Context, name string) (*Subscription, error)
 	}
 	sub := &Subscription{hub: h, room: name, ch: make(chan *Message, h.opts.Buffer)}
 	r.subs[sub] = struct{}{}
+	h.stats.Subscribers++
 	h.mu.Unlock()
 
 	if !found {
@@ -180,6 +202,10 @@ func (h *Hub) dropLocked(s *Subscription, err error) {
 		return
 	}
 	delete(r.subs, s)
+	h.stats.Subscribers--
+	if err == ErrSlow {
+		h.stats.SlowDrops++
+	}
 	s.err = err
 	close(s.ch)
 	if len(r.subs) == 0 {
@@ -190,6 +216,7 @@ func (h *Hub) dropLocked(s *Subscription, err error) {
 // deliverLocked sends m to every subscriber of r without ever blocking.
 func (h *Hub) deliverLocked(r *room, m *Message) {
 	r.last = m.ID
+	h.stats.Delivered += uint64(len(r.subs))
 	for s := range r.subs {
 		select {
 		case s.ch <- m:
@@ -204,6 +231,7 @@ func (h *Hub) deliverLocked(r *room, m *Message) {
 func (h *Hub) dispatch(ctx context.Context, m *Message) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.stats.Received++
 	r := h.rooms[m.Room]
 	switch {
 	case r == nil:
@@ -245,6 +273,7 @@ func (h *Hub) startRepairLocked(ctx context.Context, name string, r *room) {
 		return
 	}
 	r.busy = true
+	h.stats.Repairs++
 	h.repairs.Add(1)
 	go func() {
 		defer h.repairs.Done()

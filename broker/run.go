@@ -96,6 +96,9 @@ func (h *Hub) session(ctx context.Context, resumed bool, backoff *backoff) error
 	h.setHealth(nil)
 	backoff.reset()
 	if resumed {
+		h.mu.Lock()
+		h.stats.Reconnects++
+		h.mu.Unlock()
 		h.log.Info("redis subscription restored; repairing rooms from history")
 		h.checkRooms(ctx)
 	}

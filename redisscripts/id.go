@@ -27,7 +27,7 @@ func (id ID) String() string { return id.Epoch + "-" + strconv.FormatInt(id.Seq,
 // anything ID.String could not have produced.
 func ParseID(s string) (ID, error) {
 	epoch, seqText, ok := strings.Cut(s, "-")
-	if !ok || !validEpoch(epoch) || len(seqText) == 0 || len(seqText) > 16 || seqText[0] == '0' {
+	if !ok || !validEpoch(epoch) || len(seqText) == 0 || len(seqText) > 16 || seqText[0] < '1' || seqText[0] > '9' {
 		return ID{}, ErrInvalidID
 	}
 	seq, err := strconv.ParseInt(seqText, 10, 64)

@@ -86,7 +86,7 @@ func (s *Store) History(ctx context.Context, room string, q Query) (Page, error)
 
 func resetFor(cursor ID, epoch string, last, oldest int64) *Reset {
 	first := ""
-	if oldest <= last {
+	if epoch != "" && oldest <= last {
 		first = ID{Epoch: epoch, Seq: oldest}.String()
 	}
 	switch {

@@ -1,0 +1,175 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"roomcast/api/auth"
+	"roomcast/api/sse"
+)
+
+// TokenVerifier checks bearer tokens. The error of Verify wraps
+// auth.ErrExpired or auth.ErrInvalid and never contains the token.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (auth.Claims, error)
+}
+
+var _ TokenVerifier = (*auth.Verifier)(nil)
+
+// access is what a request does with its room.
+type access int
+
+const (
+	readAccess access = iota
+	writeAccess
+)
+
+const (
+	claimsKey     = "roomcast.claims" // echo.Context key of a request's auth.Claims
+	maxTokenBytes = 8 << 10
+	realm         = `Bearer realm="roomcast"`
+)
+
+// authorize admits a request whose bearer token grants need on the :room
+// of its path; without a TokenVerifier it admits every request. The token
+// comes from the Authorization header, and for streams also from the
+// access_token query parameter or the TokenCookie cookie. It answers 401
+// for a missing, invalid or expired token and 403 for a token without the
+// permission, and puts the claims in the context for the handler.
+func (h *Handler) authorize(need access, stream bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if h.Security.Tokens == nil {
+				return next(c)
+			}
+			token := bearerToken(c.Request())
+			if token == "" && stream {
+				token = streamToken(c.Request(), h.Security.TokenCookie)
+			}
+			if token == "" {
+				return unauthorized(c, "", "this request needs a bearer token")
+			}
+			if len(token) > maxTokenBytes {
+				return unauthorized(c, "invalid_token", "the token is invalid")
+			}
+			claims, err := h.Security.Tokens.Verify(c.Request().Context(), token)
+			switch {
+			case errors.Is(err, auth.ErrExpired):
+				return unauthorized(c, "invalid_token", "the token has expired")
+			case err != nil:
+				h.log.Debug("token rejected", "path", c.Request().URL.Path, "err", err)
+				return unauthorized(c, "invalid_token", "the token is invalid")
+			}
+			room := c.Param("room")
+			if need == writeAccess && !claims.Rooms.CanWrite(room) {
+				return forbidden(c, "the token does not allow posting to this room")
+			}
+			if need == readAccess && !claims.Rooms.CanRead(room) {
+				return forbidden(c, "the token does not allow reading this room")
+			}
+			c.Set(claimsKey, claims)
+			return next(c)
+		}
+	}
+}
+
+// bearerToken is the token of an "Authorization: Bearer" header, or "".
+func bearerToken(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get(echo.HeaderAuthorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// streamToken is a token that EventSource can send: the access_token query
+// parameter, else the cookie named cookie.
+func streamToken(r *http.Request, cookie string) string {
+	if token := r.URL.Query().Get("access_token"); token != "" {
+		return token
+	}
+	if cookie == "" {
+		return ""
+	}
+	if ck, err := r.Cookie(cookie); err == nil {
+		return ck.Value
+	}
+	return ""
+}
+
+// unauthorized answers 401 with the RFC 6750 challenge; code is "" when
+// the request had no token at all.
+func unauthorized(c echo.Context, code, detail string) error {
+	challenge := realm
+	if code != "" {
+		challenge += `, error="` + code + `", error_description="` + detail + `"`
+	}
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
+	return &Problem{Type: typeUnauthorized, Title: "Unauthorized", Status: http.StatusUnauthorized, Detail: detail}
+}
+
+// forbidden answers 403 for a valid token that lacks a permission.
+func forbidden(c echo.Context, detail string) error {
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate,
+		realm+`, error="insufficient_scope", error_description="`+detail+`"`)
+	return &Problem{Type: typeForbidden, Title: "Forbidden", Status: http.StatusForbidden, Detail: detail}
+}
+
+// postingUser is the user a message is posted as. With a token it is the
+// token's subject, and a body naming another user is refused with 403;
+// in open mode it is the body's user, or "anonymous" when there is none.
+func postingUser(c echo.Context, bodyUser string) (string, error) {
+	claims, ok := c.Get(claimsKey).(auth.Claims)
+	if !ok {
+		if bodyUser == "" {
+			return "anonymous", nil
+		}
+		return bodyUser, nil
+	}
+	if bodyUser != "" && bodyUser != claims.Subject {
+		return "", forbidden(c, `"user" differs from the token's subject; leave it out`)
+	}
+	if !validUser(claims.Subject) {
+		return "", forbidden(c, "the token's subject is not a valid user name (1 to 64 printable characters)")
+	}
+	return claims.Subject, nil
+}
+
+// clientKey names the client that limits apply to: the token's subject, or
+// in open mode the client's IP address.
+func clientKey(c echo.Context) string {
+	if claims, ok := c.Get(claimsKey).(auth.Claims); ok {
+		return "user:" + claims.Subject
+	}
+	return "ip:" + c.RealIP()
+}
+
+// endAtExpiry ends a stream when its token stops being valid, telling the
+// client why in a comment. The stream's context simply ends, so the stream
+// handler needs no knowledge of tokens.
+func (h *Handler) endAtExpiry(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		claims, ok := c.Get(claimsKey).(auth.Claims)
+		if !ok {
+			return next(c)
+		}
+		parent := c.Request().Context()
+		ctx, cancel := context.WithDeadline(parent, claims.ValidUntil)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		err := next(c)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil && c.Response().Committed {
+			rc := http.NewResponseController(c.Response())
+			_ = rc.SetWriteDeadline(time.Now().Add(h.WriteTimeout))
+			if _, werr := c.Response().Write(sse.AppendComment(nil, "token expired; reconnect with a new token")); werr == nil {
+				_ = rc.Flush()
+			}
+		}
+		return err
+	}
+}

@@ -1,0 +1,75 @@
+package auth
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Rooms are the rooms a token may read (history and streams) and write
+// (post to), as room-id patterns: an exact room id, or a prefix followed by
+// "*" that matches every room starting with it ("support-*"); "*" alone
+// matches every room. Writing does not imply reading.
+type Rooms struct {
+	Read  []string `json:"read"`
+	Write []string `json:"write"`
+}
+
+// CanRead reports whether a pattern of r.Read matches room.
+func (r Rooms) CanRead(room string) bool { return matchAny(r.Read, room) }
+
+// CanWrite reports whether a pattern of r.Write matches room.
+func (r Rooms) CanWrite(room string) bool { return matchAny(r.Write, room) }
+
+func matchAny(patterns []string, room string) bool {
+	for _, p := range patterns {
+		if prefix, wildcard := strings.CutSuffix(p, "*"); wildcard {
+			if strings.HasPrefix(room, prefix) {
+				return true
+			}
+		} else if p == room {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseRooms parses permissions written as a comma-separated list of
+// "read:PATTERN" and "write:PATTERN" entries, such as "read:*,write:support-*".
+// "" and "none" grant nothing.
+func ParseRooms(spec string) (Rooms, error) {
+	var r Rooms
+	if spec == "" || spec == "none" {
+		return r, nil
+	}
+	for entry := range strings.SplitSeq(spec, ",") {
+		kind, pattern, _ := strings.Cut(strings.TrimSpace(entry), ":")
+		if !validPattern(pattern) {
+			return Rooms{}, fmt.Errorf("room pattern %q: want a room id, a prefix followed by *, or *", pattern)
+		}
+		switch kind {
+		case "read":
+			r.Read = append(r.Read, pattern)
+		case "write":
+			r.Write = append(r.Write, pattern)
+		default:
+			return Rooms{}, fmt.Errorf("permission %q: want read:PATTERN or write:PATTERN", entry)
+		}
+	}
+	return r, nil
+}
+
+// validPattern accepts the characters of room ids with an optional
+// trailing "*".
+func validPattern(p string) bool {
+	body := strings.TrimSuffix(p, "*")
+	if p == "" || len(body) > 128 {
+		return false
+	}
+	for _, c := range []byte(body) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

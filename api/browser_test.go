@@ -1,0 +1,476 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"roomcast/api"
+	"roomcast/broker"
+	"roomcast/redisscripts"
+	"roomcast/redisscripts/redistest"
+)
+
+// The chat page in headless Debian chromium: two pages talk, a page rides
+// out a server restart without losing or doubling a message, hostile text
+// stays text, history pages back, and errors are shown. With
+// ROOMCAST_SCREENSHOT=path it saves a screenshot of a conversation there.
+func TestChatPageInBrowser(t *testing.T) {
+	rs := redistest.Start(t)
+	srv := startRestartable(t, rs)
+	browser := startBrowser(t)
+
+	t.Run("TwoPagesExchangeMessages", func(t *testing.T) {
+		alice := openChat(t, browser, srv.URL, "two-pages", "alice")
+		bob := openChat(t, browser, srv.URL, "two-pages", "bob")
+		bob.run(chromedp.EmulateViewport(390, 760))
+
+		alice.send("Hi Bob! Did the deploy go out?")
+		bob.awaitText("Hi Bob! Did the deploy go out?")
+		bob.send("Yes, 5 minutes ago. Streams reconnected by themselves 🎉")
+		alice.awaitText("Yes, 5 minutes ago. Streams reconnected by themselves 🎉")
+		alice.send("Great, thanks!")
+		bob.awaitText("Great, thanks!")
+
+		want := []shownMessage{
+			{User: "alice", Text: "Hi Bob! Did the deploy go out?"},
+			{User: "bob", Text: "Yes, 5 minutes ago. Streams reconnected by themselves 🎉"},
+			{User: "alice", Text: "Great, thanks!"},
+		}
+		for _, p := range []*chatPage{alice, bob} {
+			got := p.messages()
+			if len(got) != len(want) {
+				t.Fatalf("%s sees %d messages %+v, want %d", p.name, len(got), got, len(want))
+			}
+			for i := range want {
+				if got[i].User != want[i].User || got[i].Text != want[i].Text {
+					t.Fatalf("%s: message %d = %+v, want %+v", p.name, i, got[i], want[i])
+				}
+				if own := got[i].User == p.name; got[i].Own != own {
+					t.Fatalf("%s: message %d own = %v, want %v", p.name, i, got[i].Own, own)
+				}
+			}
+		}
+		// On a phone the page fits the width and the message box is on screen.
+		bob.await(`document.documentElement.scrollWidth <= window.innerWidth &&
+			document.getElementById('compose').getBoundingClientRect().bottom <= window.innerHeight`)
+		alice.screenshot()
+	})
+
+	t.Run("ReconnectsAfterRestart", func(t *testing.T) {
+		const room = "restart"
+		first := postHTTP(t, srv.URL, room, "before the restart")
+		p := openChat(t, browser, srv.URL, room, "carol")
+		p.awaitText(first.Text)
+
+		srv.Stop()
+		p.awaitState("reconnecting")
+		other := startServer(t, serverConfig{Redis: rs}) // another instance stays up
+		meanwhile := other.post(t, room, "posted while the server was down")
+		srv.Start()
+		p.awaitText(meanwhile.Text)
+		p.awaitState("connected")
+		after := postHTTP(t, srv.URL, room, "after the restart")
+		p.awaitText(after.Text)
+
+		got := p.messages()
+		want := []message{first, meanwhile, after}
+		if len(got) != len(want) {
+			t.Fatalf("page shows %d messages %+v, want %d", len(got), got, len(want))
+		}
+		for i, m := range want {
+			if got[i].ID != m.ID || got[i].Text != m.Text {
+				t.Fatalf("message %d = %+v, want id %s text %q", i, got[i], m.ID, m.Text)
+			}
+		}
+	})
+
+	t.Run("HostileTextIsText", func(t *testing.T) {
+		const hostile = `<script>window.pwned=1;alert(1)</script><img src=x onerror="window.pwned=2">`
+		const hostileName = `<b onmouseover=alert(1)>mallory</b>`
+		mallory := openChat(t, browser, srv.URL, "hostile", hostileName)
+		dave := openChat(t, browser, srv.URL, "hostile", "dave")
+		mallory.send(hostile)
+		for _, p := range []*chatPage{dave, mallory} {
+			p.awaitText(hostile)
+			got := p.messages()
+			if len(got) != 1 || got[0].Text != hostile || got[0].User != hostileName {
+				t.Fatalf("%s shows %+v, want one message from %q with text %q", p.name, got, hostileName, hostile)
+			}
+			injected := p.eval(`document.querySelectorAll('#messages script, #messages img, #messages b').length +
+				Array.from(document.querySelectorAll('#messages .text, #messages .user'), e => e.childElementCount).reduce((a, b) => a + b, 0) +
+				(window.pwned ? 100 : 0)`)
+			if injected != 0 {
+				t.Fatalf("%s: message text became markup (score %d)", p.name, injected)
+			}
+		}
+	})
+
+	t.Run("LoadsOlderHistory", func(t *testing.T) {
+		const room = "long-history"
+		for i := 1; i <= 60; i++ {
+			postHTTP(t, srv.URL, room, fmt.Sprintf("m%02d", i))
+		}
+		p := openChat(t, browser, srv.URL, room, "erin")
+		p.awaitText("m60")
+		if got := p.texts(); len(got) != 50 || got[0] != "m11" {
+			t.Fatalf("first page shows %d messages from %v, want 50 from m11", len(got), first(got))
+		}
+		p.run(chromedp.WaitVisible(chromedp.ID("older")), chromedp.Click(chromedp.ID("older")))
+		p.awaitText("m01")
+		p.await(`document.getElementById('older').hidden`)
+		got := p.texts()
+		if len(got) != 60 {
+			t.Fatalf("after loading older: %d messages, want 60", len(got))
+		}
+		for i, text := range got {
+			if want := fmt.Sprintf("m%02d", i+1); text != want {
+				t.Fatalf("message %d = %q, want %q", i, text, want)
+			}
+		}
+	})
+
+	t.Run("ShowsProblems", func(t *testing.T) {
+		p := openChat(t, browser, srv.URL, "problems", "frank")
+		long := strings.Repeat("x", browserMaxMessageBytes+1)
+		p.run(chromedp.SetValue(chromedp.ID("text"), long), chromedp.Click(chromedp.ID("send")))
+		p.run(chromedp.WaitVisible(chromedp.ID("error")))
+		if got := p.evalString(`document.getElementById('error').textContent`); !strings.Contains(got, "Invalid message") || !strings.Contains(got, "longer than") {
+			t.Fatalf("error shown = %q, want the problem's title and detail", got)
+		}
+		if got := p.evalString(`document.getElementById('text').value`); got != long {
+			t.Fatalf("message box lost the unsent text (%d chars)", len(got))
+		}
+		if n := len(p.messages()); n != 0 {
+			t.Fatalf("page shows %d messages after a refused post, want 0", n)
+		}
+	})
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// browserMaxMessageBytes is the message limit of the browser test's server.
+const browserMaxMessageBytes = 200
+
+// startBrowser starts headless chromium with a fresh profile and returns a
+// context of its first tab; the browser exits when the test ends. Without
+// chromium the test is skipped, except under CI=true, where it fails.
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("chromium is required under CI=true: %v", err)
+		}
+		t.Skipf("chromium not installed: %v", err)
+	}
+	profile := t.TempDir()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.UserDataDir(profile),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests may run as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		// Tabs in the background must keep their timers: EventSource
+		// reconnects on one.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		chromedp.WindowSize(900, 640),
+	}
+	if testing.Verbose() {
+		opts = append(opts, chromedp.CombinedOutput(os.Stderr))
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// chatPage is one browser tab showing the chat page.
+type chatPage struct {
+	t    *testing.T
+	ctx  context.Context
+	name string
+
+	mu         sync.Mutex
+	exceptions []string // uncaught JavaScript exceptions
+}
+
+// openChat opens the chat page in a new tab of browser, joined to room as
+// name through the URL hash, and waits until its stream is connected. The
+// test fails if the page throws an uncaught exception.
+func openChat(t *testing.T, browser context.Context, base, room, name string) *chatPage {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	p := &chatPage{t: t, ctx: ctx, name: name}
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		t.Fatalf("open a tab: %v", err)
+	}
+	exceptions := chromedp.Events(ctx, runtime.ExceptionThrown)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for ev, err := range exceptions {
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			d := ev.ExceptionDetails
+			text := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				text = d.Exception.Description
+			}
+			p.exceptions = append(p.exceptions, fmt.Sprintf("%s at %s:%d", text, d.URL, d.LineNumber+1))
+			p.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-watched
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if len(p.exceptions) > 0 {
+			t.Errorf("%s's page threw: %v", name, p.exceptions)
+		}
+	})
+	p.run(chromedp.Navigate(base + "/#" + url.Values{"room": {room}, "name": {name}}.Encode()))
+	p.awaitState("connected")
+	return p
+}
+
+// run runs actions on the page, failing the test after 10 s.
+func (p *chatPage) run(actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.t.Fatalf("%s's page: %v", p.name, err)
+	}
+}
+
+// await waits until the JavaScript expression is truthy, re-checking it on
+// every change of the page.
+func (p *chatPage) await(expression string) {
+	p.t.Helper()
+	p.awaitFunc(expression, "() => "+expression)
+}
+
+func (p *chatPage) awaitFunc(what, function string, args ...any) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 15*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.PollFunction[chromedp.Void](function,
+		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingArgs(args...)))
+	if err != nil {
+		p.t.Fatalf("%s's page: waiting for %s: %v (status %q, messages %v)", p.name, what, err, p.state(), p.texts())
+	}
+}
+
+// awaitText waits until a message with exactly this text is shown.
+func (p *chatPage) awaitText(text string) {
+	p.t.Helper()
+	p.awaitFunc(fmt.Sprintf("message %q", text),
+		`(text) => Array.from(document.querySelectorAll('#messages .text')).some(e => e.textContent === text)`, text)
+}
+
+// awaitState waits until the connection state shown is state.
+func (p *chatPage) awaitState(state string) {
+	p.t.Helper()
+	p.awaitFunc(fmt.Sprintf("state %q", state),
+		`(state) => document.getElementById('status').dataset.state === state`, state)
+}
+
+func (p *chatPage) state() string {
+	return p.evalString(`document.getElementById('status').dataset.state`)
+}
+
+// send types text into the message box and sends it, then waits until the
+// box is cleared, which it is once the server stored the message.
+func (p *chatPage) send(text string) {
+	p.t.Helper()
+	p.run(chromedp.SendKeys(chromedp.ID("text"), text), chromedp.Click(chromedp.ID("send")))
+	p.await(`document.getElementById('text').value === ''`)
+}
+
+// shownMessage is a message as the page shows it.
+type shownMessage struct {
+	ID   string `json:"id"`
+	User string `json:"user"`
+	Text string `json:"text"`
+	Own  bool   `json:"own"`
+}
+
+func (p *chatPage) messages() []shownMessage {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[]shownMessage](`Array.from(document.querySelectorAll('#messages .message'), li => ({
+		id: li.dataset.id,
+		user: li.querySelector('.user').textContent,
+		text: li.querySelector('.text').textContent,
+		own: li.classList.contains('own'),
+	}))`))
+	if err != nil {
+		p.t.Fatalf("%s's page: read messages: %v", p.name, err)
+	}
+	return got
+}
+
+func (p *chatPage) texts() []string {
+	var texts []string
+	for _, m := range p.messages() {
+		texts = append(texts, m.Text)
+	}
+	return texts
+}
+
+func (p *chatPage) eval(expression string) int {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](expression))
+	if err != nil {
+		p.t.Fatalf("%s's page: %s: %v", p.name, expression, err)
+	}
+	return n
+}
+
+func (p *chatPage) evalString(expression string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expression))
+	if err != nil {
+		p.t.Fatalf("%s's page: %s: %v", p.name, expression, err)
+	}
+	return s
+}
+
+// screenshot captures the page as PNG and, when ROOMCAST_SCREENSHOT names a
+// file, writes it there.
+func (p *chatPage) screenshot() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		p.t.Fatalf("screenshot: %v", err)
+	}
+	if len(png) < 8 || string(png[1:4]) != "PNG" {
+		p.t.Fatalf("screenshot is not a PNG (%d bytes)", len(png))
+	}
+	if path := os.Getenv("ROOMCAST_SCREENSHOT"); path != "" {
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			p.t.Fatalf("write screenshot: %v", err)
+		}
+		p.t.Logf("screenshot of %s's page written to %s (%d bytes)", p.name, path, len(png))
+	}
+}
+
+// postHTTP posts text to room through the HTTP API at base.
+func postHTTP(t *testing.T, base, room, text string) message {
+	t.Helper()
+	return (&testServer{URL: base}).post(t, room, text)
+}
+
+// restartableServer is a roomcast API that a test can stop and start again
+// on the same address with the same Redis, as when its process restarts.
+type restartableServer struct {
+	t     testing.TB
+	redis *redistest.Server
+	addr  string
+	URL   string
+	stop  func()
+}
+
+// startRestartable starts a restartableServer; it is stopped when the test
+// ends.
+func startRestartable(t testing.TB, rs *redistest.Server) *restartableServer {
+	t.Helper()
+	s := &restartableServer{t: t, redis: rs, addr: "127.0.0.1:0"}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start starts the server: on a free port the first time, on the same one
+// after that.
+func (s *restartableServer) Start() {
+	s.t.Helper()
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		s.t.Fatalf("listen on %s: %v", s.addr, err)
+	}
+	s.addr = ln.Addr().String()
+	s.URL = "http://" + s.addr
+
+	rdb := redis.NewClient(&redis.Options{Addr: s.redis.Addr, MaxRetries: -1,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
+	keys := redisscripts.NewKeys("roomcast:")
+	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 1000, IdempotencyTTL: time.Hour})
+	hub := broker.New(rdb, broker.Options{
+		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: 256,
+		CheckInterval: time.Second, Timeout: time.Second, Logger: testLogger(),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hub.Run(ctx) }()
+	if err := hub.WaitStarted(s.t.Context()); err != nil {
+		s.t.Fatalf("hub did not start: %v", err)
+	}
+	e := echo.New()
+	api.New(api.Options{
+		Store: store, Rooms: hub, MaxMessageBytes: browserMaxMessageBytes,
+		Heartbeat: 15 * time.Second, Retry: time.Second, WriteTimeout: 5 * time.Second, Logger: testLogger(),
+	}).Register(e)
+	srv := httptest.NewUnstartedServer(e)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	s.stop = func() {
+		// As main does: ending the hub ends the streams Close waits for.
+		cancel()
+		<-done
+		srv.Close()
+		rdb.Close()
+	}
+}
+
+// Stop stops the server and waits until every request has ended. It does
+// nothing if the server is stopped.
+func (s *restartableServer) Stop() {
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}

@@ -1,0 +1,169 @@
+// Package metrics exposes roomcast's Prometheus metrics: HTTP requests,
+// streams, Redis commands and the broker's delivery counters.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"roomcast/broker"
+)
+
+// Metrics holds every roomcast metric in its own registry.
+type Metrics struct {
+	reg           *prometheus.Registry
+	httpDuration  *prometheus.HistogramVec
+	streamsOpen   prometheus.Gauge
+	resumes       prometheus.Counter
+	resets        prometheus.Counter
+	posted        *prometheus.CounterVec
+	redisDuration *prometheus.HistogramVec
+	redisErrors   *prometheus.CounterVec
+}
+
+// New returns metrics registered in a new registry, with the Go runtime
+// and process collectors.
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "roomcast_http_request_duration_seconds",
+			Help:    "HTTP requests by route, method and status; streams count when they end.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30, 300},
+		}, []string{"route", "method", "status"}),
+		streamsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "roomcast_streams_open", Help: "Event streams currently open.",
+		}),
+		resumes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "roomcast_stream_resumes_total", Help: "Streams that resumed from a Last-Event-ID.",
+		}),
+		resets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "roomcast_stream_resets_total", Help: "Reset events sent: a resume point could not be honoured.",
+		}),
+		posted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomcast_messages_posted_total", Help: "Messages accepted by POST, by whether an idempotent retry replayed them.",
+		}, []string{"replayed"}),
+		redisDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "roomcast_redis_command_duration_seconds", Help: "Redis commands and pipelines by command name.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .5, 1},
+		}, []string{"command"}),
+		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomcast_redis_errors_total", Help: "Redis commands that failed, by command name.",
+		}, []string{"command"}),
+	}
+	m.reg.MustRegister(m.httpDuration, m.streamsOpen, m.resumes, m.resets, m.posted, m.redisDuration, m.redisErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// ObserveHub publishes a hub's counters, read at each scrape.
+func (m *Metrics) ObserveHub(stats func() broker.Stats) {
+	gauge := func(name, help string, v func(broker.Stats) int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return float64(v(stats())) })
+	}
+	counter := func(name, help string, v func(broker.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(stats())) })
+	}
+	m.reg.MustRegister(
+		gauge("roomcast_rooms_listened", "Rooms with local subscribers.", func(s broker.Stats) int { return s.Rooms }),
+		gauge("roomcast_subscribers", "Open subscriptions in the broker.", func(s broker.Stats) int { return s.Subscribers }),
+		counter("roomcast_messages_received_total", "Messages received from Redis Pub/Sub.", func(s broker.Stats) uint64 { return s.Received }),
+		counter("roomcast_messages_delivered_total", "Messages queued to subscribers, one per subscriber.", func(s broker.Stats) uint64 { return s.Delivered }),
+		counter("roomcast_slow_client_drops_total", "Subscribers dropped because their queue was full.", func(s broker.Stats) uint64 { return s.SlowDrops }),
+		counter("roomcast_gap_repairs_total", "Delivery gaps repaired from history.", func(s broker.Stats) uint64 { return s.Repairs }),
+		counter("roomcast_redis_resubscribes_total", "Times the shared Redis subscription was re-established.", func(s broker.Stats) uint64 { return s.Reconnects }),
+	)
+}
+
+// StreamOpened counts an open stream until the returned func is called.
+func (m *Metrics) StreamOpened() (closed func()) {
+	m.streamsOpen.Inc()
+	return m.streamsOpen.Dec
+}
+
+// Resumed counts a stream that resumed from a client's position.
+func (m *Metrics) Resumed() { m.resumes.Inc() }
+
+// Reset counts a reset event sent to a client.
+func (m *Metrics) Reset() { m.resets.Inc() }
+
+// Posted counts an accepted post.
+func (m *Metrics) Posted(replayed bool) { m.posted.WithLabelValues(strconv.FormatBool(replayed)).Inc() }
+
+// Middleware records each request's duration by route template, so that
+// room ids do not become labels.
+func (m *Metrics) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.httpDuration.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).
+			Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// RedisHook returns a go-redis hook that times every command and pipeline
+// and counts failures (a missing key, redis.Nil, is not a failure).
+func (m *Metrics) RedisHook() redis.Hook { return redisHook{m} }
+
+type redisHook struct{ m *Metrics }
+
+func (h redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		h.observe(commandName(cmd), start, err)
+		return err
+	}
+}
+
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		h.observe("pipeline", start, err)
+		return err
+	}
+}
+
+func (h redisHook) observe(name string, start time.Time, err error) {
+	h.m.redisDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, redis.Nil) {
+		h.m.redisErrors.WithLabelValues(name).Inc()
+	}
+}
+
+// commandName keeps label values few: the command name only, never keys.
+func commandName(cmd redis.Cmder) string {
+	switch name := cmd.Name(); name {
+	case "evalsha", "eval", "publish", "hmget", "ping", "psubscribe", "punsubscribe", "script", "zrange", "hello", "client":
+		return name
+	default:
+		return "other"
+	}
+}

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// Security configures who may use the API and how much. The zero value is
+// open mode without limits and without cross-origin access.
+type Security struct {
+	// Tokens verifies bearer tokens. When nil the API is open: anyone may
+	// post as anyone into any room (development only).
+	Tokens TokenVerifier
+	// TokenCookie names a cookie that may carry the token of a stream,
+	// since EventSource cannot send headers; "" for none.
+	TokenCookie string
+	// Posts limits how often each client may post; nil for no limit.
+	Posts PostLimiter
+	// MaxStreamsPerClient bounds the open streams of one user (one client
+	// IP in open mode); more are answered 429. 0 for no limit.
+	MaxStreamsPerClient int
+	// MaxStreams bounds the open streams of this process; more are
+	// answered 503. 0 for no limit.
+	MaxStreams int
+	// TrustedProxies are the peers whose X-Forwarded-For header is believed
+	// when finding a client's IP address. Empty: the peer is the client.
+	TrustedProxies []netip.Prefix
+	// CORSOrigins are the exact origins ("https://chat.example") whose
+	// pages may call the API, with credentials.
+	CORSOrigins []string
+	// BodyReadTimeout bounds reading a request body, against clients that
+	// send it slowly to hold connections open; 0 for no bound. Streams are
+	// GET requests without a body and are not affected.
+	BodyReadTimeout time.Duration
+}
+
+// securityHeaders are sent on every response. The page's handler sets its
+// own Content-Security-Policy over this one.
+var securityHeaders = [][2]string{
+	{"X-Content-Type-Options", "nosniff"},
+	{"Referrer-Policy", "no-referrer"},
+	{"X-Frame-Options", "DENY"},
+	{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+}
+
+// corsAllowHeaders are the request headers a cross-origin page may send.
+var corsAllowHeaders = []string{echo.HeaderAuthorization, echo.HeaderContentType, "Idempotency-Key", "Last-Event-ID"}
+
+// corsExposeHeaders are the response headers a cross-origin page may read.
+var corsExposeHeaders = []string{"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+	"Idempotent-Replayed", echo.HeaderWWWAuthenticate, echo.HeaderXRequestID}
+
+// useSecurity installs what applies to every request: how the client's IP
+// is found, the security headers, and CORS.
+func (h *Handler) useSecurity(e *echo.Echo) {
+	e.IPExtractor = clientIPExtractor(h.Security.TrustedProxies)
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			header := c.Response().Header()
+			for _, kv := range securityHeaders {
+				header.Set(kv[0], kv[1])
+			}
+			return next(c)
+		}
+	})
+	if len(h.Security.CORSOrigins) > 0 {
+		origins := slices.Clone(h.Security.CORSOrigins)
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOriginFunc:  func(origin string) (bool, error) { return slices.Contains(origins, origin), nil },
+			AllowMethods:     []string{http.MethodGet, http.MethodHead, http.MethodPost},
+			AllowHeaders:     corsAllowHeaders,
+			ExposeHeaders:    corsExposeHeaders,
+			AllowCredentials: true,
+			MaxAge:           600,
+		}))
+	}
+}
+
+// clientIPExtractor takes the client's IP from X-Forwarded-For only when
+// the peer is a trusted proxy, and then the nearest address that is not
+// itself a trusted proxy; otherwise the peer's address.
+func clientIPExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{
+			IP: p.Masked().Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+		}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// ParseTrustedProxies parses a list of CIDR prefixes or single addresses.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, errors.New("want CIDR prefixes such as 10.0.0.0/8 or addresses, separated by commas")
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// bodyWithin bounds the time to read a request's body by BodyReadTimeout.
+// The deadline is lifted once the body has been read, so that it cannot cut
+// the work that follows or the connection's next request.
+func (h *Handler) bodyWithin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if h.Security.BodyReadTimeout <= 0 {
+			return next(c)
+		}
+		r := c.Request()
+		rc := http.NewResponseController(c.Response())
+		if err := rc.SetReadDeadline(time.Now().Add(h.Security.BodyReadTimeout)); err != nil {
+			return next(c) // not a real connection (tests with a recorder)
+		}
+		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		return next(c)
+	}
+}
+
+// deadlineBody clears the connection's read deadline when the body ends.
+type deadlineBody struct {
+	io.ReadCloser
+	rc *http.ResponseController
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
+
+// errBodyTimeout is the answer to a body that did not arrive in time.
+var errBodyTimeout = &Problem{Type: typeRequestTimeout, Title: "Request body too slow", Status: http.StatusRequestTimeout,
+	Detail: "the request body did not arrive in time"}
+
+// isReadTimeout reports whether err is a read that hit its deadline.
+func isReadTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// roomGuards are the middleware of the room routes, outermost first.
+type roomGuards struct {
+	post, read, stream []echo.MiddlewareFunc
+}
+
+// guards returns the middleware that authorise and limit the room routes.
+func (h *Handler) guards() roomGuards {
+	return roomGuards{
+		post:   []echo.MiddlewareFunc{h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
+		read:   []echo.MiddlewareFunc{h.authorize(readAccess, false)},
+		stream: []echo.MiddlewareFunc{h.authorize(readAccess, true), h.limitStreams(), h.endAtExpiry},
+	}
+}

@@ -1,0 +1,80 @@
+package redisscripts
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"roomcast/redisscripts/redistest"
+)
+
+func TestValidRoom(t *testing.T) {
+	for _, room := range []string{"a", "lobby", "A.b_c-9", "..", strings.Repeat("x", 128)} {
+		if !ValidRoom(room) {
+			t.Fatalf("ValidRoom(%q) = false, want true", room)
+		}
+	}
+	for _, room := range []string{
+		"", strings.Repeat("x", 129), "a*", "a?", "a[b", "a]", "{a}", "a{", "a}", "a:b", "a/b", "a b", "a\tb",
+		"a\nb", "a\\b", "é", "a\x00", "a%2Fb", "a\"b",
+	} {
+		if ValidRoom(room) {
+			t.Fatalf("ValidRoom(%q) = true, want false", room)
+		}
+	}
+}
+
+func TestKeysNames(t *testing.T) {
+	k := NewKeys("app:")
+	if got, want := k.meta("r"), "app:{r}:meta"; got != want {
+		t.Fatalf("meta = %q, want %q", got, want)
+	}
+	if got, want := k.Channel("r"), "app:room:r"; got != want {
+		t.Fatalf("Channel = %q, want %q", got, want)
+	}
+	if room, ok := k.RoomFromChannel("app:room:r.1"); !ok || room != "r.1" {
+		t.Fatalf("RoomFromChannel(room channel) = %q, %v", room, ok)
+	}
+	for _, ch := range []string{k.ProbeChannel("x"), "other:room:r", "app:room:", "app:room:a*b", "app:r"} {
+		if room, ok := k.RoomFromChannel(ch); ok {
+			t.Fatalf("RoomFromChannel(%q) = %q, true; want false", ch, room)
+		}
+	}
+}
+
+// TestPatternMatchesOnlyItsDeployment checks in Redis that the PSUBSCRIBE
+// pattern of a prefix holding glob characters matches its own room and
+// probe channels and no other deployment's.
+func TestPatternMatchesOnlyItsDeployment(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	ctx := t.Context()
+	k := NewKeys(`a*b?[c]\:`)
+	ps := rdb.PSubscribe(ctx, k.Pattern())
+	defer ps.Close()
+	if _, err := ps.ReceiveTimeout(ctx, 5*time.Second); err != nil {
+		t.Fatalf("psubscribe: %v", err)
+	}
+	tests := []struct {
+		channel string
+		want    int64
+	}{
+		{channel: k.Channel("r"), want: 1},
+		{channel: k.ProbeChannel("p"), want: 1},
+		{channel: NewKeys(`aXXbY[c]\:`).Channel("r"), want: 0},
+		{channel: NewKeys(`a*b?c\:`).Channel("r"), want: 0},
+		{channel: NewKeys("roomcast:").Channel("r"), want: 0},
+	}
+	for _, tt := range tests {
+		got, err := rdb.Publish(ctx, tt.channel, "x").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tt.want {
+			t.Fatalf("PUBLISH %q reached %d subscribers, want %d", tt.channel, got, tt.want)
+		}
+	}
+	var _ redis.UniversalClient = rdb
+}

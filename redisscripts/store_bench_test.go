@@ -1,0 +1,143 @@
+package redisscripts
+
+// Store benchmarks against a real redis-server:
+//
+//	go test -run '^$' -bench 'Store|Publish' -benchmem ./redisscripts/
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"roomcast/redisscripts/redistest"
+)
+
+// benchStore returns a Store on a fresh redis-server, with the client
+// settings main uses.
+func benchStore(b *testing.B) (*Store, *redis.Client) {
+	b.Helper()
+	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1,
+		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
+	b.Cleanup(func() { rdb.Close() })
+	return NewStore(rdb, NewKeys("bench:"), StoreOptions{HistoryMax: 1000, IdempotencyTTL: time.Hour}), rdb
+}
+
+var benchText = strings.Repeat("x", 200)
+
+// BenchmarkStorePost stores and publishes a 200-byte message through the
+// Lua script, into a room whose history is full (1000 messages), so every
+// post also trims. sequential is one round trip at a time; parallel keeps
+// GOMAXPROCS×4 posts in flight.
+func BenchmarkStorePost(b *testing.B) {
+	b.Run("sequential", func(b *testing.B) {
+		store, _ := benchStore(b)
+		fillRoom(b, store, "room", 1000)
+		post := Post{Room: "room", User: "bench", Text: benchText}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := store.Post(b.Context(), post); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportRate(b, "posts/s")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		store, _ := benchStore(b)
+		fillRoom(b, store, "room", 1000)
+		post := Post{Room: "room", User: "bench", Text: benchText}
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := store.Post(context.Background(), post); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		reportRate(b, "posts/s")
+	})
+}
+
+// BenchmarkPlainPublish is the floor BenchmarkStorePost is compared with: a
+// PUBLISH of a message of the same size on the same channel, nothing stored.
+func BenchmarkPlainPublish(b *testing.B) {
+	message := `{"id":"mbench1-123456","seq":123456,"room":"room","user":"bench","text":"` + benchText +
+		`","time":"2026-01-01T00:00:00.000Z"}`
+	b.Run("sequential", func(b *testing.B) {
+		store, rdb := benchStore(b)
+		channel := store.keys.Channel("room")
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := rdb.Publish(b.Context(), channel, message).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportRate(b, "publishes/s")
+	})
+	b.Run("parallel", func(b *testing.B) {
+		store, rdb := benchStore(b)
+		channel := store.keys.Channel("room")
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := rdb.Publish(context.Background(), channel, message).Err(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		reportRate(b, "publishes/s")
+	})
+}
+
+// BenchmarkStoreHistory reads a page of 50 from a room of 1000 messages:
+// the newest page, and the page after a cursor 100 messages back.
+func BenchmarkStoreHistory(b *testing.B) {
+	store, _ := benchStore(b)
+	ids := fillRoom(b, store, "room", 1000)
+	for _, bc := range []struct {
+		name  string
+		query Query
+	}{
+		{name: "latest", query: Query{Direction: Latest, Limit: 50}},
+		{name: "after", query: Query{Direction: After, Cursor: ids[899], Limit: 50}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				page, err := store.History(b.Context(), "room", bc.query)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(page.Messages) != 50 {
+					b.Fatalf("page of %d messages, want 50", len(page.Messages))
+				}
+			}
+			reportRate(b, "pages/s")
+		})
+	}
+}
+
+// fillRoom posts n messages to room and returns their ids.
+func fillRoom(b *testing.B, store *Store, room string, n int) []ID {
+	b.Helper()
+	ids := make([]ID, n)
+	for i := range ids {
+		p, err := store.Post(b.Context(), Post{Room: room, User: "bench", Text: benchText})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+func reportRate(b *testing.B, unit string) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
+}
