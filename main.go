@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/signal"
 	"reflect"
@@ -95,6 +96,10 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		return err
 	}
 
+	sec, err := securityOptions(ctx, cfg, rdb, log)
+	if err != nil {
+		return err
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	api.New(api.Options{
@@ -106,7 +111,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 			return hub.Ready()
 		},
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.HeartbeatInterval, Retry: cfg.SSERetry,
-		WriteTimeout: cfg.StreamWriteTimeout, Logger: log, Metrics: m,
+		WriteTimeout: cfg.StreamWriteTimeout, Logger: log, Metrics: m, Security: sec,
 	}).Register(e)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -159,7 +164,7 @@ func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.Univ
 	if cfg.RedisCluster {
 		opts, err := redis.ParseClusterURL(url)
 		if err != nil {
-			return nil, nil, configError{fmt.Errorf("REDIS_URL: %w", err)}
+			return nil, nil, redisURLError(err)
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.redisTimeouts()
 		opts.MaxRetries = -1
@@ -167,7 +172,7 @@ func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.Univ
 	} else {
 		opts, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, nil, configError{fmt.Errorf("REDIS_URL: %w", err)}
+			return nil, nil, redisURLError(err)
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.redisTimeouts()
 		// A post whose reply was lost may have been stored: never resend it
@@ -183,6 +188,16 @@ func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.Univ
 		return nil, nil, fmt.Errorf("redis at %s does not answer: %w", redactURL(url), err)
 	}
 	return rdb, closeAll, nil
+}
+
+// redisURLError is the configError of a REDIS_URL that does not parse. It
+// leaves out the URL, which may hold a password.
+func redisURLError(err error) error {
+	var urlErr *neturl.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	return configError{fmt.Errorf("REDIS_URL: %w", err)}
 }
 
 // redactURL hides the password of a Redis URL for messages.
@@ -221,6 +236,21 @@ type config struct {
 	ShutdownTimeout       time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"longest wait for requests in flight at shutdown"`
 	LogLevel              slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat             string        `env:"LOG_FORMAT" envDefault:"text" help:"text or json"`
+	JWTSecret             string        `env:"JWT_SECRET" help:"HMAC key (at least 32 bytes) verifying HS256/384/512 tokens; any JWT key turns authentication on"`
+	JWTPublicKeyFile      string        `env:"JWT_PUBLIC_KEY_FILE" help:"PEM file of the RSA, ECDSA or Ed25519 public key (or certificate) verifying tokens"`
+	JWTJWKSURL            string        `env:"JWT_JWKS_URL" help:"JWKS of the keys verifying tokens: file:///path, read at start, or an http(s) URL, refreshed hourly"`
+	JWTIssuer             string        `env:"JWT_ISSUER" help:"iss that tokens must have; empty: not checked"`
+	JWTAudience           string        `env:"JWT_AUDIENCE" help:"aud that tokens must include; empty: not checked"`
+	JWTLeeway             time.Duration `env:"JWT_LEEWAY" envDefault:"30s" help:"clock skew allowed on exp, nbf and iat"`
+	JWTCookie             string        `env:"JWT_COOKIE" envDefault:"roomcast_token" help:"cookie that may carry a stream's token, as EventSource cannot send headers"`
+	JWTDefaultRooms       string        `env:"JWT_DEFAULT_ROOMS" envDefault:"read:*,write:*" help:"permissions of tokens without a rooms claim: read:PATTERN and write:PATTERN, comma-separated, or none"`
+	PostRate              float64       `env:"POST_RATE" envDefault:"5" help:"posts a second per user (per client IP in open mode), shared by instances via Redis; 0 turns the limit off"`
+	PostBurst             int           `env:"POST_BURST" envDefault:"20" help:"posts a client may send at once before POST_RATE applies"`
+	MaxStreamsPerClient   int           `env:"MAX_STREAMS_PER_CLIENT" envDefault:"16" help:"open streams per user (per client IP in open mode), 429 beyond; 0: no limit"`
+	MaxStreams            int           `env:"MAX_STREAMS" envDefault:"10000" help:"open streams per process, 503 beyond; 0: no limit"`
+	TrustedProxies        []string      `env:"TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs of proxies whose X-Forwarded-For names the client"`
+	CORSOrigins           []string      `env:"CORS_ORIGINS" envSeparator:"," help:"comma-separated origins (https://chat.example) whose pages may call the API, with credentials"`
+	BodyReadTimeout       time.Duration `env:"BODY_READ_TIMEOUT" envDefault:"10s" help:"longest wait for a request body (against slow clients); streams are not affected"`
 }
 
 func (c config) redisTimeouts() (dial, read, write, pool time.Duration) {
@@ -256,6 +286,7 @@ func parseConfig(environ []string) (config, error) {
 		name string
 		want string
 	}{
+		{validAddr(cfg.Addr), "ADDR", "host:port, e.g. :8080"},
 		{cfg.HistoryMax >= 1 && cfg.HistoryMax <= 1_000_000, "HISTORY_MAX", "1 to 1000000"},
 		{cfg.MaxMessageBytes >= 1 && cfg.MaxMessageBytes <= 1<<20, "MAX_MESSAGE_BYTES", "1 to 1048576"},
 		{cfg.ClientBuffer >= 1 && cfg.ClientBuffer <= 100_000, "CLIENT_BUFFER", "1 to 100000"},
@@ -268,6 +299,12 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "a positive duration"},
 		{cfg.LogFormat == "text" || cfg.LogFormat == "json", "LOG_FORMAT", "text or json"},
 		{cfg.KeyPrefix != "" && !strings.ContainsAny(cfg.KeyPrefix, "{}"), "KEY_PREFIX", "non-empty, without { or }"},
+		{cfg.JWTLeeway >= 0 && cfg.JWTLeeway <= 5*time.Minute, "JWT_LEEWAY", "0 to 5m"},
+		{cfg.PostRate >= 0 && cfg.PostRate <= 1e6, "POST_RATE", "0 to 1000000"},
+		{cfg.PostBurst >= 1 && cfg.PostBurst <= 1e6, "POST_BURST", "1 to 1000000"},
+		{cfg.MaxStreamsPerClient >= 0, "MAX_STREAMS_PER_CLIENT", "0 or more"},
+		{cfg.MaxStreams >= 0, "MAX_STREAMS", "0 or more"},
+		{cfg.BodyReadTimeout > 0, "BODY_READ_TIMEOUT", "a positive duration"},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -275,6 +312,15 @@ func parseConfig(environ []string) (config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// validAddr reports whether addr has the host:port form net.Listen takes.
+func validAddr(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	return err == nil
 }
 
 // envName is the variable of a config field.

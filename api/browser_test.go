@@ -3,8 +3,6 @@ package api_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,19 +13,15 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/labstack/echo/v4"
-	"github.com/redis/go-redis/v9"
 
-	"roomcast/api"
-	"roomcast/broker"
-	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
 
 // The chat page in headless Debian chromium: two pages talk, a page rides
-// out a server restart without losing or doubling a message, hostile text
-// stays text, history pages back, and errors are shown. With
-// ROOMCAST_SCREENSHOT=path it saves a screenshot of a conversation there.
+// out a server restart without losing or doubling a message, Redis losing
+// its data shows as missed messages, hostile text stays text, history pages
+// back, and refused posts show their problem. With ROOMCAST_SCREENSHOT=path
+// it saves a screenshot of a conversation there.
 func TestChatPageInBrowser(t *testing.T) {
 	rs := redistest.Start(t)
 	srv := startRestartable(t, rs)
@@ -36,18 +30,19 @@ func TestChatPageInBrowser(t *testing.T) {
 	t.Run("TwoPagesExchangeMessages", func(t *testing.T) {
 		alice := openChat(t, browser, srv.URL, "two-pages", "alice")
 		bob := openChat(t, browser, srv.URL, "two-pages", "bob")
-		bob.run(chromedp.EmulateViewport(390, 760))
+		alice.run(chromedp.EmulateViewport(960, 600))
+		bob.run(chromedp.EmulateViewport(390, 760)) // a phone
 
 		alice.send("Hi Bob! Did the deploy go out?")
 		bob.awaitText("Hi Bob! Did the deploy go out?")
-		bob.send("Yes, 5 minutes ago. Streams reconnected by themselves 🎉")
-		alice.awaitText("Yes, 5 minutes ago. Streams reconnected by themselves 🎉")
+		bob.send("Yes, 5 minutes ago. Streams reconnected by themselves")
+		alice.awaitText("Yes, 5 minutes ago. Streams reconnected by themselves")
 		alice.send("Great, thanks!")
 		bob.awaitText("Great, thanks!")
 
 		want := []shownMessage{
 			{User: "alice", Text: "Hi Bob! Did the deploy go out?"},
-			{User: "bob", Text: "Yes, 5 minutes ago. Streams reconnected by themselves 🎉"},
+			{User: "bob", Text: "Yes, 5 minutes ago. Streams reconnected by themselves"},
 			{User: "alice", Text: "Great, thanks!"},
 		}
 		for _, p := range []*chatPage{alice, bob} {
@@ -98,6 +93,24 @@ func TestChatPageInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("ShowsMissedMessages", func(t *testing.T) {
+		const room = "data-loss"
+		before := postHTTP(t, srv.URL, room, "before Redis lost its data")
+		p := openChat(t, browser, srv.URL, room, "gina")
+		p.awaitText(before.Text)
+		if err := rs.Client().FlushAll(t.Context()).Err(); err != nil {
+			t.Fatalf("FLUSHALL: %v", err)
+		}
+		after := postHTTP(t, srv.URL, room, "after Redis lost its data")
+		p.awaitText(after.Text)
+		p.awaitState("missed")
+		got := p.evalString(`Array.from(document.querySelectorAll('#messages > li'),
+			li => li.classList.contains('gap') ? 'gap' : li.dataset.id).join(' ')`)
+		if want := before.ID + " gap " + after.ID; got != want {
+			t.Fatalf("list = %s, want %s", got, want)
+		}
+	})
+
 	t.Run("HostileTextIsText", func(t *testing.T) {
 		const hostile = `<script>window.pwned=1;alert(1)</script><img src=x onerror="window.pwned=2">`
 		const hostileName = `<b onmouseover=alert(1)>mallory</b>`
@@ -110,7 +123,7 @@ func TestChatPageInBrowser(t *testing.T) {
 			if len(got) != 1 || got[0].Text != hostile || got[0].User != hostileName {
 				t.Fatalf("%s shows %+v, want one message from %q with text %q", p.name, got, hostileName, hostile)
 			}
-			injected := p.eval(`document.querySelectorAll('#messages script, #messages img, #messages b').length +
+			injected := p.evalInt(`document.querySelectorAll('#messages script, #messages img, #messages b').length +
 				Array.from(document.querySelectorAll('#messages .text, #messages .user'), e => e.childElementCount).reduce((a, b) => a + b, 0) +
 				(window.pwned ? 100 : 0)`)
 			if injected != 0 {
@@ -127,7 +140,7 @@ func TestChatPageInBrowser(t *testing.T) {
 		p := openChat(t, browser, srv.URL, room, "erin")
 		p.awaitText("m60")
 		if got := p.texts(); len(got) != 50 || got[0] != "m11" {
-			t.Fatalf("first page shows %d messages from %v, want 50 from m11", len(got), first(got))
+			t.Fatalf("first page shows %d messages %v, want 50 from m11", len(got), got)
 		}
 		p.run(chromedp.WaitVisible(chromedp.ID("older")), chromedp.Click(chromedp.ID("older")))
 		p.awaitText("m01")
@@ -158,13 +171,6 @@ func TestChatPageInBrowser(t *testing.T) {
 			t.Fatalf("page shows %d messages after a refused post, want 0", n)
 		}
 	})
-}
-
-func first(s []string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	return s[0]
 }
 
 // browserMaxMessageBytes is the message limit of the browser test's server.
@@ -292,8 +298,21 @@ func (p *chatPage) awaitFunc(what, function string, args ...any) {
 	_, err := chromedp.Run(ctx, chromedp.PollFunction[chromedp.Void](function,
 		chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingArgs(args...)))
 	if err != nil {
-		p.t.Fatalf("%s's page: waiting for %s: %v (status %q, messages %v)", p.name, what, err, p.state(), p.texts())
+		p.t.Fatalf("%s's page: waiting for %s: %v (%s)", p.name, what, err, p.describe())
 	}
+}
+
+// describe tells the connection state and the messages shown, for a failure
+// message; it does not fail itself.
+func (p *chatPage) describe() string {
+	ctx, cancel := context.WithTimeout(p.ctx, 2*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`'state ' + document.getElementById('status').dataset.state +
+		', messages ' + JSON.stringify(Array.from(document.querySelectorAll('#messages > li'), li => li.textContent))`))
+	if err != nil {
+		return "page unreadable: " + err.Error()
+	}
+	return s
 }
 
 // awaitText waits until a message with exactly this text is shown.
@@ -308,10 +327,6 @@ func (p *chatPage) awaitState(state string) {
 	p.t.Helper()
 	p.awaitFunc(fmt.Sprintf("state %q", state),
 		`(state) => document.getElementById('status').dataset.state === state`, state)
-}
-
-func (p *chatPage) state() string {
-	return p.evalString(`document.getElementById('status').dataset.state`)
 }
 
 // send types text into the message box and sends it, then waits until the
@@ -354,7 +369,7 @@ func (p *chatPage) texts() []string {
 	return texts
 }
 
-func (p *chatPage) eval(expression string) int {
+func (p *chatPage) evalInt(expression string) int {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
@@ -401,76 +416,4 @@ func (p *chatPage) screenshot() {
 func postHTTP(t *testing.T, base, room, text string) message {
 	t.Helper()
 	return (&testServer{URL: base}).post(t, room, text)
-}
-
-// restartableServer is a roomcast API that a test can stop and start again
-// on the same address with the same Redis, as when its process restarts.
-type restartableServer struct {
-	t     testing.TB
-	redis *redistest.Server
-	addr  string
-	URL   string
-	stop  func()
-}
-
-// startRestartable starts a restartableServer; it is stopped when the test
-// ends.
-func startRestartable(t testing.TB, rs *redistest.Server) *restartableServer {
-	t.Helper()
-	s := &restartableServer{t: t, redis: rs, addr: "127.0.0.1:0"}
-	s.Start()
-	t.Cleanup(s.Stop)
-	return s
-}
-
-// Start starts the server: on a free port the first time, on the same one
-// after that.
-func (s *restartableServer) Start() {
-	s.t.Helper()
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		s.t.Fatalf("listen on %s: %v", s.addr, err)
-	}
-	s.addr = ln.Addr().String()
-	s.URL = "http://" + s.addr
-
-	rdb := redis.NewClient(&redis.Options{Addr: s.redis.Addr, MaxRetries: -1,
-		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
-	keys := redisscripts.NewKeys("roomcast:")
-	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 1000, IdempotencyTTL: time.Hour})
-	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: 256,
-		CheckInterval: time.Second, Timeout: time.Second, Logger: testLogger(),
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hub.Run(ctx) }()
-	if err := hub.WaitStarted(s.t.Context()); err != nil {
-		s.t.Fatalf("hub did not start: %v", err)
-	}
-	e := echo.New()
-	api.New(api.Options{
-		Store: store, Rooms: hub, MaxMessageBytes: browserMaxMessageBytes,
-		Heartbeat: 15 * time.Second, Retry: time.Second, WriteTimeout: 5 * time.Second, Logger: testLogger(),
-	}).Register(e)
-	srv := httptest.NewUnstartedServer(e)
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	s.stop = func() {
-		// As main does: ending the hub ends the streams Close waits for.
-		cancel()
-		<-done
-		srv.Close()
-		rdb.Close()
-	}
-}
-
-// Stop stops the server and waits until every request has ended. It does
-// nothing if the server is stopped.
-func (s *restartableServer) Stop() {
-	if s.stop != nil {
-		s.stop()
-		s.stop = nil
-	}
 }

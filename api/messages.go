@@ -128,7 +128,7 @@ func decodePost(body []byte, maxText int) (redisscripts.Post, error) {
 		default:
 			return redisscripts.Post{}, invalid(fmt.Sprintf("unknown field %s", shorten(strconv.QuoteToASCII(name))))
 		}
-		if err := json.Unmarshal(value, dst); err != nil {
+		if err := json.Unmarshal(value, dst); err != nil || *dst == nil {
 			return redisscripts.Post{}, invalid(fmt.Sprintf("%q must be a string", name))
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,10 +42,10 @@ var _ PostLimiter = (*RedisPostLimiter)(nil)
 
 // NewRedisPostLimiter allows each client perSecond posts a second on
 // average and up to burst at once. A client's state is one key,
-// "rate:"+prefix+"post:"+client, which expires when the client is idle.
+// prefix+"rate:post:"+client, which expires when the client is idle.
 func NewRedisPostLimiter(rdb redis.UniversalClient, prefix string, perSecond float64, burst int) *RedisPostLimiter {
 	return &RedisPostLimiter{
-		limiter: redis_rate.NewLimiter(rdb),
+		limiter: redis_rate.NewLimiter(rateKeys{rdb}),
 		limit:   redis_rate.Limit{Rate: 1, Period: time.Duration(float64(time.Second) / perSecond), Burst: burst},
 		prefix:  prefix,
 	}
@@ -52,7 +53,7 @@ func NewRedisPostLimiter(rdb redis.UniversalClient, prefix string, perSecond flo
 
 // AllowPost counts a post by client and reports whether it is allowed.
 func (l *RedisPostLimiter) AllowPost(ctx context.Context, client string) (RateDecision, error) {
-	res, err := l.limiter.Allow(ctx, l.prefix+"post:"+client, l.limit)
+	res, err := l.limiter.Allow(ctx, l.prefix+"rate:post:"+client, l.limit)
 	if err != nil {
 		return RateDecision{}, fmt.Errorf("rate limit: %w", err)
 	}
@@ -60,6 +61,41 @@ func (l *RedisPostLimiter) AllowPost(ctx context.Context, client string) (RateDe
 		Allowed: res.Allowed > 0, Limit: l.limit.Burst, Remaining: res.Remaining,
 		RetryAfter: res.RetryAfter, ResetAfter: res.ResetAfter,
 	}, nil
+}
+
+// rateKeys passes the calls of redis_rate on to a client, taking off the
+// "rate:" that redis_rate puts before every key, so that all of roomcast's
+// keys start with its KEY_PREFIX and deployments sharing a Redis stay apart.
+type rateKeys struct {
+	redis.UniversalClient // ScriptExists and ScriptLoad pass through unchanged
+}
+
+func (r rateKeys) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return r.UniversalClient.Eval(ctx, script, unrated(keys), args...)
+}
+
+func (r rateKeys) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return r.UniversalClient.EvalSha(ctx, sha1, unrated(keys), args...)
+}
+
+func (r rateKeys) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	return r.UniversalClient.EvalRO(ctx, script, unrated(keys), args...)
+}
+
+func (r rateKeys) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	return r.UniversalClient.EvalShaRO(ctx, sha1, unrated(keys), args...)
+}
+
+func (r rateKeys) Del(ctx context.Context, keys ...string) *redis.IntCmd {
+	return r.UniversalClient.Del(ctx, unrated(keys)...)
+}
+
+func unrated(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = strings.TrimPrefix(k, "rate:")
+	}
+	return out
 }
 
 // limitPosts answers 429 to a client over its post rate. Every answer

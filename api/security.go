@@ -136,7 +136,12 @@ func (h *Handler) bodyWithin(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := rc.SetReadDeadline(time.Now().Add(h.Security.BodyReadTimeout)); err != nil {
 			return next(c) // not a real connection (tests with a recorder)
 		}
-		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		// The server looks at the body's type when it answers to decide
+		// whether to drain or drop what is left unread, so the wrapper is
+		// removed before an error answer is written.
+		body := r.Body
+		r.Body = &deadlineBody{ReadCloser: body, rc: rc}
+		defer func() { r.Body = body }()
 		return next(c)
 	}
 }

@@ -228,7 +228,9 @@ func TestRedisDownIsServiceUnavailable(t *testing.T) {
 				t.Fatalf("503 detail %q leaks the internal error", p.Detail)
 			}
 			t.Logf("answered 503 after %v", elapsed)
-			if elapsed > 1500*time.Millisecond {
+			// The test client gives up on Redis after 1s; 3s leaves room
+			// for a loaded machine and still catches a request that hangs.
+			if elapsed > 3*time.Second {
 				t.Fatalf("answered after %v, want about a second at most", elapsed)
 			}
 		})
@@ -254,7 +256,7 @@ func TestRedisDownIsServiceUnavailable(t *testing.T) {
 		if !bytes.HasPrefix(body, []byte("retry: ")) || bytes.Contains(body, []byte("data:")) {
 			t.Fatalf("stream with Redis down sent %q, want a retry line and no event", body)
 		}
-		if elapsed := time.Since(start); elapsed > 1500*time.Millisecond {
+		if elapsed := time.Since(start); elapsed > 3*time.Second {
 			t.Fatalf("stream closed after %v", elapsed)
 		}
 	})

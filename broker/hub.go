@@ -149,7 +149,9 @@ func (h *Hub) Subscribe(ctx context.Context, name string) (*Subscription, error)
 		r = &room{subs: make(map[*Subscription]struct{}), ready: make(chan struct{}), busy: true}
 		h.rooms[name] = r
 	}
-	sub := &Subscription{hub: h, room: name, ch: make(chan *Message, h.opts.Buffer)}
+	// The subscription starts after the last message delivered to the room;
+	// initRoom corrects this for a room whose position is still unknown.
+	sub := &Subscription{hub: h, room: name, start: r.last, ch: make(chan *Message, h.opts.Buffer)}
 	r.subs[sub] = struct{}{}
 	h.stats.Subscribers++
 	h.mu.Unlock()
@@ -168,7 +170,6 @@ func (h *Hub) Subscribe(ctx context.Context, name string) (*Subscription, error)
 	if sub.err != nil {
 		return nil, sub.err
 	}
-	sub.start = r.last
 	return sub, nil
 }
 
@@ -188,6 +189,9 @@ func (h *Hub) initRoom(ctx context.Context, name string, r *room) {
 		return
 	}
 	r.last = ids[0]
+	for s := range r.subs {
+		s.start = r.last // all joined while the position was unknown
+	}
 	h.flushPendingLocked(r)
 }
 

@@ -16,7 +16,7 @@ const maxSeq = 1<<53 - 1
 // lost the room's state, and the message's sequence number in that epoch.
 // Its text form "<epoch>-<seq>" is the history cursor and the SSE event id.
 type ID struct {
-	Epoch string // base-36 time of the epoch's start in milliseconds
+	Epoch string // base-36 time of the epoch's start in microseconds
 	Seq   int64  // 1, 2, 3… within the epoch
 }
 

@@ -54,13 +54,16 @@ local function rfc3339(ms)
 end
 
 local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local ms = math.floor(us / 1000)
 
 local epoch = redis.call('HGET', meta_key, 'epoch')
 if not epoch then
   -- The room is new, or Redis lost its state: start a new epoch, and drop
   -- any history left from the old one so that sequence numbers never clash.
-  epoch = base36(ms)
+  -- Microseconds: a room lost and recreated gets a different epoch even
+  -- within the same millisecond.
+  epoch = base36(us)
   redis.call('DEL', history_key)
   redis.call('HSET', meta_key, 'epoch', epoch)
 end

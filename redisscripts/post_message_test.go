@@ -198,7 +198,7 @@ func TestPostStoresNumberedMessages(t *testing.T) {
 	if err != nil {
 		t.Fatalf("epoch %q is not base 36: %v", epoch, err)
 	}
-	if d := time.UnixMilli(epochStart).Sub(before); d < -time.Millisecond || d > 10*time.Second {
+	if d := time.UnixMicro(epochStart).Sub(before); d < -time.Microsecond || d > 10*time.Second {
 		t.Fatalf("epoch %q is %v away from Redis TIME at the first post", epoch, d)
 	}
 }
@@ -323,7 +323,7 @@ func TestStoreUnavailableWhenRedisIsDown(t *testing.T) {
 		}
 		d := time.Since(start)
 		t.Logf("%s failed after %v", name, d)
-		if d > 2*time.Second {
+		if d > 3*time.Second {
 			t.Fatalf("%s with Redis down took %v", name, d)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 // Defines values for ProblemType.
 const (
 	UrnRoomcastProblemBodyTooLarge         ProblemType = "urn:roomcast:problem:body-too-large"
+	UrnRoomcastProblemForbidden            ProblemType = "urn:roomcast:problem:forbidden"
 	UrnRoomcastProblemIdempotencyConflict  ProblemType = "urn:roomcast:problem:idempotency-conflict"
 	UrnRoomcastProblemInternal             ProblemType = "urn:roomcast:problem:internal"
 	UrnRoomcastProblemInvalidBody          ProblemType = "urn:roomcast:problem:invalid-body"
@@ -30,6 +31,10 @@ const (
 	UrnRoomcastProblemInvalidRoom          ProblemType = "urn:roomcast:problem:invalid-room"
 	UrnRoomcastProblemMethodNotAllowed     ProblemType = "urn:roomcast:problem:method-not-allowed"
 	UrnRoomcastProblemNotFound             ProblemType = "urn:roomcast:problem:not-found"
+	UrnRoomcastProblemRateLimited          ProblemType = "urn:roomcast:problem:rate-limited"
+	UrnRoomcastProblemRequestTimeout       ProblemType = "urn:roomcast:problem:request-timeout"
+	UrnRoomcastProblemTooManyStreams       ProblemType = "urn:roomcast:problem:too-many-streams"
+	UrnRoomcastProblemUnauthorized         ProblemType = "urn:roomcast:problem:unauthorized"
 	UrnRoomcastProblemUnavailable          ProblemType = "urn:roomcast:problem:unavailable"
 	UrnRoomcastProblemUnsupportedMediaType ProblemType = "urn:roomcast:problem:unsupported-media-type"
 )
@@ -38,6 +43,8 @@ const (
 func (e ProblemType) Valid() bool {
 	switch e {
 	case UrnRoomcastProblemBodyTooLarge:
+		return true
+	case UrnRoomcastProblemForbidden:
 		return true
 	case UrnRoomcastProblemIdempotencyConflict:
 		return true
@@ -54,6 +61,14 @@ func (e ProblemType) Valid() bool {
 	case UrnRoomcastProblemMethodNotAllowed:
 		return true
 	case UrnRoomcastProblemNotFound:
+		return true
+	case UrnRoomcastProblemRateLimited:
+		return true
+	case UrnRoomcastProblemRequestTimeout:
+		return true
+	case UrnRoomcastProblemTooManyStreams:
+		return true
+	case UrnRoomcastProblemUnauthorized:
 		return true
 	case UrnRoomcastProblemUnavailable:
 		return true
@@ -178,7 +193,8 @@ type NewMessage struct {
 
 	// User The sender's display name: 1 to 64 printable characters (Unicode
 	// letters, marks, numbers, punctuation, symbols and the ASCII space).
-	// Defaults to `anonymous`.
+	// Defaults to `anonymous`. With authentication, leave it out: the
+	// token's subject is the user, and any other name is a `403`.
 	//
 	//
 	// Examples: ada
@@ -206,15 +222,26 @@ type Problem struct {
 	//   `Idempotency-Key`.
 	// - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
 	//   valid message.
+	// - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad or
+	//   expired one.
+	// - `urn:roomcast:problem:forbidden`: 403, the token does not allow
+	//   this room, or the body names another user.
+	// - `urn:roomcast:problem:request-timeout`: 408, the body arrived
+	//   too slowly.
 	// - `urn:roomcast:problem:idempotency-conflict`: the
 	//   `Idempotency-Key` was used for another message.
 	// - `urn:roomcast:problem:body-too-large`: 413.
 	// - `urn:roomcast:problem:unsupported-media-type`: 415, the body is
 	//   not `application/json`.
+	// - `urn:roomcast:problem:rate-limited`: 429, the client posts
+	//   faster than allowed; retry after `Retry-After`.
+	// - `urn:roomcast:problem:too-many-streams`: 429, the client has
+	//   as many streams open as allowed.
 	// - `urn:roomcast:problem:not-found`: 404, no such path.
 	// - `urn:roomcast:problem:method-not-allowed`: 405.
 	// - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
-	//   reached or live delivery is down; retry after `Retry-After`.
+	//   reached, live delivery is down or the server has all the
+	//   streams it serves; retry after `Retry-After`.
 	// - `urn:roomcast:problem:internal`: 500, an unexpected failure.
 	Type ProblemType `json:"type"`
 }
@@ -229,15 +256,26 @@ type Problem struct {
 //     `Idempotency-Key`.
 //   - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
 //     valid message.
+//   - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad or
+//     expired one.
+//   - `urn:roomcast:problem:forbidden`: 403, the token does not allow
+//     this room, or the body names another user.
+//   - `urn:roomcast:problem:request-timeout`: 408, the body arrived
+//     too slowly.
 //   - `urn:roomcast:problem:idempotency-conflict`: the
 //     `Idempotency-Key` was used for another message.
 //   - `urn:roomcast:problem:body-too-large`: 413.
 //   - `urn:roomcast:problem:unsupported-media-type`: 415, the body is
 //     not `application/json`.
+//   - `urn:roomcast:problem:rate-limited`: 429, the client posts
+//     faster than allowed; retry after `Retry-After`.
+//   - `urn:roomcast:problem:too-many-streams`: 429, the client has
+//     as many streams open as allowed.
 //   - `urn:roomcast:problem:not-found`: 404, no such path.
 //   - `urn:roomcast:problem:method-not-allowed`: 405.
 //   - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
-//     reached or live delivery is down; retry after `Retry-After`.
+//     reached, live delivery is down or the server has all the
+//     streams it serves; retry after `Retry-After`.
 //   - `urn:roomcast:problem:internal`: 500, an unexpected failure.
 type ProblemType string
 
@@ -284,8 +322,14 @@ type IdempotencyKey = string
 // Examples: lobby
 type Room = RoomId
 
+// BodyTimeout RFC 9457 problem details.
+type BodyTimeout = Problem
+
 // BodyTooLarge RFC 9457 problem details.
 type BodyTooLarge = Problem
+
+// Forbidden RFC 9457 problem details.
+type Forbidden = Problem
 
 // IdempotencyConflict RFC 9457 problem details.
 type IdempotencyConflict = Problem
@@ -301,6 +345,18 @@ type InvalidPost = Problem
 
 // InvalidStreamRequest RFC 9457 problem details.
 type InvalidStreamRequest = Problem
+
+// NotFound RFC 9457 problem details.
+type NotFound = Problem
+
+// RateLimited RFC 9457 problem details.
+type RateLimited = Problem
+
+// TooManyStreams RFC 9457 problem details.
+type TooManyStreams = Problem
+
+// Unauthorized RFC 9457 problem details.
+type Unauthorized = Problem
 
 // Unavailable RFC 9457 problem details.
 type Unavailable = Problem
@@ -335,8 +391,8 @@ type PostMessageParams struct {
 
 // StreamRoomParams defines parameters for StreamRoom.
 type StreamRoomParams struct {
-	// LastEventId Resume after this message id, when the `Last-Event-ID` header is absent.
-	LastEventId *MessageId `form:"last_event_id,omitempty" json:"last_event_id,omitempty"`
+	// LastEventIDQuery Resume after this message id, when the `Last-Event-ID` header is absent.
+	LastEventIDQuery *MessageId `form:"last_event_id,omitempty" json:"last_event_id,omitempty"`
 
 	// LastEventID Resume after this message id; `EventSource` sends the id of the
 	// last event it received when it reconnects. Takes precedence over
@@ -421,12 +477,44 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// GetPage The chat page
+	//
+	// A small chat page for browsers, built into the server: pick a room
+	// and a name, send messages, watch them arrive live and scroll back
+	// through history. Served with an `ETag` and `Cache-Control: no-cache`,
+	// so browsers revalidate it (`If-None-Match` answers `304`), and with
+	// a `Content-Security-Policy` that allows only its own script, style
+	// and connections.
+	//
+	// Corresponds with GET / (the `GetPage` operationId).
+	GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAsset A script, style sheet or image of the chat page
+	//
+	// The files the chat page loads, served like the page itself. Any
+	// other name is a `404`.
+	//
+	// Corresponds with GET /assets/{file} (the `GetAsset` operationId).
+	GetAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Healthz Liveness probe
 	//
 	// Answers 200 while the process runs; it checks nothing else.
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMetrics Prometheus metrics
+	//
+	// The process's metrics in the Prometheus text exposition format (or
+	// its protocol buffer form, when the scraper asks for it with
+	// `Accept`): open streams, rooms with local listeners, messages
+	// published and delivered, slow-client disconnects, resumes and resets,
+	// Redis errors and command latency, HTTP request latency by route and
+	// status, and the Go runtime.
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetOpenAPI This API description
 	//
@@ -474,8 +562,14 @@ type ClientInterface interface {
 	// stream of the room, atomically. The answer's body is byte for byte the
 	// JSON that history pages and stream events carry for this message.
 	//
-	// The checks run in this order: room id (400), `Content-Type` (415),
-	// body size (413), body (400), `Idempotency-Key` (400).
+	// The checks run in this order: token (401, 403), post rate (429), room
+	// id (400), `Content-Type` (415), body size (413) and arrival time
+	// (408), body (400), the body's `user` against the token (403),
+	// `Idempotency-Key` (400).
+	//
+	// With authentication, the message is posted as the token's subject; a
+	// body `user` that differs from it is a `403`. In open mode it is posted
+	// as the body's `user`, or `anonymous`.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
 	// safe: a post with a key already used in this room for the same `user`
@@ -483,6 +577,10 @@ type ClientInterface interface {
 	// the first time and `Idempotent-Replayed: true`; the same key with
 	// other content is a `422`. Keys are remembered per room for
 	// `IDEMPOTENCY_TTL` (default 24 hours).
+	//
+	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
+	// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
+	// token check.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -495,8 +593,14 @@ type ClientInterface interface {
 	// stream of the room, atomically. The answer's body is byte for byte the
 	// JSON that history pages and stream events carry for this message.
 	//
-	// The checks run in this order: room id (400), `Content-Type` (415),
-	// body size (413), body (400), `Idempotency-Key` (400).
+	// The checks run in this order: token (401, 403), post rate (429), room
+	// id (400), `Content-Type` (415), body size (413) and arrival time
+	// (408), body (400), the body's `user` against the token (403),
+	// `Idempotency-Key` (400).
+	//
+	// With authentication, the message is posted as the token's subject; a
+	// body `user` that differs from it is a `403`. In open mode it is posted
+	// as the body's `user`, or `anonymous`.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
 	// safe: a post with a key already used in this room for the same `user`
@@ -504,6 +608,10 @@ type ClientInterface interface {
 	// the first time and `Idempotent-Replayed: true`; the same key with
 	// other content is a `422`. Keys are remembered per room for
 	// `IDEMPOTENCY_TTL` (default 24 hours).
+	//
+	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
+	// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
+	// token check.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -546,20 +654,66 @@ type ClientInterface interface {
 	//    which clients ignore; they keep proxies from closing idle streams.
 	//
 	// The stream has no end of its own. When the server ends it (client too
-	// slow to read, shutdown, Redis unreachable) it writes a fresh
-	// `retry: <milliseconds>` line and a comment saying why, such as
-	// `: server going away; reconnect`, then closes; `EventSource`
+	// slow to read, shutdown, Redis unreachable, token expired) it writes a
+	// comment saying why, such as `: server going away; reconnect`, mostly
+	// after a fresh `retry: <milliseconds>` line, then closes; `EventSource`
 	// reconnects with `Last-Event-ID` and loses nothing.
 	//
 	// Because `EventSource` gives up for good on any status other than 200,
-	// the stream answers with an error status only for requests that can
-	// never succeed: a bad room id or a malformed resume point (`400`).
-	// Transient failures are a `200` whose body is a `retry:` line and a
-	// comment, closed at once (e.g. `: unavailable, retry shortly`), and
-	// the client simply tries again. Responses are never compressed.
+	// a failure to start the stream in Redis is a `200` whose body is a
+	// `retry:` line and a comment, closed at once (e.g.
+	// `: unavailable, retry shortly`), and the client simply tries again.
+	// Error statuses are: `400` for a bad room id or resume point, `401`
+	// and `403` for the token, `429` when the client already has
+	// `MAX_STREAMS_PER_CLIENT` streams open, and `503` (with `Retry-After`)
+	// when the server has `MAX_STREAMS` streams open. Responses are never
+	// compressed.
+	//
+	// With authentication, the token may also come from the `access_token`
+	// query parameter or from the `JWT_COOKIE` cookie.
 	//
 	// Corresponds with GET /rooms/{room}/stream (the `StreamRoom` operationId).
 	StreamRoom(ctx context.Context, room Room, params *StreamRoomParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// GetPage The chat page
+//
+// A small chat page for browsers, built into the server: pick a room
+// and a name, send messages, watch them arrive live and scroll back
+// through history. Served with an `ETag` and `Cache-Control: no-cache`,
+// so browsers revalidate it (`If-None-Match` answers `304`), and with
+// a `Content-Security-Policy` that allows only its own script, style
+// and connections.
+//
+// Corresponds with GET / (the `GetPage` operationId).
+func (c *Client) GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPageRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAsset A script, style sheet or image of the chat page
+//
+// The files the chat page loads, served like the page itself. Any
+// other name is a `404`.
+//
+// Corresponds with GET /assets/{file} (the `GetAsset` operationId).
+func (c *Client) GetAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAssetRequest(c.Server, file)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // Healthz Liveness probe
@@ -569,6 +723,28 @@ type ClientInterface interface {
 // Corresponds with GET /healthz (the `Healthz` operationId).
 func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewHealthzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMetrics Prometheus metrics
+//
+// The process's metrics in the Prometheus text exposition format (or
+// its protocol buffer form, when the scraper asks for it with
+// `Accept`): open streams, rooms with local listeners, messages
+// published and delivered, slow-client disconnects, resumes and resets,
+// Redis errors and command latency, HTTP request latency by route and
+// status, and the Go runtime.
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMetricsRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -655,8 +831,14 @@ func (c *Client) ListMessages(ctx context.Context, room Room, params *ListMessag
 // stream of the room, atomically. The answer's body is byte for byte the
 // JSON that history pages and stream events carry for this message.
 //
-// The checks run in this order: room id (400), `Content-Type` (415),
-// body size (413), body (400), `Idempotency-Key` (400).
+// The checks run in this order: token (401, 403), post rate (429), room
+// id (400), `Content-Type` (415), body size (413) and arrival time
+// (408), body (400), the body's `user` against the token (403),
+// `Idempotency-Key` (400).
+//
+// With authentication, the message is posted as the token's subject; a
+// body `user` that differs from it is a `403`. In open mode it is posted
+// as the body's `user`, or `anonymous`.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
 // safe: a post with a key already used in this room for the same `user`
@@ -664,6 +846,10 @@ func (c *Client) ListMessages(ctx context.Context, room Room, params *ListMessag
 // the first time and `Idempotent-Replayed: true`; the same key with
 // other content is a `422`. Keys are remembered per room for
 // `IDEMPOTENCY_TTL` (default 24 hours).
+//
+// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
+// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
+// token check.
 //
 // Takes any type of body and a specified content type.
 //
@@ -686,8 +872,14 @@ func (c *Client) PostMessageWithBody(ctx context.Context, room Room, params *Pos
 // stream of the room, atomically. The answer's body is byte for byte the
 // JSON that history pages and stream events carry for this message.
 //
-// The checks run in this order: room id (400), `Content-Type` (415),
-// body size (413), body (400), `Idempotency-Key` (400).
+// The checks run in this order: token (401, 403), post rate (429), room
+// id (400), `Content-Type` (415), body size (413) and arrival time
+// (408), body (400), the body's `user` against the token (403),
+// `Idempotency-Key` (400).
+//
+// With authentication, the message is posted as the token's subject; a
+// body `user` that differs from it is a `403`. In open mode it is posted
+// as the body's `user`, or `anonymous`.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
 // safe: a post with a key already used in this room for the same `user`
@@ -695,6 +887,10 @@ func (c *Client) PostMessageWithBody(ctx context.Context, room Room, params *Pos
 // the first time and `Idempotent-Replayed: true`; the same key with
 // other content is a `422`. Keys are remembered per room for
 // `IDEMPOTENCY_TTL` (default 24 hours).
+//
+// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
+// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
+// token check.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -747,17 +943,23 @@ func (c *Client) PostMessage(ctx context.Context, room Room, params *PostMessage
 //     which clients ignore; they keep proxies from closing idle streams.
 //
 // The stream has no end of its own. When the server ends it (client too
-// slow to read, shutdown, Redis unreachable) it writes a fresh
-// `retry: <milliseconds>` line and a comment saying why, such as
-// `: server going away; reconnect`, then closes; `EventSource`
+// slow to read, shutdown, Redis unreachable, token expired) it writes a
+// comment saying why, such as `: server going away; reconnect`, mostly
+// after a fresh `retry: <milliseconds>` line, then closes; `EventSource`
 // reconnects with `Last-Event-ID` and loses nothing.
 //
 // Because `EventSource` gives up for good on any status other than 200,
-// the stream answers with an error status only for requests that can
-// never succeed: a bad room id or a malformed resume point (`400`).
-// Transient failures are a `200` whose body is a `retry:` line and a
-// comment, closed at once (e.g. `: unavailable, retry shortly`), and
-// the client simply tries again. Responses are never compressed.
+// a failure to start the stream in Redis is a `200` whose body is a
+// `retry:` line and a comment, closed at once (e.g.
+// `: unavailable, retry shortly`), and the client simply tries again.
+// Error statuses are: `400` for a bad room id or resume point, `401`
+// and `403` for the token, `429` when the client already has
+// `MAX_STREAMS_PER_CLIENT` streams open, and `503` (with `Retry-After`)
+// when the server has `MAX_STREAMS` streams open. Responses are never
+// compressed.
+//
+// With authentication, the token may also come from the `access_token`
+// query parameter or from the `JWT_COOKIE` cookie.
 //
 // Corresponds with GET /rooms/{room}/stream (the `StreamRoom` operationId).
 func (c *Client) StreamRoom(ctx context.Context, room Room, params *StreamRoomParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -772,6 +974,67 @@ func (c *Client) StreamRoom(ctx context.Context, room Room, params *StreamRoomPa
 	return c.Client.Do(req)
 }
 
+// NewGetPageRequest constructs an http.Request for the GetPage method
+func NewGetPageRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAssetRequest constructs an http.Request for the GetAsset method
+func NewGetAssetRequest(server string, file string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "file", file, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/assets/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewHealthzRequest constructs an http.Request for the Healthz method
 func NewHealthzRequest(server string) (*http.Request, error) {
 	var err error
@@ -782,6 +1045,33 @@ func NewHealthzRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/healthz")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMetricsRequest constructs an http.Request for the GetMetrics method
+func NewGetMetricsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metrics")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -1035,9 +1325,9 @@ func NewStreamRoomRequest(server string, room Room, params *StreamRoomParams) (*
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
-		if params.LastEventId != nil {
+		if params.LastEventIDQuery != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "last_event_id", *params.LastEventId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "last_event_id", *params.LastEventIDQuery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1120,6 +1410,30 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// GetPageWithResponse The chat page
+	//
+	// A small chat page for browsers, built into the server: pick a room
+	// and a name, send messages, watch them arrive live and scroll back
+	// through history. Served with an `ETag` and `Cache-Control: no-cache`,
+	// so browsers revalidate it (`If-None-Match` answers `304`), and with
+	// a `Content-Security-Policy` that allows only its own script, style
+	// and connections.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET / (the `GetPage` operationId).
+	GetPageWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPageResponse, error)
+
+	// GetAssetWithResponse A script, style sheet or image of the chat page
+	//
+	// The files the chat page loads, served like the page itself. Any
+	// other name is a `404`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /assets/{file} (the `GetAsset` operationId).
+	GetAssetWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*GetAssetResponse, error)
+
 	// HealthzWithResponse Liveness probe
 	//
 	// Answers 200 while the process runs; it checks nothing else.
@@ -1128,6 +1442,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	HealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzResponse, error)
+
+	// GetMetricsWithResponse Prometheus metrics
+	//
+	// The process's metrics in the Prometheus text exposition format (or
+	// its protocol buffer form, when the scraper asks for it with
+	// `Accept`): open streams, rooms with local listeners, messages
+	// published and delivered, slow-client disconnects, resumes and resets,
+	// Redis errors and command latency, HTTP request latency by route and
+	// status, and the Go runtime.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error)
 
 	// GetOpenAPIWithResponse This API description
 	//
@@ -1181,8 +1509,14 @@ type ClientWithResponsesInterface interface {
 	// stream of the room, atomically. The answer's body is byte for byte the
 	// JSON that history pages and stream events carry for this message.
 	//
-	// The checks run in this order: room id (400), `Content-Type` (415),
-	// body size (413), body (400), `Idempotency-Key` (400).
+	// The checks run in this order: token (401, 403), post rate (429), room
+	// id (400), `Content-Type` (415), body size (413) and arrival time
+	// (408), body (400), the body's `user` against the token (403),
+	// `Idempotency-Key` (400).
+	//
+	// With authentication, the message is posted as the token's subject; a
+	// body `user` that differs from it is a `403`. In open mode it is posted
+	// as the body's `user`, or `anonymous`.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
 	// safe: a post with a key already used in this room for the same `user`
@@ -1190,6 +1524,10 @@ type ClientWithResponsesInterface interface {
 	// the first time and `Idempotent-Replayed: true`; the same key with
 	// other content is a `422`. Keys are remembered per room for
 	// `IDEMPOTENCY_TTL` (default 24 hours).
+	//
+	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
+	// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
+	// token check.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1202,8 +1540,14 @@ type ClientWithResponsesInterface interface {
 	// stream of the room, atomically. The answer's body is byte for byte the
 	// JSON that history pages and stream events carry for this message.
 	//
-	// The checks run in this order: room id (400), `Content-Type` (415),
-	// body size (413), body (400), `Idempotency-Key` (400).
+	// The checks run in this order: token (401, 403), post rate (429), room
+	// id (400), `Content-Type` (415), body size (413) and arrival time
+	// (408), body (400), the body's `user` against the token (403),
+	// `Idempotency-Key` (400).
+	//
+	// With authentication, the message is posted as the token's subject; a
+	// body `user` that differs from it is a `403`. In open mode it is posted
+	// as the body's `user`, or `anonymous`.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
 	// safe: a post with a key already used in this room for the same `user`
@@ -1211,6 +1555,10 @@ type ClientWithResponsesInterface interface {
 	// the first time and `Idempotent-Replayed: true`; the same key with
 	// other content is a `422`. Keys are remembered per room for
 	// `IDEMPOTENCY_TTL` (default 24 hours).
+	//
+	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
+	// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
+	// token check.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1253,22 +1601,163 @@ type ClientWithResponsesInterface interface {
 	//    which clients ignore; they keep proxies from closing idle streams.
 	//
 	// The stream has no end of its own. When the server ends it (client too
-	// slow to read, shutdown, Redis unreachable) it writes a fresh
-	// `retry: <milliseconds>` line and a comment saying why, such as
-	// `: server going away; reconnect`, then closes; `EventSource`
+	// slow to read, shutdown, Redis unreachable, token expired) it writes a
+	// comment saying why, such as `: server going away; reconnect`, mostly
+	// after a fresh `retry: <milliseconds>` line, then closes; `EventSource`
 	// reconnects with `Last-Event-ID` and loses nothing.
 	//
 	// Because `EventSource` gives up for good on any status other than 200,
-	// the stream answers with an error status only for requests that can
-	// never succeed: a bad room id or a malformed resume point (`400`).
-	// Transient failures are a `200` whose body is a `retry:` line and a
-	// comment, closed at once (e.g. `: unavailable, retry shortly`), and
-	// the client simply tries again. Responses are never compressed.
+	// a failure to start the stream in Redis is a `200` whose body is a
+	// `retry:` line and a comment, closed at once (e.g.
+	// `: unavailable, retry shortly`), and the client simply tries again.
+	// Error statuses are: `400` for a bad room id or resume point, `401`
+	// and `403` for the token, `429` when the client already has
+	// `MAX_STREAMS_PER_CLIENT` streams open, and `503` (with `Retry-After`)
+	// when the server has `MAX_STREAMS` streams open. Responses are never
+	// compressed.
+	//
+	// With authentication, the token may also come from the `access_token`
+	// query parameter or from the `JWT_COOKIE` cookie.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /rooms/{room}/stream (the `StreamRoom` operationId).
 	StreamRoomWithResponse(ctx context.Context, room Room, params *StreamRoomParams, reqEditors ...RequestEditorFn) (*StreamRoomResponse, error)
+}
+
+// GetPageResponse200Headers the declared response headers of an HTTP 200 response for GetPage
+type GetPageResponse200Headers struct {
+	ETag       string
+	XRequestId string
+}
+
+// GetPageResponse206Headers the declared response headers of an HTTP 206 response for GetPage
+type GetPageResponse206Headers struct {
+	ContentRange string
+	XRequestId   string
+}
+
+// GetPageResponse304Headers the declared response headers of an HTTP 304 response for GetPage
+type GetPageResponse304Headers struct {
+	ETag       string
+	XRequestId string
+}
+
+type GetPageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetPageResponse200Headers
+	// Headers206 the parsed response headers for an HTTP 206 response
+	Headers206 *GetPageResponse206Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetPageResponse304Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAssetResponse200Headers the declared response headers of an HTTP 200 response for GetAsset
+type GetAssetResponse200Headers struct {
+	ETag       string
+	XRequestId string
+}
+
+// GetAssetResponse206Headers the declared response headers of an HTTP 206 response for GetAsset
+type GetAssetResponse206Headers struct {
+	ContentRange string
+	XRequestId   string
+}
+
+// GetAssetResponse304Headers the declared response headers of an HTTP 304 response for GetAsset
+type GetAssetResponse304Headers struct {
+	ETag       string
+	XRequestId string
+}
+
+// GetAssetResponse404Headers the declared response headers of an HTTP 404 response for GetAsset
+type GetAssetResponse404Headers struct {
+	XRequestId string
+}
+
+type GetAssetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAssetResponse200Headers
+	// Headers206 the parsed response headers for an HTTP 206 response
+	Headers206 *GetAssetResponse206Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetAssetResponse304Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetAssetResponse404Headers
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetAssetResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAssetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAssetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAssetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAssetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// HealthzResponse200Headers the declared response headers of an HTTP 200 response for Healthz
+type HealthzResponse200Headers struct {
+	XRequestId string
 }
 
 type HealthzResponse struct {
@@ -1278,6 +1767,8 @@ type HealthzResponse struct {
 	JSON200 *struct {
 		Status Healthz200JSONResponseBodyStatus `json:"status"`
 	}
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *HealthzResponse200Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -1316,6 +1807,52 @@ func (r HealthzResponse) ContentType() string {
 	return ""
 }
 
+// GetMetricsResponse200Headers the declared response headers of an HTTP 200 response for GetMetrics
+type GetMetricsResponse200Headers struct {
+	XRequestId string
+}
+
+type GetMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMetricsResponse200Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetOpenAPIResponse200Headers the declared response headers of an HTTP 200 response for GetOpenAPI
+type GetOpenAPIResponse200Headers struct {
+	XRequestId string
+}
+
 type GetOpenAPIResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1325,6 +1862,8 @@ type GetOpenAPIResponse struct {
 		Openapi string                 `json:"openapi"`
 		Paths   map[string]interface{} `json:"paths"`
 	}
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetOpenAPIResponse200Headers
 }
 
 // GetYAML200 returns the response for an HTTP 200 `application/yaml` response
@@ -1365,9 +1904,15 @@ func (r GetOpenAPIResponse) ContentType() string {
 	return ""
 }
 
+// ReadyzResponse200Headers the declared response headers of an HTTP 200 response for Readyz
+type ReadyzResponse200Headers struct {
+	XRequestId string
+}
+
 // ReadyzResponse503Headers the declared response headers of an HTTP 503 response for Readyz
 type ReadyzResponse503Headers struct {
-	RetryAfter string
+	RetryAfter int
+	XRequestId string
 }
 
 type ReadyzResponse struct {
@@ -1379,6 +1924,8 @@ type ReadyzResponse struct {
 	}
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ReadyzResponse200Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ReadyzResponse503Headers
 }
@@ -1424,9 +1971,37 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListMessagesResponse200Headers the declared response headers of an HTTP 200 response for ListMessages
+type ListMessagesResponse200Headers struct {
+	XRequestId string
+}
+
+// ListMessagesResponse400Headers the declared response headers of an HTTP 400 response for ListMessages
+type ListMessagesResponse400Headers struct {
+	XRequestId string
+}
+
+// ListMessagesResponse401Headers the declared response headers of an HTTP 401 response for ListMessages
+type ListMessagesResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListMessagesResponse403Headers the declared response headers of an HTTP 403 response for ListMessages
+type ListMessagesResponse403Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListMessagesResponse500Headers the declared response headers of an HTTP 500 response for ListMessages
+type ListMessagesResponse500Headers struct {
+	XRequestId string
+}
+
 // ListMessagesResponse503Headers the declared response headers of an HTTP 503 response for ListMessages
 type ListMessagesResponse503Headers struct {
-	RetryAfter string
+	RetryAfter int
+	XRequestId string
 }
 
 type ListMessagesResponse struct {
@@ -1436,10 +2011,24 @@ type ListMessagesResponse struct {
 	JSON200 *HistoryPage
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *InvalidHistoryQuery
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListMessagesResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListMessagesResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListMessagesResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListMessagesResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListMessagesResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListMessagesResponse503Headers
 }
@@ -1452,6 +2041,16 @@ func (r ListMessagesResponse) GetJSON200() *HistoryPage {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r ListMessagesResponse) GetApplicationproblemJSON400() *InvalidHistoryQuery {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListMessagesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListMessagesResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -1496,11 +2095,67 @@ func (r ListMessagesResponse) ContentType() string {
 // PostMessageResponse201Headers the declared response headers of an HTTP 201 response for PostMessage
 type PostMessageResponse201Headers struct {
 	IdempotentReplayed *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PostMessageResponse400Headers the declared response headers of an HTTP 400 response for PostMessage
+type PostMessageResponse400Headers struct {
+	XRequestId string
+}
+
+// PostMessageResponse401Headers the declared response headers of an HTTP 401 response for PostMessage
+type PostMessageResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostMessageResponse403Headers the declared response headers of an HTTP 403 response for PostMessage
+type PostMessageResponse403Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostMessageResponse408Headers the declared response headers of an HTTP 408 response for PostMessage
+type PostMessageResponse408Headers struct {
+	XRequestId string
+}
+
+// PostMessageResponse413Headers the declared response headers of an HTTP 413 response for PostMessage
+type PostMessageResponse413Headers struct {
+	XRequestId string
+}
+
+// PostMessageResponse415Headers the declared response headers of an HTTP 415 response for PostMessage
+type PostMessageResponse415Headers struct {
+	XRequestId string
+}
+
+// PostMessageResponse422Headers the declared response headers of an HTTP 422 response for PostMessage
+type PostMessageResponse422Headers struct {
+	XRequestId string
+}
+
+// PostMessageResponse429Headers the declared response headers of an HTTP 429 response for PostMessage
+type PostMessageResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+// PostMessageResponse500Headers the declared response headers of an HTTP 500 response for PostMessage
+type PostMessageResponse500Headers struct {
+	XRequestId string
 }
 
 // PostMessageResponse503Headers the declared response headers of an HTTP 503 response for PostMessage
 type PostMessageResponse503Headers struct {
-	RetryAfter string
+	RetryAfter int
+	XRequestId string
 }
 
 type PostMessageResponse struct {
@@ -1510,18 +2165,44 @@ type PostMessageResponse struct {
 	JSON201 *Message
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *InvalidPost
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *BodyTimeout
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *BodyTooLarge
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *IdempotencyConflict
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Unavailable
 	// Headers201 the parsed response headers for an HTTP 201 response
 	Headers201 *PostMessageResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostMessageResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostMessageResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostMessageResponse403Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *PostMessageResponse408Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostMessageResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostMessageResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PostMessageResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PostMessageResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostMessageResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PostMessageResponse503Headers
 }
@@ -1534,6 +2215,21 @@ func (r PostMessageResponse) GetJSON201() *Message {
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r PostMessageResponse) GetApplicationproblemJSON400() *InvalidPost {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostMessageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostMessageResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PostMessageResponse) GetApplicationproblemJSON408() *BodyTimeout {
+	return r.ApplicationproblemJSON408
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -1549,6 +2245,11 @@ func (r PostMessageResponse) GetApplicationproblemJSON415() *UnsupportedMediaTyp
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PostMessageResponse) GetApplicationproblemJSON422() *IdempotencyConflict {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PostMessageResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -1594,6 +2295,35 @@ func (r PostMessageResponse) ContentType() string {
 type StreamRoomResponse200Headers struct {
 	CacheControl    string
 	XAccelBuffering string
+	XRequestId      string
+}
+
+// StreamRoomResponse400Headers the declared response headers of an HTTP 400 response for StreamRoom
+type StreamRoomResponse400Headers struct {
+	XRequestId string
+}
+
+// StreamRoomResponse401Headers the declared response headers of an HTTP 401 response for StreamRoom
+type StreamRoomResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// StreamRoomResponse403Headers the declared response headers of an HTTP 403 response for StreamRoom
+type StreamRoomResponse403Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// StreamRoomResponse429Headers the declared response headers of an HTTP 429 response for StreamRoom
+type StreamRoomResponse429Headers struct {
+	XRequestId string
+}
+
+// StreamRoomResponse503Headers the declared response headers of an HTTP 503 response for StreamRoom
+type StreamRoomResponse503Headers struct {
+	RetryAfter int
+	XRequestId string
 }
 
 type StreamRoomResponse struct {
@@ -1601,13 +2331,51 @@ type StreamRoomResponse struct {
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *InvalidStreamRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyStreams
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *StreamRoomResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *StreamRoomResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StreamRoomResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *StreamRoomResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamRoomResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StreamRoomResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
 func (r StreamRoomResponse) GetApplicationproblemJSON400() *InvalidStreamRequest {
 	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StreamRoomResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StreamRoomResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamRoomResponse) GetApplicationproblemJSON429() *TooManyStreams {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r StreamRoomResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -1639,6 +2407,42 @@ func (r StreamRoomResponse) ContentType() string {
 	return ""
 }
 
+// GetPageWithResponse The chat page
+//
+// A small chat page for browsers, built into the server: pick a room
+// and a name, send messages, watch them arrive live and scroll back
+// through history. Served with an `ETag` and `Cache-Control: no-cache`,
+// so browsers revalidate it (`If-None-Match` answers `304`), and with
+// a `Content-Security-Policy` that allows only its own script, style
+// and connections.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET / (the `GetPage` operationId).
+func (c *ClientWithResponses) GetPageWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPageResponse, error) {
+	rsp, err := c.GetPage(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPageResponse(rsp)
+}
+
+// GetAssetWithResponse A script, style sheet or image of the chat page
+//
+// The files the chat page loads, served like the page itself. Any
+// other name is a `404`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /assets/{file} (the `GetAsset` operationId).
+func (c *ClientWithResponses) GetAssetWithResponse(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*GetAssetResponse, error) {
+	rsp, err := c.GetAsset(ctx, file, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAssetResponse(rsp)
+}
+
 // HealthzWithResponse Liveness probe
 //
 // Answers 200 while the process runs; it checks nothing else.
@@ -1652,6 +2456,26 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 		return nil, err
 	}
 	return ParseHealthzResponse(rsp)
+}
+
+// GetMetricsWithResponse Prometheus metrics
+//
+// The process's metrics in the Prometheus text exposition format (or
+// its protocol buffer form, when the scraper asks for it with
+// `Accept`): open streams, rooms with local listeners, messages
+// published and delivered, slow-client disconnects, resumes and resets,
+// Redis errors and command latency, HTTP request latency by route and
+// status, and the Go runtime.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error) {
+	rsp, err := c.GetMetrics(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMetricsResponse(rsp)
 }
 
 // GetOpenAPIWithResponse This API description
@@ -1724,8 +2548,14 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, room
 // stream of the room, atomically. The answer's body is byte for byte the
 // JSON that history pages and stream events carry for this message.
 //
-// The checks run in this order: room id (400), `Content-Type` (415),
-// body size (413), body (400), `Idempotency-Key` (400).
+// The checks run in this order: token (401, 403), post rate (429), room
+// id (400), `Content-Type` (415), body size (413) and arrival time
+// (408), body (400), the body's `user` against the token (403),
+// `Idempotency-Key` (400).
+//
+// With authentication, the message is posted as the token's subject; a
+// body `user` that differs from it is a `403`. In open mode it is posted
+// as the body's `user`, or `anonymous`.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
 // safe: a post with a key already used in this room for the same `user`
@@ -1733,6 +2563,10 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, room
 // the first time and `Idempotent-Replayed: true`; the same key with
 // other content is a `422`. Keys are remembered per room for
 // `IDEMPOTENCY_TTL` (default 24 hours).
+//
+// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
+// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
+// token check.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1751,8 +2585,14 @@ func (c *ClientWithResponses) PostMessageWithBodyWithResponse(ctx context.Contex
 // stream of the room, atomically. The answer's body is byte for byte the
 // JSON that history pages and stream events carry for this message.
 //
-// The checks run in this order: room id (400), `Content-Type` (415),
-// body size (413), body (400), `Idempotency-Key` (400).
+// The checks run in this order: token (401, 403), post rate (429), room
+// id (400), `Content-Type` (415), body size (413) and arrival time
+// (408), body (400), the body's `user` against the token (403),
+// `Idempotency-Key` (400).
+//
+// With authentication, the message is posted as the token's subject; a
+// body `user` that differs from it is a `403`. In open mode it is posted
+// as the body's `user`, or `anonymous`.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
 // safe: a post with a key already used in this room for the same `user`
@@ -1760,6 +2600,10 @@ func (c *ClientWithResponses) PostMessageWithBodyWithResponse(ctx context.Contex
 // the first time and `Idempotent-Replayed: true`; the same key with
 // other content is a `422`. Keys are remembered per room for
 // `IDEMPOTENCY_TTL` (default 24 hours).
+//
+// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
+// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
+// token check.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -1808,17 +2652,23 @@ func (c *ClientWithResponses) PostMessageWithResponse(ctx context.Context, room 
 //     which clients ignore; they keep proxies from closing idle streams.
 //
 // The stream has no end of its own. When the server ends it (client too
-// slow to read, shutdown, Redis unreachable) it writes a fresh
-// `retry: <milliseconds>` line and a comment saying why, such as
-// `: server going away; reconnect`, then closes; `EventSource`
+// slow to read, shutdown, Redis unreachable, token expired) it writes a
+// comment saying why, such as `: server going away; reconnect`, mostly
+// after a fresh `retry: <milliseconds>` line, then closes; `EventSource`
 // reconnects with `Last-Event-ID` and loses nothing.
 //
 // Because `EventSource` gives up for good on any status other than 200,
-// the stream answers with an error status only for requests that can
-// never succeed: a bad room id or a malformed resume point (`400`).
-// Transient failures are a `200` whose body is a `retry:` line and a
-// comment, closed at once (e.g. `: unavailable, retry shortly`), and
-// the client simply tries again. Responses are never compressed.
+// a failure to start the stream in Redis is a `200` whose body is a
+// `retry:` line and a comment, closed at once (e.g.
+// `: unavailable, retry shortly`), and the client simply tries again.
+// Error statuses are: `400` for a bad room id or resume point, `401`
+// and `403` for the token, `429` when the client already has
+// `MAX_STREAMS_PER_CLIENT` streams open, and `503` (with `Retry-After`)
+// when the server has `MAX_STREAMS` streams open. Responses are never
+// compressed.
+//
+// With authentication, the token may also come from the `access_token`
+// query parameter or from the `JWT_COOKIE` cookie.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -1829,6 +2679,169 @@ func (c *ClientWithResponses) StreamRoomWithResponse(ctx context.Context, room R
 		return nil, err
 	}
 	return ParseStreamRoomResponse(rsp)
+}
+
+// ParseGetPageResponse parses an HTTP response from a GetPageWithResponse call
+func ParseGetPageResponse(rsp *http.Response) (*GetPageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetPageResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 206:
+		var headers GetPageResponse206Headers
+		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentRange = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers206 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetPageResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers304 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAssetResponse parses an HTTP response from a GetAssetWithResponse call
+func ParseGetAssetResponse(rsp *http.Response) (*GetAssetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAssetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAssetResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 206:
+		var headers GetAssetResponse206Headers
+		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentRange = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers206 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetAssetResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers304 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetAssetResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseHealthzResponse parses an HTTP response from a HealthzWithResponse call
@@ -1854,6 +2867,48 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers HealthzResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMetricsResponse parses an HTTP response from a GetMetricsWithResponse call
+func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMetricsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -1884,6 +2939,19 @@ func ParseGetOpenAPIResponse(rsp *http.Response) (*GetOpenAPIResponse, error) {
 		}
 		response.YAML200 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetOpenAPIResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -1922,14 +2990,31 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ReadyzResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers ReadyzResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -1965,6 +3050,20 @@ func ParseListMessagesResponse(rsp *http.Response) (*ListMessagesResponse, error
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -1982,14 +3081,85 @@ func ParseListMessagesResponse(rsp *http.Response) (*ListMessagesResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers ListMessagesResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListMessagesResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListMessagesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListMessagesResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListMessagesResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListMessagesResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -2025,6 +3195,27 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest BodyTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest BodyTooLarge
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -2045,6 +3236,13 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 			return nil, err
 		}
 		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest Internal
@@ -2072,15 +3270,182 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 			}
 			headers.IdempotentReplayed = &value
 		}
-		response.Headers201 = &headers
-	case rsp.StatusCode == 503:
-		var headers PostMessageResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostMessageResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostMessageResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostMessageResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 408:
+		var headers PostMessageResponse408Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostMessageResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostMessageResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers PostMessageResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers PostMessageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
 			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostMessageResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostMessageResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -2109,6 +3474,34 @@ func ParseStreamRoomResponse(rsp *http.Response) (*StreamRoomResponse, error) {
 		}
 		response.ApplicationproblemJSON400 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyStreams
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	}
 
 	switch {
@@ -2128,7 +3521,85 @@ func ParseStreamRoomResponse(rsp *http.Response) (*StreamRoomResponse, error) {
 			}
 			headers.XAccelBuffering = value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers StreamRoomResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers StreamRoomResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers StreamRoomResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers StreamRoomResponse429Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers StreamRoomResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -126,16 +126,13 @@
       this.retryDelay = RETRY_MIN_MS;
       this.retryTimer = 0;
       this.pending = null; // {text, key} of a send that failed
+      this.historyFailed = false;
       this.closed = false;
     }
 
     async start() {
       setStatus('connecting', 'connecting…');
-      try {
-        await this.loadLatest();
-      } catch (err) {
-        showError(`Could not load history: ${err.message}`);
-      }
+      await this.refresh();
       if (!this.closed) {
         this.openStream();
       }
@@ -146,6 +143,21 @@
       clearTimeout(this.retryTimer);
       if (this.source) {
         this.source.close();
+      }
+    }
+
+    // refresh loads the latest history, showing a failure until a later
+    // refresh succeeds.
+    async refresh() {
+      try {
+        await this.loadLatest();
+        if (this.historyFailed) {
+          this.historyFailed = false;
+          showError('');
+        }
+      } catch (err) {
+        this.historyFailed = true;
+        showError(`Could not load history: ${err.message}`);
       }
     }
 
@@ -244,7 +256,7 @@
         // Opened without a resume point: what was posted before the
         // subscription began is only in history.
         if (this.resumeID === null) {
-          this.loadLatest().catch((err) => showError(`Could not load history: ${err.message}`));
+          this.refresh();
         }
       });
       es.addEventListener('message', (ev) => {

@@ -1,0 +1,108 @@
+package api_test
+
+import (
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"roomcast/api"
+	"roomcast/api/web"
+)
+
+func pageServer() *echo.Echo {
+	e := echo.New()
+	api.New(api.Options{}).Register(e)
+	return e
+}
+
+func TestPageServesEmbeddedFiles(t *testing.T) {
+	e := pageServer()
+	tests := []struct {
+		name, path, contentType, contains string
+	}{
+		{name: "Page", path: "/", contentType: "text/html; charset=utf-8", contains: `<script src="/assets/app.js" defer>`},
+		{name: "Script", path: "/assets/app.js", contentType: "text/javascript; charset=utf-8", contains: "new EventSource("},
+		{name: "Style", path: "/assets/style.css", contentType: "text/css; charset=utf-8", contains: ".message"},
+		{name: "Icon", path: "/assets/icon.svg", contentType: "image/svg+xml", contains: "<svg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
+			if got, want := rec.Code, http.StatusOK; got != want {
+				t.Fatalf("status = %d, want %d", got, want)
+			}
+			h := rec.Header()
+			if got := h.Get("Content-Type"); got != tt.contentType {
+				t.Fatalf("Content-Type = %q, want %q", got, tt.contentType)
+			}
+			if got := h.Get("Content-Security-Policy"); !strings.HasPrefix(got, "default-src 'self';") || strings.Contains(got, "unsafe") {
+				t.Fatalf("Content-Security-Policy = %q, want default-src 'self' and nothing unsafe", got)
+			}
+			if got := h.Get("X-Content-Type-Options"); got != "nosniff" {
+				t.Fatalf("X-Content-Type-Options = %q, want nosniff", got)
+			}
+			if !strings.Contains(rec.Body.String(), tt.contains) {
+				t.Fatalf("body does not contain %q", tt.contains)
+			}
+
+			// A client holding the current version revalidates cheaply.
+			rec2 := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, tt.path, nil)
+			req.Header.Set("If-None-Match", h.Get("ETag"))
+			e.ServeHTTP(rec2, req)
+			if got, want := rec2.Code, http.StatusNotModified; got != want {
+				t.Fatalf("with If-None-Match %q: status = %d, want %d", h.Get("ETag"), got, want)
+			}
+		})
+	}
+}
+
+func TestPageUnknownAssetIsProblem(t *testing.T) {
+	e := pageServer()
+	for _, path := range []string{"/assets/nope.js", "/assets/index.html", "/assets/web.go", "/assets/", "/assets/..%2fweb.go"} {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if got, want := rec.Code, http.StatusNotFound; got != want {
+			t.Fatalf("GET %s: status = %d, want %d", path, got, want)
+		}
+		if got, want := rec.Header().Get("Content-Type"), "application/problem+json"; got != want {
+			t.Fatalf("GET %s: Content-Type = %q, want %q", path, got, want)
+		}
+	}
+}
+
+// The page loads nothing from elsewhere, and its script never turns text
+// into markup; the browser test checks the behaviour, this the source.
+func TestPageSourceIsSelfContained(t *testing.T) {
+	html, err := fs.ReadFile(web.FS(), "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := regexp.MustCompile(`(?:src|href)="([^"]*)"`).FindAllStringSubmatch(string(html), -1)
+	if len(refs) == 0 {
+		t.Fatalf("index.html references nothing; the pattern is wrong")
+	}
+	for _, ref := range refs {
+		if !strings.HasPrefix(ref[1], "/assets/") {
+			t.Fatalf("index.html references %q, want only /assets/ files", ref[1])
+		}
+	}
+	if regexp.MustCompile(`<script>|\sstyle=|\son[a-z]+=`).Match(html) {
+		t.Fatalf("index.html has inline script, style or event handlers, which the page's policy forbids")
+	}
+	script, err := fs.ReadFile(web.FS(), "app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"} {
+		if strings.Contains(string(script), sink) {
+			t.Fatalf("app.js uses %s; set text with textContent", sink)
+		}
+	}
+}

@@ -1,0 +1,225 @@
+// Command load measures a running roomcast on this machine: it opens SSE
+// streams spread over rooms, posts messages at a target rate, and reports
+// end-to-end latency, lost and duplicate deliveries, and the server's
+// memory. It only talks to 127.0.0.1 and stops by itself: every phase is
+// bounded in count and in time.
+//
+//	go run ./bench/load -url http://127.0.0.1:8080 -streams 1000 -rooms 10 -rate 500 -duration 10s -pid $PID
+//
+// Each message's text carries the time it was sent, so that every stream
+// can measure the latency of every delivery. Rooms get fresh names on each
+// run, so that their sequences start with the run.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Bounds of the flags: the tool must stay a bounded, local measurement.
+const (
+	maxStreams    = 20_000
+	maxRooms      = 10_000
+	maxPublishers = 64
+	maxRate       = 20_000
+	maxDuration   = 60 * time.Second
+	maxDrain      = 30 * time.Second
+	maxSettle     = 30 * time.Second
+	maxDeliveries = 10_000_000 // latency samples kept in memory
+	minTextSize   = 48
+	maxTextSize   = 4000
+	openTimeout   = 60 * time.Second
+)
+
+type config struct {
+	url        *url.URL
+	streams    int
+	rooms      int
+	publishers int
+	rate       int
+	duration   time.Duration
+	drain      time.Duration
+	settle     time.Duration
+	size       int
+	pid        int
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, cfg)
+	rep.print(os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+	if !rep.clean() {
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (config, error) {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	rawURL := fs.String("url", "http://127.0.0.1:8080", "roomcast base URL; only http://127.0.0.1 is accepted")
+	cfg := config{}
+	fs.IntVar(&cfg.streams, "streams", 1000, "SSE streams to open")
+	fs.IntVar(&cfg.rooms, "rooms", 10, "rooms the streams and messages are spread over")
+	fs.IntVar(&cfg.publishers, "publishers", 16, "concurrent posting clients")
+	fs.IntVar(&cfg.rate, "rate", 500, "messages per second over all publishers; 0 keeps the streams idle")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "how long to post (or, at -rate 0, to hold the idle streams)")
+	fs.DurationVar(&cfg.drain, "drain", 5*time.Second, "longest wait for deliveries after the last post")
+	fs.DurationVar(&cfg.settle, "settle", 2*time.Second, "wait after opening the streams before reading the server's memory")
+	fs.IntVar(&cfg.size, "size", 200, "bytes of message text")
+	fs.IntVar(&cfg.pid, "pid", 0, "process id of the server, to report its resident memory (VmRSS) and CPU time")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	u, err := localURL(*rawURL)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.url = u
+	checks := []struct {
+		ok   bool
+		what string
+	}{
+		{cfg.streams >= 0 && cfg.streams <= maxStreams, fmt.Sprintf("-streams must be 0 to %d", maxStreams)},
+		{cfg.rooms >= 1 && cfg.rooms <= maxRooms, fmt.Sprintf("-rooms must be 1 to %d", maxRooms)},
+		{cfg.publishers >= 1 && cfg.publishers <= maxPublishers, fmt.Sprintf("-publishers must be 1 to %d", maxPublishers)},
+		{cfg.rate >= 0 && cfg.rate <= maxRate, fmt.Sprintf("-rate must be 0 to %d", maxRate)},
+		{cfg.duration > 0 && cfg.duration <= maxDuration, fmt.Sprintf("-duration must be positive and at most %v", maxDuration)},
+		{cfg.drain > 0 && cfg.drain <= maxDrain, fmt.Sprintf("-drain must be positive and at most %v", maxDrain)},
+		{cfg.settle >= 0 && cfg.settle <= maxSettle, fmt.Sprintf("-settle must be 0 to %v", maxSettle)},
+		{cfg.size >= minTextSize && cfg.size <= maxTextSize, fmt.Sprintf("-size must be %d to %d", minTextSize, maxTextSize)},
+		{cfg.pid >= 0, "-pid must be a process id"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return cfg, errors.New(c.what)
+		}
+	}
+	if d := cfg.expectedDeliveries(); d > maxDeliveries {
+		return cfg, fmt.Errorf("the run would make about %d deliveries; at most %d are measured: lower -rate, -duration or -streams, or raise -rooms", d, maxDeliveries)
+	}
+	return cfg, nil
+}
+
+// expectedDeliveries is how many deliveries the run makes if every post
+// succeeds.
+func (c config) expectedDeliveries() int64 {
+	posts := int64(c.rate) * int64(c.duration.Seconds()+1)
+	return posts * int64((c.streams+c.rooms-1)/c.rooms)
+}
+
+// localURL parses the server's base URL and refuses anything but plain HTTP
+// on 127.0.0.1: the tool generates load and must not aim it elsewhere.
+func localURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("-url: %w", err)
+	}
+	if u.Scheme != "http" || u.Hostname() != "127.0.0.1" || u.User != nil {
+		return nil, fmt.Errorf("-url %q: only http://127.0.0.1[:port] is allowed", raw)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawQuery, u.Fragment = "", ""
+	return u, nil
+}
+
+// raiseFileLimit makes sure the process may open need descriptors, raising
+// its soft limit up to the hard one if it must. It returns the limit now in
+// force.
+func raiseFileLimit(need uint64) (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("read the open-file limit: %w", err)
+	}
+	if lim.Cur >= need {
+		return lim.Cur, nil
+	}
+	if lim.Max < need {
+		return lim.Cur, fmt.Errorf("need %d open files, the hard limit is %d: raise it (ulimit -Hn) first", need, lim.Max)
+	}
+	lim.Cur = need
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("raise the open-file limit to %d: %w", need, err)
+	}
+	return need, nil
+}
+
+// readRSS returns the resident memory of process pid in bytes, from
+// /proc/PID/status.
+func readRSS(pid int) (int64, error) {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("read memory of process %d: %w", pid, err)
+	}
+	for line := range strings.Lines(string(status)) {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("process %d: VmRSS %q: %w", pid, rest, err)
+		}
+		return kb * 1024, nil
+	}
+	return 0, fmt.Errorf("process %d: no VmRSS in /proc status", pid)
+}
+
+// clockTick is the unit of the CPU times in /proc/PID/stat (USER_HZ), 100
+// on every Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// cpuTime is the CPU time a process used, in user space and in the kernel.
+type cpuTime struct{ user, system time.Duration }
+
+func (c cpuTime) sub(d cpuTime) cpuTime { return cpuTime{c.user - d.user, c.system - d.system} }
+
+// readCPU returns the CPU time process pid has used, from /proc/PID/stat.
+func readCPU(pid int) (cpuTime, error) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return cpuTime{}, fmt.Errorf("read CPU time of process %d: %w", pid, err)
+	}
+	// The command name, field 2, may hold spaces; it ends at the last ')'.
+	end := strings.LastIndexByte(string(stat), ')')
+	fields := strings.Fields(string(stat[end+1:]))
+	if end < 0 || len(fields) < 13 {
+		return cpuTime{}, fmt.Errorf("process %d: unexpected /proc stat", pid)
+	}
+	var ticks [2]int64
+	for i, f := range fields[11:13] { // utime and stime, fields 14 and 15
+		if ticks[i], err = strconv.ParseInt(f, 10, 64); err != nil {
+			return cpuTime{}, fmt.Errorf("process %d: CPU time %q: %w", pid, f, err)
+		}
+	}
+	return cpuTime{time.Duration(ticks[0]) * clockTick, time.Duration(ticks[1]) * clockTick}, nil
+}
+
+// ownCPU returns the CPU time this process has used.
+func ownCPU() cpuTime {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return cpuTime{}
+	}
+	return cpuTime{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}
+}
