@@ -79,8 +79,8 @@ func authServer(t testing.TB, sec api.Security) *testServer {
 	return startServer(t, serverConfig{Security: sec})
 }
 
-// send is s.do without the contract check, for answers the contract tests
-// do not cover; header pairs are added in order, so that a name may repeat.
+// send is s.do with header pairs added in order, so that a name may
+// repeat; it too checks the exchange against the spec.
 func (s *testServer) send(t testing.TB, method, path, body string, header ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, strings.NewReader(body))
@@ -90,7 +90,7 @@ func (s *testServer) send(t testing.TB, method, path, body string, header ...str
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Add(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -108,8 +108,8 @@ func (s *testServer) postAs(t testing.TB, room, body string, header ...string) (
 	return s.send(t, http.MethodPost, "/rooms/"+room+"/messages", body, append([]string{"Content-Type", "application/json"}, header...)...)
 }
 
-// dial opens a stream without the contract check; the caller checks the
-// status.
+// dial opens a stream, checked against the spec, whatever its status; the
+// caller checks the status.
 func (s *testServer) dial(t testing.TB, path string, header ...string) *sseClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -121,7 +121,7 @@ func (s *testServer) dial(t testing.TB, path string, header ...string) *sseClien
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Add(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET %s: %v", path, err)

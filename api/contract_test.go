@@ -20,6 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"roomcast/api"
+	"roomcast/redisscripts"
 )
 
 // checkedClient is http.DefaultClient with every exchange checked against
@@ -184,6 +185,14 @@ func withBody(req *http.Request, body []byte) *http.Request {
 // event streams, whose body it hands on unread.
 type contractTransport struct {
 	next http.RoundTripper
+}
+
+// CloseIdleConnections closes next's idle connections, so that
+// checkedClient.CloseIdleConnections works as it does on any client.
+func (t contractTransport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 func (t contractTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -435,12 +444,12 @@ type countingLimiter struct {
 	allow int
 }
 
-func (l *countingLimiter) AllowPost(context.Context, string) (api.RateDecision, error) {
+func (l *countingLimiter) Allow(context.Context, string) (redisscripts.RateDecision, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.allow--
 	if l.allow < 0 {
-		return api.RateDecision{Limit: 2, RetryAfter: time.Second, ResetAfter: 2 * time.Second}, nil
+		return redisscripts.RateDecision{Limit: 2, RetryAfter: time.Second, ResetAfter: 2 * time.Second}, nil
 	}
-	return api.RateDecision{Allowed: true, Limit: 2, Remaining: l.allow, ResetAfter: time.Second}, nil
+	return redisscripts.RateDecision{Allowed: true, Limit: 2, Remaining: l.allow, ResetAfter: time.Second}, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"roomcast/api"
 	"roomcast/api/auth"
+	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
 
@@ -198,7 +199,7 @@ func TestHostileInputs(t *testing.T) {
 	r := redistest.Start(t)
 	h := &hostileEnv{s: startServer(t, serverConfig{Redis: r, Security: api.Security{
 		Tokens:          verifier(t, auth.Config{Secret: testSecret}),
-		Posts:           api.NewRedisPostLimiter(r.Client(), "roomcast:", 1.0/60, 5),
+		Posts:           redisscripts.NewRateLimiter(r.Client(), redisscripts.NewKeys("roomcast:"), "post", 1.0/60, 5),
 		BodyReadTimeout: 300 * time.Millisecond,
 	}})}
 	h.stream = h.s.dial(t, "/rooms/inject/stream", bearer(hs256(t, "watcher", nil))...)

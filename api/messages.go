@@ -88,7 +88,9 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, problemForStatus(http.StatusRequestEntityTooLarge)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, limit))
+	// The net/http writer itself: it tells the server to close the
+	// connection rather than drain the rest of an oversized body.
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response().Writer, r.Body, limit))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return nil, problemForStatus(http.StatusRequestEntityTooLarge)

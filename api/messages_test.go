@@ -287,7 +287,7 @@ func TestPostBodyTooLarge(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := checkedClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -350,7 +350,7 @@ func TestIdempotencyKeyValidation(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Add("Idempotency-Key", "one")
 	req.Header.Add("Idempotency-Key", "two")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

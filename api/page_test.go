@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -14,14 +15,42 @@ import (
 	"roomcast/api/web"
 )
 
-func pageServer() *echo.Echo {
+// pageServer serves the API without a store: enough for the page. Its
+// answers are fetched with fetchPage, which checks them against the spec.
+func pageServer(t testing.TB) *httptest.Server {
+	t.Helper()
 	e := echo.New()
 	api.New(api.Options{}).Register(e)
-	return e
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// fetchPage fetches path from srv through checkedClient with optional header
+// pairs, returning the answer and its body.
+func fetchPage(t testing.TB, srv *httptest.Server, path string, header ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := checkedClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: read body: %v", path, err)
+	}
+	return resp, string(body)
 }
 
 func TestPageServesEmbeddedFiles(t *testing.T) {
-	e := pageServer()
+	srv := pageServer(t)
 	tests := []struct {
 		name, path, contentType, contains string
 	}{
@@ -32,12 +61,11 @@ func TestPageServesEmbeddedFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tt.path, nil))
-			if got, want := rec.Code, http.StatusOK; got != want {
+			resp, body := fetchPage(t, srv, tt.path)
+			if got, want := resp.StatusCode, http.StatusOK; got != want {
 				t.Fatalf("status = %d, want %d", got, want)
 			}
-			h := rec.Header()
+			h := resp.Header
 			if got := h.Get("Content-Type"); got != tt.contentType {
 				t.Fatalf("Content-Type = %q, want %q", got, tt.contentType)
 			}
@@ -47,16 +75,13 @@ func TestPageServesEmbeddedFiles(t *testing.T) {
 			if got := h.Get("X-Content-Type-Options"); got != "nosniff" {
 				t.Fatalf("X-Content-Type-Options = %q, want nosniff", got)
 			}
-			if !strings.Contains(rec.Body.String(), tt.contains) {
+			if !strings.Contains(body, tt.contains) {
 				t.Fatalf("body does not contain %q", tt.contains)
 			}
 
 			// A client holding the current version revalidates cheaply.
-			rec2 := httptest.NewRecorder()
-			req := httptest.NewRequest(http.MethodGet, tt.path, nil)
-			req.Header.Set("If-None-Match", h.Get("ETag"))
-			e.ServeHTTP(rec2, req)
-			if got, want := rec2.Code, http.StatusNotModified; got != want {
+			resp2, _ := fetchPage(t, srv, tt.path, "If-None-Match", h.Get("ETag"))
+			if got, want := resp2.StatusCode, http.StatusNotModified; got != want {
 				t.Fatalf("with If-None-Match %q: status = %d, want %d", h.Get("ETag"), got, want)
 			}
 		})
@@ -64,14 +89,13 @@ func TestPageServesEmbeddedFiles(t *testing.T) {
 }
 
 func TestPageUnknownAssetIsProblem(t *testing.T) {
-	e := pageServer()
+	srv := pageServer(t)
 	for _, path := range []string{"/assets/nope.js", "/assets/index.html", "/assets/web.go", "/assets/", "/assets/..%2fweb.go"} {
-		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-		if got, want := rec.Code, http.StatusNotFound; got != want {
+		resp, _ := fetchPage(t, srv, path)
+		if got, want := resp.StatusCode, http.StatusNotFound; got != want {
 			t.Fatalf("GET %s: status = %d, want %d", path, got, want)
 		}
-		if got, want := rec.Header().Get("Content-Type"), "application/problem+json"; got != want {
+		if got, want := resp.Header.Get("Content-Type"), "application/problem+json"; got != want {
 			t.Fatalf("GET %s: Content-Type = %q, want %q", path, got, want)
 		}
 	}

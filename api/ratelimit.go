@@ -2,100 +2,22 @@ package api
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/labstack/echo/v4"
-	"github.com/redis/go-redis/v9"
+
+	"roomcast/redisscripts"
 )
 
-// PostLimiter decides whether a client may post now. Each call counts as
-// one post attempt.
+// PostLimiter decides whether a client may post now. Each allowed call
+// counts as one post.
 type PostLimiter interface {
-	AllowPost(ctx context.Context, client string) (RateDecision, error)
-}
-
-// RateDecision is a PostLimiter's answer.
-type RateDecision struct {
-	Allowed    bool
-	Limit      int           // posts allowed in a burst
-	Remaining  int           // posts allowed right now
-	RetryAfter time.Duration // until the next post is allowed, when not Allowed
-	ResetAfter time.Duration // until the whole burst is available again
-}
-
-// RedisPostLimiter is a PostLimiter kept in Redis by the GCRA algorithm
-// of redis_rate, so that instances sharing a Redis share the limits.
-type RedisPostLimiter struct {
-	limiter *redis_rate.Limiter
-	limit   redis_rate.Limit
-	prefix  string
-}
-
-var _ PostLimiter = (*RedisPostLimiter)(nil)
-
-// NewRedisPostLimiter allows each client perSecond posts a second on
-// average and up to burst at once. A client's state is one key,
-// prefix+"rate:post:"+client, which expires when the client is idle.
-func NewRedisPostLimiter(rdb redis.UniversalClient, prefix string, perSecond float64, burst int) *RedisPostLimiter {
-	return &RedisPostLimiter{
-		limiter: redis_rate.NewLimiter(rateKeys{rdb}),
-		limit:   redis_rate.Limit{Rate: 1, Period: time.Duration(float64(time.Second) / perSecond), Burst: burst},
-		prefix:  prefix,
-	}
-}
-
-// AllowPost counts a post by client and reports whether it is allowed.
-func (l *RedisPostLimiter) AllowPost(ctx context.Context, client string) (RateDecision, error) {
-	res, err := l.limiter.Allow(ctx, l.prefix+"rate:post:"+client, l.limit)
-	if err != nil {
-		return RateDecision{}, fmt.Errorf("rate limit: %w", err)
-	}
-	return RateDecision{
-		Allowed: res.Allowed > 0, Limit: l.limit.Burst, Remaining: res.Remaining,
-		RetryAfter: res.RetryAfter, ResetAfter: res.ResetAfter,
-	}, nil
-}
-
-// rateKeys passes the calls of redis_rate on to a client, taking off the
-// "rate:" that redis_rate puts before every key, so that all of roomcast's
-// keys start with its KEY_PREFIX and deployments sharing a Redis stay apart.
-type rateKeys struct {
-	redis.UniversalClient // ScriptExists and ScriptLoad pass through unchanged
-}
-
-func (r rateKeys) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
-	return r.UniversalClient.Eval(ctx, script, unrated(keys), args...)
-}
-
-func (r rateKeys) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
-	return r.UniversalClient.EvalSha(ctx, sha1, unrated(keys), args...)
-}
-
-func (r rateKeys) EvalRO(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
-	return r.UniversalClient.EvalRO(ctx, script, unrated(keys), args...)
-}
-
-func (r rateKeys) EvalShaRO(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
-	return r.UniversalClient.EvalShaRO(ctx, sha1, unrated(keys), args...)
-}
-
-func (r rateKeys) Del(ctx context.Context, keys ...string) *redis.IntCmd {
-	return r.UniversalClient.Del(ctx, unrated(keys)...)
-}
-
-func unrated(keys []string) []string {
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = strings.TrimPrefix(k, "rate:")
-	}
-	return out
+	Allow(ctx context.Context, client string) (redisscripts.RateDecision, error)
 }
 
 // limitPosts answers 429 to a client over its post rate. Every answer
@@ -105,7 +27,7 @@ func (h *Handler) limitPosts(next echo.HandlerFunc) echo.HandlerFunc {
 		if h.Security.Posts == nil {
 			return next(c)
 		}
-		d, err := h.Security.Posts.AllowPost(c.Request().Context(), clientKey(c))
+		d, err := h.Security.Posts.Allow(c.Request().Context(), clientKey(c))
 		if err != nil {
 			h.log.Warn("rate limiter failed", "err", err)
 			return &Problem{Type: typeUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable,
@@ -134,8 +56,12 @@ type streamCounter struct {
 	perClient map[string]int
 }
 
+// errServerFull means the process has MaxStreams streams open.
+var errServerFull = errors.New("stream limit of the process reached")
+
 // limitStreams answers 429 to a client that has MaxStreamsPerClient
-// streams open and 503 when the process has MaxStreams open.
+// streams open. When the process has MaxStreams open it refuses the stream
+// as a passing condition: 200, a retry advice, and the end of the stream.
 func (h *Handler) limitStreams() echo.MiddlewareFunc {
 	maxTotal, maxPerClient := h.Security.MaxStreams, h.Security.MaxStreamsPerClient
 	counter := &streamCounter{perClient: make(map[string]int)}
@@ -145,7 +71,10 @@ func (h *Handler) limitStreams() echo.MiddlewareFunc {
 				return next(c)
 			}
 			key := clientKey(c)
-			if err := counter.acquire(key, maxTotal, maxPerClient); err != nil {
+			if err := counter.acquire(key, maxTotal, maxPerClient); errors.Is(err, errServerFull) {
+				h.log.Warn("stream refused: MAX_STREAMS reached", "max", maxTotal)
+				return h.refuseStream(c, "server busy, retry shortly")
+			} else if err != nil {
 				return err
 			}
 			defer counter.release(key)
@@ -158,8 +87,7 @@ func (s *streamCounter) acquire(key string, maxTotal, maxPerClient int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if maxTotal > 0 && s.total >= maxTotal {
-		return &Problem{Type: typeUnavailable, Title: "Too many streams", Status: http.StatusServiceUnavailable,
-			Detail: "this server has as many open streams as it serves; retry shortly", retryAfter: 5}
+		return errServerFull
 	}
 	if maxPerClient > 0 && s.perClient[key] >= maxPerClient {
 		return &Problem{Type: typeTooManyStreams, Title: "Too many streams", Status: http.StatusTooManyRequests,

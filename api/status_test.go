@@ -244,7 +244,7 @@ func TestRedisDownIsServiceUnavailable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := checkedClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

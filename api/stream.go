@@ -33,22 +33,12 @@ func (h *Handler) streamRoom(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	s := &stream{h: h, w: c.Response(), rc: http.NewResponseController(c.Response()), room: room}
-	header := c.Response().Header()
-	header.Set(echo.HeaderContentType, "text/event-stream")
-	header.Set(echo.HeaderCacheControl, "no-cache")
-	header.Set("X-Accel-Buffering", "no")
-	c.Response().WriteHeader(http.StatusOK)
-
 	sub, err := h.Rooms.Subscribe(ctx, room)
 	if err != nil {
-		// Transient by nature (Redis unreachable, shutting down): a 200 that
-		// closes at once makes EventSource try again, where an error status
-		// would make it give up for good.
 		h.log.Warn("stream not started", "room", room, "err", err)
-		s.close(retryJitter(h.Retry), "unavailable, retry shortly")
-		return nil
+		return h.refuseStream(c, "unavailable, retry shortly")
 	}
+	s := h.startStream(c, room)
 	defer sub.Close()
 	defer h.Metrics.StreamOpened()()
 
@@ -85,6 +75,25 @@ func (h *Handler) streamRoom(c echo.Context) error {
 			return nil
 		}
 	}
+}
+
+// startStream answers 200 with the event-stream headers.
+func (h *Handler) startStream(c echo.Context, room string) *stream {
+	header := c.Response().Header()
+	header.Set(echo.HeaderContentType, "text/event-stream")
+	header.Set(echo.HeaderCacheControl, "no-cache")
+	header.Set("X-Accel-Buffering", "no")
+	c.Response().WriteHeader(http.StatusOK)
+	return &stream{h: h, w: c.Response(), rc: http.NewResponseController(c.Response()), room: room}
+}
+
+// refuseStream ends a stream that cannot start for a passing reason (Redis
+// unreachable, shutting down, too busy): a 200 that advises a retry and
+// closes makes EventSource try again, where an error status would make it
+// give up for good.
+func (h *Handler) refuseStream(c echo.Context, why string) error {
+	h.startStream(c, "").close(retryJitter(h.Retry), why)
+	return nil
 }
 
 // resumePoint returns the position a stream resumes from: the Last-Event-ID

@@ -301,7 +301,7 @@ func (s *testServer) tryPost(ctx context.Context, room, text string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -321,6 +321,7 @@ func (s *testServer) tryPost(ctx context.Context, room, text string) error {
 // receive buffer: shrinking it on a connected socket makes Linux drop
 // segments, and the sender's retransmission backoff then stalls the
 // stream for tens of seconds once the client reads again.
+// Not checkedClient: the test stops reading and sets read deadlines on the bare connection.
 type rawStream struct {
 	conn  net.Conn
 	lines *bufio.Reader // the decoded body
@@ -468,7 +469,7 @@ func TestStreamDisconnectReleasesEverything(t *testing.T) {
 		t.Fatalf("a post after the disconnect was delivered %d times", got-st.Delivered)
 	}
 
-	http.DefaultClient.CloseIdleConnections()
+	checkedClient.CloseIdleConnections()
 	if err := goleak.Find(before); err != nil {
 		t.Fatalf("goroutines left after the stream closed: %v", err)
 	}

@@ -32,6 +32,8 @@ func (k Keys) idempotency(room, key string) string {
 	return k.prefix + "{" + room + "}:idem:" + key
 }
 
+func (k Keys) rate(name, client string) string { return k.prefix + "rate:" + name + ":" + client }
+
 // Channel is the Pub/Sub channel on which room's messages are published.
 func (k Keys) Channel(room string) string { return k.prefix + "room:" + room }
 

@@ -6,6 +6,8 @@
 //
 //	go run ./bench/load -url http://127.0.0.1:8080 -streams 1000 -rooms 10 -rate 500 -duration 10s -pid $PID
 //
+// bench/README.md has the results and how they were measured.
+//
 // Each message's text carries the time it was sent, so that every stream
 // can measure the latency of every delivery. Rooms get fresh names on each
 // run, so that their sequences start with the run.
@@ -51,6 +53,7 @@ type config struct {
 	settle     time.Duration
 	size       int
 	pid        int
+	redisPID   int
 }
 
 func main() {
@@ -85,6 +88,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&cfg.settle, "settle", 2*time.Second, "wait after opening the streams before reading the server's memory")
 	fs.IntVar(&cfg.size, "size", 200, "bytes of message text")
 	fs.IntVar(&cfg.pid, "pid", 0, "process id of the server, to report its resident memory (VmRSS) and CPU time")
+	fs.IntVar(&cfg.redisPID, "redis-pid", 0, "process id of redis-server, to report its CPU time too")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -109,6 +113,7 @@ func parseFlags(args []string) (config, error) {
 		{cfg.settle >= 0 && cfg.settle <= maxSettle, fmt.Sprintf("-settle must be 0 to %v", maxSettle)},
 		{cfg.size >= minTextSize && cfg.size <= maxTextSize, fmt.Sprintf("-size must be %d to %d", minTextSize, maxTextSize)},
 		{cfg.pid >= 0, "-pid must be a process id"},
+		{cfg.redisPID >= 0, "-redis-pid must be a process id"},
 	}
 	for _, c := range checks {
 		if !c.ok {

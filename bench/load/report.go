@@ -14,10 +14,11 @@ type report struct {
 	filesNeeded           uint64
 	opened, openFailed    int
 	openTime              time.Duration
-	rssBefore             int64      // bytes; 0 without -pid
-	rssIdle               int64      // with every stream open, before any post
-	rssEnd                int64      // after the last delivery
-	serverCPU, toolCPU    [2]cpuTime // CPU time used at the first post and after the last delivery
+	rssBefore             int64 // bytes; 0 without -pid
+	rssIdle               int64 // with every stream open, before any post
+	rssEnd                int64 // after the last delivery
+	serverCPU, toolCPU    [2]cpuTime
+	redisCPU              [2]cpuTime // CPU time used at the first post and after the last delivery
 	posts                 publishResult
 	expected, received    int64 // deliveries of acknowledged posts
 	lost, duplicates      int64
@@ -40,12 +41,18 @@ func (r *report) readMemory(into *int64) error {
 // readCPU records the CPU time of the server and of this tool in into.
 func (r *report) readCPU(into int) error {
 	r.toolCPU[into] = ownCPU()
-	if r.cfg.pid == 0 {
-		return nil
+	var err error
+	if r.cfg.pid != 0 {
+		if r.serverCPU[into], err = readCPU(r.cfg.pid); err != nil {
+			return err
+		}
 	}
-	cpu, err := readCPU(r.cfg.pid)
-	r.serverCPU[into] = cpu
-	return err
+	if r.cfg.redisPID != 0 {
+		if r.redisCPU[into], err = readCPU(r.cfg.redisPID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // compare matches what every stream received with the acknowledged posts of
@@ -200,5 +207,8 @@ func (r *report) printCPU(w io.Writer) {
 	line("load tool", r.toolCPU[1].sub(r.toolCPU[0]))
 	if r.cfg.pid != 0 {
 		line("server", r.serverCPU[1].sub(r.serverCPU[0]))
+	}
+	if r.cfg.redisPID != 0 {
+		line("redis", r.redisCPU[1].sub(r.redisCPU[0]))
 	}
 }

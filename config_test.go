@@ -39,6 +39,7 @@ func TestSecuritySettingsRefused(t *testing.T) {
 		{env: []string{"CORS_ORIGINS=*"}, name: "CORS_ORIGINS"},
 		{env: []string{"CORS_ORIGINS=https://chat.example/"}, name: "CORS_ORIGINS"},
 		{env: []string{"POST_RATE=-1"}, name: "POST_RATE"},
+		{env: []string{"POST_RATE=1e-9"}, name: "POST_RATE"},
 		{env: []string{"POST_BURST=0"}, name: "POST_BURST"},
 		{env: []string{"MAX_STREAMS=-1"}, name: "MAX_STREAMS"},
 		{env: []string{"BODY_READ_TIMEOUT=0s"}, name: "BODY_READ_TIMEOUT"},

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs the load measurements of bench/README.md on this machine: builds
+# roomcast and the load tool, starts a redis-server and roomcast on free
+# loopback ports, runs every scenario back to back, and stops everything it
+# started, also on failure or Ctrl-C. Usage: bench/run.sh [output file]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-/dev/null}
+work=$(mktemp -d)
+redis_pid= server_pid=
+
+cleanup() {
+  for pid in $server_pid $redis_pid; do
+    if kill "$pid" 2>/dev/null; then
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+exec > >(tee "$out") 2>&1
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+go build -o "$work/roomcast" .
+go build -o "$work/load" ./bench/load
+redis_port=$(free_port)
+port=$(free_port)
+url=http://127.0.0.1:$port
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning --dir "$work" >"$work/redis.log" 2>&1 &
+redis_pid=$!
+
+# start_server redis|embedded: a fresh roomcast for each scenario. The load
+# comes from one client address, so the per-client limits are turned off.
+start_server() {
+  if [ -n "$server_pid" ]; then
+    kill "$server_pid"
+    while kill -0 "$server_pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  local redis_url=
+  [ "$1" = redis ] && redis_url=redis://127.0.0.1:$redis_port
+  ADDR=127.0.0.1:$port REDIS_URL=$redis_url LOG_LEVEL=warn \
+    POST_RATE=0 MAX_STREAMS_PER_CLIENT=0 MAX_STREAMS=0 "$work/roomcast" >"$work/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do
+    curl -sf "$url/readyz" >/dev/null && return
+    sleep 0.1
+  done
+  echo "roomcast did not become ready:" >&2
+  cat "$work/server.log" >&2
+  exit 1
+}
+
+# load MODE ARGS...: one run of the load tool against a fresh server.
+load() {
+  local mode=$1
+  shift
+  echo "== $mode: $* | $(uptime)"
+  start_server "$mode"
+  local pids=(-pid "$server_pid")
+  [ "$mode" = redis ] && pids+=(-redis-pid "$redis_pid")
+  "$work/load" -url "$url" "${pids[@]}" "$@" || echo "== load tool exit status $?"
+}
+
+echo "== $(date -u +%FT%TZ) $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs, ulimit -n $(ulimit -n)"
+echo "== (a) memory of idle streams"
+load redis -streams 5000 -rooms 10 -rate 0 -duration 2s -settle 3s
+echo "== (b, c) 1000 streams, 10 rooms, 500 messages/s for 10s; Redis and embedded, twice"
+for mode in redis embedded redis embedded; do
+  load "$mode" -streams 1000 -rooms 10 -rate 500 -duration 10s
+done
+echo "== (d) the same at 50 messages/s"
+for mode in redis embedded; do
+  load "$mode" -streams 1000 -rooms 10 -rate 50 -duration 10s
+done

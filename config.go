@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"reflect"
+	"roomcast/api"
+	"roomcast/api/auth"
+	"roomcast/redisscripts"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/redis/go-redis/v9"
+)
+
+// config is every setting; each comes from the environment variable named
+// in its env tag, and `roomcast -h` prints them with their help tags.
+type config struct {
+	Addr                  string        `env:"ADDR" envDefault:":8080" help:"address to listen on"`
+	RedisURL              string        `env:"REDIS_URL" help:"redis:// or rediss:// URL; empty starts an embedded in-memory Redis (development only)"`
+	RedisCluster          bool          `env:"REDIS_CLUSTER" envDefault:"false" help:"treat REDIS_URL as a Redis Cluster seed (extra nodes as ?addr=host:port)"`
+	RedisTimeout          time.Duration `env:"REDIS_TIMEOUT" envDefault:"1s" help:"bound on each Redis call; a post fails with 503 after it"`
+	KeyPrefix             string        `env:"KEY_PREFIX" envDefault:"roomcast:" help:"prefix of every Redis key and channel"`
+	HistoryMax            int           `env:"HISTORY_MAX" envDefault:"1000" help:"messages kept per room"`
+	MaxMessageBytes       int           `env:"MAX_MESSAGE_BYTES" envDefault:"4096" help:"largest message text in bytes"`
+	IdempotencyTTL        time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h" help:"how long an Idempotency-Key is remembered"`
+	HeartbeatInterval     time.Duration `env:"HEARTBEAT_INTERVAL" envDefault:"15s" help:"interval of keep-alive comments on streams"`
+	ClientBuffer          int           `env:"CLIENT_BUFFER" envDefault:"256" help:"messages queued per stream before a slow client is disconnected"`
+	SSERetry              time.Duration `env:"SSE_RETRY" envDefault:"2s" help:"reconnection delay advised to stream clients"`
+	StreamWriteTimeout    time.Duration `env:"STREAM_WRITE_TIMEOUT" envDefault:"10s" help:"a stream write blocked longer than this ends the stream"`
+	DeliveryCheckInterval time.Duration `env:"DELIVERY_CHECK_INTERVAL" envDefault:"5s" help:"how often live delivery is probed and room positions compared with Redis"`
+	ShutdownTimeout       time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"longest wait for requests in flight at shutdown"`
+	LogLevel              slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat             string        `env:"LOG_FORMAT" envDefault:"text" help:"text or json"`
+	JWTSecret             string        `env:"JWT_SECRET" help:"HMAC key (at least 32 bytes) verifying HS256/384/512 tokens; any JWT key turns authentication on"`
+	JWTPublicKeyFile      string        `env:"JWT_PUBLIC_KEY_FILE" help:"PEM file of the RSA, ECDSA or Ed25519 public key (or certificate) verifying tokens"`
+	JWTJWKSURL            string        `env:"JWT_JWKS_URL" help:"JWKS of the keys verifying tokens: file:///path, read at start, or an http(s) URL, refreshed hourly"`
+	JWTIssuer             string        `env:"JWT_ISSUER" help:"iss that tokens must have; empty: not checked"`
+	JWTAudience           string        `env:"JWT_AUDIENCE" help:"aud that tokens must include; empty: not checked"`
+	JWTLeeway             time.Duration `env:"JWT_LEEWAY" envDefault:"30s" help:"clock skew allowed on exp, nbf and iat"`
+	JWTCookie             string        `env:"JWT_COOKIE" envDefault:"roomcast_token" help:"cookie that may carry a stream's token, as EventSource cannot send headers"`
+	JWTDefaultRooms       string        `env:"JWT_DEFAULT_ROOMS" envDefault:"read:*,write:*" help:"permissions of tokens without a rooms claim: read:PATTERN and write:PATTERN, comma-separated, or none"`
+	PostRate              float64       `env:"POST_RATE" envDefault:"5" help:"posts a second per user (per client IP in open mode), shared by instances via Redis; 0 turns the limit off"`
+	PostBurst             int           `env:"POST_BURST" envDefault:"20" help:"posts a client may send at once before POST_RATE applies"`
+	MaxStreamsPerClient   int           `env:"MAX_STREAMS_PER_CLIENT" envDefault:"16" help:"open streams per user (per client IP in open mode), 429 beyond; 0: no limit"`
+	MaxStreams            int           `env:"MAX_STREAMS" envDefault:"10000" help:"open streams per process, 503 beyond; 0: no limit"`
+	TrustedProxies        []string      `env:"TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs of proxies whose X-Forwarded-For names the client"`
+	CORSOrigins           []string      `env:"CORS_ORIGINS" envSeparator:"," help:"comma-separated origins (https://chat.example) whose pages may call the API, with credentials"`
+	BodyReadTimeout       time.Duration `env:"BODY_READ_TIMEOUT" envDefault:"10s" help:"longest wait for a request body (against slow clients); streams are not affected"`
+}
+
+func (c config) redisTimeouts() (dial, read, write, pool time.Duration) {
+	return c.RedisTimeout, c.RedisTimeout, c.RedisTimeout, c.RedisTimeout
+}
+
+// configError is a bad setting; roomcast exits with status 2 on it.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
+
+func parseConfig(environ []string) (config, error) {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	cfg, err := env.ParseAsWithOptions[config](env.Options{Environment: vars})
+	if err != nil {
+		var agg env.AggregateError
+		if errors.As(err, &agg) && len(agg.Errors) > 0 {
+			err = agg.Errors[0]
+		}
+		var perr env.ParseError
+		if errors.As(err, &perr) {
+			err = fmt.Errorf("%s: invalid value %q: %w", envName(perr.Name), vars[envName(perr.Name)], perr.Err)
+		}
+		return cfg, configError{err}
+	}
+	checks := []struct {
+		ok   bool
+		name string
+		want string
+	}{
+		{validAddr(cfg.Addr), "ADDR", "host:port, e.g. :8080"},
+		{cfg.HistoryMax >= 1 && cfg.HistoryMax <= 1_000_000, "HISTORY_MAX", "1 to 1000000"},
+		{cfg.MaxMessageBytes >= 1 && cfg.MaxMessageBytes <= 1<<20, "MAX_MESSAGE_BYTES", "1 to 1048576"},
+		{cfg.ClientBuffer >= 1 && cfg.ClientBuffer <= 100_000, "CLIENT_BUFFER", "1 to 100000"},
+		{cfg.RedisTimeout > 0, "REDIS_TIMEOUT", "a positive duration"},
+		{cfg.IdempotencyTTL >= time.Second, "IDEMPOTENCY_TTL", "at least 1s"},
+		{cfg.HeartbeatInterval >= time.Second, "HEARTBEAT_INTERVAL", "at least 1s"},
+		{cfg.SSERetry >= time.Millisecond, "SSE_RETRY", "at least 1ms"},
+		{cfg.StreamWriteTimeout > 0, "STREAM_WRITE_TIMEOUT", "a positive duration"},
+		{cfg.DeliveryCheckInterval >= 10*time.Millisecond, "DELIVERY_CHECK_INTERVAL", "at least 10ms"},
+		{cfg.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "a positive duration"},
+		{cfg.LogFormat == "text" || cfg.LogFormat == "json", "LOG_FORMAT", "text or json"},
+		{cfg.KeyPrefix != "" && !strings.ContainsAny(cfg.KeyPrefix, "{}"), "KEY_PREFIX", "non-empty, without { or }"},
+		{cfg.JWTLeeway >= 0 && cfg.JWTLeeway <= 5*time.Minute, "JWT_LEEWAY", "0 to 5m"},
+		{cfg.PostRate == 0 || cfg.PostRate >= 0.001 && cfg.PostRate <= 1e6, "POST_RATE", "0 (off), or 0.001 to 1000000"},
+		{cfg.PostBurst >= 1 && cfg.PostBurst <= 1e6, "POST_BURST", "1 to 1000000"},
+		{cfg.MaxStreamsPerClient >= 0, "MAX_STREAMS_PER_CLIENT", "0 or more"},
+		{cfg.MaxStreams >= 0, "MAX_STREAMS", "0 or more"},
+		{cfg.BodyReadTimeout > 0, "BODY_READ_TIMEOUT", "a positive duration"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return cfg, configError{fmt.Errorf("%s: invalid value %q: want %s", c.name, vars[c.name], c.want)}
+		}
+	}
+	return cfg, nil
+}
+
+// validAddr reports whether addr has the host:port form net.Listen takes.
+func validAddr(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	return err == nil
+}
+
+// envName is the variable of a config field.
+func envName(field string) string {
+	f, _ := reflect.TypeFor[config]().FieldByName(field)
+	return f.Tag.Get("env")
+}
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: roomcast\n\nroomcast is configured by environment variables:")
+	t := reflect.TypeFor[config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		def := f.Tag.Get("envDefault")
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(w, "  %-24s %s (default %s)\n", f.Tag.Get("env"), f.Tag.Get("help"), def)
+	}
+}
+
+// securityOptions builds the API's authentication, limits and CORS from
+// cfg. Bad settings are configErrors. Without a JWT key the API is open,
+// and a warning says so.
+func securityOptions(ctx context.Context, cfg config, rdb redis.UniversalClient, log *slog.Logger) (api.Security, error) {
+	proxies, err := api.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return api.Security{}, configError{fmt.Errorf("TRUSTED_PROXIES: %w", err)}
+	}
+	origins, err := corsOrigins(cfg.CORSOrigins)
+	if err != nil {
+		return api.Security{}, configError{fmt.Errorf("CORS_ORIGINS: %w", err)}
+	}
+	sec := api.Security{
+		TokenCookie:         cfg.JWTCookie,
+		MaxStreamsPerClient: cfg.MaxStreamsPerClient,
+		MaxStreams:          cfg.MaxStreams,
+		TrustedProxies:      proxies,
+		CORSOrigins:         origins,
+		BodyReadTimeout:     cfg.BodyReadTimeout,
+	}
+	if cfg.PostRate > 0 {
+		sec.Posts = redisscripts.NewRateLimiter(rdb, redisscripts.NewKeys(cfg.KeyPrefix), "post", cfg.PostRate, cfg.PostBurst)
+	}
+	var keys []string
+	for name, value := range map[string]string{
+		"JWT_SECRET": cfg.JWTSecret, "JWT_PUBLIC_KEY_FILE": cfg.JWTPublicKeyFile, "JWT_JWKS_URL": cfg.JWTJWKSURL,
+	} {
+		if value != "" {
+			keys = append(keys, name)
+		}
+	}
+	switch len(keys) {
+	case 0:
+		log.Warn("no JWT key is set: open mode, anyone may post as anyone into any room (development only); " +
+			"set JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL")
+		return sec, nil
+	case 1:
+	default:
+		slices.Sort(keys)
+		return api.Security{}, configError{fmt.Errorf("%s: set only one of them", strings.Join(keys, ", "))}
+	}
+	rooms, err := auth.ParseRooms(cfg.JWTDefaultRooms)
+	if err != nil {
+		return api.Security{}, configError{fmt.Errorf("JWT_DEFAULT_ROOMS: %w", err)}
+	}
+	verifier, err := auth.New(ctx, auth.Config{
+		Secret: []byte(cfg.JWTSecret), PublicKeyFile: cfg.JWTPublicKeyFile, JWKSURL: cfg.JWTJWKSURL,
+		Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: cfg.JWTLeeway,
+		DefaultRooms: rooms, Logger: log,
+	})
+	if err != nil {
+		// The error holds no secret: auth reports lengths and paths only.
+		return api.Security{}, configError{fmt.Errorf("%s: %w", keys[0], err)}
+	}
+	sec.Tokens = verifier
+	log.Info("authentication on: posting, history and streams need a token",
+		"issuer", cfg.JWTIssuer, "audience", cfg.JWTAudience, "default_rooms", cfg.JWTDefaultRooms)
+	return sec, nil
+}
+
+// corsOrigins checks that each entry is an origin as browsers send it:
+// scheme and host (and port), nothing else. "*" is refused, since the API
+// allows credentials to the origins listed.
+func corsOrigins(list []string) ([]string, error) {
+	var out []string
+	for _, o := range list {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Scheme+"://"+u.Host != o {
+			return nil, errors.New("want exact origins such as https://chat.example or http://localhost:3000, separated by commas")
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
