@@ -50,7 +50,7 @@ type config struct {
 	PostRate              float64       `env:"POST_RATE" envDefault:"5" help:"posts a second per user (per client IP in open mode), shared by instances via Redis; 0 turns the limit off"`
 	PostBurst             int           `env:"POST_BURST" envDefault:"20" help:"posts a client may send at once before POST_RATE applies"`
 	MaxStreamsPerClient   int           `env:"MAX_STREAMS_PER_CLIENT" envDefault:"16" help:"open streams per user (per client IP in open mode), 429 beyond; 0: no limit"`
-	MaxStreams            int           `env:"MAX_STREAMS" envDefault:"10000" help:"open streams per process, 503 beyond; 0: no limit"`
+	MaxStreams            int           `env:"MAX_STREAMS" envDefault:"10000" help:"open streams per process; beyond it a stream gets a retry advice and ends; 0: no limit"`
 	TrustedProxies        []string      `env:"TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs of proxies whose X-Forwarded-For names the client"`
 	CORSOrigins           []string      `env:"CORS_ORIGINS" envSeparator:"," help:"comma-separated origins (https://chat.example) whose pages may call the API, with credentials"`
 	BodyReadTimeout       time.Duration `env:"BODY_READ_TIMEOUT" envDefault:"10s" help:"longest wait for a request body (against slow clients); streams are not affected"`

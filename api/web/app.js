@@ -5,6 +5,11 @@
 // the page has, so nothing falls between the two and a reconnect replays what
 // was missed. Every message is kept once, by id. Text from the server is only
 // ever set with textContent, never parsed as HTML.
+//
+// When the server wants sign-in, the page sends the token given in its Token
+// field (or in the URL hash, from where it is removed at once) as a bearer
+// token, and on the stream as access_token, since EventSource cannot send
+// headers. The token is kept in sessionStorage, so it dies with the tab.
 'use strict';
 
 (() => {
@@ -16,7 +21,7 @@
 
   const $ = (id) => document.getElementById(id);
   const ui = {
-    join: $('join'), room: $('room'), name: $('name'), status: $('status'),
+    join: $('join'), room: $('room'), name: $('name'), token: $('token'), status: $('status'),
     log: $('log'), older: $('older'), empty: $('empty'), list: $('messages'),
     error: $('error'), compose: $('compose'), text: $('text'), send: $('send'),
     template: $('message-template'),
@@ -49,37 +54,100 @@
     return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
   }
 
-  // problemMessage describes a failed response, from its problem details
-  // when it has them.
-  async function problemMessage(resp) {
-    let text = `${resp.status} ${resp.statusText}`.trim();
+  // tokenClaims decodes a JWT's payload, for display only: the server
+  // checks the signature and the page trusts nothing in it. It returns null
+  // for what is not a JWT.
+  function tokenClaims(token) {
+    const part = token.split('.')[1];
+    if (!part) {
+      return null;
+    }
+    try {
+      const b64 = part.replace(/-/g, '+').replace(/_/g, '/');
+      const bytes = Uint8Array.from(atob(b64 + '='.repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
+      const claims = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+      return claims && typeof claims === 'object' ? claims : null;
+    } catch {
+      return null;
+    }
+  }
+
+  // tokenSubject is the sub of a token, the user the server posts as, or ''.
+  function tokenSubject(token) {
+    const claims = tokenClaims(token);
+    return claims && typeof claims.sub === 'string' ? claims.sub : '';
+  }
+
+  // AccessError is a request refused for want of a valid token or
+  // permission; state is the status it shows: signin, expired or forbidden.
+  class AccessError extends Error {
+    constructor(state, message) {
+      super(message);
+      this.state = state;
+    }
+  }
+
+  const accessLabels = { signin: 'sign-in needed', expired: 'token expired', forbidden: 'not allowed in this room' };
+
+  // readProblem returns the title and detail of a problem response, or
+  // empty strings.
+  async function readProblem(resp) {
     const type = resp.headers.get('Content-Type') || '';
     if (type.includes('json')) {
       try {
         const p = await resp.json();
-        if (typeof p.title === 'string') {
-          text = typeof p.detail === 'string' && p.detail ? `${p.title}: ${p.detail}` : p.title;
-        }
+        return {
+          title: typeof p.title === 'string' ? p.title : '',
+          detail: typeof p.detail === 'string' ? p.detail : '',
+        };
       } catch {
-        // keep the status line
+        // no usable body
       }
+    }
+    return { title: '', detail: '' };
+  }
+
+  // failure turns a failed response into an Error: an AccessError for 401
+  // and 403, else one describing the problem details.
+  async function failure(resp, token) {
+    const { title, detail } = await readProblem(resp);
+    if (resp.status === 401) {
+      const challenge = resp.headers.get('WWW-Authenticate') || '';
+      if (token && (challenge.includes('expired') || detail.includes('expired'))) {
+        return new AccessError('expired', 'Your token has expired. Paste a new one and join again.');
+      }
+      return new AccessError('signin', token
+        ? `Sign-in needed: the server did not accept this token (${detail || 'invalid'}). Paste a valid one and join again.`
+        : 'Sign-in needed: this server wants a token. Paste one in the Token field and join again.');
+    }
+    if (resp.status === 403) {
+      return new AccessError('forbidden', `Not allowed in this room${detail ? `: ${detail}` : ''}.`);
+    }
+    let text = `${resp.status} ${resp.statusText}`.trim();
+    if (title) {
+      text = detail ? `${title}: ${detail}` : title;
     }
     const after = resp.headers.get('Retry-After');
     if (after) {
       text += ` (retry in ${after} s)`;
     }
-    return text;
+    return new Error(text);
   }
 
-  async function getJSON(url) {
+  // authHeaders adds the bearer token, when there is one, to headers.
+  function authHeaders(token, headers) {
+    return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+  }
+
+  async function getJSON(url, token) {
     let resp;
     try {
-      resp = await fetch(url, { headers: { Accept: 'application/json' } });
+      resp = await fetch(url, { headers: authHeaders(token, { Accept: 'application/json' }) });
     } catch {
       throw new Error('Cannot reach the server.');
     }
     if (!resp.ok) {
-      throw new Error(await problemMessage(resp));
+      throw await failure(resp, token);
     }
     return resp.json();
   }
@@ -111,11 +179,13 @@
     ui.log.scrollTop = ui.log.scrollHeight;
   }
 
-  // Chat is one joined room: its messages, its stream and its sender.
+  // Chat is one joined room: its messages, its stream and its sender. With
+  // a token, user is the token's subject.
   class Chat {
-    constructor(room, user) {
+    constructor(room, user, token) {
       this.room = room;
       this.user = user;
+      this.token = token;
       this.base = `/rooms/${encodeURIComponent(room)}`;
       this.shown = new Map(); // message id → its <li>
       this.oldest = null; // before= cursor of the next older page
@@ -146,6 +216,18 @@
       }
     }
 
+    // deny ends the chat for a refused token or permission, saying so until
+    // the next join.
+    deny(err) {
+      this.close();
+      if (chat === this) {
+        setStatus(err.state, accessLabels[err.state]);
+        showError(err.message);
+        ui.text.disabled = true;
+        ui.send.disabled = true;
+      }
+    }
+
     // refresh loads the latest history, showing a failure until a later
     // refresh succeeds.
     async refresh() {
@@ -156,15 +238,33 @@
           showError('');
         }
       } catch (err) {
+        if (err instanceof AccessError) {
+          this.deny(err);
+          return;
+        }
         this.historyFailed = true;
         showError(`Could not load history: ${err.message}`);
       }
     }
 
+    // recover follows a stream the server refused. A refusal for the
+    // token or permission ends the chat; anything else is retried later.
+    async recover() {
+      try {
+        await getJSON(`${this.base}/messages?limit=1`, this.token);
+      } catch (err) {
+        if (err instanceof AccessError) {
+          this.deny(err);
+          return;
+        }
+      }
+      this.scheduleReconnect();
+    }
+
     // loadLatest merges the newest page of history. Until something is
     // received, it also sets where the stream resumes and older pages start.
     async loadLatest() {
-      const page = await getJSON(`${this.base}/messages?limit=${PAGE_SIZE}`);
+      const page = await getJSON(`${this.base}/messages?limit=${PAGE_SIZE}`, this.token);
       if (this.closed) {
         return;
       }
@@ -190,7 +290,7 @@
       if (this.oldest === null) {
         return;
       }
-      const page = await getJSON(`${this.base}/messages?limit=${PAGE_SIZE}&before=${encodeURIComponent(this.oldest)}`);
+      const page = await getJSON(`${this.base}/messages?limit=${PAGE_SIZE}&before=${encodeURIComponent(this.oldest)}`, this.token);
       if (this.closed) {
         return;
       }
@@ -241,8 +341,14 @@
     openStream() {
       clearTimeout(this.retryTimer);
       const from = this.resumeID;
-      const query = from ? `?last_event_id=${encodeURIComponent(from)}` : '';
-      const es = new EventSource(`${this.base}/stream${query}`);
+      const query = new URLSearchParams();
+      if (from) {
+        query.set('last_event_id', from);
+      }
+      if (this.token) {
+        query.set('access_token', this.token);
+      }
+      const es = new EventSource(`${this.base}/stream${query.size ? `?${query}` : ''}`);
       this.source = es;
       this.sourceFrom = from;
       this.sourceHeard = false;
@@ -302,9 +408,13 @@
         }
         setStatus('reconnecting', 'reconnecting…');
         // EventSource reconnects by itself with Last-Event-ID, except after
-        // a refused response, and it cannot resume from a point it never
-        // heard of: open a new one from where the page is then.
-        if (es.readyState === EventSource.CLOSED || (!this.sourceHeard && this.sourceFrom !== this.resumeID)) {
+        // a refused response, which may be the end of the token (the server
+        // ends a stream when its token expires), and it cannot resume from a
+        // point it never heard of: open a new one from where the page is.
+        if (es.readyState === EventSource.CLOSED) {
+          es.close();
+          this.recover();
+        } else if (!this.sourceHeard && this.sourceFrom !== this.resumeID) {
           es.close();
           this.scheduleReconnect();
         }
@@ -325,7 +435,8 @@
     }
 
     // send posts text. A failed send keeps its Idempotency-Key, so that
-    // sending the same text again cannot store it twice.
+    // sending the same text again cannot store it twice. With a token the
+    // server posts as its subject, and the body names no user.
     async send(text) {
       const key = this.pending && this.pending.text === text ? this.pending.key : newKey();
       this.pending = { text, key };
@@ -333,14 +444,19 @@
       try {
         resp = await fetch(`${this.base}/messages`, {
           method: 'POST',
-          headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key },
-          body: JSON.stringify({ text, user: this.user }),
+          headers: authHeaders(this.token, { 'Content-Type': 'application/json', 'Idempotency-Key': key }),
+          body: JSON.stringify(this.token ? { text } : { text, user: this.user }),
         });
       } catch {
         throw new Error('Cannot reach the server; your message was not sent.');
       }
+      if (resp.status === 403) {
+        // Reading may be allowed where posting is not: the chat goes on.
+        const { detail } = await readProblem(resp);
+        throw new Error(`Not allowed to post in this room${detail ? `: ${detail}` : ''}.`);
+      }
       if (!resp.ok) {
-        throw new Error(await problemMessage(resp));
+        throw await failure(resp, this.token);
       }
       this.pending = null;
       const m = await resp.json();
@@ -351,25 +467,37 @@
     }
   }
 
-  function saved(key) {
+  // saved reads a choice from storage: the room and name from
+  // localStorage, the token from sessionStorage so that it dies with the tab.
+  function saved(key, storage = localStorage) {
     try {
-      return localStorage.getItem(key) || '';
+      return storage.getItem(key) || '';
     } catch {
       return '';
     }
   }
 
-  function save(key, value) {
+  function save(key, value, storage = localStorage) {
     try {
-      localStorage.setItem(key, value);
+      if (value) {
+        storage.setItem(key, value);
+      } else {
+        storage.removeItem(key);
+      }
     } catch {
-      // storage may be disabled; the URL hash still holds the choice
+      // storage may be disabled; the fields still hold the choice
     }
   }
 
-  function validChoice(room, name) {
+  function validChoice(room, name, token) {
     if (!ROOM_PATTERN.test(room)) {
       return 'A room is 1 to 128 letters, digits, ".", "_" or "-".';
+    }
+    if (token) {
+      if (!tokenClaims(token)) {
+        return 'This token cannot be read: paste the whole JWT, three parts separated by dots.';
+      }
+      return name ? '' : 'This token names no user (it has no "sub" claim).';
     }
     const chars = Array.from(name).length;
     if (chars < 1 || chars > MAX_NAME_CHARS) {
@@ -378,8 +506,26 @@
     return '';
   }
 
-  function join(room, name) {
-    const problem = validChoice(room, name);
+  // showTokenUser shows, while a token is given, its subject as the name,
+  // which cannot then be edited: the server posts as the subject.
+  function showTokenUser() {
+    const token = ui.token.value.trim();
+    if (token) {
+      ui.name.value = tokenSubject(token);
+      ui.name.readOnly = true;
+      ui.name.title = "The token's subject: the server posts as this user";
+    } else if (ui.name.readOnly) {
+      ui.name.value = saved('roomcast.name');
+      ui.name.readOnly = false;
+      ui.name.title = '';
+    }
+  }
+
+  function join(room, name, token) {
+    if (token) {
+      name = tokenSubject(token);
+    }
+    const problem = validChoice(room, name, token);
     if (problem) {
       showError(problem);
       return;
@@ -388,9 +534,14 @@
       chat.close();
     }
     ui.room.value = room;
+    ui.token.value = token;
+    showTokenUser();
     ui.name.value = name;
     save('roomcast.room', room);
-    save('roomcast.name', name);
+    if (!token) {
+      save('roomcast.name', name);
+    }
+    save('roomcast.token', token, sessionStorage);
     const hash = `#${new URLSearchParams({ room, name })}`;
     if (location.hash !== hash) {
       history.replaceState(null, '', hash);
@@ -402,19 +553,29 @@
     ui.empty.hidden = true;
     ui.text.disabled = false;
     ui.send.disabled = false;
-    chat = new Chat(room, name);
+    chat = new Chat(room, name, token);
     chat.start();
   }
 
+  // fromHash reads #room=..&name=..&token=.. and takes a token out of the
+  // address at once, so that it is neither left on screen nor in the tab's
+  // history.
   function fromHash() {
     const p = new URLSearchParams(location.hash.slice(1));
-    return { room: p.get('room') || '', name: p.get('name') || '' };
+    const token = (p.get('token') || '').trim();
+    if (p.has('token')) {
+      p.delete('token');
+      history.replaceState(null, '', p.size ? `#${p}` : `${location.pathname}${location.search}`);
+    }
+    return { room: p.get('room') || '', name: p.get('name') || '', token };
   }
 
   ui.join.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    join(ui.room.value.trim(), ui.name.value.trim());
+    join(ui.room.value.trim(), ui.name.value.trim(), ui.token.value.trim());
   });
+
+  ui.token.addEventListener('input', showTokenUser);
 
   ui.compose.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -422,16 +583,23 @@
     if (!chat || text.trim() === '' || ui.send.disabled) {
       return;
     }
+    const sender = chat;
     ui.send.disabled = true;
     try {
-      await chat.send(text);
+      await sender.send(text);
       ui.text.value = '';
       showError('');
     } catch (err) {
+      if (err instanceof AccessError) {
+        sender.deny(err);
+        return;
+      }
       showError(err.message);
     } finally {
-      ui.send.disabled = false;
-      ui.text.focus();
+      if (!sender.closed) {
+        ui.send.disabled = false;
+        ui.text.focus();
+      }
     }
   });
 
@@ -439,30 +607,39 @@
     if (!chat) {
       return;
     }
+    const reader = chat;
     ui.older.disabled = true;
     try {
-      await chat.loadOlder();
+      await reader.loadOlder();
     } catch (err) {
-      showError(`Could not load older messages: ${err.message}`);
+      if (err instanceof AccessError) {
+        reader.deny(err);
+      } else {
+        showError(`Could not load older messages: ${err.message}`);
+      }
     } finally {
       ui.older.disabled = false;
     }
   });
 
   window.addEventListener('hashchange', () => {
-    const { room, name } = fromHash();
-    if (room && name && (!chat || chat.room !== room || chat.user !== name)) {
-      join(room, name);
+    const h = fromHash();
+    const token = h.token || ui.token.value.trim();
+    const name = token ? tokenSubject(token) : h.name;
+    if (h.room && name && (h.token || !chat || chat.room !== h.room || chat.user !== name)) {
+      join(h.room, name, token);
     }
   });
 
   const start = fromHash();
+  const token = start.token || saved('roomcast.token', sessionStorage);
   const room = start.room || saved('roomcast.room');
-  const name = start.name || saved('roomcast.name');
   ui.room.value = room;
-  ui.name.value = name;
-  if (room && name) {
-    join(room, name);
+  ui.name.value = start.name || saved('roomcast.name');
+  ui.token.value = token;
+  showTokenUser();
+  if (room && ui.name.value) {
+    join(room, ui.name.value, token);
   } else {
     (room ? ui.name : ui.room).focus();
   }
