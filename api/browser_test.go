@@ -13,15 +13,19 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
 
+	"roomcast/api"
+	"roomcast/api/auth"
 	"roomcast/redisscripts/redistest"
 )
 
 // The chat page in headless Debian chromium: two pages talk, a page rides
 // out a server restart without losing or doubling a message, Redis losing
 // its data shows as missed messages, hostile text stays text, history pages
-// back, and refused posts show their problem. With ROOMCAST_SCREENSHOT=path
-// it saves a screenshot of a conversation there.
+// back, refused posts show their problem, and with sign-in on, pages talk
+// with tokens and show a missing, refused or expired token. With
+// ROOMCAST_SCREENSHOT=path it saves a screenshot of a conversation there.
 func TestChatPageInBrowser(t *testing.T) {
 	rs := redistest.Start(t)
 	srv := startRestartable(t, rs)
@@ -171,6 +175,88 @@ func TestChatPageInBrowser(t *testing.T) {
 			t.Fatalf("page shows %d messages after a refused post, want 0", n)
 		}
 	})
+
+	t.Run("SignsInWithToken", func(t *testing.T) {
+		const room = "signed-in"
+		secure := startServer(t, serverConfig{Redis: rs, Security: api.Security{
+			Tokens: verifier(t, auth.Config{Secret: testSecret}), TokenCookie: "roomcast_token",
+		}})
+		withToken := func(name, token string) string {
+			return secure.URL + "/#" + url.Values{"room": {room}, "name": {name}, "token": {token}}.Encode()
+		}
+
+		// Opened first, so that its token runs out while the rest goes on.
+		expiresAt := time.Now().Add(3 * time.Second)
+		expiring := openPage(t, browser, withToken("carol", hs256(t, "carol", jwt.MapClaims{"exp": expiresAt.Unix()})), "carol")
+		expiring.awaitState("connected")
+
+		// The name in the hash is ignored: the token's subject is the user.
+		aliceToken := hs256(t, "alice", nil)
+		alice := openPage(t, browser, withToken("not-alice", aliceToken), "alice")
+		alice.awaitState("connected")
+		bob := openPage(t, browser, withToken("bob", hs256(t, "bob", nil)), "bob")
+		bob.awaitState("connected")
+
+		type tokenView struct {
+			Name     string `json:"name"`
+			ReadOnly bool   `json:"readOnly"`
+			Type     string `json:"type"`
+			Hash     string `json:"hash"`
+			Kept     bool   `json:"kept"`
+		}
+		got := evaluate[tokenView](alice, fmt.Sprintf(`({
+			name: document.getElementById('name').value,
+			readOnly: document.getElementById('name').readOnly,
+			type: document.getElementById('token').type,
+			hash: location.hash,
+			kept: sessionStorage.getItem('roomcast.token') === %q,
+		})`, aliceToken))
+		want := tokenView{Name: "alice", ReadOnly: true, Type: "password", Hash: "#room=" + room + "&name=alice", Kept: true}
+		if got != want {
+			t.Fatalf("alice's page shows %+v, want %+v", got, want)
+		}
+
+		// bob's page had loaded its history: the message comes by its stream.
+		alice.send("Signed in as alice")
+		bob.awaitText("Signed in as alice")
+		bob.send("And I as bob")
+		alice.awaitText("And I as bob")
+		for _, p := range []*chatPage{alice, bob} {
+			got := p.messages()
+			want := []shownMessage{{User: "alice", Text: "Signed in as alice"}, {User: "bob", Text: "And I as bob"}}
+			if len(got) != len(want) {
+				t.Fatalf("%s sees %+v, want %d messages", p.name, got, len(want))
+			}
+			for i := range want {
+				if got[i].User != want[i].User || got[i].Text != want[i].Text || got[i].Own != (want[i].User == p.name) {
+					t.Fatalf("%s: message %d = %+v, want %+v, own if from %s", p.name, i, got[i], want[i], p.name)
+				}
+			}
+		}
+
+		refused := []struct {
+			page       *chatPage
+			state, say string
+		}{
+			{page: openPage(t, browser, secure.URL+"/#room="+room+"&name=dave", "dave without a token"),
+				state: "signin", say: "Sign-in needed"},
+			{page: openPage(t, browser, withToken("erin", hs256(t, "erin", jwt.MapClaims{"rooms": map[string]any{"read": []string{"elsewhere"}}})), "erin from elsewhere"),
+				state: "forbidden", say: "Not allowed in this room"},
+			{page: expiring, state: "expired", say: "token has expired"},
+		}
+		for _, r := range refused {
+			r.page.awaitState(r.state)
+			if got := r.page.evalString(`document.getElementById('error').textContent`); !strings.Contains(got, r.say) {
+				t.Fatalf("%s's page says %q, want %q", r.page.name, got, r.say)
+			}
+			if r.page.evalString(`String(document.getElementById('send').disabled)`) != "true" {
+				t.Fatalf("%s's page still lets one send", r.page.name)
+			}
+		}
+		if now := time.Now(); now.Before(expiresAt.Truncate(time.Second)) {
+			t.Fatalf("carol's page showed expiry at %v, before the token expired at %v", now, expiresAt.Truncate(time.Second))
+		}
+	})
 }
 
 // browserMaxMessageBytes is the message limit of the browser test's server.
@@ -236,6 +322,15 @@ type chatPage struct {
 // test fails if the page throws an uncaught exception.
 func openChat(t *testing.T, browser context.Context, base, room, name string) *chatPage {
 	t.Helper()
+	p := openPage(t, browser, base+"/#"+url.Values{"room": {room}, "name": {name}}.Encode(), name)
+	p.awaitState("connected")
+	return p
+}
+
+// openPage opens address in a new tab of browser, as the user name, and
+// returns at once. The test fails if the page throws an uncaught exception.
+func openPage(t *testing.T, browser context.Context, address, name string) *chatPage {
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	p := &chatPage{t: t, ctx: ctx, name: name}
 	if err := chromedp.Do(ctx); err != nil {
@@ -269,8 +364,7 @@ func openChat(t *testing.T, browser context.Context, base, room, name string) *c
 			t.Errorf("%s's page threw: %v", name, p.exceptions)
 		}
 	})
-	p.run(chromedp.Navigate(base + "/#" + url.Values{"room": {room}, "name": {name}}.Encode()))
-	p.awaitState("connected")
+	p.run(chromedp.Navigate(address))
 	return p
 }
 
@@ -371,24 +465,25 @@ func (p *chatPage) texts() []string {
 
 func (p *chatPage) evalInt(expression string) int {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
-	defer cancel()
-	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](expression))
-	if err != nil {
-		p.t.Fatalf("%s's page: %s: %v", p.name, expression, err)
-	}
-	return n
+	return evaluate[int](p, expression)
 }
 
 func (p *chatPage) evalString(expression string) string {
 	p.t.Helper()
+	return evaluate[string](p, expression)
+}
+
+// evaluate returns the value of a JavaScript expression on the page, as
+// JSON decoded into a T.
+func evaluate[T any](p *chatPage, expression string) T {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expression))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expression))
 	if err != nil {
 		p.t.Fatalf("%s's page: %s: %v", p.name, expression, err)
 	}
-	return s
+	return v
 }
 
 // screenshot captures the page as PNG and, when ROOMCAST_SCREENSHOT names a

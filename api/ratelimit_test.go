@@ -166,3 +166,13 @@ func waitStatus(t testing.TB, s *testServer, path string, want int, header ...st
 		}
 	}
 }
+
+func TestBadRoomTouchesNoRateLimit(t *testing.T) {
+	r := redistest.Start(t)
+	s := startServer(t, serverConfig{Redis: r, Security: api.Security{Posts: limiter(t, r, 3)}})
+	resp, body := s.do(t, http.MethodPost, "/rooms/a*b/messages", `{"text":"x"}`, "Content-Type", "application/json")
+	expectStatus(t, resp, body, http.StatusBadRequest, "urn:roomcast:problem:invalid-room")
+	if n := r.Client().DBSize(t.Context()).Val(); n != 0 {
+		t.Fatalf("Redis holds %d keys after a request for a bad room, want 0", n)
+	}
+}

@@ -29,8 +29,8 @@ type Security struct {
 	// MaxStreamsPerClient bounds the open streams of one user (one client
 	// IP in open mode); more are answered 429. 0 for no limit.
 	MaxStreamsPerClient int
-	// MaxStreams bounds the open streams of this process; more are
-	// answered 503. 0 for no limit.
+	// MaxStreams bounds the open streams of this process; more get a retry
+	// advice and end at once. 0 for no limit.
 	MaxStreams int
 	// TrustedProxies are the peers whose X-Forwarded-For header is believed
 	// when finding a client's IP address. Empty: the peer is the client.
@@ -173,10 +173,22 @@ type roomGuards struct {
 }
 
 // guards returns the middleware that authorise and limit the room routes.
+// A bad room id is refused first, so that it touches nothing in Redis, not
+// even a rate limit.
 func (h *Handler) guards() roomGuards {
 	return roomGuards{
-		post:   []echo.MiddlewareFunc{h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
-		read:   []echo.MiddlewareFunc{h.authorize(readAccess, false)},
-		stream: []echo.MiddlewareFunc{h.authorize(readAccess, true), h.limitStreams(), h.endAtExpiry},
+		post:   []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
+		read:   []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, false)},
+		stream: []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, true), h.limitStreams(), h.endAtExpiry},
+	}
+}
+
+// checkRoom answers 400 to a request for an invalid room id.
+func checkRoom(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, err := roomParam(c); err != nil {
+			return err
+		}
+		return next(c)
 	}
 }

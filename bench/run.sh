@@ -62,7 +62,7 @@ load() {
   "$work/load" -url "$url" "${pids[@]}" "$@" || echo "== load tool exit status $?"
 }
 
-echo "== $(date -u +%FT%TZ) $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs, ulimit -n $(ulimit -n)"
+echo "== $(date -u +%FT%TZ) roomcast $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+uncommitted') $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs, ulimit -n $(ulimit -n)"
 echo "== (a) memory of idle streams"
 load redis -streams 5000 -rooms 10 -rate 0 -duration 2s -settle 3s
 echo "== (b, c) 1000 streams, 10 rooms, 500 messages/s for 10s; Redis and embedded, twice"

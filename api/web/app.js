@@ -638,7 +638,7 @@
   ui.name.value = start.name || saved('roomcast.name');
   ui.token.value = token;
   showTokenUser();
-  if (room && ui.name.value) {
+  if (room && (token || ui.name.value)) {
     join(room, ui.name.value, token);
   } else {
     (room ? ui.name : ui.room).focus();
