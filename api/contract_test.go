@@ -51,9 +51,10 @@ func newContract(path string) (*contract, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route %s: %w", path, err)
 	}
-	// The chat page's files are text (the SVG too) that kin-openapi has
-	// no decoder for; the spec describes each as a string.
-	for _, mediaType := range []string{"text/html", "text/javascript", "text/css", "image/svg+xml"} {
+	// The chat page's files are text (the SVG too, and several ranges of
+	// one) that kin-openapi has no decoder for; the spec describes each as
+	// a string.
+	for _, mediaType := range []string{"text/html", "text/javascript", "text/css", "image/svg+xml", "multipart/byteranges"} {
 		openapi3filter.RegisterBodyDecoder(mediaType, openapi3filter.PlainBodyDecoder)
 	}
 	return &contract{doc: doc, router: router}, nil
@@ -360,6 +361,7 @@ func TestContractServerAnswers(t *testing.T) {
 		}
 	}
 	const post, get = http.MethodPost, http.MethodGet
+	const protobufMetrics = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
 	jsonBody := []string{"Content-Type", "application/json"}
 
 	t.Run("open", func(t *testing.T) {
@@ -384,9 +386,13 @@ func TestContractServerAnswers(t *testing.T) {
 			{name: "readyz", method: get, path: "/readyz", want: 200},
 			{name: "openapi", method: get, path: "/openapi.yaml", want: 200},
 			{name: "metrics", method: get, path: "/metrics", want: 200},
+			{name: "metrics as protobuf", method: get, path: "/metrics", header: []string{"Accept", protobufMetrics}, want: 200},
 			{name: "page unchanged", method: get, path: "/", header: []string{"If-None-Match", pageETag(t, s, page)}, want: 304},
 			{name: "asset", method: get, path: "/assets/app.js", want: 200},
 			{name: "asset range", method: get, path: "/assets/style.css", header: []string{"Range", "bytes=0-9"}, want: 206},
+			{name: "asset ranges", method: get, path: "/assets/style.css", header: []string{"Range", "bytes=0-1,5-9"}, want: 206},
+			{name: "asset changed", method: get, path: "/assets/app.js", header: []string{"If-Match", `"old"`}, want: 412},
+			{name: "range outside", method: get, path: "/", header: []string{"Range", "bytes=99999999-"}, want: 416},
 			{name: "missing asset", method: get, path: "/assets/nope.js", want: 404},
 			{name: "unknown path", method: get, path: "/rooms/r", want: 404},
 			{name: "unknown method", method: http.MethodDelete, path: "/rooms/r/messages", want: 405},
@@ -424,6 +430,43 @@ func TestContractServerAnswers(t *testing.T) {
 		c := s.openStream(t, "/rooms/r/stream?access_token="+hs256(t, "alice", nil))
 		c.awaitOpen()
 		run(t, s, []request{{name: "second stream", method: get, path: "/rooms/r/stream", header: alice, want: 429}})
+	})
+
+	// Bodies that no http.Client sends: the answer is read off a bare
+	// connection and checked like any other.
+	t.Run("raw", func(t *testing.T) {
+		s := startServer(t, serverConfig{Security: api.Security{BodyReadTimeout: 200 * time.Millisecond}})
+		for _, tc := range []struct {
+			name   string
+			length string // the declared Content-Length
+			want   int
+		}{
+			{name: "body too slow", length: "100", want: http.StatusRequestTimeout},
+			{name: "declared too large", length: "104857600", want: http.StatusRequestEntityTooLarge},
+		} {
+			const sent = `{"text":`
+			resp, _ := rawRequest(t, s, []string{"POST /rooms/r/messages HTTP/1.1", "Host: roomcast",
+				"Content-Type: application/json", "Content-Length: " + tc.length}, sent)
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatalf("%s: read answer: %v", tc.name, err)
+			}
+			if resp.StatusCode != tc.want {
+				t.Fatalf("%s: status = %d, want %d; body %s", tc.name, resp.StatusCode, tc.want, body)
+			}
+			req, err := http.NewRequestWithContext(t.Context(), post, s.URL+"/rooms/r/messages", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			c, err := loadContract()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.check(t.Context(), exchange{req: req, reqBody: []byte(sent), resp: resp, respBody: body}); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+		}
 	})
 }
 

@@ -17,7 +17,7 @@ import (
 // EncodeMessage is the SSE frame of a live message; the broker calls it once
 // per message and every stream of the room writes the same bytes.
 func EncodeMessage(m *broker.Message) []byte {
-	return sse.AppendEvent(nil, m.ID.String(), "message", m.Data)
+	return sse.AppendEvent(make([]byte, 0, len(m.Data)+64), m.ID.String(), "message", m.Data)
 }
 
 // streamRoom streams a room's messages as Server-Sent Events, replaying
@@ -63,7 +63,7 @@ func (h *Handler) streamRoom(c echo.Context) error {
 				s.ended(sub.Err())
 				return nil
 			}
-			if err := s.deliver(ctx, m); err != nil {
+			if err := s.deliverQueued(ctx, m, sub.C()); err != nil {
 				s.end(err)
 				return nil
 			}
@@ -124,8 +124,35 @@ type stream struct {
 	pos  redisscripts.ID // the last message the client has
 }
 
-// deliver writes a live message, skipping those the client has and reading
-// history first if the message does not directly follow pos.
+// maxBatch bounds the messages written with one flush.
+const maxBatch = 64
+
+// deliverQueued writes m and the messages already queued behind it with one
+// flush: under load one system call carries many messages. A closed queue
+// is left for the caller to notice.
+func (s *stream) deliverQueued(ctx context.Context, m *broker.Message, queue <-chan *broker.Message) error {
+	s.setWriteDeadline()
+	for n := 1; ; n++ {
+		if err := s.deliver(ctx, m); err != nil {
+			return err
+		}
+		if n == maxBatch {
+			return s.flush()
+		}
+		select {
+		case next, ok := <-queue:
+			if !ok {
+				return s.flush()
+			}
+			m = next
+		default:
+			return s.flush()
+		}
+	}
+}
+
+// deliver writes a live message, unflushed, skipping those the client has
+// and reading history first if the message does not directly follow pos.
 func (s *stream) deliver(ctx context.Context, m *broker.Message) error {
 	if m.ID.Covered(s.pos) {
 		return nil
@@ -138,7 +165,7 @@ func (s *stream) deliver(ctx context.Context, m *broker.Message) error {
 			return nil
 		}
 	}
-	if err := s.write(m.Frame); err != nil {
+	if _, err := s.w.Write(m.Frame); err != nil {
 		return err
 	}
 	s.pos = m.ID
@@ -182,15 +209,20 @@ func (s *stream) catchUp(ctx context.Context) error {
 
 // write sends b and flushes it, within the per-write deadline.
 func (s *stream) write(b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.WriteTimeout))
+	s.setWriteDeadline()
 	if _, err := s.w.Write(b); err != nil {
 		return err
 	}
-	return s.rc.Flush()
+	return s.flush()
 }
+
+// setWriteDeadline bounds the writes and the flush that follow: a client
+// that does not take them in time is cut off.
+func (s *stream) setWriteDeadline() {
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.WriteTimeout))
+}
+
+func (s *stream) flush() error { return s.rc.Flush() }
 
 // ended tells the client why its subscription ended and closes the stream.
 func (s *stream) ended(reason error) {

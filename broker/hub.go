@@ -176,7 +176,9 @@ func (h *Hub) Subscribe(ctx context.Context, name string) (*Subscription, error)
 // initRoom reads the position of a room that just got its first local
 // subscriber; messages arriving meanwhile wait in r.pending.
 func (h *Hub) initRoom(ctx context.Context, name string, r *room) {
-	ctx, cancel := context.WithTimeout(ctx, h.opts.Timeout)
+	// Others may be waiting for this read: the first subscriber leaving
+	// must not fail it for them.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.Timeout)
 	defer cancel()
 	ids, err := h.opts.History.Positions(ctx, []string{name})
 	h.mu.Lock()

@@ -240,8 +240,7 @@ type Problem struct {
 	// - `urn:roomcast:problem:not-found`: 404, no such path.
 	// - `urn:roomcast:problem:method-not-allowed`: 405.
 	// - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
-	//   reached, live delivery is down or the server has all the
-	//   streams it serves; retry after `Retry-After`.
+	//   reached or live delivery is down; retry after `Retry-After`.
 	// - `urn:roomcast:problem:internal`: 500, an unexpected failure.
 	Type ProblemType `json:"type"`
 }
@@ -274,8 +273,7 @@ type Problem struct {
 //   - `urn:roomcast:problem:not-found`: 404, no such path.
 //   - `urn:roomcast:problem:method-not-allowed`: 405.
 //   - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
-//     reached, live delivery is down or the server has all the
-//     streams it serves; retry after `Retry-After`.
+//     reached or live delivery is down; retry after `Retry-After`.
 //   - `urn:roomcast:problem:internal`: 500, an unexpected failure.
 type ProblemType string
 
@@ -486,13 +484,19 @@ type ClientInterface interface {
 	// a `Content-Security-Policy` that allows only its own script, style
 	// and connections.
 	//
+	// The page and its assets are served by Go's `http.ServeContent`, which
+	// also honours `Range` (`206`; `416` for a range outside the file) and
+	// `If-Match` (`412`). These two failures are Go's own answers, not
+	// problem details: `412` has no body and `416` a plain-text one.
+	//
 	// Corresponds with GET / (the `GetPage` operationId).
 	GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetAsset A script, style sheet or image of the chat page
 	//
-	// The files the chat page loads, served like the page itself. Any
-	// other name is a `404`.
+	// The files the chat page loads, served like the page itself
+	// (including `206`, `304`, `412` and `416`). Any other name is a
+	// `404`.
 	//
 	// Corresponds with GET /assets/{file} (the `GetAsset` operationId).
 	GetAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -562,10 +566,11 @@ type ClientInterface interface {
 	// stream of the room, atomically. The answer's body is byte for byte the
 	// JSON that history pages and stream events carry for this message.
 	//
-	// The checks run in this order: token (401, 403), post rate (429), room
-	// id (400), `Content-Type` (415), body size (413) and arrival time
+	// The checks run in this order: room id (400), token (401, 403), post
+	// rate (429), `Content-Type` (415), body size (413) and arrival time
 	// (408), body (400), the body's `user` against the token (403),
-	// `Idempotency-Key` (400).
+	// `Idempotency-Key` (400). A bad room id touches nothing in Redis, not
+	// even the client's rate limit.
 	//
 	// With authentication, the message is posted as the token's subject; a
 	// body `user` that differs from it is a `403`. In open mode it is posted
@@ -593,10 +598,11 @@ type ClientInterface interface {
 	// stream of the room, atomically. The answer's body is byte for byte the
 	// JSON that history pages and stream events carry for this message.
 	//
-	// The checks run in this order: token (401, 403), post rate (429), room
-	// id (400), `Content-Type` (415), body size (413) and arrival time
+	// The checks run in this order: room id (400), token (401, 403), post
+	// rate (429), `Content-Type` (415), body size (413) and arrival time
 	// (408), body (400), the body's `user` against the token (403),
-	// `Idempotency-Key` (400).
+	// `Idempotency-Key` (400). A bad room id touches nothing in Redis, not
+	// even the client's rate limit.
 	//
 	// With authentication, the message is posted as the token's subject; a
 	// body `user` that differs from it is a `403`. In open mode it is posted
@@ -660,14 +666,17 @@ type ClientInterface interface {
 	// reconnects with `Last-Event-ID` and loses nothing.
 	//
 	// Because `EventSource` gives up for good on any status other than 200,
-	// a failure to start the stream in Redis is a `200` whose body is a
-	// `retry:` line and a comment, closed at once (e.g.
-	// `: unavailable, retry shortly`), and the client simply tries again.
-	// Error statuses are: `400` for a bad room id or resume point, `401`
-	// and `403` for the token, `429` when the client already has
-	// `MAX_STREAMS_PER_CLIENT` streams open, and `503` (with `Retry-After`)
-	// when the server has `MAX_STREAMS` streams open. Responses are never
-	// compressed.
+	// a transient refusal is a `200` whose body is a `retry:` line and a
+	// comment saying why, closed at once, and the client simply tries
+	// again after that delay: when the stream cannot be started in Redis
+	// (`: unavailable, retry shortly`), and when the server already has
+	// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
+	// checks run in this order: room id (400), token (401, 403), streams
+	// open (the busy `200`, then 429), resume point (400). Error statuses
+	// are only for requests that a retry cannot fix: `400` for a bad room
+	// id or resume point, `401` and `403` for the token, and `429` when the
+	// client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
+	// are never compressed.
 	//
 	// With authentication, the token may also come from the `access_token`
 	// query parameter or from the `JWT_COOKIE` cookie.
@@ -685,6 +694,11 @@ type ClientInterface interface {
 // a `Content-Security-Policy` that allows only its own script, style
 // and connections.
 //
+// The page and its assets are served by Go's `http.ServeContent`, which
+// also honours `Range` (`206`; `416` for a range outside the file) and
+// `If-Match` (`412`). These two failures are Go's own answers, not
+// problem details: `412` has no body and `416` a plain-text one.
+//
 // Corresponds with GET / (the `GetPage` operationId).
 func (c *Client) GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPageRequest(c.Server)
@@ -700,8 +714,9 @@ func (c *Client) GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // GetAsset A script, style sheet or image of the chat page
 //
-// The files the chat page loads, served like the page itself. Any
-// other name is a `404`.
+// The files the chat page loads, served like the page itself
+// (including `206`, `304`, `412` and `416`). Any other name is a
+// `404`.
 //
 // Corresponds with GET /assets/{file} (the `GetAsset` operationId).
 func (c *Client) GetAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -831,10 +846,11 @@ func (c *Client) ListMessages(ctx context.Context, room Room, params *ListMessag
 // stream of the room, atomically. The answer's body is byte for byte the
 // JSON that history pages and stream events carry for this message.
 //
-// The checks run in this order: token (401, 403), post rate (429), room
-// id (400), `Content-Type` (415), body size (413) and arrival time
+// The checks run in this order: room id (400), token (401, 403), post
+// rate (429), `Content-Type` (415), body size (413) and arrival time
 // (408), body (400), the body's `user` against the token (403),
-// `Idempotency-Key` (400).
+// `Idempotency-Key` (400). A bad room id touches nothing in Redis, not
+// even the client's rate limit.
 //
 // With authentication, the message is posted as the token's subject; a
 // body `user` that differs from it is a `403`. In open mode it is posted
@@ -872,10 +888,11 @@ func (c *Client) PostMessageWithBody(ctx context.Context, room Room, params *Pos
 // stream of the room, atomically. The answer's body is byte for byte the
 // JSON that history pages and stream events carry for this message.
 //
-// The checks run in this order: token (401, 403), post rate (429), room
-// id (400), `Content-Type` (415), body size (413) and arrival time
+// The checks run in this order: room id (400), token (401, 403), post
+// rate (429), `Content-Type` (415), body size (413) and arrival time
 // (408), body (400), the body's `user` against the token (403),
-// `Idempotency-Key` (400).
+// `Idempotency-Key` (400). A bad room id touches nothing in Redis, not
+// even the client's rate limit.
 //
 // With authentication, the message is posted as the token's subject; a
 // body `user` that differs from it is a `403`. In open mode it is posted
@@ -949,14 +966,17 @@ func (c *Client) PostMessage(ctx context.Context, room Room, params *PostMessage
 // reconnects with `Last-Event-ID` and loses nothing.
 //
 // Because `EventSource` gives up for good on any status other than 200,
-// a failure to start the stream in Redis is a `200` whose body is a
-// `retry:` line and a comment, closed at once (e.g.
-// `: unavailable, retry shortly`), and the client simply tries again.
-// Error statuses are: `400` for a bad room id or resume point, `401`
-// and `403` for the token, `429` when the client already has
-// `MAX_STREAMS_PER_CLIENT` streams open, and `503` (with `Retry-After`)
-// when the server has `MAX_STREAMS` streams open. Responses are never
-// compressed.
+// a transient refusal is a `200` whose body is a `retry:` line and a
+// comment saying why, closed at once, and the client simply tries
+// again after that delay: when the stream cannot be started in Redis
+// (`: unavailable, retry shortly`), and when the server already has
+// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
+// checks run in this order: room id (400), token (401, 403), streams
+// open (the busy `200`, then 429), resume point (400). Error statuses
+// are only for requests that a retry cannot fix: `400` for a bad room
+// id or resume point, `401` and `403` for the token, and `429` when the
+// client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
+// are never compressed.
 //
 // With authentication, the token may also come from the `access_token`
 // query parameter or from the `JWT_COOKIE` cookie.
@@ -1419,6 +1439,11 @@ type ClientWithResponsesInterface interface {
 	// a `Content-Security-Policy` that allows only its own script, style
 	// and connections.
 	//
+	// The page and its assets are served by Go's `http.ServeContent`, which
+	// also honours `Range` (`206`; `416` for a range outside the file) and
+	// `If-Match` (`412`). These two failures are Go's own answers, not
+	// problem details: `412` has no body and `416` a plain-text one.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET / (the `GetPage` operationId).
@@ -1426,8 +1451,9 @@ type ClientWithResponsesInterface interface {
 
 	// GetAssetWithResponse A script, style sheet or image of the chat page
 	//
-	// The files the chat page loads, served like the page itself. Any
-	// other name is a `404`.
+	// The files the chat page loads, served like the page itself
+	// (including `206`, `304`, `412` and `416`). Any other name is a
+	// `404`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1509,10 +1535,11 @@ type ClientWithResponsesInterface interface {
 	// stream of the room, atomically. The answer's body is byte for byte the
 	// JSON that history pages and stream events carry for this message.
 	//
-	// The checks run in this order: token (401, 403), post rate (429), room
-	// id (400), `Content-Type` (415), body size (413) and arrival time
+	// The checks run in this order: room id (400), token (401, 403), post
+	// rate (429), `Content-Type` (415), body size (413) and arrival time
 	// (408), body (400), the body's `user` against the token (403),
-	// `Idempotency-Key` (400).
+	// `Idempotency-Key` (400). A bad room id touches nothing in Redis, not
+	// even the client's rate limit.
 	//
 	// With authentication, the message is posted as the token's subject; a
 	// body `user` that differs from it is a `403`. In open mode it is posted
@@ -1540,10 +1567,11 @@ type ClientWithResponsesInterface interface {
 	// stream of the room, atomically. The answer's body is byte for byte the
 	// JSON that history pages and stream events carry for this message.
 	//
-	// The checks run in this order: token (401, 403), post rate (429), room
-	// id (400), `Content-Type` (415), body size (413) and arrival time
+	// The checks run in this order: room id (400), token (401, 403), post
+	// rate (429), `Content-Type` (415), body size (413) and arrival time
 	// (408), body (400), the body's `user` against the token (403),
-	// `Idempotency-Key` (400).
+	// `Idempotency-Key` (400). A bad room id touches nothing in Redis, not
+	// even the client's rate limit.
 	//
 	// With authentication, the message is posted as the token's subject; a
 	// body `user` that differs from it is a `403`. In open mode it is posted
@@ -1607,14 +1635,17 @@ type ClientWithResponsesInterface interface {
 	// reconnects with `Last-Event-ID` and loses nothing.
 	//
 	// Because `EventSource` gives up for good on any status other than 200,
-	// a failure to start the stream in Redis is a `200` whose body is a
-	// `retry:` line and a comment, closed at once (e.g.
-	// `: unavailable, retry shortly`), and the client simply tries again.
-	// Error statuses are: `400` for a bad room id or resume point, `401`
-	// and `403` for the token, `429` when the client already has
-	// `MAX_STREAMS_PER_CLIENT` streams open, and `503` (with `Retry-After`)
-	// when the server has `MAX_STREAMS` streams open. Responses are never
-	// compressed.
+	// a transient refusal is a `200` whose body is a `retry:` line and a
+	// comment saying why, closed at once, and the client simply tries
+	// again after that delay: when the stream cannot be started in Redis
+	// (`: unavailable, retry shortly`), and when the server already has
+	// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
+	// checks run in this order: room id (400), token (401, 403), streams
+	// open (the busy `200`, then 429), resume point (400). Error statuses
+	// are only for requests that a retry cannot fix: `400` for a bad room
+	// id or resume point, `401` and `403` for the token, and `429` when the
+	// client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
+	// are never compressed.
 	//
 	// With authentication, the token may also come from the `access_token`
 	// query parameter or from the `JWT_COOKIE` cookie.
@@ -1633,7 +1664,8 @@ type GetPageResponse200Headers struct {
 
 // GetPageResponse206Headers the declared response headers of an HTTP 206 response for GetPage
 type GetPageResponse206Headers struct {
-	ContentRange string
+	ContentRange *string
+	ETag         string
 	XRequestId   string
 }
 
@@ -1641,6 +1673,18 @@ type GetPageResponse206Headers struct {
 type GetPageResponse304Headers struct {
 	ETag       string
 	XRequestId string
+}
+
+// GetPageResponse412Headers the declared response headers of an HTTP 412 response for GetPage
+type GetPageResponse412Headers struct {
+	ETag       string
+	XRequestId string
+}
+
+// GetPageResponse416Headers the declared response headers of an HTTP 416 response for GetPage
+type GetPageResponse416Headers struct {
+	ContentRange string
+	XRequestId   string
 }
 
 type GetPageResponse struct {
@@ -1652,6 +1696,10 @@ type GetPageResponse struct {
 	Headers206 *GetPageResponse206Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
 	Headers304 *GetPageResponse304Headers
+	// Headers412 the parsed response headers for an HTTP 412 response
+	Headers412 *GetPageResponse412Headers
+	// Headers416 the parsed response headers for an HTTP 416 response
+	Headers416 *GetPageResponse416Headers
 }
 
 // GetBody returns the raw response body bytes
@@ -1691,7 +1739,8 @@ type GetAssetResponse200Headers struct {
 
 // GetAssetResponse206Headers the declared response headers of an HTTP 206 response for GetAsset
 type GetAssetResponse206Headers struct {
-	ContentRange string
+	ContentRange *string
+	ETag         string
 	XRequestId   string
 }
 
@@ -1704,6 +1753,18 @@ type GetAssetResponse304Headers struct {
 // GetAssetResponse404Headers the declared response headers of an HTTP 404 response for GetAsset
 type GetAssetResponse404Headers struct {
 	XRequestId string
+}
+
+// GetAssetResponse412Headers the declared response headers of an HTTP 412 response for GetAsset
+type GetAssetResponse412Headers struct {
+	ETag       string
+	XRequestId string
+}
+
+// GetAssetResponse416Headers the declared response headers of an HTTP 416 response for GetAsset
+type GetAssetResponse416Headers struct {
+	ContentRange string
+	XRequestId   string
 }
 
 type GetAssetResponse struct {
@@ -1719,6 +1780,10 @@ type GetAssetResponse struct {
 	Headers304 *GetAssetResponse304Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetAssetResponse404Headers
+	// Headers412 the parsed response headers for an HTTP 412 response
+	Headers412 *GetAssetResponse412Headers
+	// Headers416 the parsed response headers for an HTTP 416 response
+	Headers416 *GetAssetResponse416Headers
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -2140,9 +2205,9 @@ type PostMessageResponse422Headers struct {
 
 // PostMessageResponse429Headers the declared response headers of an HTTP 429 response for PostMessage
 type PostMessageResponse429Headers struct {
-	RateLimitLimit     *int
-	RateLimitRemaining *int
-	RateLimitReset     *int
+	RateLimitLimit     int
+	RateLimitRemaining int
+	RateLimitReset     int
 	RetryAfter         int
 	XRequestId         string
 }
@@ -2320,12 +2385,6 @@ type StreamRoomResponse429Headers struct {
 	XRequestId string
 }
 
-// StreamRoomResponse503Headers the declared response headers of an HTTP 503 response for StreamRoom
-type StreamRoomResponse503Headers struct {
-	RetryAfter int
-	XRequestId string
-}
-
 type StreamRoomResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -2337,8 +2396,6 @@ type StreamRoomResponse struct {
 	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyStreams
-	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
-	ApplicationproblemJSON503 *Unavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *StreamRoomResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -2349,8 +2406,6 @@ type StreamRoomResponse struct {
 	Headers403 *StreamRoomResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *StreamRoomResponse429Headers
-	// Headers503 the parsed response headers for an HTTP 503 response
-	Headers503 *StreamRoomResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -2371,11 +2426,6 @@ func (r StreamRoomResponse) GetApplicationproblemJSON403() *Forbidden {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r StreamRoomResponse) GetApplicationproblemJSON429() *TooManyStreams {
 	return r.ApplicationproblemJSON429
-}
-
-// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
-func (r StreamRoomResponse) GetApplicationproblemJSON503() *Unavailable {
-	return r.ApplicationproblemJSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2416,6 +2466,11 @@ func (r StreamRoomResponse) ContentType() string {
 // a `Content-Security-Policy` that allows only its own script, style
 // and connections.
 //
+// The page and its assets are served by Go's `http.ServeContent`, which
+// also honours `Range` (`206`; `416` for a range outside the file) and
+// `If-Match` (`412`). These two failures are Go's own answers, not
+// problem details: `412` has no body and `416` a plain-text one.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET / (the `GetPage` operationId).
@@ -2429,8 +2484,9 @@ func (c *ClientWithResponses) GetPageWithResponse(ctx context.Context, reqEditor
 
 // GetAssetWithResponse A script, style sheet or image of the chat page
 //
-// The files the chat page loads, served like the page itself. Any
-// other name is a `404`.
+// The files the chat page loads, served like the page itself
+// (including `206`, `304`, `412` and `416`). Any other name is a
+// `404`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2548,10 +2604,11 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, room
 // stream of the room, atomically. The answer's body is byte for byte the
 // JSON that history pages and stream events carry for this message.
 //
-// The checks run in this order: token (401, 403), post rate (429), room
-// id (400), `Content-Type` (415), body size (413) and arrival time
+// The checks run in this order: room id (400), token (401, 403), post
+// rate (429), `Content-Type` (415), body size (413) and arrival time
 // (408), body (400), the body's `user` against the token (403),
-// `Idempotency-Key` (400).
+// `Idempotency-Key` (400). A bad room id touches nothing in Redis, not
+// even the client's rate limit.
 //
 // With authentication, the message is posted as the token's subject; a
 // body `user` that differs from it is a `403`. In open mode it is posted
@@ -2585,10 +2642,11 @@ func (c *ClientWithResponses) PostMessageWithBodyWithResponse(ctx context.Contex
 // stream of the room, atomically. The answer's body is byte for byte the
 // JSON that history pages and stream events carry for this message.
 //
-// The checks run in this order: token (401, 403), post rate (429), room
-// id (400), `Content-Type` (415), body size (413) and arrival time
+// The checks run in this order: room id (400), token (401, 403), post
+// rate (429), `Content-Type` (415), body size (413) and arrival time
 // (408), body (400), the body's `user` against the token (403),
-// `Idempotency-Key` (400).
+// `Idempotency-Key` (400). A bad room id touches nothing in Redis, not
+// even the client's rate limit.
 //
 // With authentication, the message is posted as the token's subject; a
 // body `user` that differs from it is a `403`. In open mode it is posted
@@ -2658,14 +2716,17 @@ func (c *ClientWithResponses) PostMessageWithResponse(ctx context.Context, room 
 // reconnects with `Last-Event-ID` and loses nothing.
 //
 // Because `EventSource` gives up for good on any status other than 200,
-// a failure to start the stream in Redis is a `200` whose body is a
-// `retry:` line and a comment, closed at once (e.g.
-// `: unavailable, retry shortly`), and the client simply tries again.
-// Error statuses are: `400` for a bad room id or resume point, `401`
-// and `403` for the token, `429` when the client already has
-// `MAX_STREAMS_PER_CLIENT` streams open, and `503` (with `Retry-After`)
-// when the server has `MAX_STREAMS` streams open. Responses are never
-// compressed.
+// a transient refusal is a `200` whose body is a `retry:` line and a
+// comment saying why, closed at once, and the client simply tries
+// again after that delay: when the stream cannot be started in Redis
+// (`: unavailable, retry shortly`), and when the server already has
+// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
+// checks run in this order: room id (400), token (401, 403), streams
+// open (the busy `200`, then 429), resume point (400). Error statuses
+// are only for requests that a retry cannot fix: `400` for a bad room
+// id or resume point, `401` and `403` for the token, and `429` when the
+// client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
+// are never compressed.
 //
 // With authentication, the token may also come from the `access_token`
 // query parameter or from the `JWT_COOKIE` cookie.
@@ -2716,10 +2777,17 @@ func ParseGetPageResponse(rsp *http.Response) (*GetPageResponse, error) {
 		var headers GetPageResponse206Headers
 		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ContentRange = value
+			headers.ContentRange = &value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -2746,6 +2814,40 @@ func ParseGetPageResponse(rsp *http.Response) (*GetPageResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers304 = &headers
+	case rsp.StatusCode == 412:
+		var headers GetPageResponse412Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers412 = &headers
+	case rsp.StatusCode == 416:
+		var headers GetPageResponse416Headers
+		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentRange = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers416 = &headers
 	}
 
 	return response, nil
@@ -2775,6 +2877,9 @@ func ParseGetAssetResponse(rsp *http.Response) (*GetAssetResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
+	case rsp.StatusCode == 412:
+		break // No content-type
+
 	}
 
 	switch {
@@ -2799,10 +2904,17 @@ func ParseGetAssetResponse(rsp *http.Response) (*GetAssetResponse, error) {
 		var headers GetAssetResponse206Headers
 		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
 			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.ContentRange = value
+			headers.ContentRange = &value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
 		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
@@ -2839,6 +2951,40 @@ func ParseGetAssetResponse(rsp *http.Response) (*GetAssetResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
+	case rsp.StatusCode == 412:
+		var headers GetAssetResponse412Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers412 = &headers
+	case rsp.StatusCode == 416:
+		var headers GetAssetResponse416Headers
+		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentRange = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers416 = &headers
 	}
 
 	return response, nil
@@ -3387,24 +3533,24 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 		var headers PostMessageResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RateLimitLimit = &value
+			headers.RateLimitLimit = value
 		}
 		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
 			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RateLimitRemaining = &value
+			headers.RateLimitRemaining = value
 		}
 		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
 			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RateLimitReset = &value
+			headers.RateLimitReset = value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
@@ -3495,13 +3641,6 @@ func ParseStreamRoomResponse(rsp *http.Response) (*StreamRoomResponse, error) {
 		}
 		response.ApplicationproblemJSON429 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
-		var dest Unavailable
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON503 = &dest
-
 	}
 
 	switch {
@@ -3583,23 +3722,6 @@ func ParseStreamRoomResponse(rsp *http.Response) (*StreamRoomResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers429 = &headers
-	case rsp.StatusCode == 503:
-		var headers StreamRoomResponse503Headers
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = value
-		}
-		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestId = value
-		}
-		response.Headers503 = &headers
 	}
 
 	return response, nil

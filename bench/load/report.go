@@ -9,26 +9,29 @@ import (
 
 // report is what a run measured.
 type report struct {
-	cfg                   config
-	fileLimit             uint64
-	filesNeeded           uint64
-	opened, openFailed    int
-	openTime              time.Duration
-	rssBefore             int64 // bytes; 0 without -pid
-	rssIdle               int64 // with every stream open, before any post
-	rssEnd                int64 // after the last delivery
-	serverCPU, toolCPU    [2]cpuTime
-	redisCPU              [2]cpuTime // CPU time used at the first post and after the last delivery
-	posts                 publishResult
-	expected, received    int64 // deliveries of acknowledged posts
-	lost, duplicates      int64
-	unacknowledged        int64 // deliveries of posts whose reply was not a success
-	epochs, resets        int64
-	malformed, endedEarly int64
-	earlyReasons          map[string]int // why streams ended early
-	latencies             []int64        // sorted
+	cfg                config
+	fileLimit          uint64
+	filesNeeded        uint64
+	opened, openFailed int
+	openTime           time.Duration
+	rssBefore          int64 // bytes; 0 without -pid
+	rssIdle            int64 // with every stream open, before any post
+	rssEnd             int64 // after the last delivery
+	// CPU time used by each process: [0] at the first post, [1] after the
+	// last delivery.
+	serverCPU, toolCPU, redisCPU [2]cpuTime
+	posts                        publishResult
+	expected, received           int64 // deliveries of acknowledged posts
+	lost, duplicates             int64
+	unacknowledged               int64 // deliveries of posts whose reply was not a success
+	epochs, resets               int64
+	malformed, endedEarly        int64
+	earlyReasons                 map[string]int // why streams ended early
+	latencies                    []int64        // sorted
 }
 
+// readMemory reads the server's resident memory into into; it does nothing
+// without -pid.
 func (r *report) readMemory(into *int64) error {
 	if r.cfg.pid == 0 {
 		return nil
@@ -38,17 +41,18 @@ func (r *report) readMemory(into *int64) error {
 	return err
 }
 
-// readCPU records the CPU time of the server and of this tool in into.
-func (r *report) readCPU(into int) error {
-	r.toolCPU[into] = ownCPU()
+// readCPU records the CPU time used so far by this tool and, if their ids
+// were given, by the server and redis-server, in slot i of each.
+func (r *report) readCPU(i int) error {
+	r.toolCPU[i] = ownCPU()
 	var err error
 	if r.cfg.pid != 0 {
-		if r.serverCPU[into], err = readCPU(r.cfg.pid); err != nil {
+		if r.serverCPU[i], err = readCPU(r.cfg.pid); err != nil {
 			return err
 		}
 	}
 	if r.cfg.redisPID != 0 {
-		if r.redisCPU[into], err = readCPU(r.cfg.redisPID); err != nil {
+		if r.redisCPU[i], err = readCPU(r.cfg.redisPID); err != nil {
 			return err
 		}
 	}
