@@ -155,12 +155,9 @@ func decodePost(body []byte, maxText int) (redisscripts.Post, error) {
 // jsonErrorDetail describes a decoding error without echoing input back.
 func jsonErrorDetail(err error) string {
 	var syntax *json.SyntaxError
-	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
 		return fmt.Sprintf("malformed JSON at byte %d", syntax.Offset)
-	case errors.As(err, &typ) && typ.Field != "":
-		return fmt.Sprintf("%q must be a string", typ.Field)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "the body is empty or cut short"
 	}

@@ -1,15 +1,14 @@
 package api
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
+	"strings"
 	"sync"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -68,8 +67,8 @@ func (h *Handler) asset(c echo.Context) error {
 }
 
 // serveWebFile answers with an embedded file, or 404 when there is none by
-// that name. Clients revalidate with the ETag, so a new release is seen at
-// once.
+// that name. Clients revalidate with the ETag (304 when theirs is current),
+// so a new release is seen at once. The files are small: no ranges.
 func serveWebFile(c echo.Context, name string) error {
 	f, ok := webFiles()[name]
 	if !ok {
@@ -81,9 +80,20 @@ func serveWebFile(c echo.Context, name string) error {
 	header.Set("Referrer-Policy", "no-referrer")
 	header.Set(echo.HeaderCacheControl, "no-cache")
 	header.Set("ETag", f.etag)
-	if f.contentType != "" {
-		header.Set(echo.HeaderContentType, f.contentType)
+	if etagMatches(c.Request().Header.Get("If-None-Match"), f.etag) {
+		return c.NoContent(http.StatusNotModified)
 	}
-	http.ServeContent(c.Response(), c.Request(), name, time.Time{}, bytes.NewReader(f.body))
-	return nil
+	return c.Blob(http.StatusOK, f.contentType, f.body)
+}
+
+// etagMatches reports whether an If-None-Match header names etag (weakly,
+// as RFC 9110 compares for GET) or is "*".
+func etagMatches(ifNoneMatch, etag string) bool {
+	for _, tag := range strings.Split(ifNoneMatch, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == etag || tag == "*" {
+			return true
+		}
+	}
+	return false
 }

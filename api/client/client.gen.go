@@ -482,12 +482,7 @@ type ClientInterface interface {
 	// through history. Served with an `ETag` and `Cache-Control: no-cache`,
 	// so browsers revalidate it (`If-None-Match` answers `304`), and with
 	// a `Content-Security-Policy` that allows only its own script, style
-	// and connections.
-	//
-	// The page and its assets are served by Go's `http.ServeContent`, which
-	// also honours `Range` (`206`; `416` for a range outside the file) and
-	// `If-Match` (`412`). These two failures are Go's own answers, not
-	// problem details: `412` has no body and `416` a plain-text one.
+	// and connections. `Range` is ignored: the files are small.
 	//
 	// Corresponds with GET / (the `GetPage` operationId).
 	GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -495,8 +490,8 @@ type ClientInterface interface {
 	// GetAsset A script, style sheet or image of the chat page
 	//
 	// The files the chat page loads, served like the page itself
-	// (including `206`, `304`, `412` and `416`). Any other name is a
-	// `404`.
+	// (`304` when `If-None-Match` names the current version). Any other
+	// name is a `404`.
 	//
 	// Corresponds with GET /assets/{file} (the `GetAsset` operationId).
 	GetAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -692,12 +687,7 @@ type ClientInterface interface {
 // through history. Served with an `ETag` and `Cache-Control: no-cache`,
 // so browsers revalidate it (`If-None-Match` answers `304`), and with
 // a `Content-Security-Policy` that allows only its own script, style
-// and connections.
-//
-// The page and its assets are served by Go's `http.ServeContent`, which
-// also honours `Range` (`206`; `416` for a range outside the file) and
-// `If-Match` (`412`). These two failures are Go's own answers, not
-// problem details: `412` has no body and `416` a plain-text one.
+// and connections. `Range` is ignored: the files are small.
 //
 // Corresponds with GET / (the `GetPage` operationId).
 func (c *Client) GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -715,8 +705,8 @@ func (c *Client) GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // GetAsset A script, style sheet or image of the chat page
 //
 // The files the chat page loads, served like the page itself
-// (including `206`, `304`, `412` and `416`). Any other name is a
-// `404`.
+// (`304` when `If-None-Match` names the current version). Any other
+// name is a `404`.
 //
 // Corresponds with GET /assets/{file} (the `GetAsset` operationId).
 func (c *Client) GetAsset(ctx context.Context, file string, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1437,12 +1427,7 @@ type ClientWithResponsesInterface interface {
 	// through history. Served with an `ETag` and `Cache-Control: no-cache`,
 	// so browsers revalidate it (`If-None-Match` answers `304`), and with
 	// a `Content-Security-Policy` that allows only its own script, style
-	// and connections.
-	//
-	// The page and its assets are served by Go's `http.ServeContent`, which
-	// also honours `Range` (`206`; `416` for a range outside the file) and
-	// `If-Match` (`412`). These two failures are Go's own answers, not
-	// problem details: `412` has no body and `416` a plain-text one.
+	// and connections. `Range` is ignored: the files are small.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1452,8 +1437,8 @@ type ClientWithResponsesInterface interface {
 	// GetAssetWithResponse A script, style sheet or image of the chat page
 	//
 	// The files the chat page loads, served like the page itself
-	// (including `206`, `304`, `412` and `416`). Any other name is a
-	// `404`.
+	// (`304` when `If-None-Match` names the current version). Any other
+	// name is a `404`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -1662,29 +1647,10 @@ type GetPageResponse200Headers struct {
 	XRequestId string
 }
 
-// GetPageResponse206Headers the declared response headers of an HTTP 206 response for GetPage
-type GetPageResponse206Headers struct {
-	ContentRange *string
-	ETag         string
-	XRequestId   string
-}
-
 // GetPageResponse304Headers the declared response headers of an HTTP 304 response for GetPage
 type GetPageResponse304Headers struct {
 	ETag       string
 	XRequestId string
-}
-
-// GetPageResponse412Headers the declared response headers of an HTTP 412 response for GetPage
-type GetPageResponse412Headers struct {
-	ETag       string
-	XRequestId string
-}
-
-// GetPageResponse416Headers the declared response headers of an HTTP 416 response for GetPage
-type GetPageResponse416Headers struct {
-	ContentRange string
-	XRequestId   string
 }
 
 type GetPageResponse struct {
@@ -1692,14 +1658,8 @@ type GetPageResponse struct {
 	HTTPResponse *http.Response
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetPageResponse200Headers
-	// Headers206 the parsed response headers for an HTTP 206 response
-	Headers206 *GetPageResponse206Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
 	Headers304 *GetPageResponse304Headers
-	// Headers412 the parsed response headers for an HTTP 412 response
-	Headers412 *GetPageResponse412Headers
-	// Headers416 the parsed response headers for an HTTP 416 response
-	Headers416 *GetPageResponse416Headers
 }
 
 // GetBody returns the raw response body bytes
@@ -1737,13 +1697,6 @@ type GetAssetResponse200Headers struct {
 	XRequestId string
 }
 
-// GetAssetResponse206Headers the declared response headers of an HTTP 206 response for GetAsset
-type GetAssetResponse206Headers struct {
-	ContentRange *string
-	ETag         string
-	XRequestId   string
-}
-
 // GetAssetResponse304Headers the declared response headers of an HTTP 304 response for GetAsset
 type GetAssetResponse304Headers struct {
 	ETag       string
@@ -1755,18 +1708,6 @@ type GetAssetResponse404Headers struct {
 	XRequestId string
 }
 
-// GetAssetResponse412Headers the declared response headers of an HTTP 412 response for GetAsset
-type GetAssetResponse412Headers struct {
-	ETag       string
-	XRequestId string
-}
-
-// GetAssetResponse416Headers the declared response headers of an HTTP 416 response for GetAsset
-type GetAssetResponse416Headers struct {
-	ContentRange string
-	XRequestId   string
-}
-
 type GetAssetResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -1774,16 +1715,10 @@ type GetAssetResponse struct {
 	ApplicationproblemJSON404 *NotFound
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetAssetResponse200Headers
-	// Headers206 the parsed response headers for an HTTP 206 response
-	Headers206 *GetAssetResponse206Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
 	Headers304 *GetAssetResponse304Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
 	Headers404 *GetAssetResponse404Headers
-	// Headers412 the parsed response headers for an HTTP 412 response
-	Headers412 *GetAssetResponse412Headers
-	// Headers416 the parsed response headers for an HTTP 416 response
-	Headers416 *GetAssetResponse416Headers
 }
 
 // GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
@@ -2464,12 +2399,7 @@ func (r StreamRoomResponse) ContentType() string {
 // through history. Served with an `ETag` and `Cache-Control: no-cache`,
 // so browsers revalidate it (`If-None-Match` answers `304`), and with
 // a `Content-Security-Policy` that allows only its own script, style
-// and connections.
-//
-// The page and its assets are served by Go's `http.ServeContent`, which
-// also honours `Range` (`206`; `416` for a range outside the file) and
-// `If-Match` (`412`). These two failures are Go's own answers, not
-// problem details: `412` has no body and `416` a plain-text one.
+// and connections. `Range` is ignored: the files are small.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2485,8 +2415,8 @@ func (c *ClientWithResponses) GetPageWithResponse(ctx context.Context, reqEditor
 // GetAssetWithResponse A script, style sheet or image of the chat page
 //
 // The files the chat page loads, served like the page itself
-// (including `206`, `304`, `412` and `416`). Any other name is a
-// `404`.
+// (`304` when `If-None-Match` names the current version). Any other
+// name is a `404`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -2773,30 +2703,6 @@ func ParseGetPageResponse(rsp *http.Response) (*GetPageResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers200 = &headers
-	case rsp.StatusCode == 206:
-		var headers GetPageResponse206Headers
-		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.ContentRange = &value
-		}
-		if values := rsp.Header.Values("ETag"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.ETag = value
-		}
-		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestId = value
-		}
-		response.Headers206 = &headers
 	case rsp.StatusCode == 304:
 		var headers GetPageResponse304Headers
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
@@ -2814,40 +2720,6 @@ func ParseGetPageResponse(rsp *http.Response) (*GetPageResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers304 = &headers
-	case rsp.StatusCode == 412:
-		var headers GetPageResponse412Headers
-		if values := rsp.Header.Values("ETag"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.ETag = value
-		}
-		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestId = value
-		}
-		response.Headers412 = &headers
-	case rsp.StatusCode == 416:
-		var headers GetPageResponse416Headers
-		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.ContentRange = value
-		}
-		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestId = value
-		}
-		response.Headers416 = &headers
 	}
 
 	return response, nil
@@ -2877,9 +2749,6 @@ func ParseGetAssetResponse(rsp *http.Response) (*GetAssetResponse, error) {
 		}
 		response.ApplicationproblemJSON404 = &dest
 
-	case rsp.StatusCode == 412:
-		break // No content-type
-
 	}
 
 	switch {
@@ -2900,30 +2769,6 @@ func ParseGetAssetResponse(rsp *http.Response) (*GetAssetResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers200 = &headers
-	case rsp.StatusCode == 206:
-		var headers GetAssetResponse206Headers
-		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.ContentRange = &value
-		}
-		if values := rsp.Header.Values("ETag"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.ETag = value
-		}
-		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestId = value
-		}
-		response.Headers206 = &headers
 	case rsp.StatusCode == 304:
 		var headers GetAssetResponse304Headers
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
@@ -2951,40 +2796,6 @@ func ParseGetAssetResponse(rsp *http.Response) (*GetAssetResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers404 = &headers
-	case rsp.StatusCode == 412:
-		var headers GetAssetResponse412Headers
-		if values := rsp.Header.Values("ETag"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.ETag = value
-		}
-		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestId = value
-		}
-		response.Headers412 = &headers
-	case rsp.StatusCode == 416:
-		var headers GetAssetResponse416Headers
-		if values := rsp.Header.Values("Content-Range"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Range", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.ContentRange = value
-		}
-		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestId = value
-		}
-		response.Headers416 = &headers
 	}
 
 	return response, nil
