@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -23,6 +24,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// startProcess runs this test binary again as a real roomcast process,
+	// which tests can send signals to.
+	if os.Getenv("ROOMCAST_AS_PROCESS") == "1" {
+		os.Exit(runMain(nil))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -20,16 +20,6 @@ import (
 	"roomcast/redisscripts/redistest"
 )
 
-// TestRoomcastProcess is not a test: TestSIGTERMLosesNoAcknowledgedMessage
-// runs the test binary again with ROOMCAST_AS_PROCESS=1 to get a real
-// roomcast process it can send signals to.
-func TestRoomcastProcess(t *testing.T) {
-	if os.Getenv("ROOMCAST_AS_PROCESS") != "1" {
-		t.Skip("helper process for TestSIGTERMLosesNoAcknowledgedMessage")
-	}
-	os.Exit(runMain(nil))
-}
-
 // process is a roomcast process started from the test binary.
 type process struct {
 	cmd  *exec.Cmd
@@ -41,7 +31,7 @@ var listeningLine = regexp.MustCompile(`roomcast listening" addr=(\S+)`)
 
 func startProcess(t *testing.T, redisURL string) *process {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRoomcastProcess$")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "ROOMCAST_AS_PROCESS=1", "ADDR=127.0.0.1:0",
 		"REDIS_URL="+redisURL, "SHUTDOWN_TIMEOUT=5s", "SSE_RETRY=200ms")
 	out, err := cmd.StdoutPipe()
