@@ -2,12 +2,26 @@
 # Runs the load measurements of bench/README.md on this machine: builds
 # roomcast and the load tool, starts a redis-server and roomcast on free
 # loopback ports, runs every scenario back to back, and stops everything it
-# started, also on failure or Ctrl-C. Usage: bench/run.sh [output file]
+# started, also on failure or Ctrl-C.
+#
+#	bench/run.sh [output file]
+#	bench/run.sh --compare BEFORE AFTER [output file]
+#
+# --compare measures two prebuilt roomcast binaries instead of the working
+# tree: it runs the scenarios of "Changes measured" in bench/README.md three
+# times, alternating BEFORE and AFTER, against one redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+before= after=
+if [ "${1:-}" = --compare ]; then
+  [ $# -ge 3 ] || { echo "usage: $0 --compare BEFORE AFTER [output file]" >&2; exit 2; }
+  before=$(realpath "$2") after=$(realpath "$3")
+  shift 3
+fi
 out=${1:-/dev/null}
 work=$(mktemp -d)
 redis_pid= server_pid=
+server_bin=$work/roomcast # the roomcast that start_server runs
 
 cleanup() {
   for pid in $server_pid $redis_pid; do
@@ -22,7 +36,7 @@ exec > >(tee "$out") 2>&1
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-go build -o "$work/roomcast" .
+[ -n "$before" ] || go build -o "$work/roomcast" .
 go build -o "$work/load" ./bench/load
 redis_port=$(free_port)
 port=$(free_port)
@@ -40,7 +54,7 @@ start_server() {
   local redis_url=
   [ "$1" = redis ] && redis_url=redis://127.0.0.1:$redis_port
   ADDR=127.0.0.1:$port REDIS_URL=$redis_url LOG_LEVEL=warn \
-    POST_RATE=0 MAX_STREAMS_PER_CLIENT=0 MAX_STREAMS=0 "$work/roomcast" >"$work/server.log" 2>&1 &
+    POST_RATE=0 MAX_STREAMS_PER_CLIENT=0 MAX_STREAMS=0 "$server_bin" >"$work/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
     curl -sf "$url/readyz" >/dev/null && return
@@ -55,12 +69,31 @@ start_server() {
 load() {
   local mode=$1
   shift
-  echo "== $mode: $* | $(uptime)"
+  echo "== $mode$([ -n "$before" ] && echo " $server_bin"): $* | $(uptime)"
   start_server "$mode"
   local pids=(-pid "$server_pid")
   [ "$mode" = redis ] && pids+=(-redis-pid "$redis_pid")
   "$work/load" -url "$url" "${pids[@]}" "$@" || echo "== load tool exit status $?"
 }
+
+if [ -n "$before" ]; then
+  echo "== $(date -u +%FT%TZ) before $before, after $after, $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs"
+  # compare ARGS...: three rounds of BEFORE then AFTER with the same load.
+  compare() {
+    for _ in 1 2 3; do
+      for server_bin in "$before" "$after"; do
+        load redis "$@"
+      done
+    done
+  }
+  echo "== (a) 1000 streams, 10 rooms, 500 messages/s for 10s"
+  compare -streams 1000 -rooms 10 -rate 500 -duration 10s -drain 30s
+  echo "== (b) 2000 streams, 2 rooms, 100 messages/s for 10s"
+  compare -streams 2000 -rooms 2 -rate 100 -duration 10s -drain 30s
+  echo "== (c) overload: 2000 streams, 2 rooms, 400 messages/s offered for 10s"
+  compare -streams 2000 -rooms 2 -rate 400 -duration 10s -drain 30s
+  exit 0
+fi
 
 echo "== $(date -u +%FT%TZ) roomcast $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+uncommitted') $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs, ulimit -n $(ulimit -n)"
 echo "== (a) memory of idle streams"
@@ -73,3 +106,5 @@ echo "== (d) the same at 50 messages/s"
 for mode in redis embedded; do
   load "$mode" -streams 1000 -rooms 10 -rate 50 -duration 10s
 done
+echo "== (e) overload: 2000 streams, 2 rooms, 400 messages/s offered for 10s"
+load redis -streams 2000 -rooms 2 -rate 400 -duration 10s -drain 30s
