@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,7 +9,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -79,57 +77,10 @@ func authServer(t testing.TB, sec api.Security) *testServer {
 	return startServer(t, serverConfig{Security: sec})
 }
 
-// send is s.do with header pairs added in order, so that a name may
-// repeat; it too checks the exchange against the spec.
-func (s *testServer) send(t testing.TB, method, path, body string, header ...string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Add(header[i], header[i+1])
-	}
-	resp, err := checkedClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return resp, data
-}
-
 // postAs posts text to room with header pairs and returns the answer.
 func (s *testServer) postAs(t testing.TB, room, body string, header ...string) (*http.Response, []byte) {
 	t.Helper()
-	return s.send(t, http.MethodPost, "/rooms/"+room+"/messages", body, append([]string{"Content-Type", "application/json"}, header...)...)
-}
-
-// dial opens a stream, checked against the spec, whatever its status; the
-// caller checks the status.
-func (s *testServer) dial(t testing.TB, path string, header ...string) *sseClient {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Add(header[i], header[i+1])
-	}
-	resp, err := checkedClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	c := &sseClient{t: t, resp: resp, events: make(chan event, 4096), cancel: cancel}
-	go c.read()
-	t.Cleanup(c.Close)
-	return c
+	return s.do(t, http.MethodPost, "/rooms/"+room+"/messages", body, append([]string{"Content-Type", "application/json"}, header...)...)
 }
 
 // problemOf decodes a problem answer, checking its media type.
@@ -217,7 +168,7 @@ func TestAuthRejectsMissingAndBadTokens(t *testing.T) {
 				{http.MethodGet, "/rooms/lobby/messages", ""},
 				{http.MethodGet, "/rooms/lobby/stream", ""},
 			} {
-				resp, body := s.send(t, req.method, req.path, req.body, append([]string{"Content-Type", "application/json"}, tc.header...)...)
+				resp, body := s.do(t, req.method, req.path, req.body, append([]string{"Content-Type", "application/json"}, tc.header...)...)
 				expectStatus(t, resp, body, http.StatusUnauthorized, probUnauthorized)
 				if got := resp.Header.Get("WWW-Authenticate"); got != tc.challenge {
 					t.Fatalf("%s %s: WWW-Authenticate = %q, want %q", req.method, req.path, got, tc.challenge)
@@ -235,12 +186,12 @@ func TestAuthQueryTokenOnlyForStreams(t *testing.T) {
 	token := hs256(t, "alice", nil)
 	resp, body := s.postAs(t, "lobby", `{"text":"hi"}`)
 	expectStatus(t, resp, body, http.StatusUnauthorized, probUnauthorized)
-	resp, body = s.send(t, http.MethodPost, "/rooms/lobby/messages?access_token="+token, `{"text":"hi"}`, "Content-Type", "application/json")
+	resp, body = s.do(t, http.MethodPost, "/rooms/lobby/messages?access_token="+token, `{"text":"hi"}`, "Content-Type", "application/json")
 	expectStatus(t, resp, body, http.StatusUnauthorized, probUnauthorized)
-	resp, body = s.send(t, http.MethodPost, "/rooms/lobby/messages", `{"text":"hi"}`, "Content-Type", "application/json",
+	resp, body = s.do(t, http.MethodPost, "/rooms/lobby/messages", `{"text":"hi"}`, "Content-Type", "application/json",
 		"Cookie", "roomcast_token="+token)
 	expectStatus(t, resp, body, http.StatusUnauthorized, probUnauthorized)
-	resp, body = s.send(t, http.MethodGet, "/rooms/lobby/messages?access_token="+token, "")
+	resp, body = s.do(t, http.MethodGet, "/rooms/lobby/messages?access_token="+token, "")
 	expectStatus(t, resp, body, http.StatusUnauthorized, probUnauthorized)
 	if n := s.historyLen(t, "lobby"); n != 0 {
 		t.Fatalf("history holds %d messages, want 0", n)
@@ -381,7 +332,7 @@ func TestAuthRoomPermissions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			room := strings.Split(tc.path, "/")[2]
 			before := s.historyLen(t, room)
-			resp, body := s.send(t, tc.method, tc.path, `{"text":"x"}`, append([]string{"Content-Type", "application/json"}, bearer(tc.token)...)...)
+			resp, body := s.do(t, tc.method, tc.path, `{"text":"x"}`, append([]string{"Content-Type", "application/json"}, bearer(tc.token)...)...)
 			if tc.want == http.StatusForbidden {
 				expectStatus(t, resp, body, tc.want, probForbidden)
 				if got := resp.Header.Get("WWW-Authenticate"); !strings.Contains(got, `error="insufficient_scope"`) {
@@ -450,7 +401,7 @@ func TestAuthStreamTokenSources(t *testing.T) {
 		{name: "cookie", path: "/rooms/r/stream", header: []string{"Cookie", "chat_token=" + token}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := s.dial(t, tc.path, tc.header...)
+			c := s.openStream(t, tc.path, tc.header...)
 			if c.resp.StatusCode != http.StatusOK {
 				t.Fatalf("status = %d, want 200", c.resp.StatusCode)
 			}
@@ -462,7 +413,7 @@ func TestAuthStreamTokenSources(t *testing.T) {
 			}
 		})
 	}
-	c := s.dial(t, "/rooms/r/stream", "Cookie", "roomcast_token="+token)
+	c := s.openStream(t, "/rooms/r/stream", "Cookie", "roomcast_token="+token)
 	if c.resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("token in a cookie of another name: status %d, want 401", c.resp.StatusCode)
 	}
@@ -471,7 +422,7 @@ func TestAuthStreamTokenSources(t *testing.T) {
 func TestAuthStreamEndsWhenTokenExpires(t *testing.T) {
 	s := authServer(t, api.Security{})
 	exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
-	c := s.dial(t, "/rooms/r/stream", bearer(hs256(t, "alice", jwt.MapClaims{"exp": exp.Unix()}))...)
+	c := s.openStream(t, "/rooms/r/stream", bearer(hs256(t, "alice", jwt.MapClaims{"exp": exp.Unix()}))...)
 	if c.resp.StatusCode != http.StatusOK {
 		t.Fatalf("status = %d, want 200", c.resp.StatusCode)
 	}

@@ -141,8 +141,9 @@ func (s *testServer) post(t testing.TB, room, text string) message {
 	return m
 }
 
-// do sends a request with optional header name/value pairs and returns the
-// response with its whole body.
+// do sends a request with optional header name/value pairs (added in
+// order, so a name may repeat) and returns the response with its whole
+// body. The exchange is checked against openapi.yaml.
 func (s *testServer) do(t testing.TB, method, path, body string, header ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, s.URL+path, strings.NewReader(body))
@@ -150,7 +151,7 @@ func (s *testServer) do(t testing.TB, method, path, body string, header ...strin
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		req.Header.Add(header[i], header[i+1])
 	}
 	resp, err := checkedClient.Do(req)
 	if err != nil {
@@ -179,7 +180,8 @@ type sseClient struct {
 	cancel context.CancelFunc
 }
 
-// openStream connects to a room's stream with optional header pairs.
+// openStream connects to a stream with optional header pairs, whatever
+// the answer's status (the caller checks it), checked against openapi.yaml.
 func (s *testServer) openStream(t testing.TB, path string, header ...string) *sseClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -188,7 +190,7 @@ func (s *testServer) openStream(t testing.TB, path string, header ...string) *ss
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		req.Header.Add(header[i], header[i+1])
 	}
 	resp, err := checkedClient.Do(req)
 	if err != nil {

@@ -100,7 +100,7 @@ func jsonString(s string) string {
 func hostileInputs() []hostile {
 	get := func(path string, header ...string) func(t *testing.T, h *hostileEnv) (*http.Response, []byte) {
 		return func(t *testing.T, h *hostileEnv) (*http.Response, []byte) {
-			return h.s.send(t, http.MethodGet, path, "", append(bearer(h.token(t, "reader")), header...)...)
+			return h.s.do(t, http.MethodGet, path, "", append(bearer(h.token(t, "reader")), header...)...)
 		}
 	}
 	postBody := func(room, body string, header ...string) func(t *testing.T, h *hostileEnv) (*http.Response, []byte) {
@@ -128,7 +128,7 @@ func hostileInputs() []hostile {
 		{input: "Text one byte over MAX_MESSAGE_BYTES", request: "`POST`, 4097-byte text", send: postBody("r", `{"text":"`+strings.Repeat("x", 4097)+`"}`), status: 400, problem: "invalid-body"},
 		{input: "`user` with a line break", request: "`POST`, body `{\"text\":\"x\",\"user\":\"a\\nb\"}`", send: postBody("r", `{"text":"x","user":"a\nb"}`), status: 400, problem: "invalid-body"},
 		{input: "Wrong media type", request: "`POST`, `Content-Type: text/plain`", send: func(t *testing.T, h *hostileEnv) (*http.Response, []byte) {
-			return h.s.send(t, http.MethodPost, "/rooms/r/messages", `{"text":"x"}`, append(bearer(h.token(t, "poster")), "Content-Type", "text/plain")...)
+			return h.s.do(t, http.MethodPost, "/rooms/r/messages", `{"text":"x"}`, append(bearer(h.token(t, "poster")), "Content-Type", "text/plain")...)
 		}, status: 415, problem: "unsupported-media-type"},
 		{input: "Idempotency-Key of 200 characters", request: "`POST`, `Idempotency-Key: kkk…`", send: postBody("r", `{"text":"x"}`, "Idempotency-Key", strings.Repeat("k", 200)), status: 400, problem: "invalid-parameter"},
 		{input: "Declared 100 MB body", request: "`POST`, `Content-Length: 104857600`", send: func(t *testing.T, h *hostileEnv) (*http.Response, []byte) {
@@ -172,7 +172,7 @@ func hostileInputs() []hostile {
 			return mint(t, jwt.SigningMethodHS256, []byte("guessed-secret-guessed-secret-guessed"), "root", nil)
 		}), status: 401, problem: "unauthorized"},
 		{input: "Token in the query of a post", request: "`POST ?access_token=…`", send: func(t *testing.T, h *hostileEnv) (*http.Response, []byte) {
-			return h.s.send(t, http.MethodPost, "/rooms/r/messages?access_token="+h.token(t, "alice"), `{"text":"x"}`, "Content-Type", "application/json")
+			return h.s.do(t, http.MethodPost, "/rooms/r/messages?access_token="+h.token(t, "alice"), `{"text":"x"}`, "Content-Type", "application/json")
 		}, status: 401, problem: "unauthorized"},
 		{input: "Posting as someone else", request: "`POST`, body `\"user\"` other than the token's `sub`", send: postBody("r", `{"text":"x","user":"bob"}`), status: 403, problem: "forbidden"},
 		{input: "Room outside the token's rooms", request: "`POST /rooms/lobby`, token for `support-*`", send: func(t *testing.T, h *hostileEnv) (*http.Response, []byte) {
@@ -202,7 +202,7 @@ func TestHostileInputs(t *testing.T) {
 		Posts:           redisscripts.NewRateLimiter(r.Client(), redisscripts.NewKeys("roomcast:"), "post", 1.0/60, 5),
 		BodyReadTimeout: 300 * time.Millisecond,
 	}})}
-	h.stream = h.s.dial(t, "/rooms/inject/stream", bearer(hs256(t, "watcher", nil))...)
+	h.stream = h.s.openStream(t, "/rooms/inject/stream", bearer(hs256(t, "watcher", nil))...)
 	h.stream.awaitOpen()
 
 	cases := hostileInputs()

@@ -108,17 +108,17 @@ func TestStreamLimits(t *testing.T) {
 	t.Run("per client", func(t *testing.T) {
 		s := authServer(t, api.Security{MaxStreamsPerClient: 2})
 		alice := bearer(hs256(t, "alice", nil))
-		first := s.dial(t, "/rooms/r/stream", alice...)
-		second := s.dial(t, "/rooms/other/stream", alice...)
+		first := s.openStream(t, "/rooms/r/stream", alice...)
+		second := s.openStream(t, "/rooms/other/stream", alice...)
 		for _, c := range []*sseClient{first, second} {
 			if c.resp.StatusCode != http.StatusOK {
 				t.Fatalf("status = %d, want 200", c.resp.StatusCode)
 			}
 			c.awaitOpen()
 		}
-		resp, body := s.send(t, http.MethodGet, "/rooms/r/stream", "", alice...)
+		resp, body := s.do(t, http.MethodGet, "/rooms/r/stream", "", alice...)
 		expectStatus(t, resp, body, http.StatusTooManyRequests, probTooMany)
-		if bob := s.dial(t, "/rooms/r/stream", bearer(hs256(t, "bob", nil))...); bob.resp.StatusCode != http.StatusOK {
+		if bob := s.openStream(t, "/rooms/r/stream", bearer(hs256(t, "bob", nil))...); bob.resp.StatusCode != http.StatusOK {
 			t.Fatalf("another user: status %d, want 200", bob.resp.StatusCode)
 		}
 		first.Close()
@@ -129,7 +129,7 @@ func TestStreamLimits(t *testing.T) {
 			MaxStreams: 2, MaxStreamsPerClient: 5, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		}})
 		for _, ip := range []string{"203.0.113.1", "203.0.113.2"} {
-			c := s.dial(t, "/rooms/r/stream", "X-Forwarded-For", ip)
+			c := s.openStream(t, "/rooms/r/stream", "X-Forwarded-For", ip)
 			if c.resp.StatusCode != http.StatusOK {
 				t.Fatalf("status = %d, want 200", c.resp.StatusCode)
 			}
@@ -137,7 +137,7 @@ func TestStreamLimits(t *testing.T) {
 		}
 		// Over the limit, EventSource must still be told to come back: a
 		// 200 that advises a retry and ends, never an error status.
-		resp, body := s.send(t, http.MethodGet, "/rooms/r/stream", "", "X-Forwarded-For", "203.0.113.3")
+		resp, body := s.do(t, http.MethodGet, "/rooms/r/stream", "", "X-Forwarded-For", "203.0.113.3")
 		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "retry: ") ||
 			!strings.Contains(string(body), ": server busy, retry shortly") {
 			t.Fatalf("stream over MAX_STREAMS: %d %q, want 200 with a retry advice and a closing comment", resp.StatusCode, body)
@@ -151,7 +151,7 @@ func waitStatus(t testing.TB, s *testServer, path string, want int, header ...st
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c := s.dial(t, path, header...)
+		c := s.openStream(t, path, header...)
 		got := c.resp.StatusCode
 		c.Close()
 		if got == want {

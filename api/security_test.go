@@ -16,7 +16,7 @@ import (
 func TestSecurityHeaders(t *testing.T) {
 	s := authServer(t, api.Security{})
 	for _, path := range []string{"/healthz", "/rooms/r/messages", "/nope"} {
-		resp, _ := s.send(t, http.MethodGet, path, "")
+		resp, _ := s.do(t, http.MethodGet, path, "")
 		for name, want := range map[string]string{
 			"X-Content-Type-Options":  "nosniff",
 			"Referrer-Policy":         "no-referrer",
@@ -34,7 +34,7 @@ func TestCORS(t *testing.T) {
 	const origin = "https://chat.example"
 	s := authServer(t, api.Security{CORSOrigins: []string{origin}})
 	preflight := func(from string) *http.Response {
-		resp, _ := s.send(t, http.MethodOptions, "/rooms/r/messages", "",
+		resp, _ := s.do(t, http.MethodOptions, "/rooms/r/messages", "",
 			"Origin", from, "Access-Control-Request-Method", "POST",
 			"Access-Control-Request-Headers", "authorization,content-type,idempotency-key")
 		return resp
