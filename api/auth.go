@@ -52,18 +52,18 @@ func (h *Handler) authorize(need access, stream bool) echo.MiddlewareFunc {
 				token = streamToken(c.Request(), h.Security.TokenCookie)
 			}
 			if token == "" {
-				return unauthorized(c, "", "this request needs a bearer token")
+				return unauthorized(c, typeUnauthorized, "", "this request needs a bearer token")
 			}
 			if len(token) > maxTokenBytes {
-				return unauthorized(c, "invalid_token", "the token is invalid")
+				return unauthorized(c, typeUnauthorized, "invalid_token", "the token is invalid")
 			}
 			claims, err := h.Security.Tokens.Verify(c.Request().Context(), token)
 			switch {
 			case errors.Is(err, auth.ErrExpired):
-				return unauthorized(c, "invalid_token", "the token has expired")
+				return unauthorized(c, typeTokenExpired, "invalid_token", "the token has expired")
 			case err != nil:
 				h.log.Debug("token rejected", "path", c.Request().URL.Path, "err", err)
-				return unauthorized(c, "invalid_token", "the token is invalid")
+				return unauthorized(c, typeUnauthorized, "invalid_token", "the token is invalid")
 			}
 			room := c.Param("room")
 			if need == writeAccess && !claims.Rooms.CanWrite(room) {
@@ -103,14 +103,15 @@ func streamToken(r *http.Request, cookie string) string {
 }
 
 // unauthorized answers 401 with the RFC 6750 challenge; code is "" when
-// the request had no token at all.
-func unauthorized(c echo.Context, code, detail string) error {
+// the request had no token at all. An expired token has a type of its own,
+// so that clients know to get a fresh one rather than sign in again.
+func unauthorized(c echo.Context, typ, code, detail string) error {
 	challenge := realm
 	if code != "" {
 		challenge += `, error="` + code + `", error_description="` + detail + `"`
 	}
 	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
-	return &Problem{Type: typeUnauthorized, Title: "Unauthorized", Status: http.StatusUnauthorized, Detail: detail}
+	return &Problem{Type: typ, Title: "Unauthorized", Status: http.StatusUnauthorized, Detail: detail}
 }
 
 // forbidden answers 403 for a valid token that lacks a permission.

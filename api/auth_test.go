@@ -146,11 +146,13 @@ func TestAuthRejectsMissingAndBadTokens(t *testing.T) {
 		name      string
 		header    []string
 		challenge string
+		problem   string // probUnauthorized if empty
 	}{
 		{name: "no token", challenge: `Bearer realm="roomcast"`},
 		{name: "basic credentials", header: []string{"Authorization", "Basic YWxpY2U6c2VjcmV0"}, challenge: `Bearer realm="roomcast"`},
 		{name: "expired", header: bearer(hs256(t, "alice", jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()})),
-			challenge: `Bearer realm="roomcast", error="invalid_token", error_description="the token has expired"`},
+			challenge: `Bearer realm="roomcast", error="invalid_token", error_description="the token has expired"`,
+			problem:   "urn:roomcast:problem:token-expired"},
 		{name: "wrong key", header: bearer(mint(t, jwt.SigningMethodHS256, otherKey, "alice", nil)),
 			challenge: `Bearer realm="roomcast", error="invalid_token", error_description="the token is invalid"`},
 		{name: "alg none", header: bearer(none),
@@ -169,7 +171,7 @@ func TestAuthRejectsMissingAndBadTokens(t *testing.T) {
 				{http.MethodGet, "/rooms/lobby/stream", ""},
 			} {
 				resp, body := s.do(t, req.method, req.path, req.body, append([]string{"Content-Type", "application/json"}, tc.header...)...)
-				expectStatus(t, resp, body, http.StatusUnauthorized, probUnauthorized)
+				expectStatus(t, resp, body, http.StatusUnauthorized, cmp(tc.problem, probUnauthorized))
 				if got := resp.Header.Get("WWW-Authenticate"); got != tc.challenge {
 					t.Fatalf("%s %s: WWW-Authenticate = %q, want %q", req.method, req.path, got, tc.challenge)
 				}

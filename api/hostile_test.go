@@ -167,7 +167,7 @@ func hostileInputs() []hostile {
 		}), status: 401, problem: "unauthorized"},
 		{input: "Expired token", request: "`POST`, `exp` an hour ago", send: sendToken(func(t *testing.T) string {
 			return hs256(t, "alice", jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()})
-		}), status: 401, problem: "unauthorized"},
+		}), status: 401, problem: "token-expired"},
 		{input: "Token signed with another key", request: "`POST`, forged HS256 token", send: sendToken(func(t *testing.T) string {
 			return mint(t, jwt.SigningMethodHS256, []byte("guessed-secret-guessed-secret-guessed"), "root", nil)
 		}), status: 401, problem: "unauthorized"},

@@ -41,6 +41,7 @@ const (
 	typeUnavailable         = "urn:roomcast:problem:unavailable"
 	typeInternal            = "urn:roomcast:problem:internal"
 	typeUnauthorized        = "urn:roomcast:problem:unauthorized"
+	typeTokenExpired        = "urn:roomcast:problem:token-expired"
 	typeForbidden           = "urn:roomcast:problem:forbidden"
 	typeRateLimited         = "urn:roomcast:problem:rate-limited"
 	typeTooManyStreams      = "urn:roomcast:problem:too-many-streams"

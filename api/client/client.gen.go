@@ -33,6 +33,7 @@ const (
 	UrnRoomcastProblemNotFound             ProblemType = "urn:roomcast:problem:not-found"
 	UrnRoomcastProblemRateLimited          ProblemType = "urn:roomcast:problem:rate-limited"
 	UrnRoomcastProblemRequestTimeout       ProblemType = "urn:roomcast:problem:request-timeout"
+	UrnRoomcastProblemTokenExpired         ProblemType = "urn:roomcast:problem:token-expired"
 	UrnRoomcastProblemTooManyStreams       ProblemType = "urn:roomcast:problem:too-many-streams"
 	UrnRoomcastProblemUnauthorized         ProblemType = "urn:roomcast:problem:unauthorized"
 	UrnRoomcastProblemUnavailable          ProblemType = "urn:roomcast:problem:unavailable"
@@ -65,6 +66,8 @@ func (e ProblemType) Valid() bool {
 	case UrnRoomcastProblemRateLimited:
 		return true
 	case UrnRoomcastProblemRequestTimeout:
+		return true
+	case UrnRoomcastProblemTokenExpired:
 		return true
 	case UrnRoomcastProblemTooManyStreams:
 		return true
@@ -222,8 +225,10 @@ type Problem struct {
 	//   `Idempotency-Key`.
 	// - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
 	//   valid message.
-	// - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad or
-	//   expired one.
+	// - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad
+	//   one.
+	// - `urn:roomcast:problem:token-expired`: 401, the token has
+	//   expired; get a fresh one.
 	// - `urn:roomcast:problem:forbidden`: 403, the token does not allow
 	//   this room, or the body names another user.
 	// - `urn:roomcast:problem:request-timeout`: 408, the body arrived
@@ -255,8 +260,10 @@ type Problem struct {
 //     `Idempotency-Key`.
 //   - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
 //     valid message.
-//   - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad or
-//     expired one.
+//   - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad
+//     one.
+//   - `urn:roomcast:problem:token-expired`: 401, the token has
+//     expired; get a fresh one.
 //   - `urn:roomcast:problem:forbidden`: 403, the token does not allow
 //     this room, or the body names another user.
 //   - `urn:roomcast:problem:request-timeout`: 408, the body arrived

@@ -89,14 +89,15 @@
 
   const accessLabels = { signin: 'sign-in needed', expired: 'token expired', forbidden: 'not allowed in this room' };
 
-  // readProblem returns the title and detail of a problem response, or
-  // empty strings.
+  // readProblem returns the type, title and detail of a problem response,
+  // or empty strings.
   async function readProblem(resp) {
     const type = resp.headers.get('Content-Type') || '';
     if (type.includes('json')) {
       try {
         const p = await resp.json();
         return {
+          type: typeof p.type === 'string' ? p.type : '',
           title: typeof p.title === 'string' ? p.title : '',
           detail: typeof p.detail === 'string' ? p.detail : '',
         };
@@ -104,16 +105,15 @@
         // no usable body
       }
     }
-    return { title: '', detail: '' };
+    return { type: '', title: '', detail: '' };
   }
 
   // failure turns a failed response into an Error: an AccessError for 401
   // and 403, else one describing the problem details.
   async function failure(resp, token) {
-    const { title, detail } = await readProblem(resp);
+    const { type, title, detail } = await readProblem(resp);
     if (resp.status === 401) {
-      const challenge = resp.headers.get('WWW-Authenticate') || '';
-      if (token && (challenge.includes('expired') || detail.includes('expired'))) {
+      if (token && type === 'urn:roomcast:problem:token-expired') {
         return new AccessError('expired', 'Your token has expired. Paste a new one and join again.');
       }
       return new AccessError('signin', token
