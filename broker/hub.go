@@ -194,7 +194,11 @@ func (h *Hub) initRoom(ctx context.Context, name string, r *room) {
 	for s := range r.subs {
 		s.start = r.last // all joined while the position was unknown
 	}
-	h.flushPendingLocked(r)
+	if !h.flushPendingLocked(r) {
+		// A message went missing right behind the position just read. The
+		// next message, or the periodic check, repairs the gap from history.
+		r.pending, r.busy = nil, false
+	}
 }
 
 // dropLocked removes s from its room and closes its channel with reason err.
@@ -255,7 +259,8 @@ func (h *Hub) dispatch(ctx context.Context, m *Message) {
 }
 
 // flushPendingLocked delivers the pending messages that continue r's
-// sequence. It leaves r busy with a repair running if a gap remains.
+// sequence and reports whether all of them did; if not, r stays busy and
+// the rest stays pending.
 func (h *Hub) flushPendingLocked(r *room) (done bool) {
 	for i, m := range r.pending {
 		switch {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"roomcast/broker"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
@@ -272,4 +273,72 @@ func (p *proxy) thaw() {
 		p.frozen = false
 		close(p.thawed)
 	}
+}
+
+// gatedHistory holds the first position read of a room back until the test
+// lets it go, after it has read Redis: the moment in which live messages
+// queue up behind a position that is already old.
+type gatedHistory struct {
+	*redisscripts.Store
+	read, release chan struct{}
+}
+
+func (g *gatedHistory) Positions(ctx context.Context, rooms []string) ([]redisscripts.ID, error) {
+	ids, err := g.Store.Positions(ctx, rooms)
+	select {
+	case g.read <- struct{}{}:
+		<-g.release
+	default: // only the first read is held
+	}
+	return ids, err
+}
+
+func TestGapBehindANewRoomsPositionIsRepaired(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 100, IdempotencyTTL: time.Hour})
+	first, err := store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := &gatedHistory{Store: store, read: make(chan struct{}), release: make(chan struct{})}
+	hub := broker.New(rdb, broker.Options{Keys: keys, History: gate, Buffer: 16,
+		CheckInterval: 50 * time.Millisecond, Timeout: time.Second})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hub.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := hub.WaitStarted(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	subscribed := make(chan *broker.Subscription, 1)
+	go func() {
+		sub, err := hub.Subscribe(context.Background(), "r")
+		if err != nil {
+			t.Errorf("subscribe: %v", err)
+		}
+		subscribed <- sub
+	}()
+	<-gate.read // the position read says seq 1
+	// Message 2 is stored but its publish is lost; message 3 arrives live
+	// while the room's position is still being set up.
+	data := fmt.Sprintf(`{"id":"%s-2","seq":2,"room":"r","user":"u","text":"lost","time":"2026-01-01T00:00:00.000Z"}`, first.ID.Epoch)
+	rdb.HIncrBy(t.Context(), "roomcast:{r}:meta", "seq", 1)
+	rdb.ZAdd(t.Context(), "roomcast:{r}:history", redisZ(2, data))
+	if _, err := store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "three"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the hub received message 3", func() bool { return hub.Stats().Received == 1 })
+	close(gate.release)
+
+	sub := <-subscribed
+	if sub == nil {
+		t.FailNow()
+	}
+	defer sub.Close()
+	if sub.Start() != first.ID {
+		t.Fatalf("start = %v, want %v", sub.Start(), first.ID)
+	}
+	expectSequence(t, sub, 2, 3)
 }
