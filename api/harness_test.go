@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -291,4 +292,16 @@ func (c *sseClient) awaitOpen() {
 	case <-time.After(10 * time.Second):
 		c.t.Fatalf("stream did not open within 10s")
 	}
+}
+
+// dialTCP opens a bare connection to the server, for requests no
+// http.Client would send; it is closed when the test ends.
+func (s *testServer) dialTCP(t testing.TB) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

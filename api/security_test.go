@@ -3,9 +3,7 @@ package api_test
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -87,15 +85,7 @@ func TestCORS(t *testing.T) {
 // Not checkedClient: these requests break HTTP framing, which no http.Client can send.
 func rawRequest(t testing.TB, s *testServer, head []string, body string) (*http.Response, time.Duration) {
 	t.Helper()
-	u, err := url.Parse(s.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := s.dialTCP(t)
 	start := time.Now()
 	if _, err := fmt.Fprint(conn, strings.Join(head, "\r\n")+"\r\n\r\n"+body); err != nil {
 		t.Fatal(err)
