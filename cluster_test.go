@@ -44,7 +44,7 @@ func TestRedisCluster(t *testing.T) {
 	streams := make(map[string]*bufio.Scanner)
 	for _, room := range rooms {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/rooms/"+room+"/stream", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := checkedClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,7 +56,7 @@ func TestRedisCluster(t *testing.T) {
 		streams[room] = sc
 	}
 	for _, room := range rooms {
-		resp, err := http.Post(base+"/rooms/"+room+"/messages", "application/json",
+		resp, err := checkedClient.Post(base+"/rooms/"+room+"/messages", "application/json",
 			strings.NewReader(fmt.Sprintf(`{"text":"hello %s"}`, room)))
 		if err != nil {
 			t.Fatal(err)
@@ -72,7 +72,7 @@ func TestRedisCluster(t *testing.T) {
 		if err := json.Unmarshal([]byte(data), &m); err != nil || m.Room != room || m.Text != "hello "+room {
 			t.Fatalf("stream of %s got %s", room, data)
 		}
-		resp, err := http.Get(base + "/rooms/" + room + "/messages")
+		resp, err := checkedClient.Get(base + "/rooms/" + room + "/messages")
 		if err != nil {
 			t.Fatal(err)
 		}

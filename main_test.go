@@ -20,8 +20,13 @@ import (
 
 	"go.uber.org/goleak"
 
+	"roomcast/api/contracttest"
 	"roomcast/redisscripts/redistest"
 )
+
+// checkedClient sends the tests' requests and checks each exchange against
+// openapi.yaml.
+var checkedClient = contracttest.Client("openapi.yaml")
 
 func TestMain(m *testing.M) {
 	// startProcess runs this test binary again as a real roomcast process,
@@ -106,7 +111,7 @@ func (in *instance) request(t *testing.T, method, path, body string, header ...s
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -141,7 +146,7 @@ func (in *instance) openLines(t *testing.T, path string) *lineStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET %s: %v", path, err)

@@ -77,7 +77,7 @@ func TestSIGTERMLosesNoAcknowledgedMessage(t *testing.T) {
 	streamCtx, cancelStream := context.WithCancel(t.Context())
 	defer cancelStream()
 	req, _ := http.NewRequestWithContext(streamCtx, http.MethodGet, first.url+"/rooms/deploy/stream", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := checkedClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +99,11 @@ func TestSIGTERMLosesNoAcknowledgedMessage(t *testing.T) {
 					return
 				default:
 				}
-				r, err := http.Post(first.url+"/rooms/deploy/messages", "application/json", strings.NewReader(`{"text":"m"}`))
+				r, err := checkedClient.Post(first.url+"/rooms/deploy/messages", "application/json", strings.NewReader(`{"text":"m"}`))
 				if err != nil {
+					if strings.Contains(err.Error(), "contract:") {
+						t.Errorf("post during shutdown: %v", err)
+					}
 					return // the listener is gone
 				}
 				body, _ := io.ReadAll(r.Body)
@@ -153,7 +156,7 @@ func TestSIGTERMLosesNoAcknowledgedMessage(t *testing.T) {
 			seen[id] = true
 		}
 	}
-	page, err := http.Get(second.url + "/rooms/deploy/messages?limit=200&after=" + lastID)
+	page, err := checkedClient.Get(second.url + "/rooms/deploy/messages?limit=200&after=" + lastID)
 	if err != nil {
 		t.Fatal(err)
 	}
