@@ -31,6 +31,7 @@ type config struct {
 	HistoryMax            int           `env:"HISTORY_MAX" envDefault:"1000" help:"messages kept per room"`
 	MaxMessageBytes       int           `env:"MAX_MESSAGE_BYTES" envDefault:"4096" help:"largest message text in bytes"`
 	IdempotencyTTL        time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h" help:"how long an Idempotency-Key is remembered"`
+	RoomTTL               time.Duration `env:"ROOM_TTL" envDefault:"0s" help:"how long a room and its history are kept after its last post; 0s keeps rooms for ever"`
 	HeartbeatInterval     time.Duration `env:"HEARTBEAT_INTERVAL" envDefault:"15s" help:"interval of keep-alive comments on streams"`
 	ClientBuffer          int           `env:"CLIENT_BUFFER" envDefault:"256" help:"messages queued per stream before a slow client is disconnected"`
 	SSERetry              time.Duration `env:"SSE_RETRY" envDefault:"2s" help:"reconnection delay advised to stream clients"`
@@ -95,6 +96,7 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.ClientBuffer >= 1 && cfg.ClientBuffer <= 100_000, "CLIENT_BUFFER", "1 to 100000"},
 		{cfg.RedisTimeout > 0, "REDIS_TIMEOUT", "a positive duration"},
 		{cfg.IdempotencyTTL >= time.Second, "IDEMPOTENCY_TTL", "at least 1s"},
+		{cfg.RoomTTL == 0 || cfg.RoomTTL >= time.Second, "ROOM_TTL", "0s or at least 1s"},
 		{cfg.HeartbeatInterval >= time.Second, "HEARTBEAT_INTERVAL", "at least 1s"},
 		{cfg.SSERetry >= time.Millisecond, "SSE_RETRY", "at least 1ms"},
 		{cfg.StreamWriteTimeout > 0, "STREAM_WRITE_TIMEOUT", "a positive duration"},

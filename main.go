@@ -77,7 +77,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 
 	keys := redisscripts.NewKeys(cfg.KeyPrefix)
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
-		HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL,
+		HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL, RoomTTL: cfg.RoomTTL,
 	})
 	hub := broker.New(rdb, broker.Options{
 		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: cfg.ClientBuffer,

@@ -57,6 +57,7 @@ func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
 	}
 	reply, err := postMessageScript.Run(ctx, s.rdb, keys,
 		s.keys.Channel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(), fingerprint,
+		s.roomTTL.Milliseconds(),
 	).Slice()
 	if err != nil {
 		return Posted{}, wrapRedisError("post message", err)

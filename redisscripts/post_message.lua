@@ -11,6 +11,7 @@ local fields_json = ARGV[3]
 local history_max = tonumber(ARGV[4])
 local idempotency_ttl_ms = ARGV[5]
 local fingerprint = ARGV[6]
+local room_ttl_ms = tonumber(ARGV[7]) -- 0: the room never expires
 
 if idempotency_key then
   local earlier = redis.call('GET', idempotency_key)
@@ -76,6 +77,12 @@ redis.call('ZADD', history_key, seq, message)
 redis.call('ZREMRANGEBYRANK', history_key, 0, -(history_max + 1))
 if idempotency_key then
   redis.call('SET', idempotency_key, fingerprint .. '\n' .. message, 'PX', idempotency_ttl_ms)
+end
+if room_ttl_ms > 0 then
+  -- An idle room expires whole; when it is posted to again it starts a new
+  -- epoch, and clients resuming from before are told with a reset.
+  redis.call('PEXPIRE', meta_key, room_ttl_ms)
+  redis.call('PEXPIRE', history_key, room_ttl_ms)
 end
 redis.call('PUBLISH', channel, message)
 return {0, message}

@@ -337,3 +337,28 @@ func TestStoreUnavailableOnDeadline(t *testing.T) {
 		t.Fatalf("Post after its deadline: err = %v, want ErrUnavailable", err)
 	}
 }
+
+func TestRoomTTL(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ttl  time.Duration
+	}{{name: "kept for ever", ttl: 0}, {name: "expires when idle", ttl: time.Hour}} {
+		t.Run(tc.name, func(t *testing.T) {
+			store, _, rdb := newStore(t, StoreOptions{RoomTTL: tc.ttl})
+			postN(t, store, "r", 2)
+			for _, key := range []string{"test:{r}:meta", "test:{r}:history"} {
+				got, err := rdb.PTTL(t.Context(), key).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.ttl == 0 && got != -1 {
+					t.Fatalf("%s has TTL %v, want none", key, got)
+				}
+				// Each post renews the TTL.
+				if tc.ttl > 0 && (got <= tc.ttl-time.Minute || got > tc.ttl) {
+					t.Fatalf("%s has TTL %v, want about %v", key, got, tc.ttl)
+				}
+			}
+		})
+	}
+}

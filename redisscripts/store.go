@@ -19,17 +19,20 @@ type Store struct {
 	keys           Keys
 	historyMax     int
 	idempotencyTTL time.Duration
+	roomTTL        time.Duration
 }
 
 // StoreOptions are a Store's limits.
 type StoreOptions struct {
 	HistoryMax     int           // messages kept per room, at least 1
 	IdempotencyTTL time.Duration // how long an idempotency key is remembered
+	RoomTTL        time.Duration // how long a room is kept after its last post; 0 for ever
 }
 
 // NewStore returns a Store on rdb for the deployment keys describes.
 func NewStore(rdb redis.Cmdable, keys Keys, opts StoreOptions) *Store {
-	return &Store{rdb: rdb, keys: keys, historyMax: opts.HistoryMax, idempotencyTTL: opts.IdempotencyTTL}
+	return &Store{rdb: rdb, keys: keys, historyMax: opts.HistoryMax,
+		idempotencyTTL: opts.IdempotencyTTL, roomTTL: opts.RoomTTL}
 }
 
 // wrapRedisError marks connection-level failures as ErrUnavailable so that
