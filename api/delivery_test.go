@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,5 +224,29 @@ func TestTwoServersShareRooms(t *testing.T) {
 	resumedOnA.awaitOpen()
 	if got := resumedOnA.nextMessage(); got != second {
 		t.Fatalf("a resumed with %+v, want %+v", got, second)
+	}
+}
+
+// TestResumeFromAnIDAheadOfTheRoom resumes from an id of the room's epoch
+// that the room never reached (Redis lost writes, or a forged id): the
+// client is told once with a reset and gets every retained message, then
+// live ones; more than one page of history must not make the server loop.
+func TestResumeFromAnIDAheadOfTheRoom(t *testing.T) {
+	s := startServer(t, serverConfig{})
+	var posted []message
+	for i := range 250 {
+		posted = append(posted, s.post(t, "r", fmt.Sprint("m", i)))
+	}
+	epoch, _, _ := strings.Cut(posted[0].ID, "-")
+	c := s.openStream(t, "/rooms/r/stream", "Last-Event-ID", epoch+"-99999")
+	c.awaitOpen()
+	if ev := c.next(); ev.Event != "reset" || !strings.Contains(ev.Data, `"reason":"epoch_changed"`) {
+		t.Fatalf("first event %q %s, want a reset", ev.Event, ev.Data)
+	}
+	posted = append(posted, s.post(t, "r", "live"))
+	for _, want := range posted {
+		if got := c.nextMessage(); got != want {
+			t.Fatalf("streamed %+v, want %+v", got, want)
+		}
 	}
 }

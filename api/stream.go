@@ -183,9 +183,14 @@ func (s *stream) catchUp(ctx context.Context) error {
 			return err
 		}
 		var buf []byte
-		if page.Reset != nil && s.pos.Epoch != "" {
-			s.h.Metrics.Reset()
-			buf = sse.AppendEvent(buf, "", "reset", encodeReset(page.Reset))
+		if page.Reset != nil {
+			if s.pos.Epoch != "" { // a stream that never had a message lost none
+				s.h.Metrics.Reset()
+				buf = sse.AppendEvent(buf, "", "reset", encodeReset(page.Reset))
+			}
+			// The position no longer exists: what the page holds starts
+			// afresh, whatever its sequence numbers.
+			s.pos = redisscripts.ID{}
 		}
 		for _, data := range page.Messages {
 			id, err := redisscripts.IDOf(data)
