@@ -235,6 +235,8 @@ func (s *stream) ended(reason error) {
 	case errors.Is(reason, broker.ErrSlow):
 		s.h.log.Warn("stream dropped: client too slow", "room", s.room)
 		s.close(s.h.Retry.Milliseconds(), "disconnected: client too slow; reconnect with Last-Event-ID")
+	case errors.Is(reason, broker.ErrReset):
+		s.close(retryJitter(s.h.Retry), "the room's history went back; reconnect with Last-Event-ID")
 	default:
 		s.close(retryJitter(s.h.Retry), "server going away; reconnect")
 	}

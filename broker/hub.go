@@ -326,11 +326,20 @@ func (h *Hub) repair(ctx context.Context, name string, r *room) {
 				h.deliverLocked(r, m)
 			}
 		}
-		if !page.hasMore && h.flushPendingLocked(r) {
-			h.mu.Unlock()
-			return
+		done := !page.hasMore && h.flushPendingLocked(r)
+		if !done && !page.hasMore && r.last == from {
+			// History has nothing that leads to what is pending: Redis lost
+			// it, or it belongs to a state Redis no longer has. Reading
+			// again would spin; the next message or check repairs anew.
+			h.log.Warn("dropping live messages that history cannot connect", "room", name,
+				"delivered", r.last.String(), "pending", len(r.pending))
+			r.pending, r.busy = nil, false
+			done = true
 		}
 		h.mu.Unlock()
+		if done {
+			return
+		}
 	}
 }
 

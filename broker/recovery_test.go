@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -341,4 +342,90 @@ func TestGapBehindANewRoomsPositionIsRepaired(t *testing.T) {
 		t.Fatalf("start = %v, want %v", sub.Start(), first.ID)
 	}
 	expectSequence(t, sub, 2, 3)
+}
+
+func TestSequenceGoingBackDropsSubscribersToResume(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startNode(t, srv, nodeConfig{checkInterval: 20 * time.Millisecond})
+	sub := subscribe(t, n.hub, "r")
+	for range 5 {
+		n.post(t, "r", "m")
+	}
+	expectSequence(t, sub, 1, 5)
+
+	// A failover to a replica that missed the last three writes.
+	admin := srv.Client()
+	admin.HSet(t.Context(), "roomcast:{r}:meta", "seq", 2)
+	admin.ZRemRangeByScore(t.Context(), "roomcast:{r}:history", "3", "+inf")
+	select {
+	case _, ok := <-sub.C():
+		if ok {
+			t.Fatalf("received a message, want the subscription dropped")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("subscription not dropped after the room's sequence went back")
+	}
+	if !errors.Is(sub.Err(), broker.ErrReset) {
+		t.Fatalf("Err = %v, want ErrReset", sub.Err())
+	}
+	again := subscribe(t, n.hub, "r")
+	if got := again.Start(); got.Seq != 2 {
+		t.Fatalf("a new subscription starts at %v, want seq 2", got)
+	}
+	n.post(t, "r", "after the failover")
+	expectSequence(t, again, 3, 3)
+}
+
+func TestLiveMessageHistoryCannotConnectIsDroppedWithoutSpinning(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startNode(t, srv, nodeConfig{checkInterval: time.Hour})
+	sub := subscribe(t, n.hub, "r")
+	n.post(t, "r", "one")
+	expectSequence(t, sub, 1, 1)
+
+	// A message of an epoch Redis does not have: history can never lead
+	// to it.
+	admin := srv.Client()
+	stray := `{"id":"zzzzzz-7","seq":7,"room":"r","user":"u","text":"stray","time":"2026-01-01T00:00:00.000Z"}`
+	admin.Publish(t.Context(), keys.Channel("r"), stray)
+	waitUntil(t, "a repair to start", func() bool { return n.hub.Stats().Repairs == 1 })
+	calls := func() int64 {
+		info := admin.Info(t.Context(), "commandstats").Val()
+		var c int64
+		if i := strings.Index(info, "cmdstat_evalsha:calls="); i >= 0 {
+			fmt.Sscanf(info[i+len("cmdstat_evalsha:calls="):], "%d", &c)
+		}
+		return c
+	}
+	first := calls()
+	time.Sleep(300 * time.Millisecond) // the passing of time is the point: nothing may happen in it
+	if spun := calls() - first; spun > 3 {
+		t.Fatalf("%d history reads in 300ms after the repair ended: the repair spins", spun)
+	}
+	two := n.post(t, "r", "two")
+	if got := receive(t, sub); got.ID != two.ID {
+		t.Fatalf("received %v, want %v", got.ID, two.ID)
+	}
+}
+
+func TestExpiredRoomIsNotRepairedOverAndOver(t *testing.T) {
+	srv := redistest.Start(t)
+	n := startNode(t, srv, nodeConfig{checkInterval: 20 * time.Millisecond})
+	sub := subscribe(t, n.hub, "r")
+	old := n.post(t, "r", "before expiry")
+	expectSequence(t, sub, 1, 1)
+
+	srv.Client().Del(t.Context(), "roomcast:{r}:meta", "roomcast:{r}:history") // ROOM_TTL ran out
+	before := n.hub.Stats().Repairs
+	time.Sleep(300 * time.Millisecond) // about 15 checks
+	if repairs := n.hub.Stats().Repairs - before; repairs > 1 {
+		t.Fatalf("%d repairs of an expired room in 300ms, want at most 1", repairs)
+	}
+	fresh := n.post(t, "r", "new epoch")
+	if fresh.ID.Epoch == old.ID.Epoch {
+		t.Fatalf("no new epoch after expiry")
+	}
+	if got := receive(t, sub); got.ID != fresh.ID {
+		t.Fatalf("received %v, want %v", got.ID, fresh.ID)
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"roomcast/redisscripts"
 )
 
 // PubSubber is the part of a Redis client the hub's subscription uses.
@@ -176,14 +178,19 @@ func (h *Hub) checkPeriodically(ctx context.Context) {
 }
 
 // checkRooms compares the position of every room with local subscribers
-// against Redis and repairs those that fell behind: the only way to notice a
-// message lost in a room that stays quiet afterwards.
+// against Redis: the only way to notice a message lost in a room that stays
+// quiet afterwards. A room behind Redis is repaired. A room that Redis no
+// longer knows (expired, lost) waits for its next epoch. A room whose
+// sequence went back within its epoch (a failover lost writes) drops its
+// subscribers with ErrReset, so that they resume and are told.
 func (h *Hub) checkRooms(ctx context.Context) {
 	h.mu.Lock()
 	names := make([]string, 0, len(h.rooms))
+	before := make([]redisscripts.ID, 0, len(h.rooms)) // what each room had before the read
 	for name, r := range h.rooms {
 		if !r.busy {
 			names = append(names, name)
+			before = append(before, r.last)
 		}
 	}
 	h.mu.Unlock()
@@ -200,8 +207,20 @@ func (h *Hub) checkRooms(ctx context.Context) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, name := range names {
-		r := h.rooms[name]
-		if r != nil && !ids[i].Covered(r.last) {
+		r, inRedis := h.rooms[name], ids[i]
+		switch {
+		case r == nil || r.last != before[i]:
+			// Gone, or delivered more since the read: look again next time.
+		case inRedis == r.last:
+		case inRedis.Epoch == "":
+			r.last = redisscripts.ID{} // its next message starts a new epoch
+		case inRedis.Epoch == r.last.Epoch && inRedis.Seq < r.last.Seq:
+			h.log.Warn("room sequence went back: Redis lost acknowledged writes", "room", name,
+				"delivered", r.last.String(), "redis", inRedis.String())
+			for s := range r.subs {
+				h.dropLocked(s, ErrReset)
+			}
+		default: // behind Redis, or Redis has another epoch
 			h.startRepairLocked(ctx, name, r)
 		}
 	}

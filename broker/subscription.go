@@ -15,6 +15,9 @@ var (
 	ErrSlow = errors.New("subscriber too slow")
 	// ErrUnsubscribed means the subscriber called Close.
 	ErrUnsubscribed = errors.New("unsubscribed")
+	// ErrReset means Redis lost messages the subscriber may have had: it
+	// should resume from its last message to learn what changed.
+	ErrReset = errors.New("room state went back")
 )
 
 // Subscription receives the messages of one room, in order, from the moment
