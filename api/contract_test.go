@@ -158,7 +158,7 @@ func TestContractServerAnswers(t *testing.T) {
 		run(t, s, []request{
 			{name: "post", method: post, path: "/rooms/r/messages", body: `{"text":"two","user":"ada"}`, header: idem, want: 201},
 			{name: "replay", method: post, path: "/rooms/r/messages", body: `{"text":"two","user":"ada"}`, header: idem, want: 201},
-			{name: "idempotency conflict", method: post, path: "/rooms/r/messages", body: `{"text":"three"}`, header: idem, want: 422},
+			{name: "idempotency conflict", method: post, path: "/rooms/r/messages", body: `{"text":"three","user":"ada"}`, header: idem, want: 422},
 			{name: "bad body", method: post, path: "/rooms/r/messages", body: `{"text":""}`, header: jsonBody, want: 400},
 			{name: "empty room", method: post, path: "/rooms//messages", body: `{"text":"a"}`, header: jsonBody, want: 400},
 			{name: "not JSON", method: post, path: "/rooms/r/messages", body: "hi", header: []string{"Content-Type", "text/plain"}, want: 415},

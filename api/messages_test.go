@@ -324,16 +324,21 @@ func TestIdempotentPost(t *testing.T) {
 		t.Fatalf("repeated post returned %s, first %s", body2, body1)
 	}
 
-	for _, body := range []string{`{"text":"hi!","user":"ann"}`, `{"text":"hi","user":"bob"}`, `{"text":"hi"}`} {
-		resp, data := s.postJSON(t, "r", body, "Idempotency-Key", "key-1")
-		wantProblem(t, resp, data, http.StatusUnprocessableEntity, typeIdempotencyConflict)
+	resp, data := s.postJSON(t, "r", `{"text":"hi!","user":"ann"}`, "Idempotency-Key", "key-1")
+	wantProblem(t, resp, data, http.StatusUnprocessableEntity, typeIdempotencyConflict)
+	// Keys belong to a room and a user: the same key elsewhere is another key.
+	for _, other := range []struct{ room, body string }{
+		{"other", `{"text":"hi","user":"ann"}`},
+		{"r", `{"text":"hi","user":"bob"}`},
+		{"r", `{"text":"hi"}`},
+	} {
+		if resp, data := s.postJSON(t, other.room, other.body, "Idempotency-Key", "key-1"); resp.StatusCode != http.StatusCreated ||
+			resp.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("same key, room %s, body %s: %d %v %s, want a new message", other.room, other.body, resp.StatusCode, resp.Header, data)
+		}
 	}
-	if resp, data := s.postJSON(t, "other", `{"text":"hi","user":"ann"}`, "Idempotency-Key", "key-1"); resp.StatusCode != http.StatusCreated ||
-		resp.Header.Get("Idempotent-Replayed") != "" {
-		t.Fatalf("same key in another room: %d %v %s, want a new message", resp.StatusCode, resp.Header, data)
-	}
-	if got, _ := s.history(t, "r", ""); len(got) != 1 {
-		t.Fatalf("history holds %d messages, want 1", len(got))
+	if got, _ := s.history(t, "r", ""); len(got) != 3 {
+		t.Fatalf("history holds %d messages, want ann's, bob's and anonymous'", len(got))
 	}
 }
 

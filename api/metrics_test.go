@@ -59,3 +59,22 @@ func TestMetricsCountPostsStreamsAndDeliveries(t *testing.T) {
 		t.Errorf("X-Request-Id = %q, want the client's trace-42 echoed", got)
 	}
 }
+
+func TestMetricsKeepMethodLabelsFew(t *testing.T) {
+	s := startServer(t, serverConfig{})
+	for _, method := range []string{"M1", "M2", "BREW"} {
+		s.do(t, method, "/healthz", "")
+	}
+	resp, body := s.do(t, http.MethodGet, "/metrics", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", resp.StatusCode)
+	}
+	for _, m := range []string{"M1", "M2", "BREW"} {
+		if strings.Contains(string(body), `method="`+m+`"`) {
+			t.Fatalf("method %q became a label value", m)
+		}
+	}
+	if got := scrape(t, s, `roomcast_http_request_duration_seconds_count{method="other",route="/healthz",status="405"}`); got != "3" {
+		t.Fatalf("requests with other methods = %s, want 3", got)
+	}
+}

@@ -56,7 +56,7 @@ func FuzzRoomKeys(f *testing.F) {
 			}
 			return
 		}
-		for _, key := range []string{k.meta(room), k.history(room), k.idempotency(room, "k}{x")} {
+		for _, key := range []string{k.meta(room), k.history(room), k.idempotency(room, "u{s}er", "k}{x")} {
 			if got := hashTag(key); got != room {
 				t.Fatalf("key %q hashes on %q, want the room %q", key, got, room)
 			}

@@ -5,6 +5,7 @@ package redisscripts
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -28,8 +29,10 @@ func NewKeys(prefix string) Keys { return Keys{prefix: prefix} }
 
 func (k Keys) meta(room string) string    { return k.prefix + "{" + room + "}:meta" }
 func (k Keys) history(room string) string { return k.prefix + "{" + room + "}:history" }
-func (k Keys) idempotency(room, key string) string {
-	return k.prefix + "{" + room + "}:idem:" + key
+// idempotency names a user's idempotency key in a room; the user's length
+// keeps "a:b" + "c" apart from "a" + "b:c".
+func (k Keys) idempotency(room, user, key string) string {
+	return k.prefix + "{" + room + "}:idem:" + strconv.Itoa(len(user)) + ":" + user + ":" + key
 }
 
 func (k Keys) rate(name, client string) string { return k.prefix + "rate:" + name + ":" + client }

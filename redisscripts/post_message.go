@@ -51,7 +51,7 @@ func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
 	keys := []string{s.keys.meta(p.Room), s.keys.history(p.Room)}
 	fingerprint := ""
 	if p.IdempotencyKey != "" {
-		keys = append(keys, s.keys.idempotency(p.Room, p.IdempotencyKey))
+		keys = append(keys, s.keys.idempotency(p.Room, p.User, p.IdempotencyKey))
 		sum := sha256.Sum256(fields)
 		fingerprint = hex.EncodeToString(sum[:])
 	}

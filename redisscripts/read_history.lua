@@ -30,12 +30,12 @@ elseif mode == 'before' then
   if cursor_epoch ~= epoch then
     return {epoch, last, oldest, 0}
   end
-  page = redis.call('ZREVRANGEBYSCORE', history_key, '(' .. cursor_seq, '-inf', 'LIMIT', 0, limit + 1)
+  page = redis.call('ZREVRANGEBYSCORE', history_key, string.format('(%d', cursor_seq), '-inf', 'LIMIT', 0, limit + 1)
 else
   if cursor_epoch ~= epoch or cursor_seq > last then
     cursor_seq = 0
   end
-  page = redis.call('ZRANGEBYSCORE', history_key, '(' .. cursor_seq, '+inf', 'LIMIT', 0, limit + 1)
+  page = redis.call('ZRANGEBYSCORE', history_key, string.format('(%d', cursor_seq), '+inf', 'LIMIT', 0, limit + 1)
 end
 
 local has_more = 0

@@ -390,7 +390,9 @@ type ListMessagesParams struct {
 // PostMessageParams defines parameters for PostMessage.
 type PostMessageParams struct {
 	// IdempotencyKey A client-chosen key, unique per message, that makes retries of the
-	// post safe. At most one such header.
+	// post safe. At most one such header. A key belongs to one user in one
+	// room: the same key from another user or in another room is another
+	// key.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -579,10 +581,10 @@ type ClientInterface interface {
 	// as the body's `user`, or `anonymous`.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
-	// safe: a post with a key already used in this room for the same `user`
-	// and `text` stores nothing and answers `201` with the message stored
+	// safe: a post with a key its user already used in this room for the
+	// same `text` stores nothing and answers `201` with the message stored
 	// the first time and `Idempotent-Replayed: true`; the same key with
-	// other content is a `422`. Keys are remembered per room for
+	// another text is a `422`. Keys are kept per room and user for
 	// `IDEMPOTENCY_TTL` (default 24 hours).
 	//
 	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
@@ -611,10 +613,10 @@ type ClientInterface interface {
 	// as the body's `user`, or `anonymous`.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
-	// safe: a post with a key already used in this room for the same `user`
-	// and `text` stores nothing and answers `201` with the message stored
+	// safe: a post with a key its user already used in this room for the
+	// same `text` stores nothing and answers `201` with the message stored
 	// the first time and `Idempotent-Replayed: true`; the same key with
-	// other content is a `422`. Keys are remembered per room for
+	// another text is a `422`. Keys are kept per room and user for
 	// `IDEMPOTENCY_TTL` (default 24 hours).
 	//
 	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
@@ -854,10 +856,10 @@ func (c *Client) ListMessages(ctx context.Context, room Room, params *ListMessag
 // as the body's `user`, or `anonymous`.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
-// safe: a post with a key already used in this room for the same `user`
-// and `text` stores nothing and answers `201` with the message stored
+// safe: a post with a key its user already used in this room for the
+// same `text` stores nothing and answers `201` with the message stored
 // the first time and `Idempotent-Replayed: true`; the same key with
-// other content is a `422`. Keys are remembered per room for
+// another text is a `422`. Keys are kept per room and user for
 // `IDEMPOTENCY_TTL` (default 24 hours).
 //
 // A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
@@ -896,10 +898,10 @@ func (c *Client) PostMessageWithBody(ctx context.Context, room Room, params *Pos
 // as the body's `user`, or `anonymous`.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
-// safe: a post with a key already used in this room for the same `user`
-// and `text` stores nothing and answers `201` with the message stored
+// safe: a post with a key its user already used in this room for the
+// same `text` stores nothing and answers `201` with the message stored
 // the first time and `Idempotent-Replayed: true`; the same key with
-// other content is a `422`. Keys are remembered per room for
+// another text is a `422`. Keys are kept per room and user for
 // `IDEMPOTENCY_TTL` (default 24 hours).
 //
 // A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
@@ -1538,10 +1540,10 @@ type ClientWithResponsesInterface interface {
 	// as the body's `user`, or `anonymous`.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
-	// safe: a post with a key already used in this room for the same `user`
-	// and `text` stores nothing and answers `201` with the message stored
+	// safe: a post with a key its user already used in this room for the
+	// same `text` stores nothing and answers `201` with the message stored
 	// the first time and `Idempotent-Replayed: true`; the same key with
-	// other content is a `422`. Keys are remembered per room for
+	// another text is a `422`. Keys are kept per room and user for
 	// `IDEMPOTENCY_TTL` (default 24 hours).
 	//
 	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
@@ -1570,10 +1572,10 @@ type ClientWithResponsesInterface interface {
 	// as the body's `user`, or `anonymous`.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
-	// safe: a post with a key already used in this room for the same `user`
-	// and `text` stores nothing and answers `201` with the message stored
+	// safe: a post with a key its user already used in this room for the
+	// same `text` stores nothing and answers `201` with the message stored
 	// the first time and `Idempotent-Replayed: true`; the same key with
-	// other content is a `422`. Keys are remembered per room for
+	// another text is a `422`. Keys are kept per room and user for
 	// `IDEMPOTENCY_TTL` (default 24 hours).
 	//
 	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
@@ -2552,10 +2554,10 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, room
 // as the body's `user`, or `anonymous`.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
-// safe: a post with a key already used in this room for the same `user`
-// and `text` stores nothing and answers `201` with the message stored
+// safe: a post with a key its user already used in this room for the
+// same `text` stores nothing and answers `201` with the message stored
 // the first time and `Idempotent-Replayed: true`; the same key with
-// other content is a `422`. Keys are remembered per room for
+// another text is a `422`. Keys are kept per room and user for
 // `IDEMPOTENCY_TTL` (default 24 hours).
 //
 // A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
@@ -2590,10 +2592,10 @@ func (c *ClientWithResponses) PostMessageWithBodyWithResponse(ctx context.Contex
 // as the body's `user`, or `anonymous`.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
-// safe: a post with a key already used in this room for the same `user`
-// and `text` stores nothing and answers `201` with the message stored
+// safe: a post with a key its user already used in this room for the
+// same `text` stores nothing and answers `201` with the message stored
 // the first time and `Idempotent-Replayed: true`; the same key with
-// other content is a `422`. Keys are remembered per room for
+// another text is a `422`. Keys are kept per room and user for
 // `IDEMPOTENCY_TTL` (default 24 hours).
 //
 // A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,

@@ -119,9 +119,21 @@ func (m *Metrics) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.httpDuration.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).
+		m.httpDuration.WithLabelValues(route, methodLabel(c.Request().Method), strconv.Itoa(c.Response().Status)).
 			Observe(time.Since(start).Seconds())
 		return nil
+	}
+}
+
+// methodLabel keeps the method label to a fixed set: a client may send any
+// token as a method, and each label value is a series kept for ever.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return method
+	default:
+		return "other"
 	}
 }
 
