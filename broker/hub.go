@@ -226,10 +226,10 @@ func (h *Hub) dropLocked(s *Subscription, err error) {
 // deliverLocked sends m to every subscriber of r without ever blocking.
 func (h *Hub) deliverLocked(r *room, m *Message) {
 	r.last = m.ID
-	h.stats.Delivered += uint64(len(r.subs))
 	for s := range r.subs {
 		select {
 		case s.ch <- m:
+			h.stats.Delivered++
 		default:
 			h.log.Warn("dropping slow subscriber", "room", m.Room, "queue", cap(s.ch))
 			h.dropLocked(s, ErrSlow)
