@@ -29,6 +29,7 @@ func NewKeys(prefix string) Keys { return Keys{prefix: prefix} }
 
 func (k Keys) meta(room string) string    { return k.prefix + "{" + room + "}:meta" }
 func (k Keys) history(room string) string { return k.prefix + "{" + room + "}:history" }
+
 // idempotency names a user's idempotency key in a room; the user's length
 // keeps "a:b" + "c" apart from "a" + "b:c".
 func (k Keys) idempotency(room, user, key string) string {
