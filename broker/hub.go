@@ -55,6 +55,7 @@ type Hub struct {
 	closed      bool
 	healthy     error         // nil while the subscription is known to receive
 	started     chan struct{} // closed when the first subscription is confirmed
+	checkNow    chan struct{} // asks Run to check room positions at once
 	everHealthy bool
 
 	repairs sync.WaitGroup
@@ -104,13 +105,14 @@ func New(pubsub PubSubber, opts Options) *Hub {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Hub{
-		opts:    opts,
-		pubsub:  pubsub,
-		log:     opts.Logger,
-		probe:   opts.Keys.ProbeChannel(randomName()),
-		rooms:   make(map[string]*room),
-		healthy: ErrNotReady,
-		started: make(chan struct{}),
+		opts:     opts,
+		pubsub:   pubsub,
+		log:      opts.Logger,
+		probe:    opts.Keys.ProbeChannel(randomName()),
+		rooms:    make(map[string]*room),
+		healthy:  ErrNotReady,
+		started:  make(chan struct{}),
+		checkNow: make(chan struct{}, 1),
 	}
 }
 
@@ -195,9 +197,13 @@ func (h *Hub) initRoom(ctx context.Context, name string, r *room) {
 		s.start = r.last // all joined while the position was unknown
 	}
 	if !h.flushPendingLocked(r) {
-		// A message went missing right behind the position just read. The
-		// next message, or the periodic check, repairs the gap from history.
+		// A message went missing right behind the position just read: have
+		// Run compare the room with Redis, which repairs it from history.
 		r.pending, r.busy = nil, false
+		select {
+		case h.checkNow <- struct{}{}:
+		default: // a check is already asked for
+		}
 	}
 }
 

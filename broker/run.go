@@ -161,7 +161,8 @@ func (h *Hub) receive(ctx context.Context, pm *redis.Message) {
 	h.dispatch(ctx, m)
 }
 
-// checkPeriodically runs checkRooms every CheckInterval until ctx ends.
+// checkPeriodically runs checkRooms every CheckInterval, and when asked
+// to, until ctx ends.
 func (h *Hub) checkPeriodically(ctx context.Context) {
 	t := time.NewTicker(h.opts.CheckInterval)
 	defer t.Stop()
@@ -171,6 +172,8 @@ func (h *Hub) checkPeriodically(ctx context.Context) {
 			if h.Ready() == nil {
 				h.checkRooms(ctx)
 			}
+		case <-h.checkNow:
+			h.checkRooms(ctx)
 		case <-ctx.Done():
 			return
 		}
