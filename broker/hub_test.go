@@ -216,17 +216,7 @@ func TestStoppedHubClosesSubscriptions(t *testing.T) {
 	n := startNode(t, srv, nodeConfig{})
 	sub := subscribe(t, n.hub, "r")
 	n.stop()
-	select {
-	case _, ok := <-sub.C():
-		if ok {
-			t.Fatalf("received a message after stop")
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatalf("subscription not closed after stop")
-	}
-	if !errors.Is(sub.Err(), broker.ErrClosed) {
-		t.Fatalf("Err = %v, want ErrClosed", sub.Err())
-	}
+	expectClosed(t, sub, broker.ErrClosed)
 	if _, err := n.hub.Subscribe(t.Context(), "r"); !errors.Is(err, broker.ErrClosed) {
 		t.Fatalf("Subscribe after stop: %v, want ErrClosed", err)
 	}
@@ -252,3 +242,20 @@ func TestClosedSubscriptionNoLongerReceives(t *testing.T) {
 }
 
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
+
+// expectClosed waits for sub's channel to close without a message first,
+// and checks the reason, failing after 10s.
+func expectClosed(t *testing.T, sub *broker.Subscription, reason error) {
+	t.Helper()
+	select {
+	case m, ok := <-sub.C():
+		if ok {
+			t.Fatalf("received %v, want the subscription closed with %v", m.ID, reason)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("subscription not closed within 10s, want %v", reason)
+	}
+	if err := sub.Err(); !errors.Is(err, reason) {
+		t.Fatalf("Err = %v, want %v", err, reason)
+	}
+}
