@@ -70,7 +70,7 @@ func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
 	if status == 2 {
 		return Posted{}, ErrIdempotencyConflict
 	}
-	id, err := idOf([]byte(message))
+	id, err := IDOf([]byte(message))
 	if err != nil {
 		return Posted{}, fmt.Errorf("post message: reply: %w", err)
 	}
@@ -79,9 +79,7 @@ func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
 
 // IDOf returns the id of a message in the JSON form the post script writes,
 // without decoding the whole message.
-func IDOf(message []byte) (ID, error) { return idOf(message) }
-
-func idOf(message []byte) (ID, error) {
+func IDOf(message []byte) (ID, error) {
 	const head = `{"id":"`
 	if len(message) < len(head) || string(message[:len(head)]) != head {
 		return ID{}, ErrInvalidID
