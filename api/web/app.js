@@ -10,19 +10,32 @@
 // field (or in the URL hash, from where it is removed at once) as a bearer
 // token, and on the stream as access_token, since EventSource cannot send
 // headers. The token is kept in sessionStorage, so it dies with the tab.
+//
+// A sent message waits in the outbox, shown as pending below the timeline,
+// until the server has stored it. Each message gets its Idempotency-Key once,
+// so the automatic resends after a failure the server may recover from (no
+// connection, 408, 429, 5xx) can never store it twice. While sends fail the
+// badge says so and the page asks /readyz for the server's recovery, so that
+// it resends at once and clears the badge when the server is back.
 'use strict';
 
 (() => {
   const PAGE_SIZE = 50;
   const RETRY_MIN_MS = 500;
   const RETRY_MAX_MS = 15000;
+  const SEND_RETRY_MIN_MS = 1000;
+  const SEND_RETRY_MAX_MS = 10000;
+  const HEALTH_POLL_MS = 2000;
+  // Statuses after which the same post, sent again later, may succeed.
+  const RETRYABLE = new Set([408, 429, 500, 502, 503, 504]);
   const ROOM_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
   const MAX_NAME_CHARS = 64;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
     join: $('join'), room: $('room'), name: $('name'), token: $('token'), status: $('status'),
-    log: $('log'), older: $('older'), empty: $('empty'), list: $('messages'),
+    log: $('log'), hint: $('hint'), older: $('older'), empty: $('empty'), list: $('messages'),
+    outbox: $('outbox'),
     error: $('error'), compose: $('compose'), text: $('text'), send: $('send'),
     template: $('message-template'),
   };
@@ -171,6 +184,43 @@
     return li;
   }
 
+  // renderPending shows a message of this page that the server has not
+  // stored yet.
+  function renderPending(text, user) {
+    const li = ui.template.content.firstElementChild.cloneNode(true);
+    li.classList.add('own', 'pending');
+    li.querySelector('.user').textContent = user;
+    li.querySelector('.text').textContent = text;
+    return li;
+  }
+
+  // notePending sets what a pending message's note says: state is sending,
+  // waiting (to be sent again) or failed (given up).
+  function notePending(li, state, note) {
+    li.dataset.state = state;
+    li.querySelector('.note').textContent = note;
+  }
+
+  // backoff returns a delay of about ms, randomised so that pages do not
+  // retry in step.
+  function backoff(ms) {
+    return ms * (0.75 + Math.random() / 2);
+  }
+
+  // probeReady asks the server whether it can serve: true for 200, false
+  // for 503 or no answer, null for anything else (a proxy may hide /readyz).
+  async function probeReady() {
+    try {
+      const resp = await fetch('/readyz', { cache: 'no-store' });
+      if (resp.ok) {
+        return true;
+      }
+      return resp.status === 503 ? false : null;
+    } catch {
+      return false;
+    }
+  }
+
   function nearBottom() {
     return ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 80;
   }
@@ -179,7 +229,133 @@
     ui.log.scrollTop = ui.log.scrollHeight;
   }
 
-  // Chat is one joined room: its messages, its stream and its sender. With
+  // Outbox sends a chat's messages in order, one at a time, each with the
+  // Idempotency-Key it got when it was written, and keeps each one on screen
+  // as pending until the server has stored it.
+  class Outbox {
+    constructor(chat) {
+      this.chat = chat;
+      this.items = []; // {text, key, li}, oldest first
+      this.busy = false; // a post is in flight
+      this.blocked = false; // the last post failed and will be sent again
+      this.delay = SEND_RETRY_MIN_MS;
+      this.timer = 0;
+    }
+
+    get size() {
+      return this.items.length;
+    }
+
+    add(text) {
+      const item = { text, key: newKey(), li: renderPending(text, this.chat.user) };
+      notePending(item.li, 'sending', 'sending…');
+      ui.outbox.append(item.li);
+      this.items.push(item);
+      this.chat.updateEmpty();
+      scrollToBottom();
+      this.kick();
+    }
+
+    // kick sends the oldest message now, unless a post is in flight.
+    kick() {
+      clearTimeout(this.timer);
+      this.timer = 0;
+      if (!this.busy && !this.chat.closed && this.items.length > 0) {
+        this.sendNext();
+      }
+    }
+
+    stop() {
+      clearTimeout(this.timer);
+      this.timer = 0;
+    }
+
+    async sendNext() {
+      const item = this.items[0];
+      this.busy = true;
+      if (item.li.dataset.state !== 'sending') {
+        notePending(item.li, 'sending', 'sending again…');
+      }
+      const outcome = await this.chat.post(item);
+      this.busy = false;
+      if (this.chat.closed) {
+        return;
+      }
+      if (outcome.message) {
+        this.sent(item, outcome.message);
+      } else if (outcome.retry) {
+        this.later(item, outcome);
+      } else if (outcome.denied) {
+        this.chat.deny(outcome.denied);
+        this.giveUpAll(outcome.denied.message);
+      } else {
+        this.refused(item, outcome.error);
+      }
+    }
+
+    sent(item, m) {
+      this.items.shift();
+      item.li.remove();
+      this.blocked = false;
+      this.delay = SEND_RETRY_MIN_MS;
+      this.chat.stored(m);
+      this.kick();
+    }
+
+    // later keeps the message pending and sends it again after a backoff,
+    // or at once when the chat sees the server recover.
+    later(item, { reason, afterMs }) {
+      this.blocked = true;
+      notePending(item.li, 'waiting', `not sent yet (${reason}); retrying…`);
+      const wait = Math.max(afterMs, backoff(this.delay));
+      this.delay = Math.min(this.delay * 2, SEND_RETRY_MAX_MS);
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.kick(), wait);
+      this.chat.troubled();
+    }
+
+    // refused gives up on a message the server will never take as it is,
+    // and hands its text back for editing.
+    refused(item, err) {
+      this.items.shift();
+      this.blocked = false;
+      this.giveUp(item, err.message);
+      if (ui.text.value === '') {
+        this.edit(item);
+      }
+      showError(err.message);
+      this.chat.showState();
+      this.kick();
+    }
+
+    giveUpAll(why) {
+      this.stop();
+      for (const item of this.items.splice(0)) {
+        this.giveUp(item, why);
+      }
+    }
+
+    // giveUp leaves a message on screen as not sent, with a button that
+    // puts its text back into the message box.
+    giveUp(item, why) {
+      notePending(item.li, 'failed', `not sent: ${why}`);
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'edit';
+      button.textContent = 'Edit';
+      button.addEventListener('click', () => this.edit(item));
+      item.li.querySelector('.meta').append(button);
+    }
+
+    edit(item) {
+      item.li.remove();
+      ui.text.value = ui.text.value ? `${ui.text.value}\n${item.text}` : item.text;
+      fitCompose();
+      this.chat.updateEmpty();
+    }
+  }
+
+  // Chat is one joined room: its messages, its stream and its outbox. With
   // a token, user is the token's subject.
   class Chat {
     constructor(room, user, token) {
@@ -193,15 +369,18 @@
       this.source = null;
       this.sourceFrom = null; // resumeID when source was opened
       this.sourceHeard = false; // source delivered a message
+      this.streamState = 'connecting'; // connecting, open or reconnecting
       this.retryDelay = RETRY_MIN_MS;
       this.retryTimer = 0;
-      this.pending = null; // {text, key} of a send that failed
+      this.outbox = new Outbox(this);
+      this.ready = null; // the last answer of /readyz: true, false or null
+      this.healthTimer = 0;
       this.historyFailed = false;
       this.closed = false;
     }
 
     async start() {
-      setStatus('connecting', 'connecting…');
+      this.showState();
       await this.refresh();
       if (!this.closed) {
         this.openStream();
@@ -211,8 +390,27 @@
     close() {
       this.closed = true;
       clearTimeout(this.retryTimer);
+      clearTimeout(this.healthTimer);
+      this.outbox.stop();
       if (this.source) {
         this.source.close();
+      }
+    }
+
+    // showState shows on the badge what works: the stream, and whether
+    // messages can be sent.
+    showState() {
+      if (this.closed || chat !== this) {
+        return;
+      }
+      if (this.streamState === 'connecting') {
+        setStatus('connecting', 'connecting…');
+      } else if (this.streamState === 'reconnecting') {
+        setStatus('reconnecting', 'reconnecting…');
+      } else if (this.outbox.blocked || this.ready === false) {
+        setStatus('unavailable', "connected · can't send right now");
+      } else {
+        setStatus('connected', 'connected');
       }
     }
 
@@ -226,6 +424,46 @@
         ui.text.disabled = true;
         ui.send.disabled = true;
       }
+    }
+
+    // troubled notes that the server failed us: the badge says so, and
+    // /readyz is asked until the server answers again.
+    troubled() {
+      this.showState();
+      this.watchHealth();
+    }
+
+    watchHealth() {
+      if (!this.healthTimer && !this.closed) {
+        this.healthTimer = setTimeout(() => this.checkHealth(), HEALTH_POLL_MS);
+      }
+    }
+
+    async checkHealth() {
+      const ready = await probeReady();
+      this.healthTimer = 0;
+      if (this.closed) {
+        return;
+      }
+      if (ready === true && this.ready === false) {
+        this.recovered();
+      }
+      this.ready = ready;
+      this.showState();
+      if (ready !== null && (this.outbox.blocked || ready === false)) {
+        this.watchHealth();
+      }
+    }
+
+    // recovered follows a sign that the server works again: what failed is
+    // tried again at once.
+    recovered() {
+      this.ready = true;
+      this.outbox.kick();
+      if (this.historyFailed) {
+        this.refresh();
+      }
+      this.showState();
     }
 
     // refresh loads the latest history, showing a failure until a later
@@ -244,6 +482,7 @@
         }
         this.historyFailed = true;
         showError(`Could not load history: ${err.message}`);
+        this.troubled();
       }
     }
 
@@ -315,7 +554,7 @@
     }
 
     updateEmpty() {
-      ui.empty.hidden = this.shown.size > 0;
+      ui.empty.hidden = this.shown.size > 0 || ui.outbox.childElementCount > 0;
     }
 
     // place shows a message once, in order among those of its epoch.
@@ -338,6 +577,15 @@
       this.updateEmpty();
     }
 
+    // showGap marks in the timeline where messages were lost.
+    showGap(detail) {
+      const gap = document.createElement('li');
+      gap.className = 'gap';
+      gap.setAttribute('role', 'separator');
+      gap.textContent = `Missed messages: ${detail}`;
+      ui.list.append(gap);
+    }
+
     openStream() {
       clearTimeout(this.retryTimer);
       const from = this.resumeID;
@@ -352,73 +600,80 @@
       this.source = es;
       this.sourceFrom = from;
       this.sourceHeard = false;
+      const on = (type, handle) => es.addEventListener(type, (ev) => {
+        if (es === this.source) {
+          handle.call(this, ev, es);
+        }
+      });
+      on('open', this.streamOpened);
+      on('message', this.streamMessage);
+      on('reset', this.streamReset);
+      on('error', this.streamFailed);
+    }
 
-      es.addEventListener('open', () => {
-        if (es !== this.source) {
-          return;
+    streamOpened() {
+      this.retryDelay = RETRY_MIN_MS;
+      this.streamState = 'open';
+      this.showState();
+      // Opened without a resume point: what was posted before the
+      // subscription began is only in history.
+      if (this.resumeID === null || this.historyFailed) {
+        this.refresh();
+      }
+    }
+
+    streamMessage(ev) {
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      const stick = nearBottom();
+      this.sourceHeard = true;
+      this.place(m);
+      this.resumeID = ev.lastEventId || m.id;
+      if (stick) {
+        scrollToBottom();
+      }
+      // A message arrived, so the server can store messages again.
+      if (this.outbox.blocked || this.ready === false) {
+        this.recovered();
+      }
+    }
+
+    // streamReset shows the loss in the timeline; the stream goes on, and
+    // so the badge stays as it is.
+    streamReset(ev) {
+      let detail = 'some messages are no longer available';
+      try {
+        const r = JSON.parse(ev.data);
+        if (typeof r.detail === 'string' && r.detail) {
+          detail = r.detail;
         }
-        this.retryDelay = RETRY_MIN_MS;
-        setStatus('connected', 'connected');
-        // Opened without a resume point: what was posted before the
-        // subscription began is only in history.
-        if (this.resumeID === null) {
-          this.refresh();
-        }
-      });
-      es.addEventListener('message', (ev) => {
-        if (es !== this.source) {
-          return;
-        }
-        let m;
-        try {
-          m = JSON.parse(ev.data);
-        } catch {
-          return;
-        }
-        const stick = nearBottom();
-        this.sourceHeard = true;
-        this.place(m);
-        this.resumeID = ev.lastEventId || m.id;
-        if (stick) {
-          scrollToBottom();
-        }
-      });
-      es.addEventListener('reset', (ev) => {
-        if (es !== this.source) {
-          return;
-        }
-        let detail = 'some messages are no longer available';
-        try {
-          const r = JSON.parse(ev.data);
-          if (typeof r.detail === 'string' && r.detail) {
-            detail = r.detail;
-          }
-        } catch {
-          // keep the default
-        }
-        const gap = document.createElement('li');
-        gap.className = 'gap';
-        gap.textContent = `Missed messages: ${detail}`;
-        ui.list.append(gap);
-        setStatus('missed', 'connected · missed messages');
-      });
-      es.addEventListener('error', () => {
-        if (es !== this.source) {
-          return;
-        }
-        setStatus('reconnecting', 'reconnecting…');
-        // EventSource reconnects by itself with Last-Event-ID, except after
-        // a refused response, which may be the end of the token (the server
-        // ends a stream when its token expires), and it cannot resume from a
-        // point it never heard of: open a new one from where the page is.
-        if (es.readyState === EventSource.CLOSED) {
-          es.close();
-          this.recover();
-        } else if (!this.sourceHeard && this.sourceFrom !== this.resumeID) {
-          es.close();
-          this.scheduleReconnect();
-        }
-      });
+      } catch {
+        // keep the default
+      }
+      this.showGap(detail);
+      if (nearBottom()) {
+        scrollToBottom();
+      }
+    }
+
+    streamFailed(ev, es) {
+      this.streamState = 'reconnecting';
+      this.showState();
+      // EventSource reconnects by itself with Last-Event-ID, except after
+      // a refused response, which may be the end of the token (the server
+      // ends a stream when its token expires), and it cannot resume from a
+      // point it never heard of: open a new one from where the page is.
+      if (es.readyState === EventSource.CLOSED) {
+        es.close();
+        this.recover();
+      } else if (!this.sourceHeard && this.sourceFrom !== this.resumeID) {
+        es.close();
+        this.scheduleReconnect();
+      }
     }
 
     scheduleReconnect() {
@@ -434,36 +689,55 @@
       }, delay);
     }
 
-    // send posts text. A failed send keeps its Idempotency-Key, so that
-    // sending the same text again cannot store it twice. With a token the
-    // server posts as its subject, and the body names no user.
-    async send(text) {
-      const key = this.pending && this.pending.text === text ? this.pending.key : newKey();
-      this.pending = { text, key };
+    // post sends one message of the outbox and says how it went: the stored
+    // message, a reason to retry (with the least wait the server asked
+    // for), an access error, or an error that retrying cannot cure. With a
+    // token the server posts as its subject, and the body names no user.
+    async post(item) {
       let resp;
       try {
         resp = await fetch(`${this.base}/messages`, {
           method: 'POST',
-          headers: authHeaders(this.token, { 'Content-Type': 'application/json', 'Idempotency-Key': key }),
-          body: JSON.stringify(this.token ? { text } : { text, user: this.user }),
+          headers: authHeaders(this.token, { 'Content-Type': 'application/json', 'Idempotency-Key': item.key }),
+          body: JSON.stringify(this.token ? { text: item.text } : { text: item.text, user: this.user }),
         });
       } catch {
-        throw new Error('Cannot reach the server; your message was not sent.');
+        return { retry: true, reason: 'cannot reach the server', afterMs: 0 };
+      }
+      if (resp.ok) {
+        try {
+          return { message: await resp.json() };
+        } catch {
+          return { retry: true, reason: 'the answer was cut off', afterMs: 0 };
+        }
+      }
+      if (RETRYABLE.has(resp.status)) {
+        const { title } = await readProblem(resp);
+        const after = Number(resp.headers.get('Retry-After'));
+        return { retry: true, reason: title || `${resp.status}`, afterMs: after > 0 ? after * 1000 : 0 };
       }
       if (resp.status === 403) {
         // Reading may be allowed where posting is not: the chat goes on.
         const { detail } = await readProblem(resp);
-        throw new Error(`Not allowed to post in this room${detail ? `: ${detail}` : ''}.`);
+        return { error: new Error(`Not allowed to post in this room${detail ? `: ${detail}` : ''}.`) };
       }
-      if (!resp.ok) {
-        throw await failure(resp, this.token);
-      }
-      this.pending = null;
-      const m = await resp.json();
-      if (!this.closed) {
-        this.place(m);
+      const err = await failure(resp, this.token);
+      return err instanceof AccessError ? { denied: err } : { error: err };
+    }
+
+    // stored shows a message of the outbox the server has stored; any
+    // trouble the page showed is over.
+    stored(m) {
+      const stick = nearBottom();
+      this.place(m);
+      if (stick) {
         scrollToBottom();
       }
+      this.ready = true;
+      if (!this.historyFailed) {
+        showError('');
+      }
+      this.showState();
     }
   }
 
@@ -521,6 +795,12 @@
     }
   }
 
+  // fitCompose grows the message box with its lines, up to a few; browsers
+  // that size it to its content (field-sizing in style.css) ignore this.
+  function fitCompose() {
+    ui.text.rows = Math.min(ui.text.value.split('\n').length, 6);
+  }
+
   function join(room, name, token) {
     if (token) {
       name = tokenSubject(token);
@@ -549,6 +829,8 @@
     document.title = `${room} · roomcast`;
     showError('');
     ui.list.replaceChildren();
+    ui.outbox.replaceChildren();
+    ui.hint.hidden = true;
     ui.older.hidden = true;
     ui.empty.hidden = true;
     ui.text.disabled = false;
@@ -577,31 +859,28 @@
 
   ui.token.addEventListener('input', showTokenUser);
 
-  ui.compose.addEventListener('submit', async (ev) => {
+  ui.compose.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const text = ui.text.value;
     if (!chat || text.trim() === '' || ui.send.disabled) {
       return;
     }
-    const sender = chat;
-    ui.send.disabled = true;
-    try {
-      await sender.send(text);
-      ui.text.value = '';
-      showError('');
-    } catch (err) {
-      if (err instanceof AccessError) {
-        sender.deny(err);
-        return;
-      }
-      showError(err.message);
-    } finally {
-      if (!sender.closed) {
-        ui.send.disabled = false;
-        ui.text.focus();
-      }
+    ui.text.value = '';
+    fitCompose();
+    chat.outbox.add(text);
+    ui.text.focus();
+  });
+
+  // Enter sends; Shift+Enter makes a new line, as does Enter while an input
+  // method is composing.
+  ui.text.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && !ev.altKey && !ev.ctrlKey && !ev.metaKey) {
+      ev.preventDefault();
+      ui.compose.requestSubmit();
     }
   });
+
+  ui.text.addEventListener('input', fitCompose);
 
   ui.older.addEventListener('click', async () => {
     if (!chat) {
@@ -633,7 +912,7 @@
 
   const start = fromHash();
   const token = start.token || saved('roomcast.token', sessionStorage);
-  const room = start.room || saved('roomcast.room');
+  const room = start.room || saved('roomcast.room') || ui.room.defaultValue;
   ui.room.value = room;
   ui.name.value = start.name || saved('roomcast.name');
   ui.token.value = token;
