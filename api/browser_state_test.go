@@ -27,7 +27,8 @@ import (
 // The chat page says what works: its first screen is ready to join and
 // sends with Enter, a message sent while Redis is down waits as pending
 // under a "can't send" badge and is stored exactly once when Redis is back,
-// and a post whose answer is lost is sent again with the same
+// a history that could not load is loaded and its banner cleared once Redis
+// answers, and a post whose answer is lost is sent again with the same
 // Idempotency-Key, so it is stored once.
 func TestChatPageShowsWhatWorks(t *testing.T) {
 	browser := startBrowser(t)
@@ -97,7 +98,7 @@ func TestChatPageShowsWhatWorks(t *testing.T) {
 		posts := recordPosts(t, p)
 
 		rs.Kill()
-		const text = "sent while Redis is down"
+		const text, then = "sent while Redis is down", "and one more"
 		p.run(chromedp.SendKeys(chromedp.ID("text"), text), chromedp.Click(chromedp.ID("send")))
 		p.awaitFunc("the message pending", `(text) => Array.from(document.querySelectorAll('#outbox > li.pending'))
 			.some(li => li.dataset.state === 'waiting' && li.querySelector('.text').textContent === text)`, text)
@@ -109,21 +110,46 @@ func TestChatPageShowsWhatWorks(t *testing.T) {
 			t.Fatalf("a banner shows while the message waits: %s", p.describe())
 		}
 		posts.awaitCount(2) // sent again while Redis is still down
+		p.run(chromedp.SendKeys(chromedp.ID("text"), then), chromedp.Click(chromedp.ID("send")))
+		if got := p.evalString(`Array.from(document.querySelectorAll('#outbox .text'), e => e.textContent).join('|')`); got != text+"|"+then {
+			t.Fatalf("pending = %q, want both messages in the order sent", got)
+		}
 
 		rs.Restart()
-		p.awaitWithin(30*time.Second, "the message sent", awaitSentFunc, text)
+		p.awaitWithin(30*time.Second, "the messages sent", awaitSentFunc, then)
 		p.awaitState("connected")
 		if p.evalString(`String(document.getElementById('error').hidden)`) != "true" {
 			t.Fatalf("a banner stays after the recovery: %s", p.describe())
 		}
-		want := []string{"before the outage", text}
+		want := []string{"before the outage", text, then}
 		if got := historyTexts(t, srv, room); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("history = %q, want %q", got, want)
 		}
 		if got := p.texts(); strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Fatalf("page shows %q, want %q", got, want)
 		}
-		posts.checkOneKey()
+		// Every post but the last was of the first message.
+		keys := posts.snapshot()
+		first := &postLog{t: t, keys: keys[:len(keys)-1]}
+		first.checkOneKey()
+		if last := keys[len(keys)-1]; last == keys[0] {
+			t.Fatalf("two messages were sent with one key %q", last)
+		}
+	})
+
+	t.Run("HistoryBannerClearsOnRecovery", func(t *testing.T) {
+		const room = "no-history"
+		rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+		srv := startServer(t, serverConfig{Redis: rs})
+		before := srv.post(t, room, "posted before the outage")
+		rs.Kill()
+		p := openPage(t, browser, srv.URL+"/#"+url.Values{"room": {room}, "name": {"lena"}}.Encode(), "lena")
+		p.awaitFunc("the history banner", `() => !document.getElementById('error').hidden &&
+			document.getElementById('error').textContent.startsWith('Could not load history')`)
+		rs.Restart()
+		p.awaitWithin(30*time.Second, "the banner gone", `() => document.getElementById('error').hidden`)
+		p.awaitText(before.Text)
+		p.awaitState("connected")
 	})
 
 	t.Run("ResendsLostAnswerWithSameKey", func(t *testing.T) {

@@ -248,7 +248,11 @@
 
     add(text) {
       const item = { text, key: newKey(), li: renderPending(text, this.chat.user) };
-      notePending(item.li, 'sending', 'sending…');
+      if (this.blocked) {
+        notePending(item.li, 'waiting', 'not sent yet; waiting for the server…');
+      } else {
+        notePending(item.li, 'sending', 'sending…');
+      }
       ui.outbox.append(item.li);
       this.items.push(item);
       this.chat.updateEmpty();
@@ -273,9 +277,7 @@
     async sendNext() {
       const item = this.items[0];
       this.busy = true;
-      if (item.li.dataset.state !== 'sending') {
-        notePending(item.li, 'sending', 'sending again…');
-      }
+      notePending(item.li, 'sending', 'sending…');
       const outcome = await this.chat.post(item);
       this.busy = false;
       if (this.chat.closed) {
@@ -306,6 +308,9 @@
     // or at once when the chat sees the server recover.
     later(item, { reason, afterMs }) {
       this.blocked = true;
+      for (const other of this.items) {
+        notePending(other.li, 'waiting', 'not sent yet; waiting for the server…');
+      }
       notePending(item.li, 'waiting', `not sent yet (${reason}); retrying…`);
       const wait = Math.max(afterMs, backoff(this.delay));
       this.delay = Math.min(this.delay * 2, SEND_RETRY_MAX_MS);
