@@ -39,12 +39,12 @@ func TestChatPageShowsWhatWorks(t *testing.T) {
 		p := openPage(t, browser, srv.URL+"/", "judy")
 
 		type firstScreen struct {
-			Room        string `json:"room"`
-			State       string `json:"state"`
-			HintShown   bool   `json:"hintShown"`
-			Focused     string `json:"focused"`
-			ValueColour bool   `json:"valueColour"`
-			Placeholder bool   `json:"placeholderDiffers"`
+			Room               string `json:"room"`
+			State              string `json:"state"`
+			HintShown          bool   `json:"hintShown"`
+			Focused            string `json:"focused"`
+			ValueInText        bool   `json:"valueInText"`
+			PlaceholderDiffers bool   `json:"placeholderDiffers"`
 		}
 		got := evaluate[firstScreen](p, `(() => {
 			const room = document.getElementById('room');
@@ -54,11 +54,11 @@ func TestChatPageShowsWhatWorks(t *testing.T) {
 				state: document.getElementById('status').dataset.state,
 				hintShown: !hint.hidden && hint.textContent.trim() !== '' && hint.getBoundingClientRect().height > 0,
 				focused: document.activeElement.id,
-				valueColour: getComputedStyle(room).color === getComputedStyle(document.body).color,
+				valueInText: getComputedStyle(room).color === getComputedStyle(document.body).color,
 				placeholderDiffers: getComputedStyle(room, '::placeholder').color !== getComputedStyle(room).color,
 			};
 		})()`)
-		want := firstScreen{Room: "lobby", State: "idle", HintShown: true, Focused: "name", ValueColour: true, Placeholder: true}
+		want := firstScreen{Room: "lobby", State: "idle", HintShown: true, Focused: "name", ValueInText: true, PlaceholderDiffers: true}
 		if got != want {
 			t.Fatalf("first screen = %+v, want %+v", got, want)
 		}

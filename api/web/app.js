@@ -242,10 +242,6 @@
       this.timer = 0;
     }
 
-    get size() {
-      return this.items.length;
-    }
-
     add(text) {
       const item = { text, key: newKey(), li: renderPending(text, this.chat.user) };
       if (this.blocked) {
