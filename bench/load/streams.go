@@ -22,17 +22,17 @@ type stream struct {
 	room  int
 	after int64 // sequence number it resumed after; 0 when live from the start
 	body  io.ReadCloser
-	r    *bufio.Reader
-	done chan struct{}
+	r     *bufio.Reader
+	done  chan struct{}
 
 	epoch      string
-	seqs       []int64 // sequence numbers received, ascending
-	latencies  []int64 // nanoseconds from post sent to event received
-	duplicates int     // events at or before a sequence number already seen
-	epochs     int     // events of a second epoch (Redis lost the room)
-	resets     int     // reset events
-	malformed  int     // message events the tool could not read
-	early      error   // why the stream ended before the tool closed it
+	seqs       []int64      // sequence numbers received, ascending
+	latencies  []int64      // nanoseconds from post sent to event received
+	duplicates int          // events at or before a sequence number already seen
+	epochs     int          // events of a second epoch (Redis lost the room)
+	resets     int          // reset events
+	malformed  int          // message events the tool could not read
+	early      error        // why the stream ended before the tool closed it
 	last       atomic.Int64 // newest sequence number received, readable at any time
 }
 
