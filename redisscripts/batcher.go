@@ -129,6 +129,17 @@ func (b *batcher) send(batch []*scriptCall) {
 	// Not a caller's context: one caller giving up must not fail the
 	// others. The client's read and write timeouts bound the round trip.
 	ctx := context.Background()
+	if len(batch) == 1 {
+		// Alone: a plain EVALSHA (EVAL on NOSCRIPT) costs less than a
+		// pipeline of one.
+		c := batch[0]
+		if err := c.ctx.Err(); err != nil {
+			c.finish(nil, err)
+			return
+		}
+		c.finish(b.script.Run(ctx, b.rdb, c.keys, c.args...).Result())
+		return
+	}
 	cmds := make([]*redis.Cmd, len(batch))
 	for attempt := range 2 {
 		pipe := b.rdb.Pipeline()

@@ -76,6 +76,7 @@ func BenchmarkStorePost(b *testing.B) {
 			fillRoom(b, store, "room", 1000)
 			b.ReportAllocs()
 			b.SetParallelism(4)
+			b.ResetTimer()
 			cpu := processCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
