@@ -32,7 +32,9 @@ type batcher struct {
 }
 
 // scriptCall is one caller's script call and, once done is closed, its
-// reply. The caller reads reply and err only after done is closed.
+// reply. The caller reads reply and err only after done is closed. It
+// lives for one call, so it carries that call's context, as an
+// http.Request does.
 type scriptCall struct {
 	ctx   context.Context // the caller's; checked before the call is sent
 	keys  []string
