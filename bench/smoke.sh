@@ -6,6 +6,9 @@
 # or duplicated message, or a stream that never caught up. .ci/test runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for tool in curl python3 redis-server; do
+  command -v "$tool" >/dev/null || { echo "bench/smoke.sh needs $tool" >&2; exit 1; }
+done
 work=$(mktemp -d)
 redis_pid= server_pid=
 cleanup() {
