@@ -6,18 +6,30 @@
 #
 #	bench/run.sh [output file]
 #	bench/run.sh --compare BEFORE AFTER [output file]
+#	bench/run.sh --presets idle,fanout,... [--binary BIN | --compare BEFORE AFTER] [output file]
 #
 # --compare measures two prebuilt roomcast binaries instead of the working
 # tree: it runs the scenarios of "Changes measured" in bench/README.md three
 # times, alternating BEFORE and AFTER, against one redis-server.
+# --presets runs the load tool's presets (issue 8's targets: idle, fanout,
+# rooms, publish, storm, slow; "all" for every one) three times each, against
+# BIN, the working tree, or alternating BEFORE and AFTER, each run on a
+# fresh roomcast and redis-server, and ends with the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-before= after=
-if [ "${1:-}" = --compare ]; then
-  [ $# -ge 3 ] || { echo "usage: $0 --compare BEFORE AFTER [output file]" >&2; exit 2; }
-  before=$(realpath "$2") after=$(realpath "$3")
-  shift 3
-fi
+before= after= presets= binary=
+while [ $# -gt 0 ]; do
+  case $1 in
+  --compare)
+    [ $# -ge 3 ] || { echo "usage: $0 --compare BEFORE AFTER [output file]" >&2; exit 2; }
+    before=$(realpath "$2") after=$(realpath "$3")
+    shift 3 ;;
+  --presets) presets=${2:?--presets needs a list}; shift 2 ;;
+  --binary) binary=$(realpath "${2:?--binary needs a file}"); shift 2 ;;
+  *) break ;;
+  esac
+done
+[ "$presets" = all ] && presets=idle,fanout,rooms,publish,storm,slow
 out=${1:-/dev/null}
 work=$(mktemp -d)
 redis_pid= server_pid=
@@ -36,13 +48,30 @@ exec > >(tee "$out") 2>&1
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-[ -n "$before" ] || go build -o "$work/roomcast" .
+if [ -n "$binary" ]; then
+  server_bin=$binary
+elif [ -z "$before" ]; then
+  go build -o "$work/roomcast" .
+fi
 go build -o "$work/load" ./bench/load
 redis_port=$(free_port)
 port=$(free_port)
 url=http://127.0.0.1:$port
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning --dir "$work" >"$work/redis.log" 2>&1 &
-redis_pid=$!
+start_redis() {
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid"
+    while kill -0 "$redis_pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning --dir "$work" >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do
+    redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "redis-server did not start" >&2
+  exit 1
+}
+start_redis
 
 # start_server redis|embedded: a fresh roomcast for each scenario. The load
 # comes from one client address, so the per-client limits are turned off.
@@ -75,6 +104,29 @@ load() {
   [ "$mode" = redis ] && pids+=(-redis-pid "$redis_pid")
   "$work/load" -url "$url" "${pids[@]}" "$@" || echo "== load tool exit status $?"
 }
+
+if [ -n "$presets" ]; then
+  echo "== $(date -u +%FT%TZ) $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs, ulimit -n $(ulimit -n)"
+  bins=("$server_bin")
+  [ -n "$before" ] && bins=("$before" "$after")
+  for preset in ${presets//,/ }; do
+    for _ in 1 2 3; do
+      for server_bin in "${bins[@]}"; do
+        echo "== run $server_bin preset=$preset | $(uptime)" | tee -a "$work/runs.txt"
+        start_redis # a fresh Redis: its client and command counts are the run's own
+        start_server redis
+        status=0
+        "$work/load" -url "$url" -pid "$server_pid" -redis-pid "$redis_pid" -redis-addr "127.0.0.1:$redis_port" \
+          -preset "$preset" >"$work/run.txt" 2>&1 || status=$?
+        tee -a "$work/runs.txt" <"$work/run.txt"
+        [ "$status" = 0 ] || echo "== load tool exit status $status"
+      done
+    done
+  done
+  echo "== medians"
+  python3 bench/medians.py "$work/runs.txt"
+  exit 0
+fi
 
 if [ -n "$before" ]; then
   echo "== $(date -u +%FT%TZ) before $before, after $after, $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs"

@@ -37,30 +37,48 @@ type Posted struct {
 }
 
 // Post stores p in its room's history and publishes it on the room's
-// channel in one atomic step.
+// channel in one atomic step. Concurrent posts share Redis round trips (see
+// batcher); a post is sent at most once, so an error may hide a stored
+// message, which a retry with the same IdempotencyKey finds.
 func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
+	keys, args, err := s.postCall(p)
+	if err != nil {
+		return Posted{}, err
+	}
+	reply, err := s.posts.run(ctx, keys, args...)
+	if err != nil {
+		return Posted{}, wrapRedisError("post message", err)
+	}
+	return postedOf(reply)
+}
+
+// postCall is the KEYS and ARGV of the post script for p.
+func (s *Store) postCall(p Post) (keys []string, args []any, err error) {
 	fields, err := json.Marshal(struct {
 		User string `json:"user"`
 		Text string `json:"text"`
 	}{p.User, p.Text})
 	if err != nil {
-		return Posted{}, fmt.Errorf("encode message: %w", err)
+		return nil, nil, fmt.Errorf("encode message: %w", err)
 	}
 	fields = fields[1 : len(fields)-1] // the members without the braces
 	room, _ := json.Marshal(p.Room)
-	keys := []string{s.keys.meta(p.Room), s.keys.history(p.Room)}
+	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room)}
 	fingerprint := ""
 	if p.IdempotencyKey != "" {
 		keys = append(keys, s.keys.idempotency(p.Room, p.User, p.IdempotencyKey))
 		sum := sha256.Sum256(fields)
 		fingerprint = hex.EncodeToString(sum[:])
 	}
-	reply, err := postMessageScript.Run(ctx, s.rdb, keys,
-		s.keys.Channel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(), fingerprint,
-		s.roomTTL.Milliseconds(),
-	).Slice()
-	if err != nil {
-		return Posted{}, wrapRedisError("post message", err)
+	return keys, []any{s.keys.Channel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(),
+		fingerprint, s.roomTTL.Milliseconds()}, nil
+}
+
+// postedOf checks the post script's reply {status, message}.
+func postedOf(raw any) (Posted, error) {
+	reply, ok := raw.([]any)
+	if !ok {
+		return Posted{}, fmt.Errorf("post message: unexpected reply %T", raw)
 	}
 	if len(reply) != 2 {
 		return Posted{}, fmt.Errorf("post message: unexpected reply length %d", len(reply))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -20,6 +21,7 @@ type Store struct {
 	historyMax     int
 	idempotencyTTL time.Duration
 	roomTTL        time.Duration
+	posts          *batcher // the post script's calls
 }
 
 // StoreOptions are a Store's limits.
@@ -32,16 +34,18 @@ type StoreOptions struct {
 // NewStore returns a Store on rdb for the deployment keys describes.
 func NewStore(rdb redis.Cmdable, keys Keys, opts StoreOptions) *Store {
 	return &Store{rdb: rdb, keys: keys, historyMax: opts.HistoryMax,
-		idempotencyTTL: opts.IdempotencyTTL, roomTTL: opts.RoomTTL}
+		idempotencyTTL: opts.IdempotencyTTL, roomTTL: opts.RoomTTL, posts: newBatcher(rdb, postMessageScript)}
 }
 
 // wrapRedisError marks connection-level failures as ErrUnavailable so that
-// callers can answer "try again" instead of "internal error".
+// callers can answer "try again" instead of "internal error". A connection
+// that Redis closed with a call in flight reads as EOF.
 func wrapRedisError(op string, err error) error {
 	var netErr net.Error
 	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
-		errors.Is(err, net.ErrClosed) || isLoading(err) {
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		isLoading(err) {
 		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -43,17 +44,25 @@ const (
 )
 
 type config struct {
+	preset     string
 	url        *url.URL
 	streams    int
 	rooms      int
 	publishers int
 	rate       int
+	maxRate    bool // post back to back instead of at rate
 	duration   time.Duration
 	drain      time.Duration
 	settle     time.Duration
 	size       int
 	pid        int
 	redisPID   int
+	redisAddr  string // "" or 127.0.0.1:port of the Redis the server uses
+	behind     int    // storm: streams resume this many messages behind
+	stalled    int    // slow: extra streams that never read
+	benchmark  bool   // publish: also run redis-benchmark on the post script
+	script     string // the post script's source file, for -redis-benchmark
+	openAtOnce int    // streams opened concurrently
 }
 
 func main() {
@@ -89,11 +98,27 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.size, "size", 200, "bytes of message text")
 	fs.IntVar(&cfg.pid, "pid", 0, "process id of the server, to report its resident memory (VmRSS) and CPU time")
 	fs.IntVar(&cfg.redisPID, "redis-pid", 0, "process id of redis-server, to report its CPU time too")
+	fs.StringVar(&cfg.preset, "preset", "", "a scenario of issue 8's targets: "+strings.Join(presetNames(), ", ")+
+		"; flags given explicitly override its values")
+	fs.BoolVar(&cfg.maxRate, "max-rate", false, "post as fast as the server answers instead of at -rate")
+	fs.StringVar(&cfg.redisAddr, "redis-addr", "", "127.0.0.1:port of the server's Redis, to report its clients and command counts")
+	fs.IntVar(&cfg.behind, "resume-behind", 0, "storm: post this many messages per room first, then open every stream at once resuming that far behind while posting continues at -rate")
+	fs.IntVar(&cfg.stalled, "stalled", 0, "slow: extra streams (spread over the rooms) that never read")
+	fs.BoolVar(&cfg.benchmark, "redis-benchmark", false, "also run redis-benchmark with the same post script at -publishers connections (needs -redis-addr)")
+	fs.StringVar(&cfg.script, "script", "redisscripts/post_message.lua", "the post script, for -redis-benchmark")
+	fs.IntVar(&cfg.openAtOnce, "open-at-once", 32, "streams opened concurrently")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.preset != "" {
+		explicit := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+		if err := applyPreset(fs, cfg.preset, explicit); err != nil {
+			return cfg, err
+		}
 	}
 	u, err := localURL(*rawURL)
 	if err != nil {
@@ -114,10 +139,20 @@ func parseFlags(args []string) (config, error) {
 		{cfg.size >= minTextSize && cfg.size <= maxTextSize, fmt.Sprintf("-size must be %d to %d", minTextSize, maxTextSize)},
 		{cfg.pid >= 0, "-pid must be a process id"},
 		{cfg.redisPID >= 0, "-redis-pid must be a process id"},
+		{cfg.behind >= 0 && cfg.behind <= 1000, "-resume-behind must be 0 to 1000"},
+		{cfg.stalled >= 0 && cfg.stalled <= maxStreams-cfg.streams, fmt.Sprintf("-stalled must be 0 to %d less -streams", maxStreams)},
+		{cfg.openAtOnce >= 1 && cfg.openAtOnce <= 2000, "-open-at-once must be 1 to 2000"},
+		{cfg.behind == 0 || cfg.rate > 0 && !cfg.maxRate, "-resume-behind needs a -rate and no -max-rate"},
+		{!cfg.benchmark || cfg.redisAddr != "", "-redis-benchmark needs -redis-addr"},
 	}
 	for _, c := range checks {
 		if !c.ok {
 			return cfg, errors.New(c.what)
+		}
+	}
+	if cfg.redisAddr != "" {
+		if host, _, err := net.SplitHostPort(cfg.redisAddr); err != nil || host != "127.0.0.1" {
+			return cfg, fmt.Errorf("-redis-addr %q: only 127.0.0.1:port is allowed", cfg.redisAddr)
 		}
 	}
 	if d := cfg.expectedDeliveries(); d > maxDeliveries {
@@ -129,7 +164,11 @@ func parseFlags(args []string) (config, error) {
 // expectedDeliveries is how many deliveries the run makes if every post
 // succeeds.
 func (c config) expectedDeliveries() int64 {
-	posts := int64(c.rate) * int64(c.duration.Seconds()+1)
+	rate := c.rate
+	if c.maxRate {
+		rate = maxRate // publish stops there
+	}
+	posts := int64(rate)*int64(c.duration.Seconds()+1) + int64(c.behind+1)*int64(c.rooms)
 	return posts * int64((c.streams+c.rooms-1)/c.rooms)
 }
 

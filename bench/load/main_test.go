@@ -36,3 +36,28 @@ func TestLocalURLAcceptsOnlyLoopbackHTTP(t *testing.T) {
 		}
 	}
 }
+
+func TestPresetsParseAndYieldToExplicitFlags(t *testing.T) {
+	for _, name := range presetNames() {
+		cfg, err := parseFlags([]string{"-preset", name, "-redis-addr", "127.0.0.1:6400"})
+		if err != nil {
+			t.Fatalf("-preset %s: %v", name, err)
+		}
+		if cfg.streams == 0 || cfg.rooms == 0 {
+			t.Fatalf("-preset %s: %d streams over %d rooms", name, cfg.streams, cfg.rooms)
+		}
+	}
+	cfg, err := parseFlags([]string{"-preset", "storm", "-streams", "200", "-rooms", "10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.streams != 200 || cfg.rooms != 10 || cfg.behind != 50 || cfg.rate != 500 {
+		t.Fatalf("storm at small scale: %+v", cfg)
+	}
+	if _, err := parseFlags([]string{"-preset", "nope"}); err == nil {
+		t.Fatal("-preset nope accepted")
+	}
+	if _, err := parseFlags([]string{"-redis-addr", "10.0.0.1:6379"}); err == nil {
+		t.Fatal("-redis-addr 10.0.0.1:6379 accepted")
+	}
+}

@@ -32,15 +32,20 @@ type publishResult struct {
 // publish posts rate messages per second for duration, message k to room
 // k%len(rooms) at start+k/rate, spread over cfg.publishers clients. A
 // publisher that falls behind sends at once and never skips a message; it
-// stops when duration is over or ctx ends.
+// stops when duration is over or ctx ends. With -max-rate every publisher
+// posts its next message as soon as the last one is answered.
 func publish(ctx context.Context, cfg config, rooms []string) publishResult {
 	client := &http.Client{
 		Timeout:   5 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.publishers},
 	}
 	defer client.CloseIdleConnections()
-	total := int64(cfg.rate) * int64(cfg.duration) / int64(time.Second)
-	period := float64(time.Second) / float64(cfg.rate)
+	rate := cfg.rate
+	if cfg.maxRate {
+		rate = maxRate // a bound on the count; the publishers do not wait
+	}
+	total := int64(rate) * int64(cfg.duration) / int64(time.Second)
+	period := float64(time.Second) / float64(rate)
 	padding := strings.Repeat("x", cfg.size)
 
 	res := publishResult{failures: map[string]int{}}
@@ -54,7 +59,11 @@ func publish(ctx context.Context, cfg config, rooms []string) publishResult {
 			var mine publishResult
 			mine.failures = map[string]int{}
 			for k := int64(p); k < total; k += int64(cfg.publishers) {
-				if !waitUntil(ctx, start.Add(time.Duration(float64(k)*period))) {
+				if cfg.maxRate {
+					if ctx.Err() != nil || time.Since(start) >= cfg.duration {
+						break
+					}
+				} else if !waitUntil(ctx, start.Add(time.Duration(float64(k)*period))) {
 					break
 				}
 				room := int(k % int64(len(rooms)))

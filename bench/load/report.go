@@ -1,9 +1,13 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,6 +32,64 @@ type report struct {
 	malformed, endedEarly        int64
 	earlyReasons                 map[string]int // why streams ended early
 	latencies                    []int64        // sorted
+	before, idle, end            snapshot       // the server at 0 streams, idle, after the posts
+	rssPeak                      int64          // largest RSS seen while posting
+	benchmarkRate                float64        // redis-benchmark's requests/s; 0 if not run
+	storm                        stormResult
+}
+
+// snapshot is what the server and its Redis report at one moment; -1 where
+// it was not read.
+type snapshot struct {
+	goroutines   float64 // go_goroutines of the server's /metrics
+	slowDrops    float64 // roomcast_slow_client_drops_total
+	redisClients int     // connected_clients of the Redis, this tool's probe included
+}
+
+// probe reads a snapshot of the server and, with -redis-addr, its Redis.
+func (r *report) probe(ctx context.Context, into *snapshot) error {
+	*into = snapshot{goroutines: -1, slowDrops: -1, redisClients: -1}
+	var err error
+	if into.goroutines, err = scrapeMetric(ctx, r.cfg.url.String(), "go_goroutines"); err != nil {
+		return err
+	}
+	if v, err := scrapeMetric(ctx, r.cfg.url.String(), "roomcast_slow_client_drops_total"); err == nil {
+		into.slowDrops = v
+	}
+	if r.cfg.redisAddr != "" {
+		p := newRedisProbe(r.cfg.redisAddr)
+		defer p.close()
+		if into.redisClients, err = p.clients(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// samplePeakRSS records the server's largest RSS every 100 ms until the
+// returned func is called.
+func (r *report) samplePeakRSS(ctx context.Context) (stop func()) {
+	if r.cfg.pid == 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if rss, err := readRSS(r.cfg.pid); err == nil {
+				r.rssPeak = max(r.rssPeak, rss)
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // readMemory reads the server's resident memory into into; it does nothing
@@ -78,6 +140,9 @@ func (r *report) compare(streams []*stream) {
 	r.latencies = make([]int64, 0, samples)
 	for _, s := range streams {
 		want := acked[s.room]
+		if i, _ := slices.BinarySearch(want, s.after+1); s.after > 0 {
+			want = want[i:]
+		}
 		r.expected += int64(len(want))
 		matched := int64(0)
 		if s.epoch == epochOf[s.room] || len(s.seqs) == 0 {
@@ -124,7 +189,8 @@ func countCommon(a, b []int64) int64 {
 // stayed open, every post succeeded and reached every stream exactly once.
 func (r *report) clean() bool {
 	return r.openFailed == 0 && r.endedEarly == 0 && len(r.posts.failures) == 0 &&
-		r.lost == 0 && r.duplicates == 0 && r.epochs == 0 && r.resets == 0 && r.malformed == 0
+		r.lost == 0 && r.duplicates == 0 && r.epochs == 0 && r.resets == 0 && r.malformed == 0 &&
+		r.storm.notCaughtUp == 0
 }
 
 func (r *report) print(w io.Writer) {
@@ -147,13 +213,21 @@ func (r *report) print(w io.Writer) {
 				(r.rssIdle-r.rssBefore)/int64(r.opened), r.opened)
 		}
 	}
-	if c.rate == 0 {
+	r.printProbes(w)
+	if c.behind > 0 {
+		r.storm.print(w)
+	}
+	if c.rate == 0 && !c.maxRate {
 		fmt.Fprintf(w, "posts           none (-rate 0), streams held idle for %v\n", c.duration)
 	} else {
 		p := r.posts
-		fmt.Fprintf(w, "posts           %d sent in %v (%.1f/s, target %d/s), %d acknowledged, %d failed\n",
+		target := strconv.Itoa(c.rate) + "/s"
+		if c.maxRate {
+			target = "as fast as answered"
+		}
+		fmt.Fprintf(w, "posts           %d sent in %v (%.1f/s, target %s), %d acknowledged, %d failed\n",
 			p.sent, p.elapsed.Round(time.Millisecond), float64(p.sent)/max(p.elapsed.Seconds(), 1e-9),
-			c.rate, len(p.acks), p.sent-len(p.acks))
+			target, len(p.acks), p.sent-len(p.acks))
 		for reason, n := range p.failures {
 			fmt.Fprintf(w, "  failed post   %d × %s\n", n, reason)
 		}
@@ -166,7 +240,16 @@ func (r *report) print(w io.Writer) {
 			r.unacknowledged, r.epochs, r.resets, r.malformed)
 		fmt.Fprintf(w, "e2e latency     %s\n", percentiles(r.latencies))
 		r.printCPU(w)
+		if r.rssPeak > 0 {
+			fmt.Fprintf(w, "server RSS      peak while posting %s\n", mib(r.rssPeak))
+		}
 	}
+	if r.benchmarkRate > 0 {
+		rate := float64(len(r.posts.acks)) / max(r.posts.elapsed.Seconds(), 1e-9)
+		fmt.Fprintf(w, "redis-benchmark %.0f requests/s of the post script at -c %d; roomcast posts/s ÷ that = %.2f\n",
+			r.benchmarkRate, c.publishers, rate/r.benchmarkRate)
+	}
+	r.printSummary(w)
 	if r.clean() {
 		fmt.Fprintln(w, "result          OK")
 	} else {
@@ -193,6 +276,78 @@ func round(d time.Duration) time.Duration {
 	return d.Round(10 * time.Microsecond)
 }
 
+// printSummary writes the run's key figures on one line of key=value
+// pairs, which bench/run.sh collects to take medians.
+func (r *report) printSummary(w io.Writer) {
+	fields := []string{"preset=" + cmp.Or(r.cfg.preset, "none")}
+	add := func(key string, format string, v any) { fields = append(fields, key+"="+fmt.Sprintf(format, v)) }
+	if r.cfg.pid != 0 && r.opened > 0 {
+		add("rss_per_stream_B", "%d", (r.rssIdle-r.rssBefore)/int64(r.opened))
+	}
+	if r.before.goroutines >= 0 && r.idle.goroutines >= 0 && r.opened > 0 {
+		add("goroutines_per_stream", "%.2f", (r.idle.goroutines-r.before.goroutines)/float64(r.opened))
+	}
+	if r.before.redisClients >= 0 && r.idle.redisClients >= 0 {
+		add("redis_clients_0", "%d", r.before.redisClients)
+		add("redis_clients_N", "%d", r.idle.redisClients)
+	}
+	server := r.serverCPU[1].sub(r.serverCPU[0])
+	cpu := (server.user + server.system).Seconds() * 1e6
+	if r.cfg.pid != 0 && r.received > 0 {
+		add("cpu_us_per_delivery", "%.2f", cpu/float64(r.received))
+	}
+	if n := len(r.posts.acks); r.cfg.pid != 0 && n > 0 {
+		add("cpu_us_per_post", "%.2f", cpu/float64(n))
+	}
+	if n := len(r.posts.acks); n > 0 {
+		add("posts_per_s", "%.0f", float64(n)/max(r.posts.elapsed.Seconds(), 1e-9))
+	}
+	if len(r.latencies) > 0 {
+		at := func(q float64) float64 {
+			return float64(r.latencies[min(int(q*float64(len(r.latencies))), len(r.latencies)-1)]) / 1e6
+		}
+		add("p50_ms", "%.2f", at(0.50))
+		add("p99_ms", "%.2f", at(0.99))
+	}
+	add("lost", "%d", r.lost)
+	add("dups", "%d", r.duplicates)
+	if r.benchmarkRate > 0 {
+		add("redis_benchmark_per_s", "%.0f", r.benchmarkRate)
+		add("posts_vs_redis_benchmark", "%.3f", float64(len(r.posts.acks))/max(r.posts.elapsed.Seconds(), 1e-9)/r.benchmarkRate)
+	}
+	if r.cfg.behind > 0 {
+		add("caught_up_s", "%.2f", r.storm.caughtUp.Seconds())
+		add("not_caught_up", "%d", r.storm.notCaughtUp)
+		if r.storm.historyReads >= 0 {
+			add("history_reads", "%d", r.storm.historyReads)
+		}
+	}
+	if r.before.slowDrops >= 0 && r.end.slowDrops >= 0 {
+		add("slow_drops", "%.0f", r.end.slowDrops-r.before.slowDrops)
+	}
+	if r.rssPeak > 0 {
+		add("rss_peak_MiB", "%.1f", float64(r.rssPeak)/(1<<20))
+	}
+	add("ok", "%v", r.clean())
+	fmt.Fprintln(w, "summary         "+strings.Join(fields, " "))
+}
+
+// printProbes reports goroutines, Redis connections and slow-client drops
+// before the streams, with them idle, and after the posts.
+func (r *report) printProbes(w io.Writer) {
+	b, i, e := r.before, r.idle, r.end
+	if b.goroutines >= 0 && i.goroutines >= 0 && r.opened > 0 {
+		fmt.Fprintf(w, "goroutines      before %.0f, idle %.0f: %.2f per stream\n",
+			b.goroutines, i.goroutines, (i.goroutines-b.goroutines)/float64(r.opened))
+	}
+	if b.redisClients >= 0 && i.redisClients >= 0 {
+		fmt.Fprintf(w, "redis clients   %d with 0 streams, %d with %d streams\n", b.redisClients, i.redisClients, r.opened)
+	}
+	if b.slowDrops >= 0 && e.slowDrops >= 0 {
+		fmt.Fprintf(w, "slow drops      %.0f streams dropped as slow while posting\n", e.slowDrops-b.slowDrops)
+	}
+}
+
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // printCPU reports the CPU time used from the first post to the last
@@ -205,6 +360,9 @@ func (r *report) printCPU(w io.Writer) {
 			c.user.Round(time.Millisecond), c.system.Round(time.Millisecond))
 		if r.received > 0 {
 			fmt.Fprintf(w, "; per delivery %v", (total / time.Duration(r.received)).Round(10*time.Nanosecond))
+		}
+		if n := len(r.posts.acks); n > 0 {
+			fmt.Fprintf(w, "; per post %v", (total / time.Duration(n)).Round(10*time.Nanosecond))
 		}
 		fmt.Fprintf(w, "; %.0f%% of one core\n", 100*total.Seconds()/max(r.posts.elapsed.Seconds(), 1e-9))
 	}

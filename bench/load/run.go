@@ -12,7 +12,8 @@ import (
 // deliveries, and compare what each stream received with what was
 // acknowledged.
 func run(ctx context.Context, cfg config) (*report, error) {
-	rep := &report{cfg: cfg}
+	unknown := snapshot{goroutines: -1, slowDrops: -1, redisClients: -1}
+	rep := &report{cfg: cfg, before: unknown, idle: unknown, end: unknown}
 	need := uint64(cfg.streams+cfg.publishers) + 64
 	limit, err := raiseFileLimit(need)
 	rep.fileLimit, rep.filesNeeded = limit, need
@@ -28,7 +29,18 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	for i := range rooms {
 		rooms[i] = fmt.Sprintf("load-%s-%d", runID, i)
 	}
-	streams := openStreams(ctx, cfg.url.String(), rooms, cfg.streams)
+	if cfg.behind > 0 {
+		return rep, storm(ctx, cfg, rep, rooms)
+	}
+	if err := rep.probe(ctx, &rep.before); err != nil {
+		return rep, err
+	}
+	stalled, err := openStalled(ctx, cfg.url, rooms, cfg.stalled)
+	defer stalled.close()
+	if err != nil {
+		return rep, err
+	}
+	streams := openStreams(ctx, cfg.url.String(), rooms, cfg.streams, cfg.openAtOnce, nil)
 	defer streams.close()
 	rep.opened, rep.openFailed, rep.openTime = len(streams.all), streams.failed, streams.openTime
 
@@ -38,7 +50,10 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	if err := rep.readMemory(&rep.rssIdle); err != nil {
 		return rep, err
 	}
-	if cfg.rate == 0 {
+	if err := rep.probe(ctx, &rep.idle); err != nil {
+		return rep, err
+	}
+	if cfg.rate == 0 && !cfg.maxRate {
 		if !sleep(ctx, cfg.duration) {
 			return rep, ctx.Err()
 		}
@@ -46,9 +61,24 @@ func run(ctx context.Context, cfg config) (*report, error) {
 		if err := rep.readCPU(0); err != nil {
 			return rep, err
 		}
+		stopSampling := rep.samplePeakRSS(ctx)
 		rep.posts = publish(ctx, cfg, rooms)
 		awaitDeliveries(ctx, streams, expected(rep.posts.acks, streams.all, cfg.rooms), cfg.drain)
 		if err := rep.readCPU(1); err != nil {
+			return rep, err
+		}
+		stopSampling()
+		if err := rep.probe(ctx, &rep.end); err != nil {
+			return rep, err
+		}
+	}
+	if cfg.benchmark {
+		p := newRedisProbe(cfg.redisAddr)
+		defer p.close()
+		// As many requests as the server's posts took, at least 20 000.
+		rep.benchmarkRate, err = p.benchmarkScript(ctx, cfg.redisAddr, cfg.script, cfg.publishers,
+			max(len(rep.posts.acks), 20_000), cfg.size)
+		if err != nil {
 			return rep, err
 		}
 	}
@@ -61,15 +91,20 @@ func run(ctx context.Context, cfg config) (*report, error) {
 }
 
 // expected is how many message events the streams must receive: every
-// acknowledged post, once on every stream of its room.
+// acknowledged post after its resume point, once on every stream of its
+// room.
 func expected(acks []ack, streams []*stream, rooms int) int64 {
-	perRoom := make([]int64, rooms)
+	perRoom := make([][]int64, rooms) // resume points of the room's streams
 	for _, s := range streams {
-		perRoom[s.room]++
+		perRoom[s.room] = append(perRoom[s.room], s.after)
 	}
 	var n int64
 	for _, a := range acks {
-		n += perRoom[a.room]
+		for _, after := range perRoom[a.room] {
+			if a.seq > after {
+				n++
+			}
+		}
 	}
 	return n
 }

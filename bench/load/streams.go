@@ -19,19 +19,21 @@ import (
 // stream is one open SSE stream. Its fields after done are written only by
 // its reading goroutine and read only once done is closed.
 type stream struct {
-	room int
-	body io.ReadCloser
-	r    *bufio.Reader
-	done chan struct{}
+	room  int
+	after int64 // sequence number it resumed after; 0 when live from the start
+	body  io.ReadCloser
+	r     *bufio.Reader
+	done  chan struct{}
 
 	epoch      string
-	seqs       []int64 // sequence numbers received, ascending
-	latencies  []int64 // nanoseconds from post sent to event received
-	duplicates int     // events at or before a sequence number already seen
-	epochs     int     // events of a second epoch (Redis lost the room)
-	resets     int     // reset events
-	malformed  int     // message events the tool could not read
-	early      error   // why the stream ended before the tool closed it
+	seqs       []int64      // sequence numbers received, ascending
+	latencies  []int64      // nanoseconds from post sent to event received
+	duplicates int          // events at or before a sequence number already seen
+	epochs     int          // events of a second epoch (Redis lost the room)
+	resets     int          // reset events
+	malformed  int          // message events the tool could not read
+	early      error        // why the stream ended before the tool closed it
+	last       atomic.Int64 // newest sequence number received, readable at any time
 }
 
 // streamSet is every stream of a run and what they share.
@@ -44,10 +46,11 @@ type streamSet struct {
 	cancel   context.CancelFunc
 }
 
-// openStreams opens n streams, stream i on room i%len(rooms), a few at a
+// openStreams opens n streams, stream i on room i%len(rooms), atOnce at a
 // time, and starts reading each. A stream counts as open once the server
-// sent its retry field, which it writes after subscribing to the room.
-func openStreams(ctx context.Context, base string, rooms []string, n int) *streamSet {
+// sent its retry field, which it writes after subscribing to the room. If
+// resume is not nil, stream i resumes after message resume[i%len(rooms)].
+func openStreams(ctx context.Context, base string, rooms []string, n, atOnce int, resume []resumePoint) *streamSet {
 	ctx, cancel := context.WithCancel(ctx)
 	set := &streamSet{all: make([]*stream, 0, n), cancel: cancel}
 	client := &http.Client{Transport: &http.Transport{
@@ -64,10 +67,14 @@ func openStreams(ctx context.Context, base string, rooms []string, n int) *strea
 		next = make(chan int)
 	)
 	start := time.Now()
-	for range min(n, 32) {
+	for range min(n, atOnce) {
 		wg.Go(func() {
 			for i := range next {
-				s, err := openStream(ctx, client, base+"/rooms/"+rooms[i%len(rooms)]+"/stream")
+				var from resumePoint
+				if resume != nil {
+					from = resume[i%len(rooms)]
+				}
+				s, err := openStream(ctx, client, base+"/rooms/"+rooms[i%len(rooms)]+"/stream", from.id)
 				mu.Lock()
 				if err != nil {
 					set.failed++
@@ -75,7 +82,7 @@ func openStreams(ctx context.Context, base string, rooms []string, n int) *strea
 						fmt.Printf("stream %d: %v\n", i, err)
 					}
 				} else {
-					s.room = i % len(rooms)
+					s.room, s.after = i%len(rooms), from.seq
 					set.all = append(set.all, s)
 				}
 				mu.Unlock()
@@ -100,14 +107,24 @@ feed:
 	return set
 }
 
+// resumePoint is a message id a stream resumes after, and its sequence
+// number.
+type resumePoint struct {
+	id  string
+	seq int64
+}
+
 // openStream connects one stream, which lives as long as ctx, and reads up
-// to its retry field.
-func openStream(ctx context.Context, client *http.Client, url string) (*stream, error) {
+// to its retry field. A lastEventID other than "" resumes after it.
+func openStream(ctx context.Context, client *http.Client, url, lastEventID string) (*stream, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("new request: %w", err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
@@ -195,6 +212,7 @@ func (s *stream) event(id, event, data []byte, received *atomic.Int64) {
 		return
 	}
 	s.seqs = append(s.seqs, seq)
+	s.last.Store(seq)
 }
 
 // parseID splits a message id "<epoch>-<seq>".
