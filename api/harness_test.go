@@ -96,7 +96,7 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		Store: store, Rooms: hub, Spec: spec,
 		Ready:           func(ctx context.Context) error { return hub.Ready() },
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
-		WriteTimeout: cfg.WriteTimeout, Logger: testLogger(), Metrics: m,
+		WriteTimeout: cfg.WriteTimeout, StreamQueue: cfg.ClientBuffer, Logger: testLogger(), Metrics: m,
 		Security: cfg.Security,
 	}).Register(e)
 	srv := httptest.NewServer(e)
