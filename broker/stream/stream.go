@@ -31,6 +31,7 @@ type Stream struct {
 
 	// Only the stream's own goroutine uses these.
 	w        io.Writer
+	out      net.Buffers // what is being written
 	deadline time.Time
 	slot     int
 
@@ -39,8 +40,12 @@ type Stream struct {
 	mu      sync.Mutex
 	rooms   []*roomState
 	conn    net.Conn      // an owned connection; nil before Attach and when handler-owned
-	wakeCh  chan struct{} // wakes a handler-owned stream
+	wakeCh  chan struct{} // wakes a stream parked on it
 	woken   bool
+	parked  park
+	lastRun time.Time // when the goroutine last had work
+	listen  bool      // the wheel found the stream idle: park in a read
+	active  bool      // in the wheel's set of streams parked on their channel
 	queue   net.Buffers
 	spare   net.Buffers
 	queued  int
@@ -50,6 +55,15 @@ type Stream struct {
 }
 
 type state int
+
+// park is how a stream's goroutine waits.
+type park int
+
+const (
+	running park = iota
+	onChannel   // busy stream: woken through wakeCh, no system call
+	inRead      // idle stream: a one-byte read that also notices the client leaving
+)
 
 const (
 	open   state = iota
@@ -152,14 +166,15 @@ func (s *Stream) wakeLocked() {
 		return
 	}
 	s.woken = true
-	if s.wakeCh != nil {
+	switch s.parked {
+	case onChannel:
 		select {
 		case s.wakeCh <- struct{}{}:
 		default:
 		}
-		return
+	case inRead:
+		_ = s.conn.SetReadDeadline(aLongTimeAgo)
 	}
-	_ = s.conn.SetReadDeadline(aLongTimeAgo)
 }
 
 // endLocked queues the goodbye for reason and makes the stream close once
@@ -184,6 +199,7 @@ func (s *Stream) Attach(conn net.Conn, preamble []byte) {
 	_ = conn.SetDeadline(time.Time{})
 	s.mu.Lock()
 	s.conn, s.w = conn, conn
+	s.wakeCh = make(chan struct{}, 1)
 	s.startLocked(preamble)
 	s.mu.Unlock()
 	go s.runOwned()
@@ -196,10 +212,18 @@ func (s *Stream) Serve(ctx context.Context, w Conn, preamble []byte) {
 	s.mu.Lock()
 	s.w = w
 	s.wakeCh = make(chan struct{}, 1)
+	s.parked = onChannel
 	s.startLocked(preamble)
 	s.mu.Unlock()
 	defer s.finish()
 	for s.work() {
+		s.mu.Lock()
+		woken := s.woken
+		s.parked = onChannel
+		s.mu.Unlock()
+		if woken {
+			continue
+		}
 		select {
 		case <-s.wakeCh:
 		case <-ctx.Done():
@@ -233,12 +257,33 @@ func (s *Stream) Abort() {
 // Done is closed once the stream has ended.
 func (s *Stream) Done() <-chan struct{} { return s.done }
 
-// runOwned is the goroutine of an owned stream: parked in a one-byte read
-// until woken to write, or until the client leaves.
+// runOwned is the goroutine of an owned stream. A busy stream waits on a
+// channel between writes: waking it costs no system call. A stream the
+// wheel found idle waits in a one-byte read instead, which also notices a
+// client that leaves, and is woken by a read deadline in the past.
 func (s *Stream) runOwned() {
 	defer s.finish()
 	var b [1]byte
 	for s.work() {
+		s.mu.Lock()
+		if s.woken {
+			s.mu.Unlock()
+			continue
+		}
+		listen, known := s.listen, s.active
+		if listen {
+			s.parked = inRead
+		} else {
+			s.parked, s.active = onChannel, true
+		}
+		s.mu.Unlock()
+		if !listen {
+			if !known {
+				s.e.wheel.busy(s)
+			}
+			<-s.wakeCh
+			continue
+		}
 		_, err := s.conn.Read(b[:])
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			_ = s.conn.SetReadDeadline(time.Time{})
@@ -251,6 +296,26 @@ func (s *Stream) runOwned() {
 	}
 }
 
+// settle is called by the wheel for a stream parked on its channel that
+// has had nothing to write for a while: it then waits in a read, which
+// notices a client that leaves.
+func (s *Stream) settle(quiet time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.parked != onChannel || s.lastRun.After(quiet) {
+		return false
+	}
+	s.listen, s.active = true, false
+	if !s.woken {
+		s.woken = true
+		select {
+		case s.wakeCh <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
 // work catches rooms up and writes what is queued, until nothing is left;
 // it returns false once the stream has ended.
 func (s *Stream) work() bool {
@@ -259,7 +324,7 @@ func (s *Stream) work() bool {
 	}
 	for {
 		s.mu.Lock()
-		s.woken = false
+		s.woken, s.parked = false, running
 		if s.state == closed {
 			s.mu.Unlock()
 			return false
@@ -277,12 +342,16 @@ func (s *Stream) work() bool {
 		bufs := s.queue
 		s.queue, s.spare, s.queued = s.spare, nil, 0
 		ending := s.state == ending
+		if len(bufs) > 0 {
+			s.lastRun, s.listen = time.Now(), false
+		}
 		s.mu.Unlock()
 		if len(bufs) == 0 {
 			return !ending
 		}
 		keep := bufs[:0]
-		err := s.write(&bufs)
+		s.out = bufs
+		err := s.write()
 		s.mu.Lock()
 		clear(keep[:cap(keep)])
 		s.spare = keep
@@ -307,9 +376,9 @@ func (s *Stream) behindLocked() *roomState {
 	return nil
 }
 
-// write sends bufs with one writev, renewing the write deadline only when
+// write sends s.out with one writev, renewing the write deadline only when
 // less than half of it is left.
-func (s *Stream) write(bufs *net.Buffers) error {
+func (s *Stream) write() error {
 	now := time.Now()
 	if t := s.e.opts.WriteTimeout; t > 0 && s.deadline.Sub(now) < t/2 {
 		s.deadline = now.Add(t)
@@ -317,9 +386,14 @@ func (s *Stream) write(bufs *net.Buffers) error {
 			_ = c.SetWriteDeadline(s.deadline)
 		}
 	}
-	_, err := bufs.WriteTo(s.w)
-	if f, ok := s.w.(interface{ Flush() error }); ok && err == nil {
-		err = f.Flush()
+	_, err := s.out.WriteTo(s.w)
+	if c, ok := s.w.(Conn); ok {
+		if err == nil {
+			err = c.Flush()
+		}
+		// An HTTP/2 stream is reset when its deadline passes, even idle.
+		_ = c.SetWriteDeadline(time.Time{})
+		s.deadline = time.Time{}
 	}
 	s.lastWrite.Store(now.UnixNano())
 	return err

@@ -17,6 +17,7 @@ type wheel struct {
 
 	mu      sync.Mutex
 	slots   [slots]map[*Stream]struct{}
+	active  map[*Stream]struct{} // parked on their channel: settled to a read once quiet
 	next    int // slot of the next stream added
 	n       int
 	stop    chan struct{} // closed to stop the running goroutine; nil when none runs
@@ -24,7 +25,7 @@ type wheel struct {
 }
 
 func newWheel(every time.Duration) *wheel {
-	w := &wheel{every: every}
+	w := &wheel{every: every, active: make(map[*Stream]struct{})}
 	for i := range w.slots {
 		w.slots[i] = make(map[*Stream]struct{})
 	}
@@ -52,6 +53,7 @@ func (w *wheel) remove(s *Stream) {
 		return
 	}
 	delete(w.slots[s.slot], s)
+	delete(w.active, s)
 	w.n--
 	if w.n == 0 && w.stop != nil {
 		close(w.stop)
@@ -59,24 +61,58 @@ func (w *wheel) remove(s *Stream) {
 	}
 }
 
+// busy notes a stream that waits on its channel.
+func (w *wheel) busy(s *Stream) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.slots[s.slot][s]; ok {
+		w.active[s] = struct{}{}
+	}
+}
+
+// quietAfter is how long a busy stream waits on its channel before it goes
+// back to waiting in a read; it bounds how late a client that leaves a
+// stream that has just been written is noticed.
+const quietAfter = 250 * time.Millisecond
+
 func (w *wheel) run(stop, stopped chan struct{}) {
 	defer close(stopped)
-	tick := max(w.every/slots, time.Millisecond)
+	tick := min(max(w.every/slots, time.Millisecond), quietAfter/2)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	var due []*Stream
-	for slot := 0; ; slot = (slot + 1) % slots {
+	nextSlot, slot := time.Now(), 0
+	for {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
 			w.mu.Lock()
 			due = due[:0]
+			for s := range w.active {
+				due = append(due, s)
+			}
+			w.mu.Unlock()
+			quietSince := now.Add(-quietAfter)
+			for _, s := range due {
+				if s.settle(quietSince) {
+					w.mu.Lock()
+					delete(w.active, s)
+					w.mu.Unlock()
+				}
+			}
+			if now.Before(nextSlot) {
+				continue
+			}
+			nextSlot = nextSlot.Add(max(w.every/slots, time.Millisecond))
+			w.mu.Lock()
+			due = due[:0]
 			for s := range w.slots[slot] {
 				due = append(due, s)
 			}
 			w.mu.Unlock()
-			quiet := now.Add(-(w.every - tick)).UnixNano()
+			slot = (slot + 1) % slots
+			quiet := now.Add(-(w.every - w.every/slots)).UnixNano()
 			for _, s := range due {
 				if s.lastWrite.Load() <= quiet {
 					s.ping()
