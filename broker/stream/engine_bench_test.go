@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,7 +160,7 @@ func benchStreamFanOut(b *testing.B, streams int, engine bool) {
 
 	payloads := make([]string, 0, 4096)
 	seq := int64(1)
-	before := writeSyscalls(b)
+	before, cpuBefore := writeSyscalls(b), cpuTime()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -176,8 +177,11 @@ func benchStreamFanOut(b *testing.B, streams int, engine bool) {
 		rec.await(b, total)
 	}
 	b.StopTimer()
-	after := writeSyscalls(b)
+	after, cpuAfter := writeSyscalls(b), cpuTime()
 	deliveries := float64(b.N) * float64(streams)
+	// CPU time of the whole process (clients' reads included, the same in
+	// both designs): on a shared machine it varies less than wall time.
+	b.ReportMetric(float64((cpuAfter-cpuBefore).Nanoseconds())/deliveries, "cpu-ns/delivery")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/deliveries, "ns/delivery")
 	b.ReportMetric(float64(after-before)/deliveries, "writes/delivery")
 }
@@ -224,6 +228,13 @@ func makePayloads(first int64, n int) []string {
 			`","time":"2026-01-01T00:00:00.000Z"}`
 	}
 	return out
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // writeSyscalls is the number of write system calls (write, writev, …)
