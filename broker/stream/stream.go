@@ -60,9 +60,9 @@ type state int
 type park int
 
 const (
-	running park = iota
-	onChannel   // busy stream: woken through wakeCh, no system call
-	inRead      // idle stream: a one-byte read that also notices the client leaving
+	running   park = iota
+	onChannel      // busy stream: woken through wakeCh, no system call
+	inRead         // idle stream: a one-byte read that also notices the client leaving
 )
 
 const (

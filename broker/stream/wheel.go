@@ -18,7 +18,7 @@ type wheel struct {
 	mu      sync.Mutex
 	slots   [slots]map[*Stream]struct{}
 	active  map[*Stream]struct{} // parked on their channel: settled to a read once quiet
-	next    int // slot of the next stream added
+	next    int                  // slot of the next stream added
 	n       int
 	stop    chan struct{} // closed to stop the running goroutine; nil when none runs
 	stopped chan struct{}
