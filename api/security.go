@@ -177,12 +177,9 @@ type roomGuards struct {
 // even a rate limit.
 func (h *Handler) guards() roomGuards {
 	return roomGuards{
-		post: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
-		read: []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, false)},
-		// A stream's guards are plain calls in its handler (streamRoom):
-		// middleware would keep their frames on a stack that the stream
-		// no longer has once the engine owns its connection.
-		stream: nil,
+		post:   []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
+		read:   []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, false)},
+		stream: nil, // plain calls in streamRoom: no middleware frames stay behind a handed-over stream
 	}
 }
 
