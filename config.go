@@ -36,6 +36,7 @@ type config struct {
 	ClientBuffer          int           `env:"CLIENT_BUFFER" envDefault:"256" help:"messages queued per stream before a slow client is disconnected"`
 	SSERetry              time.Duration `env:"SSE_RETRY" envDefault:"2s" help:"reconnection delay advised to stream clients"`
 	StreamWriteTimeout    time.Duration `env:"STREAM_WRITE_TIMEOUT" envDefault:"10s" help:"a stream write blocked longer than this ends the stream"`
+	StreamFlushDelay      time.Duration `env:"STREAM_FLUSH_DELAY" envDefault:"0s" help:"how long a stream holds a write so that more messages share its system call; 0: none"`
 	DeliveryCheckInterval time.Duration `env:"DELIVERY_CHECK_INTERVAL" envDefault:"5s" help:"how often live delivery is probed and room positions compared with Redis"`
 	ShutdownTimeout       time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"longest wait for requests in flight at shutdown"`
 	LogLevel              slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
@@ -100,6 +101,7 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.HeartbeatInterval >= time.Second, "HEARTBEAT_INTERVAL", "at least 1s"},
 		{cfg.SSERetry >= time.Millisecond, "SSE_RETRY", "at least 1ms"},
 		{cfg.StreamWriteTimeout > 0, "STREAM_WRITE_TIMEOUT", "a positive duration"},
+		{cfg.StreamFlushDelay >= 0 && cfg.StreamFlushDelay <= time.Second, "STREAM_FLUSH_DELAY", "0 to 1s"},
 		{cfg.DeliveryCheckInterval >= 10*time.Millisecond, "DELIVERY_CHECK_INTERVAL", "at least 10ms"},
 		{cfg.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "a positive duration"},
 		{cfg.LogFormat == "text" || cfg.LogFormat == "json", "LOG_FORMAT", "text or json"},

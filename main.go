@@ -110,7 +110,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 			return hub.Ready()
 		},
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.HeartbeatInterval, Retry: cfg.SSERetry,
-		WriteTimeout: cfg.StreamWriteTimeout, Logger: log, Metrics: m, Security: sec,
+		WriteTimeout: cfg.StreamWriteTimeout, StreamQueue: cfg.ClientBuffer, FlushDelay: cfg.StreamFlushDelay,
+		Logger: log, Metrics: m, Security: sec,
 	}).Register(e)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -10,7 +10,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"roomcast/api/auth"
-	"roomcast/api/sse"
 )
 
 // TokenVerifier checks bearer tokens. The error of Verify wraps
@@ -44,38 +43,46 @@ const (
 func (h *Handler) authorize(need access, stream bool) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			if h.Security.Tokens == nil {
-				return next(c)
+			if err := h.checkToken(c, need, stream); err != nil {
+				return err
 			}
-			token := bearerToken(c.Request())
-			if token == "" && stream {
-				token = streamToken(c.Request(), h.Security.TokenCookie)
-			}
-			if token == "" {
-				return unauthorized(c, typeUnauthorized, "", "this request needs a bearer token")
-			}
-			if len(token) > maxTokenBytes {
-				return unauthorized(c, typeUnauthorized, "invalid_token", "the token is invalid")
-			}
-			claims, err := h.Security.Tokens.Verify(c.Request().Context(), token)
-			switch {
-			case errors.Is(err, auth.ErrExpired):
-				return unauthorized(c, typeTokenExpired, "invalid_token", "the token has expired")
-			case err != nil:
-				h.log.Debug("token rejected", "path", c.Request().URL.Path, "err", err)
-				return unauthorized(c, typeUnauthorized, "invalid_token", "the token is invalid")
-			}
-			room := c.Param("room")
-			if need == writeAccess && !claims.Rooms.CanWrite(room) {
-				return forbidden(c, "the token does not allow posting to this room")
-			}
-			if need == readAccess && !claims.Rooms.CanRead(room) {
-				return forbidden(c, "the token does not allow reading this room")
-			}
-			c.Set(claimsKey, claims)
 			return next(c)
 		}
 	}
+}
+
+// checkToken is authorize as a plain call, for the stream handler.
+func (h *Handler) checkToken(c echo.Context, need access, stream bool) error {
+	if h.Security.Tokens == nil {
+		return nil
+	}
+	token := bearerToken(c.Request())
+	if token == "" && stream {
+		token = streamToken(c.Request(), h.Security.TokenCookie)
+	}
+	if token == "" {
+		return unauthorized(c, typeUnauthorized, "", "this request needs a bearer token")
+	}
+	if len(token) > maxTokenBytes {
+		return unauthorized(c, typeUnauthorized, "invalid_token", "the token is invalid")
+	}
+	claims, err := h.Security.Tokens.Verify(c.Request().Context(), token)
+	switch {
+	case errors.Is(err, auth.ErrExpired):
+		return unauthorized(c, typeTokenExpired, "invalid_token", "the token has expired")
+	case err != nil:
+		h.log.Debug("token rejected", "path", c.Request().URL.Path, "err", err)
+		return unauthorized(c, typeUnauthorized, "invalid_token", "the token is invalid")
+	}
+	room := c.Param("room")
+	if need == writeAccess && !claims.Rooms.CanWrite(room) {
+		return forbidden(c, "the token does not allow posting to this room")
+	}
+	if need == readAccess && !claims.Rooms.CanRead(room) {
+		return forbidden(c, "the token does not allow reading this room")
+	}
+	c.Set(claimsKey, claims)
+	return nil
 }
 
 // bearerToken is the token of an "Authorization: Bearer" header, or "".
@@ -150,27 +157,12 @@ func clientKey(c echo.Context) string {
 	return "ip:" + c.RealIP()
 }
 
-// endAtExpiry ends a stream when its token stops being valid, telling the
-// client why in a comment. The stream's context simply ends, so the stream
-// handler needs no knowledge of tokens.
-func (h *Handler) endAtExpiry(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		claims, ok := c.Get(claimsKey).(auth.Claims)
-		if !ok {
-			return next(c)
-		}
-		parent := c.Request().Context()
-		ctx, cancel := context.WithDeadline(parent, claims.ValidUntil)
-		defer cancel()
-		c.SetRequest(c.Request().WithContext(ctx))
-		err := next(c)
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil && c.Response().Committed {
-			rc := http.NewResponseController(c.Response())
-			_ = rc.SetWriteDeadline(time.Now().Add(h.WriteTimeout))
-			if _, werr := c.Response().Write(sse.AppendComment(nil, "token expired; reconnect with a new token")); werr == nil {
-				_ = rc.Flush()
-			}
-		}
-		return err
+// streamExpiry is when a stream must end because its token stops being
+// valid; zero in open mode. The engine then ends it with a comment that
+// says why, so that the client reconnects with a new token.
+func streamExpiry(c echo.Context) time.Time {
+	if claims, ok := c.Get(claimsKey).(auth.Claims); ok {
+		return claims.ValidUntil
 	}
+	return time.Time{}
 }

@@ -14,7 +14,8 @@ import (
 
 	"roomcast/api/metrics"
 
-	"roomcast/broker"
+	"roomcast/api/sse"
+	"roomcast/broker/stream"
 	"roomcast/redisscripts"
 )
 
@@ -24,10 +25,9 @@ type MessageStore interface {
 	History(ctx context.Context, room string, q redisscripts.Query) (redisscripts.Page, error)
 }
 
-// RoomSubscriber delivers the live messages of a room.
-type RoomSubscriber interface {
-	Subscribe(ctx context.Context, room string) (*broker.Subscription, error)
-}
+// RoomSubscriber delivers the live messages of rooms and their recent
+// history to the stream engine (broker.Hub).
+type RoomSubscriber = stream.Rooms
 
 // Options are a Handler's dependencies and limits.
 type Options struct {
@@ -38,7 +38,9 @@ type Options struct {
 	MaxMessageBytes int
 	Heartbeat       time.Duration // interval of stream keep-alive comments
 	Retry           time.Duration // reconnection delay streams advise
-	WriteTimeout    time.Duration // deadline of each write to a stream
+	WriteTimeout    time.Duration // a stream write blocked longer than this ends the stream
+	StreamQueue     int           // frames a stream may have waiting before it is dropped as slow; 0: 256
+	FlushDelay      time.Duration // how long a stream holds a write to join more frames into it; 0: none
 	Logger          *slog.Logger
 	Metrics         *metrics.Metrics // nil: metrics are kept but only served if given
 	Security        Security         // authentication, limits, CORS; zero: open mode
@@ -47,7 +49,9 @@ type Options struct {
 // Handler serves roomcast's HTTP API.
 type Handler struct {
 	Options
-	log *slog.Logger
+	log     *slog.Logger
+	engine  *stream.Engine
+	streams *streamCounter
 }
 
 // New returns a Handler; call Register to route requests to it.
@@ -58,7 +62,14 @@ func New(opts Options) *Handler {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	return &Handler{Options: opts, log: opts.Logger}
+	h := &Handler{Options: opts, log: opts.Logger, streams: &streamCounter{perClient: make(map[string]int)}}
+	h.engine = stream.New(stream.Options{
+		Rooms: opts.Rooms, Heartbeat: opts.Heartbeat, Ping: sse.AppendComment(nil, "ping"),
+		WriteTimeout: opts.WriteTimeout, FlushDelay: opts.FlushDelay, MaxQueue: opts.StreamQueue,
+		EncodeReset: func(r *redisscripts.Reset) []byte { return sse.AppendEvent(nil, "", "reset", encodeReset(r)) },
+		Goodbye:     h.goodbye, OnReset: opts.Metrics.Reset, Logger: opts.Logger,
+	})
+	return h
 }
 
 // Register installs the routes, in the order openapi.yaml lists them, the

@@ -36,6 +36,9 @@ type testServer struct {
 	Redis *redistest.Server
 	Store *redisscripts.Store
 	Hub   *broker.Hub
+	// Client trusts the server's certificate when it serves HTTP/2; it
+	// does not check the contract.
+	Client *http.Client
 }
 
 // serverConfig tunes a testServer; zero fields take the defaults below.
@@ -48,6 +51,7 @@ type serverConfig struct {
 	CheckInterval   time.Duration
 	WriteTimeout    time.Duration // deadline of each stream write
 	Security        api.Security  // zero: open mode without limits
+	HTTP2           bool          // serve HTTP/2 over TLS, where a stream cannot be hijacked; use Client
 }
 
 func testLogger() *slog.Logger {
@@ -96,16 +100,22 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		Store: store, Rooms: hub, Spec: spec,
 		Ready:           func(ctx context.Context) error { return hub.Ready() },
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
-		WriteTimeout: cfg.WriteTimeout, Logger: testLogger(), Metrics: m,
+		WriteTimeout: cfg.WriteTimeout, StreamQueue: cfg.ClientBuffer, Logger: testLogger(), Metrics: m,
 		Security: cfg.Security,
 	}).Register(e)
-	srv := httptest.NewServer(e)
+	srv := httptest.NewUnstartedServer(e)
+	if cfg.HTTP2 {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(func() {
 		cancel()
 		<-done
 		srv.Close()
 	})
-	return &testServer{URL: srv.URL, Redis: cfg.Redis, Store: store, Hub: hub}
+	return &testServer{URL: srv.URL, Redis: cfg.Redis, Store: store, Hub: hub, Client: srv.Client()}
 }
 
 func cmp[T comparable](v, def T) T {

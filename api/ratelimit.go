@@ -59,28 +59,21 @@ type streamCounter struct {
 // errServerFull means the process has MaxStreams streams open.
 var errServerFull = errors.New("stream limit of the process reached")
 
-// limitStreams answers 429 to a client that has MaxStreamsPerClient
-// streams open. When the process has MaxStreams open it refuses the stream
-// as a passing condition: 200, a retry advice, and the end of the stream.
-func (h *Handler) limitStreams() echo.MiddlewareFunc {
+// admitStream answers 429 to a client that has MaxStreamsPerClient
+// streams open, and errServerFull when the process has MaxStreams open
+// (the caller refuses the stream as a passing condition: 200, a retry
+// advice, and the end of the stream). Otherwise it counts the stream until
+// release is called.
+func (h *Handler) admitStream(c echo.Context) (release func(), err error) {
 	maxTotal, maxPerClient := h.Security.MaxStreams, h.Security.MaxStreamsPerClient
-	counter := &streamCounter{perClient: make(map[string]int)}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			if maxTotal <= 0 && maxPerClient <= 0 {
-				return next(c)
-			}
-			key := clientKey(c)
-			if err := counter.acquire(key, maxTotal, maxPerClient); errors.Is(err, errServerFull) {
-				h.log.Warn("stream refused: MAX_STREAMS reached", "max", maxTotal)
-				return h.refuseStream(c, "server busy, retry shortly")
-			} else if err != nil {
-				return err
-			}
-			defer counter.release(key)
-			return next(c)
-		}
+	if maxTotal <= 0 && maxPerClient <= 0 {
+		return func() {}, nil
 	}
+	key := clientKey(c)
+	if err := h.streams.acquire(key, maxTotal, maxPerClient); err != nil {
+		return nil, err
+	}
+	return sync.OnceFunc(func() { h.streams.release(key) }), nil
 }
 
 func (s *streamCounter) acquire(key string, maxTotal, maxPerClient int) error {

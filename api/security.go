@@ -179,7 +179,7 @@ func (h *Handler) guards() roomGuards {
 	return roomGuards{
 		post:   []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
 		read:   []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, false)},
-		stream: []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, true), h.limitStreams(), h.endAtExpiry},
+		stream: nil, // plain calls in streamRoom: no middleware frames stay behind a handed-over stream
 	}
 }
 

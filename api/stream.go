@@ -1,7 +1,7 @@
 package api
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"net/http"
@@ -11,80 +11,117 @@ import (
 
 	"roomcast/api/sse"
 	"roomcast/broker"
+	"roomcast/broker/stream"
 	"roomcast/redisscripts"
 )
 
-// EncodeMessage is the SSE frame of a live message; the broker calls it once
-// per message and every stream of the room writes the same bytes.
+// EncodeMessage is the SSE frame of a live message (or of an ephemeral
+// event, without an id); the broker calls it once per message and every
+// stream of the room writes the same bytes.
 func EncodeMessage(m *broker.Message) []byte {
+	if m.Ephemeral() {
+		return sse.AppendEvent(make([]byte, 0, len(m.Data)+32), "", m.Event, m.Data)
+	}
 	return sse.AppendEvent(make([]byte, 0, len(m.Data)+64), m.ID.String(), "message", m.Data)
 }
 
+// withoutID is a message frame without its id field, for a stream that
+// writes ids of its own (stream.Spec.WithoutID).
+func withoutID(frame []byte) []byte {
+	if rest, ok := bytes.CutPrefix(frame, []byte("id: ")); ok {
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			return rest[i+1:]
+		}
+	}
+	return frame
+}
+
 // streamRoom streams a room's messages as Server-Sent Events, replaying
-// those after Last-Event-ID (or last_event_id) first.
+// those after Last-Event-ID (or last_event_id) first. It checks and admits
+// the stream, then hands it to the stream engine and returns: over
+// HTTP/1.1 the engine owns the connection from then on.
 // GET /rooms/{room}/stream
 func (h *Handler) streamRoom(c echo.Context) error {
 	room, err := roomParam(c)
 	if err != nil {
 		return err
 	}
-	resume, err := resumePoint(c.Request())
-	if err != nil {
+	if err := h.checkToken(c, readAccess, true); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	sub, err := h.Rooms.Subscribe(ctx, room)
+	release, err := h.admitStream(c)
+	if errors.Is(err, errServerFull) {
+		h.log.Warn("stream refused: MAX_STREAMS reached", "max", h.Security.MaxStreams)
+		return h.refuseStream(c, "server busy, retry shortly")
+	} else if err != nil {
+		return err
+	}
+	resume, err := resumePoint(c.Request())
 	if err != nil {
+		release()
+		return err
+	}
+	closed := h.Metrics.StreamOpened()
+	s, err := h.engine.Open(c.Request().Context(), stream.Spec{
+		Rooms:   []stream.Room{{Name: room, Resume: resume}},
+		Expires: streamExpiry(c),
+		OnEnd:   func() { release(); closed() },
+	})
+	if err != nil {
+		release()
+		closed()
 		h.log.Warn("stream not started", "room", room, "err", err)
 		return h.refuseStream(c, "unavailable, retry shortly")
 	}
-	s := h.startStream(c, room)
-	defer sub.Close()
-	defer h.Metrics.StreamOpened()()
-
-	s.pos = sub.Start()
-	if err := s.write(sse.AppendRetry(nil, h.Retry.Milliseconds())); err != nil {
-		return nil
-	}
 	if resume != nil {
 		h.Metrics.Resumed()
-		s.pos = *resume
-		if err := s.catchUp(ctx); err != nil {
-			s.end(err)
-			return nil
-		}
 	}
-	heartbeat := time.NewTicker(h.Heartbeat)
-	defer heartbeat.Stop()
-	for {
-		select {
-		case m, ok := <-sub.C():
-			if !ok {
-				s.ended(sub.Err())
-				return nil
-			}
-			if err := s.deliverQueued(ctx, m, sub.C()); err != nil {
-				s.end(err)
-				return nil
-			}
-		case <-heartbeat.C:
-			if err := s.write(sse.AppendComment(nil, "ping")); err != nil {
-				return nil
-			}
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	h.handOver(c, s)
+	return nil
 }
 
-// startStream answers 200 with the event-stream headers.
-func (h *Handler) startStream(c echo.Context, room string) *stream {
-	header := c.Response().Header()
+// handOver gives an opened stream its connection: the hijacked one over
+// HTTP/1.1, after writing the response head on it; otherwise (HTTP/2, a
+// test recorder) the handler serves the stream itself until it ends.
+func (h *Handler) handOver(c echo.Context, s *stream.Stream) {
+	res := c.Response()
+	setStreamHeaders(res.Header())
+	retry := sse.AppendRetry(nil, h.Retry.Milliseconds())
+	rc := http.NewResponseController(res)
+	if c.Request().ProtoMajor == 1 {
+		conn, _, err := rc.Hijack()
+		if err == nil {
+			// The response has no length: it ends when the connection
+			// closes, which the engine does when the stream ends.
+			res.Header().Set("Connection", "close")
+			var head bytes.Buffer
+			head.WriteString("HTTP/1.1 200 OK\r\n")
+			_ = res.Header().Write(&head)
+			head.WriteString("\r\n")
+			head.Write(retry)
+			// For the request log and metrics: the stream was answered.
+			res.Status, res.Committed, res.Size = http.StatusOK, true, int64(head.Len())
+			s.Attach(conn, head.Bytes())
+			return
+		}
+	}
+	res.WriteHeader(http.StatusOK)
+	s.Serve(c.Request().Context(), responseConn{res, rc}, retry)
+}
+
+// responseConn is a ResponseWriter as the engine's stream.Conn.
+type responseConn struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (w responseConn) SetWriteDeadline(t time.Time) error { return w.rc.SetWriteDeadline(t) }
+func (w responseConn) Flush() error                       { return w.rc.Flush() }
+
+func setStreamHeaders(header http.Header) {
 	header.Set(echo.HeaderContentType, "text/event-stream")
 	header.Set(echo.HeaderCacheControl, "no-cache")
 	header.Set("X-Accel-Buffering", "no")
-	c.Response().WriteHeader(http.StatusOK)
-	return &stream{h: h, w: c.Response(), rc: http.NewResponseController(c.Response()), room: room}
 }
 
 // refuseStream ends a stream that cannot start for a passing reason (Redis
@@ -92,8 +129,29 @@ func (h *Handler) startStream(c echo.Context, room string) *stream {
 // closes makes EventSource try again, where an error status would make it
 // give up for good.
 func (h *Handler) refuseStream(c echo.Context, why string) error {
-	h.startStream(c, "").close(retryJitter(h.Retry), why)
+	setStreamHeaders(c.Response().Header())
+	c.Response().WriteHeader(http.StatusOK)
+	_, _ = c.Response().Write(sse.AppendComment(sse.AppendRetry(nil, retryJitter(h.Retry)), why))
 	return nil
+}
+
+// goodbye is the last thing a stream ending for reason writes: when to
+// reconnect, and why it ends.
+func (h *Handler) goodbye(reason error) []byte {
+	switch {
+	case errors.Is(reason, broker.ErrSlow):
+		return sse.AppendComment(sse.AppendRetry(nil, h.Retry.Milliseconds()),
+			"disconnected: client too slow; reconnect with Last-Event-ID")
+	case errors.Is(reason, broker.ErrReset):
+		return sse.AppendComment(sse.AppendRetry(nil, retryJitter(h.Retry)),
+			"the room's history went back; reconnect with Last-Event-ID")
+	case errors.Is(reason, stream.ErrExpired):
+		return sse.AppendComment(nil, "token expired; reconnect with a new token")
+	case errors.Is(reason, broker.ErrClosed):
+		return sse.AppendComment(sse.AppendRetry(nil, retryJitter(h.Retry)), "server going away; reconnect")
+	default:
+		return sse.AppendComment(sse.AppendRetry(nil, retryJitter(h.Retry)), "interrupted; reconnect")
+	}
 }
 
 // resumePoint returns the position a stream resumes from: the Last-Event-ID
@@ -112,144 +170,6 @@ func resumePoint(r *http.Request) (*redisscripts.ID, error) {
 		return nil, errInvalidCursor
 	}
 	return &id, nil
-}
-
-// stream is one client's event stream: it writes each message after pos
-// exactly once, in order.
-type stream struct {
-	h    *Handler
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	room string
-	pos  redisscripts.ID // the last message the client has
-}
-
-// maxBatch bounds the messages written with one flush.
-const maxBatch = 64
-
-// deliverQueued writes m and the messages already queued behind it with one
-// flush: under load one system call carries many messages. A closed queue
-// is left for the caller to notice.
-func (s *stream) deliverQueued(ctx context.Context, m *broker.Message, queue <-chan *broker.Message) error {
-	s.setWriteDeadline()
-	for n := 1; ; n++ {
-		if err := s.deliver(ctx, m); err != nil {
-			return err
-		}
-		if n == maxBatch {
-			return s.flush()
-		}
-		select {
-		case next, ok := <-queue:
-			if !ok {
-				return s.flush()
-			}
-			m = next
-		default:
-			return s.flush()
-		}
-	}
-}
-
-// deliver writes a live message, unflushed, skipping those the client has
-// and reading history first if the message does not directly follow pos.
-func (s *stream) deliver(ctx context.Context, m *broker.Message) error {
-	if m.ID.Covered(s.pos) {
-		return nil
-	}
-	if !m.ID.Follows(s.pos) {
-		if err := s.catchUp(ctx); err != nil {
-			return err
-		}
-		if m.ID.Covered(s.pos) {
-			return nil
-		}
-	}
-	if _, err := s.w.Write(m.Frame); err != nil {
-		return err
-	}
-	s.pos = m.ID
-	return nil
-}
-
-// catchUp writes every retained message after pos, preceded by a reset
-// event if some of them are lost.
-func (s *stream) catchUp(ctx context.Context) error {
-	for {
-		page, err := s.h.Store.History(ctx, s.room, redisscripts.Query{
-			Direction: redisscripts.After, Cursor: s.pos, Limit: maxLimit,
-		})
-		if err != nil {
-			return err
-		}
-		var buf []byte
-		if page.Reset != nil {
-			if s.pos.Epoch != "" { // a stream that never had a message lost none
-				s.h.Metrics.Reset()
-				buf = sse.AppendEvent(buf, "", "reset", encodeReset(page.Reset))
-			}
-			// The position no longer exists: what the page holds starts
-			// afresh, whatever its sequence numbers.
-			s.pos = redisscripts.ID{}
-		}
-		for _, data := range page.Messages {
-			id, err := redisscripts.IDOf(data)
-			if err != nil {
-				return err
-			}
-			if id.Covered(s.pos) {
-				continue
-			}
-			buf = sse.AppendEvent(buf, id.String(), "message", data)
-			s.pos = id
-		}
-		if err := s.write(buf); err != nil {
-			return err
-		}
-		if !page.HasMore {
-			return nil
-		}
-	}
-}
-
-// write sends b and flushes it, within the per-write deadline.
-func (s *stream) write(b []byte) error {
-	s.setWriteDeadline()
-	if _, err := s.w.Write(b); err != nil {
-		return err
-	}
-	return s.flush()
-}
-
-// setWriteDeadline bounds the writes and the flush that follow: a client
-// that does not take them in time is cut off.
-func (s *stream) setWriteDeadline() {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.h.WriteTimeout))
-}
-
-func (s *stream) flush() error { return s.rc.Flush() }
-
-// ended tells the client why its subscription ended and closes the stream.
-func (s *stream) ended(reason error) {
-	switch {
-	case errors.Is(reason, broker.ErrSlow):
-		s.h.log.Warn("stream dropped: client too slow", "room", s.room)
-		s.close(s.h.Retry.Milliseconds(), "disconnected: client too slow; reconnect with Last-Event-ID")
-	case errors.Is(reason, broker.ErrReset):
-		s.close(retryJitter(s.h.Retry), "the room's history went back; reconnect with Last-Event-ID")
-	default:
-		s.close(retryJitter(s.h.Retry), "server going away; reconnect")
-	}
-}
-
-// end closes the stream after a failure on the server's side.
-func (s *stream) end(err error) {
-	s.h.log.Warn("stream ended", "room", s.room, "err", err)
-	s.close(retryJitter(s.h.Retry), "interrupted; reconnect")
-}
-
-func (s *stream) close(retry int64, why string) {
-	_ = s.write(sse.AppendComment(sse.AppendRetry(nil, retry), why))
 }
 
 // retryJitter spreads the reconnections of many clients over up to the

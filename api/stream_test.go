@@ -1,9 +1,13 @@
 package api_test
 
 import (
+	"bufio"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+
+	"roomcast/redisscripts"
 )
 
 func TestStreamDeliversPostedMessagesInOrder(t *testing.T) {
@@ -56,4 +60,45 @@ func TestStreamRejectsBadRoom(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("status = %d, want 400; body %s", resp.StatusCode, body)
 	}
+}
+
+// TestStreamOverHTTP2IsServedByItsHandler streams over HTTP/2, where the
+// connection cannot be handed to the engine: the handler serves the
+// stream itself, with the same history-then-live logic.
+func TestStreamOverHTTP2IsServedByItsHandler(t *testing.T) {
+	s := startServer(t, serverConfig{HTTP2: true})
+	first, err := s.Store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+"/rooms/r/stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Last-Event-ID", first.ID.String())
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("answer %s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "retry: ") {
+		t.Fatalf("stream began with %q, want a retry line", lines.Text())
+	}
+	second, err := s.Store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "two"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		if line := lines.Text(); strings.HasPrefix(line, "id: ") {
+			if line != "id: "+second.ID.String() {
+				t.Fatalf("first message streamed %q, want the one after Last-Event-ID", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("stream ended: %v", lines.Err())
 }

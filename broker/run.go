@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,7 +53,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			return nil
 		}
 		connected = true
-		h.setHealth(fmt.Errorf("%w: %w", ErrNotReady, err))
+		h.ReportHealth("", fmt.Errorf("%w: %w", ErrNotReady, err))
 		h.log.Warn("redis subscription lost; reconnecting", "err", err)
 		if !backoff.wait(ctx) {
 			return nil
@@ -66,18 +67,26 @@ func (h *Hub) shutdown(cancel context.CancelFunc) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
-	h.healthy = fmt.Errorf("%w: %w", ErrNotReady, ErrClosed)
-	for _, r := range h.rooms {
-		for s := range r.subs {
-			h.dropLocked(s, ErrClosed)
+	h.health = map[string]error{"": fmt.Errorf("%w: %w", ErrNotReady, ErrClosed)}
+	for name, r := range h.rooms {
+		for l := range r.subs {
+			h.dropLocked(name, l, ErrClosed)
 		}
 	}
 }
 
-func (h *Hub) setHealth(err error) {
+// ReportHealth records whether the named subscription receives (err nil)
+// or not; Ready is nil only while every reported subscription receives.
+// The hub's own PSUBSCRIBE reports as "". The first nil report ends
+// WaitStarted. A subscription that goes away reports nil last.
+func (h *Hub) ReportHealth(subscription string, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.healthy = err
+	if err == nil {
+		delete(h.health, subscription)
+	} else {
+		h.health[subscription] = err
+	}
 	if err == nil && !h.everHealthy {
 		h.everHealthy = true
 		close(h.started)
@@ -95,14 +104,14 @@ func (h *Hub) session(ctx context.Context, resumed bool, backoff *backoff) error
 	if err := h.awaitSubscribed(ctx, ps); err != nil {
 		return err
 	}
-	h.setHealth(nil)
+	h.ReportHealth("", nil)
 	backoff.reset()
 	if resumed {
 		h.mu.Lock()
 		h.stats.Reconnects++
 		h.mu.Unlock()
 		h.log.Info("redis subscription restored; repairing rooms from history")
-		h.checkRooms(ctx)
+		h.checkRooms(ctx, nil)
 	}
 
 	var probeSent time.Time // zero while no probe is outstanding
@@ -122,7 +131,7 @@ func (h *Hub) session(ctx context.Context, resumed bool, backoff *backoff) error
 		}
 		probeSent = time.Time{}
 		if m, ok := msg.(*redis.Message); ok {
-			h.receive(ctx, m)
+			h.Receive(ctx, m.Channel, m.Payload)
 		}
 	}
 }
@@ -147,15 +156,36 @@ func (h *Hub) publishProbe(ctx context.Context) error {
 	return nil
 }
 
-// receive turns a Pub/Sub message into a Message and dispatches it.
-func (h *Hub) receive(ctx context.Context, pm *redis.Message) {
-	name, ok := h.opts.Keys.RoomFromChannel(pm.Channel)
+// receive is Receive for a go-redis message.
+func (h *Hub) receive(ctx context.Context, pm *redis.Message) { h.Receive(ctx, pm.Channel, pm.Payload) }
+
+// Receive takes one Pub/Sub message of this deployment: the entry point of
+// every subscription (the hub's PSUBSCRIBE, or per-room subscriptions). A
+// payload starting with '{' is a stored message; one starting with '!' is
+// an ephemeral event "!<name>\n<json>". Probes and malformed payloads are
+// ignored. It never blocks on a listener; call it from one goroutine per
+// subscription.
+func (h *Hub) Receive(ctx context.Context, channel, payload string) {
+	name, ok := h.opts.Keys.RoomOf(channel)
 	if !ok {
 		return // a probe, ours or another hub's
 	}
-	m, err := h.newMessage(name, []byte(pm.Payload))
+	if strings.HasPrefix(payload, "!") {
+		event, data, ok := strings.Cut(payload[1:], "\n")
+		if !ok || event == "" {
+			h.log.Warn("ignoring malformed event", "channel", channel)
+			return
+		}
+		m := &Message{Room: name, Event: event, Data: []byte(data)}
+		if h.opts.Encode != nil {
+			m.Frame = h.opts.Encode(m)
+		}
+		h.dispatch(ctx, m)
+		return
+	}
+	m, err := h.newMessage(name, []byte(payload))
 	if err != nil {
-		h.log.Warn("ignoring malformed message", "channel", pm.Channel, "err", err)
+		h.log.Warn("ignoring malformed message", "channel", channel, "err", err)
 		return
 	}
 	h.dispatch(ctx, m)
@@ -170,30 +200,47 @@ func (h *Hub) checkPeriodically(ctx context.Context) {
 		select {
 		case <-t.C:
 			if h.Ready() == nil {
-				h.checkRooms(ctx)
+				h.checkRooms(ctx, nil)
 			}
 		case <-h.checkNow:
-			h.checkRooms(ctx)
+			h.checkRooms(ctx, nil)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// checkRooms compares the position of every room with local subscribers
+// Recheck compares the given rooms' positions with Redis and repairs those
+// behind, as after a reconnect: the seam for a subscription that lost and
+// regained some rooms (a shard's connection). Rooms without local
+// listeners are ignored. It blocks for one Redis read.
+func (h *Hub) Recheck(ctx context.Context, rooms []string) {
+	h.checkRooms(ctx, rooms)
+}
+
+// checkRooms compares the position of every room (or of only) with local subscribers
 // against Redis: the only way to notice a message lost in a room that stays
 // quiet afterwards. A room behind Redis is repaired. A room that Redis no
 // longer knows (expired, lost) waits for its next epoch. A room whose
 // sequence went back within its epoch (a failover lost writes) drops its
 // subscribers with ErrReset, so that they resume and are told.
-func (h *Hub) checkRooms(ctx context.Context) {
+func (h *Hub) checkRooms(ctx context.Context, only []string) {
 	h.mu.Lock()
 	names := make([]string, 0, len(h.rooms))
 	before := make([]redisscripts.ID, 0, len(h.rooms)) // what each room had before the read
-	for name, r := range h.rooms {
-		if !r.busy {
+	add := func(name string, r *room) {
+		if r != nil && !r.busy {
 			names = append(names, name)
 			before = append(before, r.last)
+		}
+	}
+	if only == nil {
+		for name, r := range h.rooms {
+			add(name, r)
+		}
+	} else {
+		for _, name := range only {
+			add(name, h.rooms[name])
 		}
 	}
 	h.mu.Unlock()
@@ -207,6 +254,17 @@ func (h *Hub) checkRooms(ctx context.Context) {
 		h.log.Warn("checking room positions", "err", err)
 		return
 	}
+	type wentBack struct {
+		room            string
+		delivered, seen redisscripts.ID
+	}
+	var back []wentBack
+	defer func() {
+		for _, b := range back { // logged once the lock is released
+			h.log.Warn("room sequence went back: Redis lost acknowledged writes", "room", b.room,
+				"delivered", b.delivered.String(), "redis", b.seen.String())
+		}
+	}()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i, name := range names {
@@ -217,11 +275,12 @@ func (h *Hub) checkRooms(ctx context.Context) {
 		case inRedis == r.last:
 		case inRedis.Epoch == "":
 			r.last = redisscripts.ID{} // its next message starts a new epoch
+			r.ring.clear()
 		case inRedis.Epoch == r.last.Epoch && inRedis.Seq < r.last.Seq:
-			h.log.Warn("room sequence went back: Redis lost acknowledged writes", "room", name,
-				"delivered", r.last.String(), "redis", inRedis.String())
-			for s := range r.subs {
-				h.dropLocked(s, ErrReset)
+			back = append(back, wentBack{name, r.last, inRedis})
+			r.ring.clear()
+			for l := range r.subs {
+				h.dropLocked(name, l, ErrReset)
 			}
 		default: // behind Redis, or Redis has another epoch
 			h.startRepairLocked(ctx, name, r)

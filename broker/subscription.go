@@ -1,13 +1,15 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"sync"
 
 	"roomcast/redisscripts"
 )
 
-// Reasons a Subscription's channel is closed, reported by Err.
+// Reasons a Subscription's channel is closed, reported by Err, and reasons
+// passed to Listener.Dropped.
 var (
 	// ErrClosed means the hub is shutting down.
 	ErrClosed = errors.New("broker closed")
@@ -20,9 +22,11 @@ var (
 	ErrReset = errors.New("room state went back")
 )
 
-// Subscription receives the messages of one room, in order, from the moment
-// it was created. The hub closes C when it drops the subscription; Err then
-// tells why.
+// Subscription receives the stored messages of one room over a channel, in
+// order, from the moment it was created; it skips ephemeral events. The hub
+// closes C when it drops the subscription; Err then tells why. It is the
+// channel-shaped Listener, for callers that want one goroutine per
+// subscriber; the stream engine listens without one.
 type Subscription struct {
 	hub   *Hub
 	room  string
@@ -30,7 +34,45 @@ type Subscription struct {
 	ch    chan *Message
 
 	once sync.Once
-	err  error // written under hub.mu before ch is closed
+	mu   sync.Mutex
+	err  error // set before ch is closed
+}
+
+var _ Listener = (*Subscription)(nil)
+
+// Subscribe starts a subscription to room. The first subscriber of a room
+// in this process reads the room's position from Redis, so Subscribe can
+// fail with redisscripts.ErrUnavailable; it returns ErrClosed once the hub
+// has stopped. The caller must Close the subscription.
+func (h *Hub) Subscribe(ctx context.Context, name string) (*Subscription, error) {
+	sub := &Subscription{hub: h, room: name, ch: make(chan *Message, h.opts.Buffer)}
+	start, err := h.Listen(ctx, name, sub)
+	if err != nil {
+		return nil, err
+	}
+	sub.start = start
+	return sub, nil
+}
+
+// Deliver queues m without blocking; false when the queue is full.
+func (s *Subscription) Deliver(m *Message) bool {
+	if m.Ephemeral() {
+		return true
+	}
+	select {
+	case s.ch <- m:
+		return true
+	default:
+		return false
+	}
+}
+
+// Dropped closes C with reason err.
+func (s *Subscription) Dropped(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+	close(s.ch)
 }
 
 // C delivers the room's messages, each directly following the one before
@@ -43,8 +85,8 @@ func (s *Subscription) Start() redisscripts.ID { return s.start }
 
 // Err tells why C was closed; it is nil while C is open.
 func (s *Subscription) Err() error {
-	s.hub.mu.Lock()
-	defer s.hub.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.err
 }
 
@@ -52,8 +94,8 @@ func (s *Subscription) Err() error {
 // any goroutine.
 func (s *Subscription) Close() {
 	s.once.Do(func() {
-		s.hub.mu.Lock()
-		defer s.hub.mu.Unlock()
-		s.hub.dropLocked(s, ErrUnsubscribed)
+		if s.hub.Unlisten(s.room, s) {
+			s.Dropped(ErrUnsubscribed)
+		}
 	})
 }

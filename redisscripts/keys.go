@@ -57,6 +57,28 @@ func (k Keys) RoomFromChannel(channel string) (string, bool) {
 	return room, ok && ValidRoom(room)
 }
 
+// RoomOf is RoomFromChannel without allocating or a regular expression:
+// it runs once per received message.
+func (k Keys) RoomOf(channel string) (string, bool) {
+	const room = "room:"
+	n := len(k.prefix) + len(room)
+	if len(channel) <= n || channel[:len(k.prefix)] != k.prefix || channel[len(k.prefix):n] != room {
+		return "", false
+	}
+	name := channel[n:]
+	if len(name) > 128 {
+		return "", false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return "", false
+		}
+	}
+	return name, true
+}
+
 func globEscape(s string) string {
 	var b strings.Builder
 	for _, r := range s {

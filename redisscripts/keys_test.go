@@ -78,3 +78,25 @@ func TestPatternMatchesOnlyItsDeployment(t *testing.T) {
 	}
 	var _ redis.UniversalClient = rdb
 }
+
+// TestRoomOfMatchesRoomFromChannel holds the allocation-free RoomOf to the
+// definition of a room channel, and to allocating nothing.
+func TestRoomOfMatchesRoomFromChannel(t *testing.T) {
+	for _, prefix := range []string{"", "roomcast:", "a*b:"} {
+		k := NewKeys(prefix)
+		for _, channel := range []string{
+			k.Channel("lobby"), k.Channel("a.b_c-D9"), k.Channel(strings.Repeat("x", 128)), k.Channel(strings.Repeat("x", 129)),
+			k.ProbeChannel("p1"), k.Channel(""), k.Channel("a b"), k.Channel("é"), prefix + "room", prefix, "other:room:x", "",
+		} {
+			wantRoom, wantOK := k.RoomFromChannel(channel)
+			gotRoom, gotOK := k.RoomOf(channel)
+			if gotOK != wantOK || (wantOK && gotRoom != wantRoom) {
+				t.Fatalf("RoomOf(%q) = %q, %v; want %q, %v", channel, gotRoom, gotOK, wantRoom, wantOK)
+			}
+		}
+		channel := k.Channel("lobby")
+		if n := testing.AllocsPerRun(100, func() { k.RoomOf(channel) }); n != 0 {
+			t.Fatalf("RoomOf allocates %v times, want 0", n)
+		}
+	}
+}

@@ -88,6 +88,8 @@ func (m *Metrics) ObserveHub(stats func() broker.Stats) {
 		counter("roomcast_slow_client_drops_total", "Subscribers dropped because their queue was full.", func(s broker.Stats) uint64 { return s.SlowDrops }),
 		counter("roomcast_gap_repairs_total", "Delivery gaps repaired from history.", func(s broker.Stats) uint64 { return s.Repairs }),
 		counter("roomcast_redis_resubscribes_total", "Times the shared Redis subscription was re-established.", func(s broker.Stats) uint64 { return s.Reconnects }),
+		counter("roomcast_catchup_ring_hits_total", "Stream catch-ups served from a room's ring of recent messages, without Redis.", func(s broker.Stats) uint64 { return s.RingHits }),
+		counter("roomcast_catchup_history_reads_total", "History pages read from Redis for catch-ups and repairs; concurrent reads of one page count once.", func(s broker.Stats) uint64 { return s.HistoryHits }),
 	)
 }
 

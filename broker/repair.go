@@ -1,0 +1,178 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+
+	"roomcast/redisscripts"
+)
+
+// Page is a run of a room's stored messages after a position, as Since
+// returns it. Its messages are shared with other readers: read-only.
+type Page struct {
+	Messages []*Message
+	// Reset is set when the position asked for is no longer in the room's
+	// history: the messages then start afresh.
+	Reset   *redisscripts.Reset
+	HasMore bool
+}
+
+// pageLimit is the number of messages of one history read.
+const pageLimit = 200
+
+// Since returns room's stored messages after from: from the room's ring
+// when it holds them, else from Redis, where concurrent reads of the same
+// (room, from) share one round trip. It is the only reader of history for
+// catch-ups and repairs.
+func (h *Hub) Since(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
+	h.mu.Lock()
+	if r := h.rooms[name]; r != nil {
+		if msgs, ok := r.ring.after(from, r.last); ok {
+			h.stats.RingHits++
+			h.mu.Unlock()
+			return Page{Messages: msgs}, nil
+		}
+	}
+	h.mu.Unlock()
+	return h.readAfter(ctx, name, from)
+}
+
+// readAfter reads one page of room's history after from, coalescing
+// concurrent reads of the same page.
+func (h *Hub) readAfter(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
+	key := name + "\x00" + from.String()
+	ch := h.reads.DoChan(key, func() (any, error) {
+		h.mu.Lock()
+		h.stats.HistoryHits++
+		h.mu.Unlock()
+		// Shared by every caller: no single caller's cancellation ends it.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.Timeout)
+		defer cancel()
+		return h.readPage(ctx, name, from)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return Page{}, res.Err
+		}
+		return res.Val.(Page), nil
+	case <-ctx.Done():
+		return Page{}, ctx.Err()
+	}
+}
+
+func (h *Hub) readPage(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
+	page, err := h.opts.History.History(ctx, name, redisscripts.Query{
+		Direction: redisscripts.After, Cursor: from, Limit: pageLimit,
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	out := Page{HasMore: page.HasMore, Reset: page.Reset, Messages: make([]*Message, 0, len(page.Messages))}
+	for _, data := range page.Messages {
+		m, err := h.newMessage(name, data)
+		if err != nil {
+			return Page{}, err
+		}
+		out.Messages = append(out.Messages, m)
+	}
+	return out, nil
+}
+
+func (h *Hub) newMessage(room string, data []byte) (*Message, error) {
+	id, err := redisscripts.IDOf(data)
+	if err != nil {
+		return nil, fmt.Errorf("message in room %q: %w", room, err)
+	}
+	m := &Message{Room: room, ID: id, Data: data}
+	if h.opts.Encode != nil {
+		m.Frame = h.opts.Encode(m)
+	}
+	return m, nil
+}
+
+// startRepairLocked marks r busy and reads the messages it missed from
+// history in the background.
+func (h *Hub) startRepairLocked(ctx context.Context, name string, r *room) {
+	if r.busy {
+		return
+	}
+	r.busy = true
+	h.stats.Repairs++
+	h.repairs.Add(1)
+	go func() {
+		defer h.repairs.Done()
+		h.repair(ctx, name, r)
+	}()
+}
+
+// repair reads room history after r.last and delivers it until r's pending
+// live messages continue the sequence. It retries until ctx ends or the room
+// loses its last listener. At most MaxRepairs reads run at once, so that a
+// resubscribe that repairs every room cannot flood Redis.
+func (h *Hub) repair(ctx context.Context, name string, r *room) {
+	backoff := newBackoff()
+	for {
+		h.mu.Lock()
+		if h.rooms[name] != r {
+			h.mu.Unlock()
+			return
+		}
+		from := r.last
+		h.mu.Unlock()
+
+		select {
+		case h.repairQ <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		page, err := h.readAfter(ctx, name, from) // the ring only has what was delivered
+		<-h.repairQ
+		if err != nil {
+			h.log.Warn("repairing room from history", "room", name, "err", err)
+			if !backoff.wait(ctx) {
+				return
+			}
+			continue
+		}
+		backoff.reset()
+
+		slow, done, dropped := h.applyRepair(name, r, from, page)
+		h.logSlow(name, slow)
+		if dropped > 0 {
+			h.log.Warn("dropping live messages that history cannot connect", "room", name, "pending", dropped)
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// applyRepair delivers a page read by repair and reports whether the room
+// is whole again.
+func (h *Hub) applyRepair(name string, r *room, from redisscripts.ID, page Page) (slow int, done bool, dropped int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rooms[name] != r {
+		return 0, true, 0
+	}
+	for _, m := range page.Messages {
+		if !m.ID.Covered(r.last) {
+			slow += h.deliverLocked(name, r, m)
+		}
+	}
+	if page.HasMore {
+		return slow, false, 0
+	}
+	s, done := h.flushPendingLocked(name, r)
+	slow += s
+	if !done && r.last == from {
+		// History has nothing that leads to what is pending: Redis lost
+		// it, or it belongs to a state Redis no longer has. Reading
+		// again would spin; the next message or check repairs anew.
+		dropped = len(r.pending)
+		r.pending, r.busy = nil, false
+		done = true
+	}
+	return slow, done, dropped
+}
