@@ -65,7 +65,7 @@ func (h *Handler) authorize(need access, stream bool) echo.MiddlewareFunc {
 				h.log.Debug("token rejected", "path", c.Request().URL.Path, "err", err)
 				return unauthorized(c, typeUnauthorized, "invalid_token", "the token is invalid")
 			}
-			room := c.Param("room")
+			room := pathRoom(c)
 			if need == writeAccess && !claims.Rooms.CanWrite(room) {
 				return forbidden(c, "the token does not allow posting to this room")
 			}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -130,12 +131,20 @@ func (c *Contract) check(ctx context.Context, ex exchange) error {
 // routed as a space, which the room id pattern rejects just the same.
 func (c *Contract) route(req *http.Request) (*routers.Route, map[string]string, error) {
 	route, params, err := c.router.FindRoute(req)
-	if !errors.Is(err, routers.ErrPathNotFound) || !strings.Contains(req.URL.Path, "//") {
-		return route, params, err
+	if errors.Is(err, routers.ErrPathNotFound) && strings.Contains(req.URL.Path, "//") {
+		alt := req.Clone(req.Context())
+		alt.URL.Path, alt.URL.RawPath = strings.ReplaceAll(req.URL.Path, "//", "/ /"), ""
+		route, params, err = c.router.FindRoute(alt)
 	}
-	alt := req.Clone(req.Context())
-	alt.URL.Path, alt.URL.RawPath = strings.ReplaceAll(req.URL.Path, "//", "/ /"), ""
-	return c.router.FindRoute(alt)
+	// The router matches the escaped path and leaves path parameters
+	// escaped; their values, which the schemas describe, are the decoded
+	// ones (RFC 3986: %61 is "a").
+	for name, value := range params {
+		if decoded, uerr := url.PathUnescape(value); uerr == nil {
+			params[name] = decoded
+		}
+	}
+	return route, params, err
 }
 
 // checkUnlisted checks the answer to a path or method that the spec does
