@@ -59,7 +59,9 @@ func (h *Handler) postMessage(c echo.Context) error {
 	if posted.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	return c.Blob(http.StatusCreated, echo.MIMEApplicationJSON, posted.JSON)
+	// The stored bytes plus a newline, like every JSON answer (a copy:
+	// posted.JSON may be shared).
+	return c.Blob(http.StatusCreated, echo.MIMEApplicationJSON, append(posted.JSON[:len(posted.JSON):len(posted.JSON)], '\n'))
 }
 
 // maxBodyBytes is the largest body that can hold a message of
@@ -312,8 +314,8 @@ func historyQuery(c echo.Context) (redisscripts.Query, error) {
 var errInvalidCursor = badRequest(typeInvalidCursor, "Invalid cursor",
 	"a cursor is the id of a message, as returned by this API")
 
-// encodePage writes a history page; the messages are copied byte for byte
-// as stored.
+// encodePage writes a history page, ended by a newline like every JSON
+// answer; the messages are copied byte for byte as stored.
 func encodePage(page redisscripts.Page) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"messages":[`)
@@ -329,7 +331,7 @@ func encodePage(page redisscripts.Page) []byte {
 		b.WriteString(`,"reset":`)
 		b.Write(encodeReset(page.Reset))
 	}
-	b.WriteByte('}')
+	b.WriteString("}\n")
 	return b.Bytes()
 }
 

@@ -75,6 +75,10 @@ func (h *Handler) limitStreams() echo.MiddlewareFunc {
 				h.log.Warn("stream refused: MAX_STREAMS reached", "max", maxTotal)
 				return h.refuseStream(c, "server busy, retry shortly")
 			} else if err != nil {
+				var p *Problem
+				if errors.As(err, &p) {
+					p.retryAfter = max(1, ceilSeconds(h.Retry)) // as long as a stream's own retry delay
+				}
 				return err
 			}
 			defer counter.release(key)

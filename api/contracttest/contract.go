@@ -69,9 +69,9 @@ func newContract(path string) (*Contract, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route %s: %w", path, err)
 	}
-	// The chat page's files are text (the SVG too) that kin-openapi has no
-	// decoder for; the spec describes each as a string.
-	for _, mediaType := range []string{"text/html", "text/javascript", "text/css", "image/svg+xml"} {
+	// The chat page's files are text (the SVG too), and the spec is YAML
+	// text; the spec describes each as a string.
+	for _, mediaType := range []string{"text/html", "text/javascript", "text/css", "image/svg+xml", "application/yaml"} {
 		openapi3filter.RegisterBodyDecoder(mediaType, openapi3filter.PlainBodyDecoder)
 	}
 	return &Contract{doc: doc, router: router}, nil
@@ -174,8 +174,25 @@ func validateResponse(ctx context.Context, in *openapi3filter.RequestValidationI
 		Body:                   io.NopCloser(bytes.NewReader(ex.respBody)),
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: ex.stream},
 	})
+	if err == nil {
+		err = checkFinalNewline(ex)
+	}
 	if err != nil {
 		return fmt.Errorf("%s answered %d: %s", in.Route.Operation.OperationID, ex.resp.StatusCode, brief(err))
+	}
+	return nil
+}
+
+// checkFinalNewline fails a JSON answer whose body does not end with a
+// newline: roomcast ends every JSON answer with one, so that a terminal
+// shows curl's output on lines of its own.
+func checkFinalNewline(ex exchange) error {
+	mediaType, _, _ := mime.ParseMediaType(ex.resp.Header.Get("Content-Type"))
+	if mediaType != "application/json" && !strings.HasSuffix(mediaType, "+json") || len(ex.respBody) == 0 {
+		return nil
+	}
+	if ex.respBody[len(ex.respBody)-1] != '\n' {
+		return errors.New("the JSON answer does not end with a newline")
 	}
 	return nil
 }
