@@ -93,7 +93,8 @@ const maxEventBytes = 1 << 20
 // (such as "http://localhost:8080") to handle, one at a time and in order.
 // When the connection ends (the server restarts, shuts down, drops a slow
 // client, or the network fails) it reconnects after the delay that the
-// server's `retry:` advised, growing while reconnections fail, and resumes
+// server's `retry:` advised (±10%, so that clients spread out), growing
+// while reconnections fail, and resumes
 // with Last-Event-ID after the last message it handed over, so handle sees
 // every message once, or a reset event where messages were lost.
 //
