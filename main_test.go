@@ -130,7 +130,7 @@ func (in *instance) postMessage(t *testing.T, room, text string) []byte {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST to %s: %d %s", room, resp.StatusCode, data)
 	}
-	return data
+	return bytes.TrimSuffix(data, []byte("\n")) // the stored JSON, without the answer's final newline
 }
 
 // lineStream reads an event stream line by line on a goroutine.
@@ -228,7 +228,7 @@ func checkServes(t *testing.T, in *instance) {
 	stream.want(t, "data: "+string(posted))
 
 	resp, body := in.request(t, http.MethodGet, "/rooms/lobby/messages", "")
-	if want := `{"messages":[` + string(posted) + `],"has_more":false}`; resp.StatusCode != http.StatusOK || string(body) != want {
+	if want := `{"messages":[` + string(posted) + "],\"has_more\":false}\n"; resp.StatusCode != http.StatusOK || string(body) != want {
 		t.Fatalf("history = %d %s, want %s", resp.StatusCode, body, want)
 	}
 	for _, path := range []string{"/healthz", "/readyz", "/openapi.yaml"} {

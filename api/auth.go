@@ -74,7 +74,7 @@ func (h *Handler) checkToken(c echo.Context, need access, stream bool) error {
 		h.log.Debug("token rejected", "path", c.Request().URL.Path, "err", err)
 		return unauthorized(c, typeUnauthorized, "invalid_token", "the token is invalid")
 	}
-	room := c.Param("room")
+	room := pathRoom(c)
 	if need == writeAccess && !claims.Rooms.CanWrite(room) {
 		return forbidden(c, "the token does not allow posting to this room")
 	}

@@ -33,9 +33,14 @@ func TestContractRejectsViolations(t *testing.T) {
 		wantErr      string // "" for an exchange the spec allows
 	}{
 		{name: "valid post", method: http.MethodPost, path: "/rooms/r/messages", body: `{"text":"hi"}`,
-			answer: reply(http.StatusCreated, json, msg)},
+			answer: reply(http.StatusCreated, json, msg+"\n")},
 		{name: "valid unlisted path", method: http.MethodGet, path: "/nope",
-			answer: reply(http.StatusNotFound, problem, `{"type":"urn:roomcast:problem:not-found","title":"Not Found","status":404}`)},
+			answer: reply(http.StatusNotFound, problem, `{"type":"urn:roomcast:problem:not-found","title":"Not Found","status":404}`+"\n")},
+		{name: "JSON without a final newline", method: http.MethodPost, path: "/rooms/r/messages", body: `{"text":"hi"}`,
+			answer: reply(http.StatusCreated, json, msg), wantErr: "does not end with a newline"},
+		{name: "problem without a final newline", method: http.MethodGet, path: "/nope",
+			answer:  reply(http.StatusNotFound, problem, `{"type":"urn:roomcast:problem:not-found","title":"Not Found","status":404}`),
+			wantErr: "does not end with a newline"},
 		{name: "valid OPTIONS", method: http.MethodOptions, path: "/healthz",
 			answer: reply(http.StatusNoContent, "", "", "Allow", "OPTIONS, GET")},
 		{name: "undocumented status", method: http.MethodPost, path: "/rooms/r/messages", body: `{"text":"hi"}`,

@@ -54,6 +54,10 @@ func FuzzDecodePost(f *testing.F) {
 		if post.User != "" && !validUser(post.User) {
 			t.Fatalf("decodePost(%q) accepted user %q", body, post.User)
 		}
+		if strings.ContainsRune(post.Text+post.User, utf8.RuneError) && !bytes.ContainsRune(body, utf8.RuneError) &&
+			!bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) {
+			t.Fatalf("decodePost(%q) made up a U+FFFD: text %q, user %q", body, post.Text, post.User)
+		}
 		again, _ := json.Marshal(map[string]string{"text": post.Text, "user": post.User})
 		if post.User == "" {
 			again, _ = json.Marshal(map[string]string{"text": post.Text})

@@ -151,7 +151,7 @@ func TestHistoryOfUnknownRoomIsEmpty(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status = %d, want 200; body %s", resp.StatusCode, body)
 	}
-	if got, want := string(body), `{"messages":[],"has_more":false}`; got != want {
+	if got, want := string(body), "{\"messages\":[],\"has_more\":false}\n"; got != want {
 		t.Fatalf("body = %s, want %s", got, want)
 	}
 	for _, q := range []string{"?before=abc-5", "?limit=3"} {

@@ -124,6 +124,7 @@ func hostileInputs() []hostile {
 		{input: "Field name in other case", request: "`POST`, body `{\"TEXT\":\"x\"}`", send: postBody("r", `{"TEXT":"x"}`), status: 400, problem: "invalid-body"},
 		{input: "Two JSON objects", request: "`POST`, body `{\"text\":\"a\"}{\"text\":\"b\"}`", send: postBody("r", `{"text":"a"}{"text":"b"}`), status: 400, problem: "invalid-body"},
 		{input: "Invalid UTF-8", request: "`POST`, body with byte 0xFF in the text", send: postBody("r", "{\"text\":\"\xff\"}"), status: 400, problem: "invalid-body"},
+		{input: "Lone UTF-16 surrogate", request: "`POST`, body `{\"text\":\"\\ud800\"}`", send: postBody("r", `{"text":"\ud800"}`), status: 400, problem: "invalid-body"},
 		{input: "JSON nested 10 000 deep", request: "`POST`, body `{\"text\":[[[[…]]]]}`", send: postBody("r", `{"text":`+strings.Repeat("[", 10000)+strings.Repeat("]", 10000)+`}`), status: 400, problem: "invalid-body"},
 		{input: "Text one byte over MAX_MESSAGE_BYTES", request: "`POST`, 4097-byte text", send: postBody("r", `{"text":"`+strings.Repeat("x", 4097)+`"}`), status: 400, problem: "invalid-body"},
 		{input: "`user` with a line break", request: "`POST`, body `{\"text\":\"x\",\"user\":\"a\\nb\"}`", send: postBody("r", `{"text":"x","user":"a\nb"}`), status: 400, problem: "invalid-body"},

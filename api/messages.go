@@ -8,8 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -57,7 +59,9 @@ func (h *Handler) postMessage(c echo.Context) error {
 	if posted.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	return c.Blob(http.StatusCreated, echo.MIMEApplicationJSON, posted.JSON)
+	// The stored bytes plus a newline, like every JSON answer (a copy:
+	// posted.JSON may be shared).
+	return c.Blob(http.StatusCreated, echo.MIMEApplicationJSON, append(posted.JSON[:len(posted.JSON):len(posted.JSON)], '\n'))
 }
 
 // maxBodyBytes is the largest body that can hold a message of
@@ -65,11 +69,29 @@ func (h *Handler) postMessage(c echo.Context) error {
 func (h *Handler) maxBodyBytes() int64 { return int64(h.MaxMessageBytes)*6 + 1024 }
 
 func roomParam(c echo.Context) (string, error) {
-	room := c.Param("room")
+	room := pathRoom(c)
 	if !redisscripts.ValidRoom(room) {
 		return "", errInvalidRoom
 	}
 	return room, nil
+}
+
+// pathRoom is the :room of the request's path, percent-decoded once, so
+// that /rooms/%61bc is the room abc. Echo routes on the escaped path, and
+// leaves its parameters escaped, when the request's path has escapes that
+// plain encoding would not make (url.URL.RawPath); otherwise the parameter
+// is decoded already. An escaped "/" decodes into a "/", which no room id
+// holds. It is "" when the parameter does not decode.
+func pathRoom(c echo.Context) string {
+	room := c.Param("room")
+	if c.Request().URL.RawPath == "" {
+		return room
+	}
+	decoded, err := url.PathUnescape(room)
+	if err != nil {
+		return ""
+	}
+	return decoded
 }
 
 func requireJSON(r *http.Request) error {
@@ -133,6 +155,9 @@ func decodePost(body []byte, maxText int) (redisscripts.Post, error) {
 		if err := json.Unmarshal(value, dst); err != nil || *dst == nil {
 			return redisscripts.Post{}, invalid(fmt.Sprintf("%q must be a string", name))
 		}
+		if loneSurrogate(value) {
+			return redisscripts.Post{}, invalid(fmt.Sprintf("%q escapes half of a UTF-16 surrogate pair, which is not a character", name))
+		}
 	}
 	switch {
 	case in.Text == nil:
@@ -150,6 +175,44 @@ func decodePost(body []byte, maxText int) (redisscripts.Post, error) {
 		}
 	}
 	return redisscripts.Post{User: user, Text: *in.Text}, nil
+}
+
+// loneSurrogate reports whether a JSON string literal, already checked to
+// be valid JSON, escapes a UTF-16 surrogate that is not half of a pair
+// ("\ud800"). encoding/json would turn it into U+FFFD silently, changing
+// what was posted.
+func loneSurrogate(literal []byte) bool {
+	for i := 0; i < len(literal); i++ {
+		if literal[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character; a "\\" is skipped whole
+		r, ok := escapedUnit(literal, i)
+		if !ok {
+			continue
+		}
+		i += 4
+		switch {
+		case utf16.IsSurrogate(r) && r >= 0xdc00:
+			return true // a low surrogate with no high one before it
+		case utf16.IsSurrogate(r):
+			low, ok := escapedUnit(literal, i+2)
+			if i+1 >= len(literal) || literal[i+1] != '\\' || !ok || low < 0xdc00 || !utf16.IsSurrogate(low) {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+// escapedUnit is the UTF-16 code unit of the escape "uXXXX" at literal[i:].
+func escapedUnit(literal []byte, i int) (rune, bool) {
+	if i+5 > len(literal) || literal[i] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(literal[i+1:i+5]), 16, 16)
+	return rune(n), err == nil
 }
 
 // jsonErrorDetail describes a decoding error without echoing input back.
@@ -251,8 +314,8 @@ func historyQuery(c echo.Context) (redisscripts.Query, error) {
 var errInvalidCursor = badRequest(typeInvalidCursor, "Invalid cursor",
 	"a cursor is the id of a message, as returned by this API")
 
-// encodePage writes a history page; the messages are copied byte for byte
-// as stored.
+// encodePage writes a history page, ended by a newline like every JSON
+// answer; the messages are copied byte for byte as stored.
 func encodePage(page redisscripts.Page) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"messages":[`)
@@ -268,7 +331,7 @@ func encodePage(page redisscripts.Page) []byte {
 		b.WriteString(`,"reset":`)
 		b.Write(encodeReset(page.Reset))
 	}
-	b.WriteByte('}')
+	b.WriteString("}\n")
 	return b.Bytes()
 }
 

@@ -86,8 +86,8 @@ func TestPostReturnsStoredMessage(t *testing.T) {
 	if d := time.Since(at); d < -5*time.Second || d > 5*time.Second {
 		t.Fatalf("time %v is %v away from now", at, d)
 	}
-	if bytes.ContainsAny(body, "\r\n") {
-		t.Fatalf("message JSON %q spans lines", body)
+	if line, ok := bytes.CutSuffix(body, []byte("\n")); !ok || bytes.ContainsAny(line, "\r\n") {
+		t.Fatalf("answer %q is not one line of JSON ended by a newline", body)
 	}
 
 	second := s.post(t, "lobby", "again")
@@ -129,7 +129,7 @@ func TestMessageBytesAreIdentical(t *testing.T) {
 		if err := json.Unmarshal(got, &m); err != nil || m.Text != text {
 			t.Fatalf("post %q stored %s (%v)", text, got, err)
 		}
-		posted = append(posted, got)
+		posted = append(posted, bytes.TrimSuffix(got, []byte("\n"))) // the answer's final newline is not stored
 	}
 	stored, _ := s.history(t, "r", "?limit=200")
 	if len(stored) != len(posted) {
@@ -193,6 +193,14 @@ func TestPostBadBody(t *testing.T) {
 		{name: "user DEL", body: `{"text":"a","user":"a\u007fb"}`},
 		{name: "user bidi override", body: `{"text":"a","user":"a\u202eb"}`},
 		{name: "user line separator", body: `{"text":"a","user":"a\u2028b"}`},
+		{name: "lone high surrogate", body: `{"text":"\ud800"}`},
+		{name: "lone low surrogate", body: `{"text":"a\udc00b"}`},
+		{name: "high surrogate before a character", body: `{"text":"\ud83dx"}`},
+		{name: "high surrogate before a non-surrogate escape", body: `{"text":"\ud83d\u0041"}`},
+		{name: "two high surrogates", body: `{"text":"\ud83d\ud83d"}`},
+		{name: "surrogates in reverse order", body: `{"text":"\ude00\ud83d"}`},
+		{name: "high surrogate at the end", body: `{"text":"ok\uD83D"}`},
+		{name: "lone surrogate in user", body: `{"text":"a","user":"x\udfff"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -224,6 +232,9 @@ func TestPostGoodBodyEdges(t *testing.T) {
 		{name: "surrounding whitespace", body: " \n{\"text\":\"a\"}\r\n ", text: "a"},
 		{name: "text of one space", body: `{"text":" "}`, text: " "},
 		{name: "text of control characters", body: `{"text":"\u0000\u001b"}`, text: "\x00\x1b"},
+		{name: "escaped surrogate pair", body: `{"text":"\ud83d\ude00","user":"\uD83D\uDE00"}`, text: "😀", user: "😀"},
+		{name: "escaped backslash before u", body: `{"text":"\\ud800"}`, text: `\ud800`},
+		{name: "U+FFFD as sent", body: `{"text":"\ufffd�"}`, text: "\ufffd\ufffd"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -400,7 +411,7 @@ func TestIdempotentPostConcurrent(t *testing.T) {
 		t.Fatalf("%d posts were not replays, want exactly 1", fresh)
 	}
 	stored, _ := s.history(t, "r", "")
-	if len(stored) != 1 || !bytes.Equal(stored[0], results[0].body) {
+	if len(stored) != 1 || !bytes.Equal(stored[0], bytes.TrimSuffix(results[0].body, []byte("\n"))) {
 		t.Fatalf("history = %s, want only %s", stored, results[0].body)
 	}
 	if m := s.post(t, "r", "next"); m.Seq != 2 {

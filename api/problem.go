@@ -116,6 +116,7 @@ func (h *Handler) handleError(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
 	}
 	body, _ := json.Marshal(p)
+	body = append(body, '\n') // as echo's c.JSON ends every JSON answer
 	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 	c.Response().WriteHeader(p.Status)
 	if c.Request().Method != http.MethodHead {

@@ -71,6 +71,10 @@ func (h *Handler) admitStream(c echo.Context) (release func(), err error) {
 	}
 	key := clientKey(c)
 	if err := h.streams.acquire(key, maxTotal, maxPerClient); err != nil {
+		var p *Problem
+		if errors.As(err, &p) {
+			p.retryAfter = max(1, ceilSeconds(h.Retry)) // as long as a stream's own retry delay
+		}
 		return nil, err
 	}
 	return sync.OnceFunc(func() { h.streams.release(key) }), nil

@@ -37,7 +37,7 @@ func (s *testServer) postRawMany(t testing.TB, room string, n int) []rawPost {
 		if err := json.Unmarshal(body, &out[i].message); err != nil {
 			t.Fatal(err)
 		}
-		out[i].raw = string(body)
+		out[i].raw = strings.TrimSuffix(string(body), "\n") // the event's data has no final newline
 	}
 	return out
 }

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -84,5 +86,34 @@ func Example() {
 			}
 			event, data = "", ""
 		}
+	}
+}
+
+// ExampleFollow follows a room live with the SDK's follower, which
+// reconnects on its own and resumes where it left off. Run a server first
+// with `go run .`.
+func ExampleFollow() {
+	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	err := client.Follow(ctx, "http://localhost:8080", "lobby", client.FollowOptions{},
+		func(ev client.Event) error {
+			switch ev.Type {
+			case client.EventMessage:
+				m, err := ev.Message()
+				if err != nil {
+					return err
+				}
+				fmt.Println(m.Time.Format("15:04:05"), m.User, m.Text)
+			case client.EventReset:
+				r, err := ev.Reset()
+				if err != nil {
+					return err
+				}
+				fmt.Println("some messages were missed:", r.Detail)
+			}
+			return nil // ignore event types this program does not know
+		})
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Fatal(err)
 	}
 }
