@@ -115,7 +115,7 @@ func streamToken(r *http.Request, cookie string) string {
 func unauthorized(c echo.Context, typ, code, detail string) error {
 	challenge := realm
 	if code != "" {
-		challenge += `, error="` + code + `", error_description="` + detail + `"`
+		challenge += `, error="` + code + `", error_description="` + challengeText(detail) + `"`
 	}
 	c.Response().Header().Set(echo.HeaderWWWAuthenticate, challenge)
 	return &Problem{Type: typ, Title: "Unauthorized", Status: http.StatusUnauthorized, Detail: detail}
@@ -124,8 +124,23 @@ func unauthorized(c echo.Context, typ, code, detail string) error {
 // forbidden answers 403 for a valid token that lacks a permission.
 func forbidden(c echo.Context, detail string) error {
 	c.Response().Header().Set(echo.HeaderWWWAuthenticate,
-		realm+`, error="insufficient_scope", error_description="`+detail+`"`)
+		realm+`, error="insufficient_scope", error_description="`+challengeText(detail)+`"`)
 	return &Problem{Type: typeForbidden, Title: "Forbidden", Status: http.StatusForbidden, Detail: detail}
+}
+
+// challengeText fits text into an RFC 6750 error_description, which allows
+// only printable ASCII without '"' and '\' (and no escapes): double
+// quotes become single ones, other characters are dropped.
+func challengeText(text string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r == '\\' || r < ' ' || r > '~':
+			return -1
+		}
+		return r
+	}, text)
 }
 
 // postingUser is the user a message is posted as. With a token it is the
