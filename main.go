@@ -20,13 +20,9 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
-	"roomcast/api"
-	"roomcast/api/metrics"
-	"roomcast/broker"
-	"roomcast/redisscripts"
+	"roomcast/app"
 )
 
 //go:embed openapi.yaml
@@ -72,53 +68,33 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		return err
 	}
 	defer closeRedis()
-	m := metrics.New()
-	rdb.AddHook(m.RedisHook())
-
-	keys := redisscripts.NewKeys(cfg.KeyPrefix)
-	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
-		HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL, RoomTTL: cfg.RoomTTL,
-	})
-	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: cfg.ClientBuffer,
-		CheckInterval: cfg.DeliveryCheckInterval, Timeout: cfg.RedisTimeout, Logger: log,
-	})
-	m.ObserveHub(hub.Stats)
-	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- hub.Run(hubCtx) }()
-	stopBroker := sync.OnceFunc(func() { stopHub(); <-hubDone })
-	defer stopBroker()
-	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := hub.WaitStarted(startCtx); err != nil {
-		return err
-	}
-
 	sec, err := securityOptions(ctx, cfg, rdb, log)
 	if err != nil {
 		return err
 	}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	api.New(api.Options{
-		Store: store, Rooms: hub, Spec: spec,
-		Ready: func(ctx context.Context) error {
-			if err := rdb.Ping(ctx).Err(); err != nil {
-				return fmt.Errorf("redis ping: %w", err)
-			}
-			return hub.Ready()
-		},
+	a := app.New(rdb, app.Options{
+		KeyPrefix: cfg.KeyPrefix, HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL, RoomTTL: cfg.RoomTTL,
+		RedisTimeout: cfg.RedisTimeout, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.DeliveryCheckInterval,
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.HeartbeatInterval, Retry: cfg.SSERetry,
-		WriteTimeout: cfg.StreamWriteTimeout, Logger: log, Metrics: m, Security: sec,
-	}).Register(e)
+		StreamWriteTimeout: cfg.StreamWriteTimeout, Security: sec, Spec: spec, Logger: log,
+	})
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- a.Run(hubCtx) }()
+	stopBroker := sync.OnceFunc(func() { stopHub(); <-hubDone })
+	defer stopBroker()
+	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.WaitStarted(startCtx); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           e,
+		Handler:           a.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -15,12 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"roomcast/api"
-	"roomcast/api/metrics"
+	"roomcast/app"
 	"roomcast/broker"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
@@ -46,6 +45,7 @@ type serverConfig struct {
 	Heartbeat       time.Duration
 	MaxMessageBytes int
 	CheckInterval   time.Duration
+	RoomTTL         time.Duration // 0: rooms are kept for ever
 	WriteTimeout    time.Duration // deadline of each stream write
 	Security        api.Security  // zero: open mode without limits
 }
@@ -56,6 +56,18 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
+
+// testSpec is openapi.yaml, read once.
+var testSpec = func() func(testing.TB) []byte {
+	spec, err := os.ReadFile("../openapi.yaml")
+	return func(t testing.TB) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec
+	}
+}()
 
 func startServer(t testing.TB, cfg serverConfig) *testServer {
 	t.Helper()
@@ -73,39 +85,25 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, MaxRetries: -1,
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
 	t.Cleanup(func() { rdb.Close() })
-	keys := redisscripts.NewKeys("roomcast:")
-	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: cfg.HistoryMax, IdempotencyTTL: time.Hour})
-	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: cfg.ClientBuffer,
-		CheckInterval: cfg.CheckInterval, Timeout: time.Second, Logger: testLogger(),
+	a := app.New(rdb, app.Options{
+		KeyPrefix: "roomcast:", HistoryMax: cfg.HistoryMax, IdempotencyTTL: time.Hour, RoomTTL: cfg.RoomTTL,
+		RedisTimeout: time.Second, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.CheckInterval,
+		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
+		StreamWriteTimeout: cfg.WriteTimeout, Security: cfg.Security, Spec: testSpec(t), Logger: testLogger(),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = hub.Run(ctx) }()
-	if err := hub.WaitStarted(t.Context()); err != nil {
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	if err := a.WaitStarted(t.Context()); err != nil {
 		t.Fatalf("hub did not start: %v", err)
 	}
-	spec, err := os.ReadFile("../openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := metrics.New()
-	m.ObserveHub(hub.Stats)
-	e := echo.New()
-	api.New(api.Options{
-		Store: store, Rooms: hub, Spec: spec,
-		Ready:           func(ctx context.Context) error { return hub.Ready() },
-		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
-		WriteTimeout: cfg.WriteTimeout, Logger: testLogger(), Metrics: m,
-		Security: cfg.Security,
-	}).Register(e)
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(func() {
 		cancel()
 		<-done
 		srv.Close()
 	})
-	return &testServer{URL: srv.URL, Redis: cfg.Redis, Store: store, Hub: hub}
+	return &testServer{URL: srv.URL, Redis: cfg.Redis, Store: a.Store, Hub: a.Hub}
 }
 
 func cmp[T comparable](v, def T) T {
