@@ -54,6 +54,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 			printUsage(stdout)
 			return nil
 		}
+		if args[0] == "-probe" && len(args) == 2 {
+			return probe(ctx, args[1])
+		}
 		return configError{fmt.Errorf("unexpected argument %q; configuration comes from environment variables, see -h", args[0])}
 	}
 	cfg, err := parseConfig(environ)
@@ -63,7 +66,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 	log := newLogger(cfg, stdout)
 	redis.SetLogger(redisLog{log})
 
-	rdb, closeRedis, err := connectRedis(ctx, cfg, log)
+	rdb, closeRedis, answered, err := connectRedis(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -81,12 +84,20 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- a.Run(hubCtx) }()
-	stopBroker := sync.OnceFunc(func() { stopHub(); <-hubDone })
+	var waiting sync.WaitGroup
+	stopBroker := sync.OnceFunc(func() { stopHub(); <-hubDone; waiting.Wait() })
 	defer stopBroker()
-	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := a.WaitStarted(startCtx); err != nil {
-		return err
+	if answered {
+		startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := a.WaitStarted(startCtx); err != nil {
+			return err
+		}
+	} else {
+		// Serve anyway (/healthz 200, /readyz and posts 503, streams advised
+		// to retry), so that roomcast does not lose a race with Redis at
+		// start; the broker connects on its own once Redis answers.
+		waiting.Go(func() { _ = app.AwaitRedis(hubCtx, rdb, 3*cfg.RedisTimeout, log) })
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -124,13 +135,15 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 }
 
 // connectRedis connects to cfg.RedisURL, or starts an embedded in-process
-// Redis when it is empty, and checks that it answers.
-func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
+// Redis when it is empty, and reports whether it answers. A Redis that
+// answers with an error (a wrong password, say) is an error; one that does
+// not answer yet is not.
+func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (_ redis.UniversalClient, _ func(), answered bool, _ error) {
 	url, stopEmbedded := cfg.RedisURL, func() {}
 	if url == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+			return nil, nil, false, fmt.Errorf("start embedded redis: %w", err)
 		}
 		log.Warn("REDIS_URL is not set: using an embedded in-memory Redis; messages are lost on exit and instances do not share them (development only)")
 		url, stopEmbedded = "redis://"+mr.Addr(), mr.Close
@@ -139,7 +152,7 @@ func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.Univ
 	if cfg.RedisCluster {
 		opts, err := redis.ParseClusterURL(url)
 		if err != nil {
-			return nil, nil, redisURLError(err)
+			return nil, nil, false, redisURLError(err)
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.redisTimeouts()
 		opts.MaxRetries = -1
@@ -147,7 +160,7 @@ func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.Univ
 	} else {
 		opts, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, nil, redisURLError(err)
+			return nil, nil, false, redisURLError(err)
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.redisTimeouts()
 		// A post whose reply was lost may have been stored: never resend it
@@ -158,11 +171,17 @@ func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.Univ
 	closeAll := func() { rdb.Close(); stopEmbedded() }
 	pingCtx, cancel := context.WithTimeout(ctx, 3*cfg.RedisTimeout)
 	defer cancel()
-	if err := rdb.Ping(pingCtx).Err(); err != nil {
+	err := rdb.Ping(pingCtx).Err()
+	if redisErr := redis.Error(nil); errors.As(err, &redisErr) {
 		closeAll()
-		return nil, nil, fmt.Errorf("redis at %s does not answer: %w", redactURL(url), err)
+		return nil, nil, false, fmt.Errorf("redis at %s refuses roomcast: %w", redactURL(url), err)
 	}
-	return rdb, closeAll, nil
+	if err != nil {
+		log.Warn("redis does not answer; serving anyway and connecting with backoff until it does",
+			"redis", redactURL(url), "err", err)
+		return rdb, closeAll, false, nil
+	}
+	return rdb, closeAll, true, nil
 }
 
 // redisURLError is the configError of a REDIS_URL that does not parse. It
@@ -198,4 +217,24 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+// probe GETs url and succeeds on a 200: a container health check for an
+// image without a shell or curl (`roomcast -probe http://127.0.0.1:8080/readyz`).
+func probe(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return configError{fmt.Errorf("-probe: %w", err)}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe: %s answered %s", url, resp.Status)
+	}
+	return nil
 }
