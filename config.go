@@ -135,7 +135,7 @@ func envName(field string) string {
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: roomcast\n\nroomcast is configured by environment variables:")
+	fmt.Fprintln(w, "Usage: roomcast          serve\n       roomcast -probe URL   exit 0 if URL answers 200 (a container health check)\n\nroomcast is configured by environment variables:")
 	t := reflect.TypeFor[config]()
 	for i := range t.NumField() {
 		f := t.Field(i)
