@@ -57,7 +57,8 @@ func (b *syncBuffer) String() string {
 
 // instance is roomcast started with run in this process.
 type instance struct {
-	url  string
+	url    string
+	client *http.Client // nil: checkedClient
 	out  *syncBuffer
 	stop func() error // ends run's context and returns its error
 }
@@ -111,7 +112,7 @@ func (in *instance) request(t *testing.T, method, path, body string, header ...s
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := checkedClient.Do(req)
+	resp, err := in.httpClient().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -121,6 +122,13 @@ func (in *instance) request(t *testing.T, method, path, body string, header ...s
 		t.Fatal(err)
 	}
 	return resp, data
+}
+
+func (in *instance) httpClient() *http.Client {
+	if in.client != nil {
+		return in.client
+	}
+	return checkedClient
 }
 
 func (in *instance) postMessage(t *testing.T, room, text string) []byte {
@@ -146,7 +154,7 @@ func (in *instance) openLines(t *testing.T, path string) *lineStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := checkedClient.Do(req)
+	resp, err := in.httpClient().Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET %s: %v", path, err)
