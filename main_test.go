@@ -59,8 +59,8 @@ func (b *syncBuffer) String() string {
 type instance struct {
 	url    string
 	client *http.Client // nil: checkedClient
-	out  *syncBuffer
-	stop func() error // ends run's context and returns its error
+	out    *syncBuffer
+	stop   func() error // ends run's context and returns its error
 }
 
 // startRun starts run on a free loopback port with environ, and stops it
