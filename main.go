@@ -64,6 +64,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		return err
 	}
 	log := newLogger(cfg, stdout)
+	for _, w := range ineffectiveSettings(cfg, environ) {
+		log.Warn(w)
+	}
 	redis.SetLogger(redisLog{log})
 
 	rdb, closeRedis, answered, err := connectRedis(ctx, cfg, log)
@@ -191,7 +194,7 @@ func redisURLError(err error) error {
 	if errors.As(err, &urlErr) {
 		err = urlErr.Err
 	}
-	return configError{fmt.Errorf("REDIS_URL: %w", err)}
+	return configError{fmt.Errorf("REDIS_URL: %s", strings.TrimPrefix(err.Error(), "redis: "))}
 }
 
 // redactURL hides the password of a Redis URL for messages.

@@ -333,6 +333,7 @@ func TestRunConfigErrors(t *testing.T) {
 		env  string   // NAME=value
 		more []string // other settings the case needs
 		want string   // the variable the error must name; NAME if empty
+		item string   // what the error must quote as the offending item; the value if empty
 	}{
 		{env: "HISTORY_MAX=x"},
 		{env: "HISTORY_MAX=0"},
@@ -361,10 +362,26 @@ func TestRunConfigErrors(t *testing.T) {
 		{env: "KEY_PREFIX=a}"},
 		{env: "ADDR=nowhere"},
 		{env: "ADDR=:99999"},
-		{env: "REDIS_URL=http://127.0.0.1:6379"},
-		{env: "REDIS_URL=redis://127.0.0.1:6379/notadb"},
-		{env: "REDIS_URL=redis://:s3cret@127.0.0.1:bad"},
-		{env: "REDIS_CLUSTER=true", more: []string{"REDIS_URL=http://127.0.0.1:6379"}, want: "REDIS_URL"},
+		{env: "REDIS_URL=http://127.0.0.1:6379", item: "http"},
+		{env: "REDIS_URL=redis://127.0.0.1:6379/notadb", item: "notadb"},
+		{env: "REDIS_URL=redis://:s3cret@127.0.0.1:bad", item: "bad"},
+		{env: "REDIS_CLUSTER=true", more: []string{"REDIS_URL=http://127.0.0.1:6379"}, want: "REDIS_URL", item: "http"},
+		{env: "POST_RATE=abc"},
+		{env: "POST_RATE=1,5"},
+		{env: "POST_BURST=lots"},
+		{env: "MAX_STREAMS=1e3"},
+		{env: "LOG_LEVEL=verbose"},
+		{env: "JWT_LEEWAY=30"},
+		{env: "IDEMPOTENCY_TTL=1 day"},
+		{env: "ROOM_TTL=forever"},
+		{env: "BODY_READ_TIMEOUT=-"},
+		{env: "TRUSTED_PROXIES=10.0.0.0/8,proxy.local", item: `"proxy.local"`},
+		{env: "TRUSTED_PROXIES=10.0.0.0/33", item: `"10.0.0.0/33"`},
+		{env: "CORS_ORIGINS=https://a.example,*", item: `"*"`},
+		{env: "CORS_ORIGINS=https://chat.example/app", item: `"https://chat.example/app"`},
+		{env: "JWT_DEFAULT_ROOMS=read:foo,bar", more: []string{"JWT_SECRET=" + testJWTSecret}, item: `"bar"`},
+		{env: "JWT_DEFAULT_ROOMS=read:foo,write:a b", more: []string{"JWT_SECRET=" + testJWTSecret}, item: `"write:a b"`},
+		{env: "JWT_DEFAULT_ROOMS=admin:*", more: []string{"JWT_SECRET=" + testJWTSecret}, item: `"admin:*"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -391,10 +408,37 @@ func TestRunConfigErrors(t *testing.T) {
 			if strings.Contains(value, "s3cret") && strings.Contains(msg, "s3cret") {
 				t.Fatalf("error %q shows the Redis password", msg)
 			}
+			item := tt.item
+			if item == "" {
+				item = strconv.Quote(value)
+			}
+			if !strings.Contains(msg, item) {
+				t.Fatalf("error %q does not name the offending item %s", msg, item)
+			}
+			for _, internal := range []string{"strconv.", "slog:", "time:", "parsing ", "reflect", "redis:", "env:"} {
+				if strings.Contains(msg, internal) {
+					t.Fatalf("error %q speaks Go (%q)", msg, internal)
+				}
+			}
 		})
 	}
 	if err := run(t.Context(), []string{"serve"}, nil, io.Discard, nil); !errors.As(err, new(configError)) {
 		t.Fatalf("run with an argument = %v, want a configError", err)
+	}
+}
+
+// TestRunWarnsAboutIneffectiveSettings checks that a setting without
+// effect is a warning at start that names it.
+func TestRunWarnsAboutIneffectiveSettings(t *testing.T) {
+	in := startRun(t, "JWT_ISSUER=https://login.example", "JWT_DEFAULT_ROOMS=read:*", "POST_RATE=0", "POST_BURST=3")
+	log := in.out.String()
+	for _, name := range []string{"JWT_ISSUER", "JWT_DEFAULT_ROOMS", "POST_BURST"} {
+		if !strings.Contains(log, "level=WARN msg=\""+name+" is set but has no effect") {
+			t.Errorf("no warning that %s has no effect in\n%s", name, log)
+		}
+	}
+	if strings.Contains(log, "JWT_AUDIENCE") {
+		t.Errorf("warned about JWT_AUDIENCE, which is not set:\n%s", log)
 	}
 }
 

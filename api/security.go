@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -139,7 +140,7 @@ func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, errors.New("want CIDR prefixes such as 10.0.0.0/8 or addresses, separated by commas")
+			return nil, fmt.Errorf("%q: want a CIDR prefix such as 10.0.0.0/8 or an address", s)
 		}
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
