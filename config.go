@@ -140,9 +140,6 @@ func ineffectiveSettings(cfg config, environ []string) []string {
 	if cfg.PostRate == 0 && set["POST_BURST"] {
 		out = append(out, "POST_BURST is set but has no effect: POST_RATE=0 turns the post limit off")
 	}
-	if !cfg.RedisCluster && cfg.RedisURL == "" && set["REDIS_TIMEOUT"] {
-		out = append(out, "REDIS_TIMEOUT is set but REDIS_URL is not: the embedded Redis is used")
-	}
 	return out
 }
 
