@@ -583,17 +583,10 @@ func wantNotReady(t *testing.T, in *instance) {
 // awaitReady polls /readyz until it answers 200.
 func awaitReady(t *testing.T, in *instance) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitFor(t, "/readyz to answer 200 once Redis answers", func() bool {
 		resp, _ := in.request(t, http.MethodGet, "/readyz", "")
-		if resp.StatusCode == http.StatusOK {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready within 20s of Redis answering:\n%s", in.out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // TestRunRedisDown checks the wiring of main's Redis client: once Redis
