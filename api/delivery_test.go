@@ -135,8 +135,8 @@ func reconnectingClient(t *testing.T, s *testServer, rng *rand.Rand, want int, s
 // with 503, and after Redis comes back empty the stream announces the lost
 // history with a reset event before the new messages; a client resuming
 // from an old id gets the same.
+// Not parallel: it bounds how long a post takes to fail.
 func TestStreamSurvivesRedisOutageAndReportsLostHistory(t *testing.T) {
-	t.Parallel()
 	s := startServer(t, serverConfig{Heartbeat: time.Second, CheckInterval: 100 * time.Millisecond})
 	c := s.openStream(t, "/rooms/r/stream")
 	c.awaitOpen()
