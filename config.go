@@ -82,7 +82,8 @@ func parseConfig(environ []string) (config, error) {
 		}
 		var perr env.ParseError
 		if errors.As(err, &perr) {
-			err = fmt.Errorf("%s: invalid value %q: %w", envName(perr.Name), vars[envName(perr.Name)], perr.Err)
+			name := envName(perr.Name)
+			err = fmt.Errorf("%s: invalid value %q: want %s", name, vars[name], wantOfType(perr.Type))
 		}
 		return cfg, configError{err}
 	}
@@ -121,6 +122,49 @@ func parseConfig(environ []string) (config, error) {
 	return cfg, nil
 }
 
+// ineffectiveSettings names the settings that are set but have no effect
+// with the others, one warning each.
+func ineffectiveSettings(cfg config, environ []string) []string {
+	set := make(map[string]bool)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && v != "" {
+			set[k] = true
+		}
+	}
+	var out []string
+	if cfg.JWTSecret == "" && cfg.JWTPublicKeyFile == "" && cfg.JWTJWKSURL == "" {
+		for _, name := range []string{"JWT_ISSUER", "JWT_AUDIENCE", "JWT_LEEWAY", "JWT_COOKIE", "JWT_DEFAULT_ROOMS"} {
+			if set[name] {
+				out = append(out, name+" is set but has no effect: no JWT key is set (JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL)")
+			}
+		}
+	}
+	if cfg.PostRate == 0 && set["POST_BURST"] {
+		out = append(out, "POST_BURST is set but has no effect: POST_RATE=0 turns the post limit off")
+	}
+	return out
+}
+
+// wantOfType says what a setting of type t takes, in place of the parser's
+// own error (strconv.ParseInt: …), which speaks Go.
+func wantOfType(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[time.Duration]():
+		return "a duration such as 500ms, 10s or 5m"
+	case reflect.TypeFor[slog.Level]():
+		return "debug, info, warn or error"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64:
+		return "a whole number in range"
+	case reflect.Float64:
+		return "a number"
+	}
+	return "a valid " + t.String()
+}
+
 // validAddr reports whether addr has the host:port form net.Listen takes.
 func validAddr(addr string) bool {
 	_, port, err := net.SplitHostPort(addr)
@@ -137,7 +181,7 @@ func envName(field string) string {
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: roomcast\n\nroomcast is configured by environment variables:")
+	fmt.Fprintln(w, "Usage: roomcast          serve\n       roomcast -probe URL   exit 0 if URL answers 200 (a container health check)\n\nroomcast is configured by environment variables:")
 	t := reflect.TypeFor[config]()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -221,7 +265,7 @@ func corsOrigins(list []string) ([]string, error) {
 		}
 		u, err := url.Parse(o)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Scheme+"://"+u.Host != o {
-			return nil, errors.New("want exact origins such as https://chat.example or http://localhost:3000, separated by commas")
+			return nil, fmt.Errorf("%q: want an exact origin such as https://chat.example or http://localhost:3000", o)
 		}
 		out = append(out, o)
 	}

@@ -20,13 +20,9 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
-	"roomcast/api"
-	"roomcast/api/metrics"
-	"roomcast/broker"
-	"roomcast/redisscripts"
+	"roomcast/api/app"
 )
 
 //go:embed openapi.yaml
@@ -58,6 +54,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 			printUsage(stdout)
 			return nil
 		}
+		if args[0] == "-probe" && len(args) == 2 {
+			return probe(ctx, args[1])
+		}
 		return configError{fmt.Errorf("unexpected argument %q; configuration comes from environment variables, see -h", args[0])}
 	}
 	cfg, err := parseConfig(environ)
@@ -65,61 +64,51 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		return err
 	}
 	log := newLogger(cfg, stdout)
+	for _, w := range ineffectiveSettings(cfg, environ) {
+		log.Warn(w)
+	}
 	redis.SetLogger(redisLog{log})
 
-	rdb, closeRedis, err := connectRedis(ctx, cfg, log)
+	rdb, closeRedis, answered, err := connectRedis(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeRedis()
-	m := metrics.New()
-	rdb.AddHook(m.RedisHook())
-
-	keys := redisscripts.NewKeys(cfg.KeyPrefix)
-	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
-		HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL, RoomTTL: cfg.RoomTTL,
-	})
-	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: cfg.ClientBuffer,
-		CheckInterval: cfg.DeliveryCheckInterval, Timeout: cfg.RedisTimeout, Logger: log,
-	})
-	m.ObserveHub(hub.Stats)
-	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- hub.Run(hubCtx) }()
-	stopBroker := sync.OnceFunc(func() { stopHub(); <-hubDone })
-	defer stopBroker()
-	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := hub.WaitStarted(startCtx); err != nil {
-		return err
-	}
-
 	sec, err := securityOptions(ctx, cfg, rdb, log)
 	if err != nil {
 		return err
 	}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	api.New(api.Options{
-		Store: store, Rooms: hub, Spec: spec,
-		Ready: func(ctx context.Context) error {
-			if err := rdb.Ping(ctx).Err(); err != nil {
-				return fmt.Errorf("redis ping: %w", err)
-			}
-			return hub.Ready()
-		},
+	a := app.New(rdb, app.Options{
+		KeyPrefix: cfg.KeyPrefix, HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL, RoomTTL: cfg.RoomTTL,
+		RedisTimeout: cfg.RedisTimeout, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.DeliveryCheckInterval,
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.HeartbeatInterval, Retry: cfg.SSERetry,
-		WriteTimeout: cfg.StreamWriteTimeout, StreamQueue: cfg.ClientBuffer, FlushDelay: cfg.StreamFlushDelay,
-		Logger: log, Metrics: m, Security: sec,
-	}).Register(e)
+		StreamWriteTimeout: cfg.StreamWriteTimeout, StreamFlushDelay: cfg.StreamFlushDelay, Security: sec, Spec: spec, Logger: log,
+	})
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- a.Run(hubCtx) }()
+	var waiting sync.WaitGroup
+	stopBroker := sync.OnceFunc(func() { stopHub(); <-hubDone; waiting.Wait() })
+	defer stopBroker()
+	if answered {
+		startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := a.WaitStarted(startCtx); err != nil {
+			return err
+		}
+	} else {
+		// Serve anyway (/healthz 200, /readyz and posts 503, streams advised
+		// to retry), so that roomcast does not lose a race with Redis at
+		// start; the broker connects on its own once Redis answers.
+		waiting.Go(func() { _ = app.AwaitRedis(hubCtx, rdb, 3*cfg.RedisTimeout, log) })
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           e,
+		Handler:           a.Handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -149,13 +138,15 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 }
 
 // connectRedis connects to cfg.RedisURL, or starts an embedded in-process
-// Redis when it is empty, and checks that it answers.
-func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.UniversalClient, func(), error) {
+// Redis when it is empty, and reports whether it answers. A Redis that
+// answers with an error (a wrong password, say) is an error; one that does
+// not answer yet is not.
+func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (_ redis.UniversalClient, _ func(), answered bool, _ error) {
 	url, stopEmbedded := cfg.RedisURL, func() {}
 	if url == "" {
 		mr := miniredis.NewMiniRedis()
 		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, nil, fmt.Errorf("start embedded redis: %w", err)
+			return nil, nil, false, fmt.Errorf("start embedded redis: %w", err)
 		}
 		log.Warn("REDIS_URL is not set: using an embedded in-memory Redis; messages are lost on exit and instances do not share them (development only)")
 		url, stopEmbedded = "redis://"+mr.Addr(), mr.Close
@@ -164,7 +155,7 @@ func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.Univ
 	if cfg.RedisCluster {
 		opts, err := redis.ParseClusterURL(url)
 		if err != nil {
-			return nil, nil, redisURLError(err)
+			return nil, nil, false, redisURLError(err)
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.redisTimeouts()
 		opts.MaxRetries = -1
@@ -172,7 +163,7 @@ func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.Univ
 	} else {
 		opts, err := redis.ParseURL(url)
 		if err != nil {
-			return nil, nil, redisURLError(err)
+			return nil, nil, false, redisURLError(err)
 		}
 		opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout, opts.PoolTimeout = cfg.redisTimeouts()
 		// A post whose reply was lost may have been stored: never resend it
@@ -183,11 +174,17 @@ func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (redis.Univ
 	closeAll := func() { rdb.Close(); stopEmbedded() }
 	pingCtx, cancel := context.WithTimeout(ctx, 3*cfg.RedisTimeout)
 	defer cancel()
-	if err := rdb.Ping(pingCtx).Err(); err != nil {
+	err := rdb.Ping(pingCtx).Err()
+	if redisErr := redis.Error(nil); errors.As(err, &redisErr) {
 		closeAll()
-		return nil, nil, fmt.Errorf("redis at %s does not answer: %w", redactURL(url), err)
+		return nil, nil, false, fmt.Errorf("redis at %s refuses roomcast: %w", redactURL(url), err)
 	}
-	return rdb, closeAll, nil
+	if err != nil {
+		log.Warn("redis does not answer; serving anyway and connecting with backoff until it does",
+			"redis", redactURL(url), "err", err)
+		return rdb, closeAll, false, nil
+	}
+	return rdb, closeAll, true, nil
 }
 
 // redisURLError is the configError of a REDIS_URL that does not parse. It
@@ -197,7 +194,7 @@ func redisURLError(err error) error {
 	if errors.As(err, &urlErr) {
 		err = urlErr.Err
 	}
-	return configError{fmt.Errorf("REDIS_URL: %w", err)}
+	return configError{fmt.Errorf("REDIS_URL: %s", strings.TrimPrefix(err.Error(), "redis: "))}
 }
 
 // redactURL hides the password of a Redis URL for messages.
@@ -223,4 +220,24 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+// probe GETs url and succeeds on a 200: a container health check for an
+// image without a shell or curl (`roomcast -probe http://127.0.0.1:8080/readyz`).
+func probe(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return configError{fmt.Errorf("-probe: %w", err)}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe: %s answered %s", url, resp.Status)
+	}
+	return nil
 }

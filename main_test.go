@@ -57,9 +57,10 @@ func (b *syncBuffer) String() string {
 
 // instance is roomcast started with run in this process.
 type instance struct {
-	url  string
-	out  *syncBuffer
-	stop func() error // ends run's context and returns its error
+	url    string
+	client *http.Client // nil: checkedClient
+	out    *syncBuffer
+	stop   func() error // ends run's context and returns its error
 }
 
 // startRun starts run on a free loopback port with environ, and stops it
@@ -111,7 +112,7 @@ func (in *instance) request(t *testing.T, method, path, body string, header ...s
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := checkedClient.Do(req)
+	resp, err := in.httpClient().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -121,6 +122,13 @@ func (in *instance) request(t *testing.T, method, path, body string, header ...s
 		t.Fatal(err)
 	}
 	return resp, data
+}
+
+func (in *instance) httpClient() *http.Client {
+	if in.client != nil {
+		return in.client
+	}
+	return checkedClient
 }
 
 func (in *instance) postMessage(t *testing.T, room, text string) []byte {
@@ -146,7 +154,7 @@ func (in *instance) openLines(t *testing.T, path string) *lineStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := checkedClient.Do(req)
+	resp, err := in.httpClient().Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET %s: %v", path, err)
@@ -325,6 +333,7 @@ func TestRunConfigErrors(t *testing.T) {
 		env  string   // NAME=value
 		more []string // other settings the case needs
 		want string   // the variable the error must name; NAME if empty
+		item string   // what the error must quote as the offending item; the value if empty
 	}{
 		{env: "HISTORY_MAX=x"},
 		{env: "HISTORY_MAX=0"},
@@ -353,10 +362,26 @@ func TestRunConfigErrors(t *testing.T) {
 		{env: "KEY_PREFIX=a}"},
 		{env: "ADDR=nowhere"},
 		{env: "ADDR=:99999"},
-		{env: "REDIS_URL=http://127.0.0.1:6379"},
-		{env: "REDIS_URL=redis://127.0.0.1:6379/notadb"},
-		{env: "REDIS_URL=redis://:s3cret@127.0.0.1:bad"},
-		{env: "REDIS_CLUSTER=true", more: []string{"REDIS_URL=http://127.0.0.1:6379"}, want: "REDIS_URL"},
+		{env: "REDIS_URL=http://127.0.0.1:6379", item: "http"},
+		{env: "REDIS_URL=redis://127.0.0.1:6379/notadb", item: "notadb"},
+		{env: "REDIS_URL=redis://:s3cret@127.0.0.1:bad", item: "bad"},
+		{env: "REDIS_CLUSTER=true", more: []string{"REDIS_URL=http://127.0.0.1:6379"}, want: "REDIS_URL", item: "http"},
+		{env: "POST_RATE=abc"},
+		{env: "POST_RATE=1,5"},
+		{env: "POST_BURST=lots"},
+		{env: "MAX_STREAMS=1e3"},
+		{env: "LOG_LEVEL=verbose"},
+		{env: "JWT_LEEWAY=30"},
+		{env: "IDEMPOTENCY_TTL=1 day"},
+		{env: "ROOM_TTL=forever"},
+		{env: "BODY_READ_TIMEOUT=-"},
+		{env: "TRUSTED_PROXIES=10.0.0.0/8,proxy.local", item: `"proxy.local"`},
+		{env: "TRUSTED_PROXIES=10.0.0.0/33", item: `"10.0.0.0/33"`},
+		{env: "CORS_ORIGINS=https://a.example,*", item: `"*"`},
+		{env: "CORS_ORIGINS=https://chat.example/app", item: `"https://chat.example/app"`},
+		{env: "JWT_DEFAULT_ROOMS=read:foo,bar", more: []string{"JWT_SECRET=" + testJWTSecret}, item: `"bar"`},
+		{env: "JWT_DEFAULT_ROOMS=read:foo,write:a b", more: []string{"JWT_SECRET=" + testJWTSecret}, item: `"write:a b"`},
+		{env: "JWT_DEFAULT_ROOMS=admin:*", more: []string{"JWT_SECRET=" + testJWTSecret}, item: `"admin:*"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -383,10 +408,37 @@ func TestRunConfigErrors(t *testing.T) {
 			if strings.Contains(value, "s3cret") && strings.Contains(msg, "s3cret") {
 				t.Fatalf("error %q shows the Redis password", msg)
 			}
+			item := tt.item
+			if item == "" {
+				item = strconv.Quote(value)
+			}
+			if !strings.Contains(msg, item) {
+				t.Fatalf("error %q does not name the offending item %s", msg, item)
+			}
+			for _, internal := range []string{"strconv.", "slog:", "time:", "parsing ", "reflect", "redis:", "env:"} {
+				if strings.Contains(msg, internal) {
+					t.Fatalf("error %q speaks Go (%q)", msg, internal)
+				}
+			}
 		})
 	}
 	if err := run(t.Context(), []string{"serve"}, nil, io.Discard, nil); !errors.As(err, new(configError)) {
 		t.Fatalf("run with an argument = %v, want a configError", err)
+	}
+}
+
+// TestRunWarnsAboutIneffectiveSettings checks that a setting without
+// effect is a warning at start that names it.
+func TestRunWarnsAboutIneffectiveSettings(t *testing.T) {
+	in := startRun(t, "JWT_ISSUER=https://login.example", "JWT_DEFAULT_ROOMS=read:*", "POST_RATE=0", "POST_BURST=3")
+	log := in.out.String()
+	for _, name := range []string{"JWT_ISSUER", "JWT_DEFAULT_ROOMS", "POST_BURST"} {
+		if !strings.Contains(log, "level=WARN msg=\""+name+" is set but has no effect") {
+			t.Errorf("no warning that %s has no effect in\n%s", name, log)
+		}
+	}
+	if strings.Contains(log, "JWT_AUDIENCE") {
+		t.Errorf("warned about JWT_AUDIENCE, which is not set:\n%s", log)
 	}
 }
 
@@ -397,10 +449,10 @@ func TestExitStatus(t *testing.T) {
 		t.Fatalf("exit status with a bad setting = %d, want 2", got)
 	}
 	t.Setenv("HISTORY_MAX", "10")
-	t.Setenv("REDIS_URL", "redis://"+closedPort(t))
+	t.Setenv("REDIS_URL", "redis://:wrong-password@"+redistest.Start(t, "--requirepass", "right-password").Addr)
 	t.Setenv("REDIS_TIMEOUT", "200ms")
 	if got := runMain(nil); got != 1 {
-		t.Fatalf("exit status with Redis unreachable = %d, want 1", got)
+		t.Fatalf("exit status with Redis refusing the password = %d, want 1", got)
 	}
 }
 
@@ -485,39 +537,56 @@ func silentServer(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func TestRunUnreachableRedisFailsFast(t *testing.T) {
-	tests := []struct {
-		name    string
-		addr    string
-		timeout string
-		within  time.Duration
-	}{
-		{name: "nothing listening", addr: closedPort(t), within: 4 * time.Second},
-		{name: "hanging server", addr: silentServer(t), timeout: "200ms", within: 2 * time.Second},
-		{name: "hanging server default timeout", addr: silentServer(t), within: 5 * time.Second},
+// TestRunStartsBeforeRedis checks that roomcast serves while Redis does
+// not answer yet (it loses no race with Redis in a plain `compose up`) and
+// works fully, without a restart, once Redis is there.
+func TestRunStartsBeforeRedis(t *testing.T) {
+	t.Run("nothing listening", func(t *testing.T) {
+		addr := closedPort(t)
+		in := startRun(t, "REDIS_URL=redis://user:s3cret@"+addr+"/0", "REDIS_TIMEOUT=200ms")
+		wantNotReady(t, in)
+		log := in.out.String()
+		if !strings.Contains(log, "redis does not answer") || !strings.Contains(log, addr) || strings.Contains(log, "s3cret") {
+			t.Fatalf("log does not say that Redis at %s does not answer (without its password):\n%s", addr, log)
+		}
+		redistest.StartAt(t, addr, "--user", "user", "on", ">s3cret", "~*", "&*", "+@all")
+		awaitReady(t, in)
+		checkServes(t, in)
+		if log := in.out.String(); !strings.Contains(log, "redis answers") {
+			t.Fatalf("log does not say that Redis answers now:\n%s", log)
+		}
+	})
+	t.Run("hanging server", func(t *testing.T) {
+		start := time.Now()
+		in := startRun(t, "REDIS_URL=redis://"+silentServer(t), "REDIS_TIMEOUT=200ms")
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("took %v to listen with a hanging Redis", d)
+		}
+		wantNotReady(t, in)
+	})
+}
+
+// wantNotReady checks what a roomcast without Redis answers: alive, not
+// ready, posts 503 with Retry-After, streams a retry advice that ends.
+func wantNotReady(t *testing.T, in *instance) {
+	t.Helper()
+	if resp, body := in.request(t, http.MethodGet, "/healthz", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz = %d %s, want 200", resp.StatusCode, body)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			environ := []string{"ADDR=127.0.0.1:0", "REDIS_URL=redis://user:s3cret@" + tt.addr + "/0"}
-			if tt.timeout != "" {
-				environ = append(environ, "REDIS_TIMEOUT="+tt.timeout)
-			}
-			start := time.Now()
-			err := run(t.Context(), nil, environ, io.Discard, func(string) { t.Errorf("listening without Redis") })
-			elapsed := time.Since(start)
-			t.Logf("failed after %v: %v", elapsed, err)
-			if err == nil || errors.As(err, new(configError)) {
-				t.Fatalf("run = %v, want a start-up failure", err)
-			}
-			if elapsed > tt.within {
-				t.Fatalf("run took %v to give up, want at most %v", elapsed, tt.within)
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, "does not answer") || !strings.Contains(msg, tt.addr) || strings.Contains(msg, "s3cret") {
-				t.Fatalf("error %q does not clearly name the unreachable Redis (without its password)", msg)
-			}
-		})
+	if resp, body := in.request(t, http.MethodGet, "/readyz", ""); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d %s, want 503", resp.StatusCode, body)
 	}
+	wantUnavailable(t, in, 0, 5*time.Second)
+	wantStreamClosed(t, in.openLines(t, "/rooms/r/stream"))
+}
+
+// awaitReady polls /readyz until it answers 200.
+func awaitReady(t *testing.T, in *instance) {
+	t.Helper()
+	waitFor(t, "/readyz to answer 200 once Redis answers", func() bool {
+		resp, _ := in.request(t, http.MethodGet, "/readyz", "")
+		return resp.StatusCode == http.StatusOK
+	})
 }
 
 // TestRunRedisDown checks the wiring of main's Redis client: once Redis

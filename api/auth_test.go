@@ -131,6 +131,7 @@ const (
 )
 
 func TestAuthRejectsMissingAndBadTokens(t *testing.T) {
+	t.Parallel()
 	s := authServer(t, api.Security{})
 	otherKey := []byte("another-secret-of-at-least-32-bytes")
 	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}).
@@ -184,6 +185,7 @@ func TestAuthRejectsMissingAndBadTokens(t *testing.T) {
 }
 
 func TestAuthQueryTokenOnlyForStreams(t *testing.T) {
+	t.Parallel()
 	s := authServer(t, api.Security{})
 	token := hs256(t, "alice", nil)
 	resp, body := s.postAs(t, "lobby", `{"text":"hi"}`)
@@ -215,6 +217,7 @@ func writePEM(t testing.TB, pub crypto.PublicKey) string {
 }
 
 func TestAuthPublicKeys(t *testing.T) {
+	t.Parallel()
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -283,6 +286,7 @@ func TestAuthPublicKeys(t *testing.T) {
 }
 
 func TestAuthIssuerAndAudience(t *testing.T) {
+	t.Parallel()
 	s := authServer(t, api.Security{Tokens: verifier(t, auth.Config{Secret: testSecret, Issuer: "https://id.test", Audience: "roomcast"})})
 	for _, tc := range []struct {
 		name   string
@@ -311,6 +315,7 @@ func TestAuthIssuerAndAudience(t *testing.T) {
 }
 
 func TestAuthRoomPermissions(t *testing.T) {
+	t.Parallel()
 	s := authServer(t, api.Security{Tokens: verifier(t, auth.Config{Secret: testSecret, DefaultRooms: auth.Rooms{Read: []string{"public-*"}}})})
 	scoped := hs256(t, "sam", jwt.MapClaims{"rooms": map[string]any{"read": []string{"support-*"}, "write": []string{"support-42"}}})
 	everything := hs256(t, "root", jwt.MapClaims{"rooms": map[string]any{"read": []string{"*"}, "write": []string{"*"}}})
@@ -355,6 +360,7 @@ func TestAuthRoomPermissions(t *testing.T) {
 }
 
 func TestAuthPostingUserIsTheSubject(t *testing.T) {
+	t.Parallel()
 	s := authServer(t, api.Security{})
 	token := hs256(t, "alice", nil)
 	for _, tc := range []struct {
@@ -391,6 +397,7 @@ func TestAuthPostingUserIsTheSubject(t *testing.T) {
 }
 
 func TestAuthStreamTokenSources(t *testing.T) {
+	t.Parallel()
 	s := authServer(t, api.Security{TokenCookie: "chat_token"})
 	token := hs256(t, "alice", nil)
 	for _, tc := range []struct {
@@ -422,6 +429,7 @@ func TestAuthStreamTokenSources(t *testing.T) {
 }
 
 func TestAuthStreamEndsWhenTokenExpires(t *testing.T) {
+	t.Parallel()
 	s := authServer(t, api.Security{})
 	exp := time.Now().Add(2 * time.Second).Truncate(time.Second)
 	c := s.openStream(t, "/rooms/r/stream", bearer(hs256(t, "alice", jwt.MapClaims{"exp": exp.Unix()}))...)

@@ -16,6 +16,7 @@ import (
 // stream the client opens. Its HTTP client checks every exchange against
 // the spec as well.
 func TestGeneratedClient(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	c, err := client.NewClientWithResponses(s.URL, client.WithHTTPClient(checkedClient))
 	if err != nil {

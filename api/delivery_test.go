@@ -135,6 +135,7 @@ func reconnectingClient(t *testing.T, s *testServer, rng *rand.Rand, want int, s
 // with 503, and after Redis comes back empty the stream announces the lost
 // history with a reset event before the new messages; a client resuming
 // from an old id gets the same.
+// Not parallel: it bounds how long a post takes to fail.
 func TestStreamSurvivesRedisOutageAndReportsLostHistory(t *testing.T) {
 	s := startServer(t, serverConfig{Heartbeat: time.Second, CheckInterval: 100 * time.Millisecond})
 	c := s.openStream(t, "/rooms/r/stream")
@@ -211,6 +212,7 @@ func awaitComment(t *testing.T, c *sseClient, text string) {
 }
 
 func TestTwoServersShareRooms(t *testing.T) {
+	t.Parallel()
 	redis := redistest.Start(t)
 	a, b := startServer(t, serverConfig{Redis: redis}), startServer(t, serverConfig{Redis: redis})
 	onB := b.openStream(t, "/rooms/r/stream")
@@ -232,6 +234,7 @@ func TestTwoServersShareRooms(t *testing.T) {
 // client is told once with a reset and gets every retained message, then
 // live ones; more than one page of history must not make the server loop.
 func TestResumeFromAnIDAheadOfTheRoom(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	var posted []message
 	for i := range 250 {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,18 +16,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"roomcast/api"
-	"roomcast/api/metrics"
+	"roomcast/api/app"
 	"roomcast/broker"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
 
 func TestMain(m *testing.M) {
+	// The tests mostly wait on Redis, sockets and timers, not on the CPU:
+	// run more at once than GOMAXPROCS, unless -parallel was given.
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		_ = flag.Set("test.parallel", "8")
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -49,6 +57,7 @@ type serverConfig struct {
 	Heartbeat       time.Duration
 	MaxMessageBytes int
 	CheckInterval   time.Duration
+	RoomTTL         time.Duration // 0: rooms are kept for ever
 	WriteTimeout    time.Duration // deadline of each stream write
 	Security        api.Security  // zero: open mode without limits
 	HTTP2           bool          // serve HTTP/2 over TLS, where a stream cannot be hijacked; use Client
@@ -60,6 +69,18 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.DiscardHandler)
 }
+
+// testSpec is openapi.yaml, read once.
+var testSpec = func() func(testing.TB) []byte {
+	spec, err := os.ReadFile("../openapi.yaml")
+	return func(t testing.TB) []byte {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec
+	}
+}()
 
 func startServer(t testing.TB, cfg serverConfig) *testServer {
 	t.Helper()
@@ -77,33 +98,19 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, MaxRetries: -1,
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
 	t.Cleanup(func() { rdb.Close() })
-	keys := redisscripts.NewKeys("roomcast:")
-	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: cfg.HistoryMax, IdempotencyTTL: time.Hour})
-	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: cfg.ClientBuffer,
-		CheckInterval: cfg.CheckInterval, Timeout: time.Second, Logger: testLogger(),
+	a := app.New(rdb, app.Options{
+		KeyPrefix: "roomcast:", HistoryMax: cfg.HistoryMax, IdempotencyTTL: time.Hour, RoomTTL: cfg.RoomTTL,
+		RedisTimeout: time.Second, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.CheckInterval,
+		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
+		StreamWriteTimeout: cfg.WriteTimeout, Security: cfg.Security, Spec: testSpec(t), Logger: testLogger(),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = hub.Run(ctx) }()
-	if err := hub.WaitStarted(t.Context()); err != nil {
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	if err := a.WaitStarted(t.Context()); err != nil {
 		t.Fatalf("hub did not start: %v", err)
 	}
-	spec, err := os.ReadFile("../openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := metrics.New()
-	m.ObserveHub(hub.Stats)
-	e := echo.New()
-	api.New(api.Options{
-		Store: store, Rooms: hub, Spec: spec,
-		Ready:           func(ctx context.Context) error { return hub.Ready() },
-		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
-		WriteTimeout: cfg.WriteTimeout, StreamQueue: cfg.ClientBuffer, Logger: testLogger(), Metrics: m,
-		Security: cfg.Security,
-	}).Register(e)
-	srv := httptest.NewUnstartedServer(e)
+	srv := httptest.NewUnstartedServer(a.Handler)
 	if cfg.HTTP2 {
 		srv.EnableHTTP2 = true
 		srv.StartTLS()
@@ -115,7 +122,7 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		<-done
 		srv.Close()
 	})
-	return &testServer{URL: srv.URL, Redis: cfg.Redis, Store: store, Hub: hub, Client: srv.Client()}
+	return &testServer{URL: srv.URL, Redis: cfg.Redis, Store: a.Store, Hub: a.Hub, Client: srv.Client()}
 }
 
 func cmp[T comparable](v, def T) T {
@@ -314,4 +321,19 @@ func (s *testServer) dialTCP(t testing.TB) net.Conn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// waitFor polls cond until it holds, failing the test after 10 seconds;
+// the one way this package's tests wait for a condition.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
 }

@@ -64,6 +64,7 @@ func seqs(ms []message) []int64 {
 }
 
 func TestHistoryPagesBackwardsAndForwards(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	posted := s.postMany(t, "r", 25)
 	for i, m := range posted {
@@ -130,6 +131,7 @@ func TestHistoryPagesBackwardsAndForwards(t *testing.T) {
 }
 
 func TestHistoryDefaultAndMaximumLimit(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	posted := s.postMany(t, "r", 205)
 	page := s.historyPage(t, "r", "")
@@ -145,6 +147,7 @@ func TestHistoryDefaultAndMaximumLimit(t *testing.T) {
 }
 
 func TestHistoryOfUnknownRoomIsEmpty(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	s.post(t, "known", "x")
 	resp, body := s.do(t, http.MethodGet, "/rooms/unknown/messages", "")
@@ -162,6 +165,7 @@ func TestHistoryOfUnknownRoomIsEmpty(t *testing.T) {
 }
 
 func TestHistoryTrimmedToHistoryMax(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{HistoryMax: 5})
 	posted := s.postMany(t, "r", 12)
 	page := s.historyPage(t, "r", "?limit=50")
@@ -196,6 +200,7 @@ func TestHistoryTrimmedToHistoryMax(t *testing.T) {
 }
 
 func TestHistoryAfterEpochChange(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	old := s.postMany(t, "r", 3)
 	if err := s.Redis.Client().FlushAll(t.Context()).Err(); err != nil {
@@ -220,6 +225,7 @@ func TestHistoryAfterEpochChange(t *testing.T) {
 }
 
 func TestHistoryRejectsBadQueries(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	m := s.post(t, "r", "x")
 	tests := []struct {

@@ -197,6 +197,7 @@ func hostileInputs() []hostile {
 }
 
 func TestHostileInputs(t *testing.T) {
+	t.Parallel()
 	r := redistest.Start(t)
 	h := &hostileEnv{s: startServer(t, serverConfig{Redis: r, Security: api.Security{
 		Tokens:          verifier(t, auth.Config{Secret: testSecret}),

@@ -43,6 +43,7 @@ func (s *testServer) history(t testing.TB, room, query string) ([]json.RawMessag
 var rfc3339Millis = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$`)
 
 func TestPostReturnsStoredMessage(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	redisBefore, err := s.Redis.Client().Time(t.Context()).Result()
 	if err != nil {
@@ -102,6 +103,7 @@ func TestPostReturnsStoredMessage(t *testing.T) {
 // TestMessageBytesAreIdentical checks that POST, history and stream serve
 // the very same bytes for every message, whatever its text holds.
 func TestMessageBytesAreIdentical(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	c := s.openStream(t, "/rooms/r/stream")
 	c.awaitOpen()
@@ -150,6 +152,7 @@ func TestMessageBytesAreIdentical(t *testing.T) {
 }
 
 func TestPostBadBody(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{MaxMessageBytes: 32})
 	tests := []struct {
 		name string
@@ -217,6 +220,7 @@ func TestPostBadBody(t *testing.T) {
 }
 
 func TestPostGoodBodyEdges(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{MaxMessageBytes: 32})
 	tests := []struct {
 		name string
@@ -258,6 +262,7 @@ func TestPostGoodBodyEdges(t *testing.T) {
 }
 
 func TestPostContentType(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
 		"application/jsonx", "application/problem+json", "application/json; charset", "json"} {
@@ -278,6 +283,7 @@ type unsizedReader struct{ r io.Reader }
 func (u unsizedReader) Read(p []byte) (int, error) { return u.r.Read(p) }
 
 func TestPostBodyTooLarge(t *testing.T) {
+	t.Parallel()
 	const maxText = 100
 	s := startServer(t, serverConfig{MaxMessageBytes: maxText})
 	// The body limit leaves room for a text of maxText bytes that JSON
@@ -319,6 +325,7 @@ func TestPostBodyTooLarge(t *testing.T) {
 }
 
 func TestIdempotentPost(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	first, body1 := s.postJSON(t, "r", `{"text":"hi","user":"ann"}`, "Idempotency-Key", "key-1")
 	again, body2 := s.postJSON(t, "r", `{"user":"ann", "text":"hi"}`, "Idempotency-Key", "key-1")
@@ -354,6 +361,7 @@ func TestIdempotentPost(t *testing.T) {
 }
 
 func TestIdempotencyKeyValidation(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	for _, key := range []string{"", "has space", "tab\tkey", strings.Repeat("k", 129), "é"} {
 		resp, body := s.postJSON(t, "r", `{"text":"a"}`, "Idempotency-Key", key)
@@ -382,6 +390,7 @@ func TestIdempotencyKeyValidation(t *testing.T) {
 }
 
 func TestIdempotentPostConcurrent(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	const n = 50
 	type result struct {

@@ -24,6 +24,7 @@ func scrape(t *testing.T, s *testServer, series string) string {
 }
 
 func TestMetricsCountPostsStreamsAndDeliveries(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	c := s.openStream(t, "/rooms/m/stream")
 	c.awaitOpen()
@@ -61,6 +62,7 @@ func TestMetricsCountPostsStreamsAndDeliveries(t *testing.T) {
 }
 
 func TestMetricsKeepMethodLabelsFew(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	for _, method := range []string{"M1", "M2", "BREW"} {
 		s.do(t, method, "/healthz", "")

@@ -50,6 +50,7 @@ func fetchPage(t testing.TB, srv *httptest.Server, path string, header ...string
 }
 
 func TestPageServesEmbeddedFiles(t *testing.T) {
+	t.Parallel()
 	srv := pageServer(t)
 	tests := []struct {
 		name, path, contentType, contains string
@@ -89,6 +90,7 @@ func TestPageServesEmbeddedFiles(t *testing.T) {
 }
 
 func TestPageUnknownAssetIsProblem(t *testing.T) {
+	t.Parallel()
 	srv := pageServer(t)
 	for _, path := range []string{"/assets/nope.js", "/assets/index.html", "/assets/web.go", "/assets/", "/assets/..%2fweb.go"} {
 		resp, _ := fetchPage(t, srv, path)
@@ -104,6 +106,7 @@ func TestPageUnknownAssetIsProblem(t *testing.T) {
 // The page loads nothing from elsewhere, and its script never turns text
 // into markup; the browser test checks the behaviour, this the source.
 func TestPageSourceIsSelfContained(t *testing.T) {
+	t.Parallel()
 	html, err := fs.ReadFile(web.FS(), "index.html")
 	if err != nil {
 		t.Fatal(err)

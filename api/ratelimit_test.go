@@ -1,13 +1,13 @@
 package api_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"roomcast/api"
 	"roomcast/api/auth"
@@ -22,6 +22,7 @@ func limiter(t testing.TB, r *redistest.Server, burst int) *redisscripts.RateLim
 }
 
 func TestRateLimitIsSharedByInstances(t *testing.T) {
+	t.Parallel()
 	r := redistest.Start(t)
 	a := startServer(t, serverConfig{Redis: r, Security: api.Security{Tokens: verifier(t, authConfig()), Posts: limiter(t, r, 3)}})
 	b := startServer(t, serverConfig{Redis: r, Security: api.Security{Tokens: verifier(t, authConfig()), Posts: limiter(t, r, 3)}})
@@ -69,6 +70,7 @@ func TestRateLimitIsSharedByInstances(t *testing.T) {
 func authConfig() auth.Config { return auth.Config{Secret: testSecret} }
 
 func TestRateLimitByClientIPInOpenMode(t *testing.T) {
+	t.Parallel()
 	t.Run("trusted proxy", func(t *testing.T) {
 		r := redistest.Start(t)
 		s := startServer(t, serverConfig{Redis: r, Security: api.Security{
@@ -105,6 +107,7 @@ func TestRateLimitByClientIPInOpenMode(t *testing.T) {
 }
 
 func TestStreamLimits(t *testing.T) {
+	t.Parallel()
 	t.Run("per client", func(t *testing.T) {
 		s := authServer(t, api.Security{MaxStreamsPerClient: 2})
 		alice := bearer(hs256(t, "alice", nil))
@@ -149,25 +152,15 @@ func TestStreamLimits(t *testing.T) {
 // stream whose client left is released when its handler notices.
 func waitStatus(t testing.TB, s *testServer, path string, want int, header ...string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, fmt.Sprintf("GET %s to answer %d", path, want), func() bool {
 		c := s.openStream(t, path, header...)
-		got := c.resp.StatusCode
-		c.Close()
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: status %d after 10s, want %d", path, got, want)
-		}
-		select {
-		case <-time.After(20 * time.Millisecond):
-		case <-t.Context().Done():
-		}
-	}
+		defer c.Close()
+		return c.resp.StatusCode == want
+	})
 }
 
 func TestBadRoomTouchesNoRateLimit(t *testing.T) {
+	t.Parallel()
 	r := redistest.Start(t)
 	s := startServer(t, serverConfig{Redis: r, Security: api.Security{Posts: limiter(t, r, 3)}})
 	resp, body := s.do(t, http.MethodPost, "/rooms/a*b/messages", `{"text":"x"}`, "Content-Type", "application/json")

@@ -7,12 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
-	"roomcast/api"
-	"roomcast/broker"
-	"roomcast/redisscripts"
+	"roomcast/api/app"
 	"roomcast/redisscripts/redistest"
 )
 
@@ -49,24 +46,19 @@ func (s *restartableServer) Start() {
 
 	rdb := redis.NewClient(&redis.Options{Addr: s.redis.Addr, MaxRetries: -1,
 		DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, PoolTimeout: time.Second})
-	keys := redisscripts.NewKeys("roomcast:")
-	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 1000, IdempotencyTTL: time.Hour})
-	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: 256,
-		CheckInterval: time.Second, Timeout: time.Second, Logger: testLogger(),
+	a := app.New(rdb, app.Options{
+		KeyPrefix: "roomcast:", HistoryMax: 1000, IdempotencyTTL: time.Hour, RedisTimeout: time.Second,
+		ClientBuffer: 256, DeliveryCheckInterval: time.Second, MaxMessageBytes: browserMaxMessageBytes,
+		Heartbeat: 15 * time.Second, Retry: time.Second, StreamWriteTimeout: 5 * time.Second,
+		Spec: testSpec(s.t), Logger: testLogger(),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = hub.Run(ctx) }()
-	if err := hub.WaitStarted(s.t.Context()); err != nil {
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	if err := a.WaitStarted(s.t.Context()); err != nil {
 		s.t.Fatalf("hub did not start: %v", err)
 	}
-	e := echo.New()
-	api.New(api.Options{
-		Store: store, Rooms: hub, MaxMessageBytes: browserMaxMessageBytes,
-		Heartbeat: 15 * time.Second, Retry: time.Second, WriteTimeout: 5 * time.Second, Logger: testLogger(),
-	}).Register(e)
-	srv := httptest.NewUnstartedServer(e)
+	srv := httptest.NewUnstartedServer(a.Handler)
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -63,7 +65,7 @@ var corsExposeHeaders = []string{"Retry-After", "RateLimit-Limit", "RateLimit-Re
 // useSecurity installs what applies to every request: how the client's IP
 // is found, the security headers, and CORS.
 func (h *Handler) useSecurity(e *echo.Echo) {
-	e.IPExtractor = clientIPExtractor(h.Security.TrustedProxies)
+	e.IPExtractor = h.warnUntrustedForwarding(clientIPExtractor(h.Security.TrustedProxies))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			header := c.Response().Header()
@@ -102,6 +104,28 @@ func clientIPExtractor(trusted []netip.Prefix) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
+// warnUntrustedForwarding logs one warning, the first time a request
+// carries X-Forwarded-For from a peer outside TrustedProxies: then every
+// client behind that proxy shares one address, and so one post rate and
+// one stream limit, which nothing else would reveal.
+func (h *Handler) warnUntrustedForwarding(extract echo.IPExtractor) echo.IPExtractor {
+	var once sync.Once
+	trusted := h.Security.TrustedProxies
+	return func(r *http.Request) string {
+		if r.Header.Get(echo.HeaderXForwardedFor) != "" {
+			peer := echo.ExtractIPDirect()(r)
+			if a, err := netip.ParseAddr(peer); err == nil && !slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a.Unmap()) }) {
+				once.Do(func() {
+					h.log.Warn("requests carry X-Forwarded-For from a peer not in TRUSTED_PROXIES: "+
+						"per-client limits count every client behind that proxy as one; "+
+						"set TRUSTED_PROXIES to the proxy's address", "peer", peer)
+				})
+			}
+		}
+		return extract(r)
+	}
+}
+
 // ParseTrustedProxies parses a list of CIDR prefixes or single addresses.
 func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
@@ -116,7 +140,7 @@ func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, errors.New("want CIDR prefixes such as 10.0.0.0/8 or addresses, separated by commas")
+			return nil, fmt.Errorf("%q: want a CIDR prefix such as 10.0.0.0/8 or an address", s)
 		}
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}

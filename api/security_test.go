@@ -12,6 +12,7 @@ import (
 )
 
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	s := authServer(t, api.Security{})
 	for _, path := range []string{"/healthz", "/rooms/r/messages", "/nope"} {
 		resp, _ := s.do(t, http.MethodGet, path, "")
@@ -29,6 +30,7 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	const origin = "https://chat.example"
 	s := authServer(t, api.Security{CORSOrigins: []string{origin}})
 	preflight := func(from string) *http.Response {
@@ -99,6 +101,7 @@ func rawRequest(t testing.TB, s *testServer, head []string, body string) (*http.
 }
 
 func TestSlowBodyTimesOut(t *testing.T) {
+	t.Parallel()
 	const timeout = 300 * time.Millisecond
 	s := startServer(t, serverConfig{Security: api.Security{BodyReadTimeout: timeout}})
 	resp, took := rawRequest(t, s, []string{
@@ -116,6 +119,7 @@ func TestSlowBodyTimesOut(t *testing.T) {
 }
 
 func TestStreamsOutliveBodyReadTimeout(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{Heartbeat: 100 * time.Millisecond, Security: api.Security{BodyReadTimeout: 150 * time.Millisecond}})
 	// The post first, on the connection the stream then reuses.
 	s.post(t, "r", "before")
@@ -141,6 +145,7 @@ func TestStreamsOutliveBodyReadTimeout(t *testing.T) {
 }
 
 func TestOversizedBodyRefusedUnread(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{Security: api.Security{BodyReadTimeout: time.Second}})
 	t.Run("declared length", func(t *testing.T) {
 		resp, _ := rawRequest(t, s, []string{

@@ -91,6 +91,7 @@ func (s *testServer) resetRedisStats(t testing.TB) {
 // TestBadRoomIDsAreRejectedWithoutTouchingRedis sends every endpoint
 // invalid room ids and checks that Redis ran no data command at all.
 func TestBadRoomIDsAreRejectedWithoutTouchingRedis(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{CheckInterval: time.Hour})
 	rooms := map[string]string{
 		"star":          "a*b",
@@ -138,6 +139,7 @@ func TestBadRoomIDsAreRejectedWithoutTouchingRedis(t *testing.T) {
 }
 
 func TestValidRoomIDsAreAccepted(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	for _, room := range []string{"a", "Lobby-1", "x.y_z", "..", strings.Repeat("r", 128)} {
 		m := s.post(t, room, "hi")
@@ -152,6 +154,7 @@ func TestValidRoomIDsAreAccepted(t *testing.T) {
 }
 
 func TestUnknownPathIsNotFound(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	for _, tt := range []struct{ method, path string }{
 		{method: http.MethodGet, path: "/nope"},
@@ -171,6 +174,7 @@ func TestUnknownPathIsNotFound(t *testing.T) {
 }
 
 func TestWrongMethodIsNotAllowed(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	for _, tt := range []struct {
 		method, path string
@@ -203,6 +207,7 @@ func TestWrongMethodIsNotAllowed(t *testing.T) {
 // posts and history reads answer 503 with Retry-After quickly, and a
 // stream answers 200 with a retry line and closes.
 func TestRedisDownIsServiceUnavailable(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	s.post(t, "r", "before")
 	s.Redis.Kill()
@@ -274,6 +279,7 @@ func TestRedisDownIsServiceUnavailable(t *testing.T) {
 }
 
 func TestHealthAndSpec(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	resp, body := s.do(t, http.MethodGet, "/healthz", "")
 	if resp.StatusCode != http.StatusOK {

@@ -55,6 +55,7 @@ func wantReplay(t testing.TB, c *sseClient, want []rawPost) {
 }
 
 func TestStreamResumeReplaysExactly(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		path   func(posted []rawPost) string
@@ -108,6 +109,7 @@ func TestStreamResumeReplaysExactly(t *testing.T) {
 }
 
 func TestStreamWithoutResumeIsLiveOnly(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	s.postRawMany(t, "r", 5)
 	c := s.openStream(t, "/rooms/r/stream")
@@ -117,6 +119,7 @@ func TestStreamWithoutResumeIsLiveOnly(t *testing.T) {
 }
 
 func TestStreamResumeAfterTrimSendsReset(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{HistoryMax: 5})
 	posted := s.postRawMany(t, "r", 12)
 	c := s.openStream(t, "/rooms/r/stream", "Last-Event-ID", posted[1].ID)
@@ -141,6 +144,7 @@ func TestStreamResumeAfterTrimSendsReset(t *testing.T) {
 }
 
 func TestStreamResumeAfterEpochChange(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	old := s.postRawMany(t, "r", 3)
 	if err := s.Redis.Client().FlushAll(t.Context()).Err(); err != nil {
@@ -156,6 +160,7 @@ func TestStreamResumeAfterEpochChange(t *testing.T) {
 }
 
 func TestStreamRejectsMalformedResumePoint(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	s.post(t, "r", "x")
 	for _, tt := range []struct{ query, header string }{
@@ -175,6 +180,7 @@ func TestStreamRejectsMalformedResumePoint(t *testing.T) {
 }
 
 func TestStreamHeadersAndHeartbeat(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{Heartbeat: 50 * time.Millisecond})
 	c := s.openStream(t, "/rooms/r/stream", "Accept-Encoding", "gzip")
 	for name, want := range map[string]string{
@@ -206,6 +212,7 @@ func TestStreamHeadersAndHeartbeat(t *testing.T) {
 // post 50 messages each: every client must get every message after its
 // resume point exactly once, in order, across the replay/live switch.
 func TestStreamResumeRacingConcurrentPosts(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	pre := s.postMany(t, "race", 20)
 	const writers, each = 10, 50
@@ -464,19 +471,5 @@ func TestStreamDisconnectReleasesEverything(t *testing.T) {
 	checkedClient.CloseIdleConnections()
 	if err := goleak.Find(before); err != nil {
 		t.Fatalf("goroutines left after the stream closed: %v", err)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 5 seconds.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
 	}
 }

@@ -11,6 +11,7 @@ import (
 )
 
 func TestStreamDeliversPostedMessagesInOrder(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	c := s.openStream(t, "/rooms/lobby/stream")
 	if got := c.resp.Header.Get("Content-Type"); got != "text/event-stream" {
@@ -30,6 +31,7 @@ func TestStreamDeliversPostedMessagesInOrder(t *testing.T) {
 }
 
 func TestStreamResumesAfterLastEventID(t *testing.T) {
+	t.Parallel()
 	for _, how := range []string{"header", "query"} {
 		t.Run(how, func(t *testing.T) {
 			s := startServer(t, serverConfig{})
@@ -55,6 +57,7 @@ func TestStreamResumesAfterLastEventID(t *testing.T) {
 }
 
 func TestStreamRejectsBadRoom(t *testing.T) {
+	t.Parallel()
 	s := startServer(t, serverConfig{})
 	resp, body := s.do(t, http.MethodGet, "/rooms/a*b/stream", "")
 	if resp.StatusCode != http.StatusBadRequest {

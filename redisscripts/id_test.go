@@ -6,6 +6,7 @@ import (
 )
 
 func TestParseID(t *testing.T) {
+	t.Parallel()
 	valid := []struct {
 		text string
 		want ID
@@ -34,6 +35,7 @@ func TestParseID(t *testing.T) {
 }
 
 func TestIDOrder(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		id, pos          ID
 		follows, covered bool
@@ -59,6 +61,7 @@ func TestIDOrder(t *testing.T) {
 }
 
 func TestIDOf(t *testing.T) {
+	t.Parallel()
 	if got, err := IDOf([]byte(`{"id":"k1-7","seq":7}`)); err != nil || got != (ID{"k1", 7}) {
 		t.Fatalf("IDOf = %+v, %v; want k1-7", got, err)
 	}

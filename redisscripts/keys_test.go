@@ -11,6 +11,7 @@ import (
 )
 
 func TestValidRoom(t *testing.T) {
+	t.Parallel()
 	for _, room := range []string{"a", "lobby", "A.b_c-9", "..", strings.Repeat("x", 128)} {
 		if !ValidRoom(room) {
 			t.Fatalf("ValidRoom(%q) = false, want true", room)
@@ -27,6 +28,7 @@ func TestValidRoom(t *testing.T) {
 }
 
 func TestKeysNames(t *testing.T) {
+	t.Parallel()
 	k := NewKeys("app:")
 	if got, want := k.meta("r"), "app:{r}:meta"; got != want {
 		t.Fatalf("meta = %q, want %q", got, want)
@@ -48,6 +50,7 @@ func TestKeysNames(t *testing.T) {
 // pattern of a prefix holding glob characters matches its own room and
 // probe channels and no other deployment's.
 func TestPatternMatchesOnlyItsDeployment(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	ctx := t.Context()

@@ -7,17 +7,9 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Position returns the id of room's newest message. A room that has none
-// yet, or that Redis does not know, has the zero ID.
-func (s *Store) Position(ctx context.Context, room string) (ID, error) {
-	ids, err := s.Positions(ctx, []string{room})
-	if err != nil {
-		return ID{}, err
-	}
-	return ids[0], nil
-}
-
-// Positions returns the Position of every room, in one pipelined round trip.
+// Positions returns the id of each room's newest message, in one pipelined
+// round trip. A room that has none yet, or that Redis does not know, has
+// the zero ID.
 func (s *Store) Positions(ctx context.Context, rooms []string) ([]ID, error) {
 	cmds := make([]*redis.SliceCmd, len(rooms))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {

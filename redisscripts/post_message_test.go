@@ -107,6 +107,7 @@ func testMillis(t *testing.T) []int64 {
 // TestRFC3339MatchesGo checks the script's civil-date conversion, which
 // Redis's Lua needs because it has no os.date, against Go's time package.
 func TestRFC3339MatchesGo(t *testing.T) {
+	t.Parallel()
 	_, _, rdb := newStore(t, StoreOptions{})
 	ms := testMillis(t)
 	got := runLuaFunction(t, rdb, "rfc3339", ms)
@@ -119,6 +120,7 @@ func TestRFC3339MatchesGo(t *testing.T) {
 }
 
 func TestBase36MatchesGo(t *testing.T) {
+	t.Parallel()
 	_, _, rdb := newStore(t, StoreOptions{})
 	ms := append([]int64{0, 1, 35, 36, 1295, 1296}, testMillis(t)...)
 	got := runLuaFunction(t, rdb, "base36", ms)
@@ -151,6 +153,7 @@ func decodeStored(t *testing.T, data []byte) storedMessage {
 }
 
 func TestPostStoresNumberedMessages(t *testing.T) {
+	t.Parallel()
 	store, _, rdb := newStore(t, StoreOptions{})
 	ctx := t.Context()
 	before, err := rdb.Time(ctx).Result()
@@ -204,6 +207,7 @@ func TestPostStoresNumberedMessages(t *testing.T) {
 }
 
 func TestPostUsesOnlyPrefixedHashTaggedKeys(t *testing.T) {
+	t.Parallel()
 	store, _, rdb := newStore(t, StoreOptions{})
 	ctx := t.Context()
 	if _, err := store.Post(ctx, Post{Room: "lobby", User: "u", Text: "t", IdempotencyKey: "k1"}); err != nil {
@@ -224,6 +228,7 @@ func TestPostUsesOnlyPrefixedHashTaggedKeys(t *testing.T) {
 }
 
 func TestPostIdempotency(t *testing.T) {
+	t.Parallel()
 	store, _, rdb := newStore(t, StoreOptions{IdempotencyTTL: time.Minute})
 	ctx := t.Context()
 	p := Post{Room: "r", User: "u", Text: "hello", IdempotencyKey: "abc"}
@@ -263,6 +268,7 @@ func TestPostIdempotency(t *testing.T) {
 }
 
 func TestPostIdempotencyConcurrent(t *testing.T) {
+	t.Parallel()
 	store, _, rdb := newStore(t, StoreOptions{})
 	ctx := t.Context()
 	var wg sync.WaitGroup
@@ -295,6 +301,7 @@ func TestPostIdempotencyConcurrent(t *testing.T) {
 }
 
 func TestStoreUnavailableWhenRedisIsDown(t *testing.T) {
+	t.Parallel()
 	store, srv, _ := newStore(t, StoreOptions{})
 	ctx := t.Context()
 	if _, err := store.Post(ctx, Post{Room: "r", User: "u", Text: "t"}); err != nil {
@@ -330,6 +337,7 @@ func TestStoreUnavailableWhenRedisIsDown(t *testing.T) {
 }
 
 func TestStoreUnavailableOnDeadline(t *testing.T) {
+	t.Parallel()
 	store, _, _ := newStore(t, StoreOptions{})
 	ctx, cancel := context.WithTimeout(t.Context(), -time.Second)
 	defer cancel()
@@ -339,6 +347,7 @@ func TestStoreUnavailableOnDeadline(t *testing.T) {
 }
 
 func TestRoomTTL(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		ttl  time.Duration

@@ -6,6 +6,7 @@ import (
 )
 
 func TestRateLimiterAllowsABurstThenRefuses(t *testing.T) {
+	t.Parallel()
 	_, srv, rdb := newStore(t, StoreOptions{})
 	keys := NewKeys("test:")
 	// One post a minute on average: nothing refills while the test runs.
@@ -52,6 +53,7 @@ func TestRateLimiterAllowsABurstThenRefuses(t *testing.T) {
 }
 
 func TestRateLimiterRefills(t *testing.T) {
+	t.Parallel()
 	_, _, rdb := newStore(t, StoreOptions{})
 	l := NewRateLimiter(rdb, NewKeys("test:"), "post", 50, 1) // one every 20ms
 	if d, _ := l.Allow(t.Context(), "c"); !d.Allowed {

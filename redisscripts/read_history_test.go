@@ -46,6 +46,7 @@ func span(from, to int64) []int64 {
 }
 
 func TestHistoryPages(t *testing.T) {
+	t.Parallel()
 	store, _, _ := newStore(t, StoreOptions{HistoryMax: 20})
 	ids := postN(t, store, "r", 25) // 1-5 trimmed, 6-25 kept
 	epoch := ids[0].Epoch
@@ -114,6 +115,7 @@ func TestHistoryPages(t *testing.T) {
 }
 
 func TestHistoryAfterRedisLostTheRoom(t *testing.T) {
+	t.Parallel()
 	store, _, rdb := newStore(t, StoreOptions{})
 	old := postN(t, store, "r", 3)
 	if err := rdb.FlushAll(t.Context()).Err(); err != nil {
@@ -139,6 +141,7 @@ func TestHistoryAfterRedisLostTheRoom(t *testing.T) {
 }
 
 func TestHistoryKeepsSurvivingHistoryOfANewEpochClean(t *testing.T) {
+	t.Parallel()
 	store, _, rdb := newStore(t, StoreOptions{})
 	postN(t, store, "r", 3)
 	// Redis lost the room's meta but not its history (e.g. eviction): the
@@ -157,6 +160,7 @@ func TestHistoryKeepsSurvivingHistoryOfANewEpochClean(t *testing.T) {
 }
 
 func TestResetFor(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name         string
 		cursor       ID

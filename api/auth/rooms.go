@@ -42,17 +42,18 @@ func ParseRooms(spec string) (Rooms, error) {
 		return r, nil
 	}
 	for entry := range strings.SplitSeq(spec, ",") {
-		kind, pattern, _ := strings.Cut(strings.TrimSpace(entry), ":")
-		if !validPattern(pattern) {
-			return Rooms{}, fmt.Errorf("room pattern %q: want a room id, a prefix followed by *, or *", pattern)
+		entry = strings.TrimSpace(entry)
+		kind, pattern, _ := strings.Cut(entry, ":")
+		if kind != "read" && kind != "write" {
+			return Rooms{}, fmt.Errorf("%q: want read:PATTERN or write:PATTERN", entry)
 		}
-		switch kind {
-		case "read":
+		if !validPattern(pattern) {
+			return Rooms{}, fmt.Errorf("%q: want a room id, a prefix followed by *, or * after %s:", entry, kind)
+		}
+		if kind == "read" {
 			r.Read = append(r.Read, pattern)
-		case "write":
+		} else {
 			r.Write = append(r.Write, pattern)
-		default:
-			return Rooms{}, fmt.Errorf("permission %q: want read:PATTERN or write:PATTERN", entry)
 		}
 	}
 	return r, nil

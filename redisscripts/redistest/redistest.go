@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +30,48 @@ type Server struct {
 // ends. Extra arguments are passed to redis-server (e.g. "--appendonly",
 // "yes"). Without redis-server the test is skipped, except under CI=true,
 // where it fails.
+//
+// redis-server cannot be handed a listening socket, so a port found free
+// may be taken by another process before redis-server binds it; Start then
+// sees redis-server exit and tries another port.
 func Start(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	const attempts = 5
+	for i := 1; ; i++ {
+		port, err := freePort()
+		if err != nil {
+			tb.Fatalf("find a free port: %v", err)
+		}
+		s := newServer(tb, port, args)
+		err = s.start()
+		if err == nil {
+			tb.Cleanup(s.Kill)
+			return s
+		}
+		if i == attempts {
+			tb.Fatalf("%v (tried %d ports)", err, attempts)
+		}
+	}
+}
+
+// StartAt starts a redis-server on the given loopback address, like Start;
+// for a test that points something at an address before Redis is there.
+func StartAt(tb testing.TB, addr string, args ...string) *Server {
+	tb.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	port, err2 := strconv.Atoi(p)
+	if err != nil || err2 != nil {
+		tb.Fatalf("redistest.StartAt(%q): not host:port", addr)
+	}
+	s := newServer(tb, port, args)
+	if err := s.start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Kill)
+	return s
+}
+
+func newServer(tb testing.TB, port int, args []string) *Server {
 	tb.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -38,23 +80,15 @@ func Start(tb testing.TB, args ...string) *Server {
 		}
 		tb.Skipf("redis-server not installed: %v", err)
 	}
-	port, err := freePort()
-	if err != nil {
-		tb.Fatalf("find a free port: %v", err)
-	}
-	s := &Server{
+	return &Server{
 		tb:   tb,
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		dir:  tb.TempDir(),
 		args: append([]string{
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+			path, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--loglevel", "warning",
 		}, args...),
 	}
-	s.args = append([]string{path}, s.args...)
-	s.start()
-	tb.Cleanup(s.Kill)
-	return s
 }
 
 // URL is the server's redis:// URL.
@@ -83,39 +117,56 @@ func (s *Server) Kill() {
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Kill()
-	s.start()
+	if err := s.start(); err != nil {
+		s.tb.Fatal(err)
+	}
 }
 
-func (s *Server) start() {
-	s.tb.Helper()
+// start runs redis-server and waits until it answers. It makes sure the
+// answer comes from this process, not from another server that holds the
+// port; an error means the process did not come up.
+func (s *Server) start() error {
 	cmd := exec.Command(s.args[0], s.args[1:]...)
 	cmd.Dir = s.dir
 	if err := cmd.Start(); err != nil {
-		s.tb.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
-	s.cmd = cmd
-	s.done = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(s.done) }()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop := func() { _ = cmd.Process.Kill(); <-done }
 
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, Password: s.password()})
 	defer c.Close()
+	want := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
+		info, err := c.Info(ctx, "server").Result()
 		cancel()
-		if err == nil {
-			return
+		if err == nil && strings.Contains(info, want) {
+			s.cmd, s.done = cmd, done
+			return nil
 		}
 		select {
-		case <-s.done:
-			s.tb.Fatalf("redis-server on %s exited at start", s.Addr)
+		case <-done:
+			return fmt.Errorf("redis-server on %s exited at start (port taken?)", s.Addr)
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.tb.Fatalf("redis-server on %s not answering: %v", s.Addr, err)
+			stop()
+			return fmt.Errorf("redis-server on %s not answering: %v", s.Addr, err)
 		}
 	}
+}
+
+// password is the --requirepass argument, if any.
+func (s *Server) password() string {
+	for i, a := range s.args[:len(s.args)-1] {
+		if a == "--requirepass" {
+			return s.args[i+1]
+		}
+	}
+	return ""
 }
 
 func freePort() (int, error) {
