@@ -39,6 +39,14 @@ type Options struct {
 	// Timeout bounds each Redis operation of the hub.
 	Timeout time.Duration
 	Logger  *slog.Logger
+	// Shards, when set, selects the sharded broker mode: instead of one
+	// PSUBSCRIBE, each room with local subscribers is SSUBSCRIBEd on its
+	// shard (one connection per shard). Messages must then be published
+	// with SPUBLISH on Keys.ShardChannel (redisscripts.StoreOptions.Sharded).
+	Shards ShardRouter
+	// Linger is how long a room stays subscribed in sharded mode after its
+	// last local subscriber left; 0 means DefaultLinger.
+	Linger time.Duration
 }
 
 // Hub fans out room messages from one shared Redis subscription. Create it
@@ -60,6 +68,8 @@ type Hub struct {
 
 	repairs sync.WaitGroup
 	stats   Stats // counters, under mu
+
+	shards *shardSubscriber // sharded mode only (BROKER_MODE=sharded)
 }
 
 // Stats counts what a hub has done since it was created.
@@ -104,7 +114,7 @@ func New(pubsub PubSubber, opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Hub{
+	h := &Hub{
 		opts:     opts,
 		pubsub:   pubsub,
 		log:      opts.Logger,
@@ -114,6 +124,10 @@ func New(pubsub PubSubber, opts Options) *Hub {
 		started:  make(chan struct{}),
 		checkNow: make(chan struct{}, 1),
 	}
+	if opts.Shards != nil { // sharded mode: call site 1 of 5 (see sharded.go)
+		h.shards = newShardSubscriber(h, opts)
+	}
+	return h
 }
 
 // Ready returns nil while the hub's subscription receives messages, and an
@@ -159,6 +173,9 @@ func (h *Hub) Subscribe(ctx context.Context, name string) (*Subscription, error)
 	h.mu.Unlock()
 
 	if !found {
+		if h.shards != nil { // sharded mode: call site 2 of 5, first local subscriber
+			h.shards.open(ctx, name)
+		}
 		h.initRoom(ctx, name, r)
 	}
 	select {
@@ -226,6 +243,9 @@ func (h *Hub) dropLocked(s *Subscription, err error) {
 	close(s.ch)
 	if len(r.subs) == 0 {
 		delete(h.rooms, s.room)
+		if h.shards != nil { // sharded mode: call site 3 of 5, last local subscriber gone
+			h.shards.close(s.room)
+		}
 	}
 }
 

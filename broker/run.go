@@ -45,6 +45,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.checkPeriodically(ctx)
 	}()
 
+	if h.shards != nil { // sharded mode: call site 4 of 5, the subscriptions instead of PSUBSCRIBE
+		h.shards.run(ctx)
+		return nil
+	}
 	backoff := newBackoff()
 	for connected := false; ; {
 		err := h.session(ctx, connected, backoff)
@@ -186,14 +190,30 @@ func (h *Hub) checkPeriodically(ctx context.Context) {
 // longer knows (expired, lost) waits for its next epoch. A room whose
 // sequence went back within its epoch (a failover lost writes) drops its
 // subscribers with ErrReset, so that they resume and are told.
-func (h *Hub) checkRooms(ctx context.Context) {
+func (h *Hub) checkRooms(ctx context.Context) { h.recheckRooms(ctx, nil) }
+
+// recheckRooms is checkRooms for the rooms named in only, or for every room
+// if only is nil. The sharded subscriber calls it for rooms it subscribed
+// again (sharded mode: call site 5 of 5, via roomSink).
+func (h *Hub) recheckRooms(ctx context.Context, only []string) {
 	h.mu.Lock()
 	names := make([]string, 0, len(h.rooms))
 	before := make([]redisscripts.ID, 0, len(h.rooms)) // what each room had before the read
-	for name, r := range h.rooms {
+	add := func(name string, r *room) {
 		if !r.busy {
 			names = append(names, name)
 			before = append(before, r.last)
+		}
+	}
+	if only == nil {
+		for name, r := range h.rooms {
+			add(name, r)
+		}
+	} else {
+		for _, name := range only {
+			if r := h.rooms[name]; r != nil {
+				add(name, r)
+			}
 		}
 	}
 	h.mu.Unlock()

@@ -37,7 +37,7 @@ type Posted struct {
 }
 
 // Post stores p in its room's history and publishes it on the room's
-// channel in one atomic step.
+// channel (see PublishRoom for which) in one atomic step.
 func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
 	fields, err := json.Marshal(struct {
 		User string `json:"user"`
@@ -56,8 +56,8 @@ func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
 		fingerprint = hex.EncodeToString(sum[:])
 	}
 	reply, err := postMessageScript.Run(ctx, s.rdb, keys,
-		s.keys.Channel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(), fingerprint,
-		s.roomTTL.Milliseconds(),
+		s.roomChannel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(), fingerprint,
+		s.roomTTL.Milliseconds(), s.publishCommand(),
 	).Slice()
 	if err != nil {
 		return Posted{}, wrapRedisError("post message", err)

@@ -1,0 +1,536 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"roomcast/redisscripts"
+)
+
+// roomSink is what the sharded subscriber needs from the hub: the seams a
+// hub offers to any subscription that is not its own PSUBSCRIBE.
+type roomSink interface {
+	// receive handles one Pub/Sub message (seam i).
+	receive(ctx context.Context, pm *redis.Message)
+	// recheckRooms compares these rooms with Redis and repairs them from
+	// history; called after they were (re)subscribed (seam iii).
+	recheckRooms(ctx context.Context, rooms []string)
+	// setHealth reports whether every subscription receives (seam iv).
+	setHealth(err error)
+}
+
+// shardSubscriber subscribes, with SSUBSCRIBE, to the rooms that have local
+// subscribers, over one connection per shard (the master owning the slots).
+// The hub tells it when a room gets its first local subscriber (open) and
+// loses its last (close); unsubscribing waits linger, so a reconnecting
+// client does not churn. One manager goroutine routes and batches the
+// changes; one goroutine per shard reads its connection.
+type shardSubscriber struct {
+	router  ShardRouter
+	keys    redisscripts.Keys
+	sink    roomSink
+	log     *slog.Logger
+	id      string // names this process's probe channels
+	linger  time.Duration
+	timeout time.Duration
+	check   time.Duration
+
+	wake     chan struct{} // asks the manager to sync
+	healthMu sync.Mutex    // orders health reports
+
+	mu      sync.Mutex
+	rooms   map[string]*shardRoom
+	shards  map[string]*shard // by node address
+	recheck []string          // rooms (re)subscribed whose gap must be repaired
+	lost    int               // wanted rooms that were subscribed and are not now
+	lastErr error             // why they are not
+	backoff *backoff
+	retry   bool // the last sync failed: the manager retries after backoff
+	workers sync.WaitGroup
+}
+
+// shardRoom is the subscription state of one room.
+type shardRoom struct {
+	name      string
+	wanted    bool          // it has local subscribers (or an opener waits)
+	expired   bool          // unwanted for linger: unsubscribe it
+	timer     *time.Timer   // the linger
+	shard     *shard        // the connection it is subscribed on, or being subscribed on
+	confirmed chan struct{} // closed once the subscription is confirmed
+	isOn      bool          // confirmed is closed
+	lost      bool          // was subscribed, is not now: counted in lost
+	recheck   bool          // repair it from history when confirmed
+}
+
+// shard is one SSUBSCRIBE connection to one node.
+type shard struct {
+	addr   string
+	node   *redis.Client
+	ps     *redis.PubSub
+	probe  string
+	rooms  map[string]struct{} // subscribed or being subscribed here
+	unsubs map[string]int      // SUNSUBSCRIBE replies still due, by channel
+	gone   bool
+	cancel context.CancelFunc
+}
+
+// errSlotMoved is a shard's unasked sunsubscribe of its probe channel.
+var errSlotMoved = errors.New("probe channel's slot left the node")
+
+func newShardSubscriber(sink roomSink, opts Options) *shardSubscriber {
+	linger := opts.Linger
+	if linger <= 0 {
+		linger = DefaultLinger
+	}
+	return &shardSubscriber{
+		router: opts.Shards, keys: opts.Keys, sink: sink, log: opts.Logger, id: randomName(),
+		linger: linger, timeout: opts.Timeout, check: opts.CheckInterval,
+		wake:  make(chan struct{}, 1),
+		rooms: make(map[string]*shardRoom), shards: make(map[string]*shard),
+		backoff: newBackoff(),
+	}
+}
+
+// DefaultLinger is how long a room stays subscribed after its last local
+// subscriber left, in sharded mode, when Options.Linger is zero.
+const DefaultLinger = 2 * time.Second
+
+// open marks room wanted and waits (at most the Redis timeout) until its
+// subscription is confirmed, so that a position read afterwards misses
+// nothing. If the wait ends first, the room is rechecked once subscribed.
+func (s *shardSubscriber) open(ctx context.Context, name string) {
+	s.mu.Lock()
+	r := s.rooms[name]
+	if r == nil {
+		r = &shardRoom{name: name, confirmed: make(chan struct{})}
+		s.rooms[name] = r
+	}
+	r.wanted, r.expired = true, false
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	confirmed := r.confirmed
+	s.mu.Unlock()
+	s.poke()
+
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case <-confirmed:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	if s.rooms[name] == r && !r.isOn {
+		r.recheck = true
+	}
+	s.mu.Unlock()
+}
+
+// close marks room unwanted; it is unsubscribed after linger unless opened
+// again. It never blocks: the hub calls it under its lock.
+func (s *shardSubscriber) close(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[name]
+	if r == nil || !r.wanted {
+		return
+	}
+	r.wanted = false
+	if r.lost {
+		r.lost = false
+		s.lost--
+	}
+	r.timer = time.AfterFunc(s.linger, func() {
+		s.mu.Lock()
+		if s.rooms[name] == r && !r.wanted {
+			r.expired = true
+		}
+		s.mu.Unlock()
+		s.poke()
+	})
+}
+
+func (s *shardSubscriber) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run manages the subscriptions until ctx ends, then closes them all.
+func (s *shardSubscriber) run(ctx context.Context) {
+	defer func() {
+		s.mu.Lock()
+		shards := make([]*shard, 0, len(s.shards))
+		for _, sh := range s.shards {
+			sh.gone = true
+			shards = append(shards, sh)
+		}
+		s.mu.Unlock()
+		for _, sh := range shards {
+			sh.close()
+		}
+		s.workers.Wait()
+	}()
+	s.reportHealth()
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-s.wake:
+		case <-retry:
+		case <-ctx.Done():
+			return
+		}
+		retry = nil
+		if !s.sync(ctx) {
+			d := s.backoff.next
+			s.backoff.next = min(2*s.backoff.next, maxBackoff)
+			retry = time.After(d)
+		}
+		s.reportHealth()
+		if names := s.takeRechecks(); len(names) > 0 {
+			s.sink.recheckRooms(ctx, names)
+		}
+	}
+}
+
+// subscribeBatch is the channels of one slot to subscribe on one shard.
+type subscribeBatch struct {
+	sh       *shard
+	channels []string
+}
+
+// sync subscribes the wanted rooms that are not, and unsubscribes the
+// expired ones, batched by shard and slot. It reports false if some room
+// could not be routed or subscribed, so that the manager retries.
+func (s *shardSubscriber) sync(ctx context.Context) bool {
+	s.mu.Lock()
+	var toRoute []string
+	unsub := make(map[*shard]map[uint16][]string)
+	for name, r := range s.rooms {
+		switch {
+		case r.wanted && r.shard == nil:
+			toRoute = append(toRoute, name)
+		case r.expired && r.shard == nil:
+			delete(s.rooms, name)
+		case r.expired:
+			sh := r.shard
+			ch := s.keys.ShardChannel(name)
+			if unsub[sh] == nil {
+				unsub[sh] = make(map[uint16][]string)
+			}
+			unsub[sh][slotOf(ch)] = append(unsub[sh][slotOf(ch)], ch)
+			sh.unsubs[ch]++
+			delete(sh.rooms, name)
+			delete(s.rooms, name)
+		}
+	}
+	s.mu.Unlock()
+
+	ok := true
+	for sh, bySlot := range unsub {
+		for _, chans := range bySlot {
+			if err := sh.ps.SUnsubscribe(ctx, chans...); err != nil {
+				s.shardFailed(sh, fmt.Errorf("sunsubscribe: %w", err))
+				break
+			}
+		}
+	}
+
+	nodes := make(map[string]*redis.Client)
+	route := make(map[string]string, len(toRoute)) // room → node address
+	for _, name := range toRoute {
+		node, err := s.nodeFor(ctx, s.keys.ShardChannel(name))
+		if err != nil {
+			s.log.Warn("routing a room to its shard", "room", name, "err", err)
+			ok = false
+			continue
+		}
+		addr := node.Options().Addr
+		nodes[addr], route[name] = node, addr
+	}
+	var fresh []*shard
+	batches := make(map[*shard]map[uint16][]string)
+	s.mu.Lock()
+	for name, addr := range route {
+		r := s.rooms[name]
+		if r == nil || !r.wanted || r.shard != nil {
+			continue
+		}
+		sh := s.shards[addr]
+		if sh == nil {
+			sh = s.newShardLocked(ctx, addr, nodes[addr])
+			fresh = append(fresh, sh)
+		}
+		r.shard = sh
+		sh.rooms[name] = struct{}{}
+		ch := s.keys.ShardChannel(name)
+		if batches[sh] == nil {
+			batches[sh] = make(map[uint16][]string)
+		}
+		batches[sh][slotOf(ch)] = append(batches[sh][slotOf(ch)], ch)
+	}
+	s.mu.Unlock()
+
+	for _, sh := range fresh {
+		if err := s.startShard(ctx, sh); err != nil {
+			s.shardFailed(sh, err)
+			ok = false
+		}
+	}
+	for sh, bySlot := range batches {
+		for _, chans := range bySlot {
+			if err := sh.ps.SSubscribe(ctx, chans...); err != nil {
+				s.shardFailed(sh, fmt.Errorf("ssubscribe: %w", err))
+				ok = false
+				break
+			}
+		}
+	}
+	for sh := range unsub {
+		s.closeIfEmpty(sh)
+	}
+	return ok
+}
+
+func (s *shardSubscriber) nodeFor(ctx context.Context, channel string) (*redis.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return s.router.NodeFor(ctx, channel)
+}
+
+func (s *shardSubscriber) newShardLocked(ctx context.Context, addr string, node *redis.Client) *shard {
+	sh := &shard{
+		addr: addr, node: node, ps: node.SSubscribe(ctx),
+		rooms: make(map[string]struct{}), unsubs: make(map[string]int),
+	}
+	s.shards[addr] = sh
+	return sh
+}
+
+// startShard picks a probe channel on the shard, subscribes it, and starts
+// reading the connection.
+func (s *shardSubscriber) startShard(ctx context.Context, sh *shard) error {
+	for i := 0; sh.probe == ""; i++ {
+		name := s.keys.ShardProbeChannel(fmt.Sprintf("%s-%d", s.id, i))
+		node, err := s.nodeFor(ctx, name)
+		if err != nil {
+			return fmt.Errorf("route probe: %w", err)
+		}
+		if node.Options().Addr == sh.addr {
+			sh.probe = name
+		} else if i > 10_000 {
+			return errors.New("no probe channel found for the shard")
+		}
+	}
+	if err := sh.ps.SSubscribe(ctx, sh.probe); err != nil {
+		return fmt.Errorf("ssubscribe probe: %w", err)
+	}
+	ctx, sh.cancel = context.WithCancel(ctx)
+	s.workers.Add(1)
+	go func() {
+		defer s.workers.Done()
+		err := s.read(ctx, sh)
+		if ctx.Err() == nil {
+			s.shardFailed(sh, err)
+		}
+	}()
+	return nil
+}
+
+// read receives from one shard until its connection fails, goes deaf, or
+// the shard is closed.
+func (s *shardSubscriber) read(ctx context.Context, sh *shard) error {
+	var probeSent time.Time
+	for {
+		msg, err := sh.ps.ReceiveTimeout(ctx, s.check)
+		switch {
+		case isTimeout(err) && !probeSent.IsZero():
+			return errProbeLost
+		case isTimeout(err):
+			pctx, cancel := context.WithTimeout(ctx, s.timeout)
+			err := sh.node.SPublish(pctx, sh.probe, "probe").Err()
+			cancel()
+			if err != nil {
+				return fmt.Errorf("publish probe: %w", err)
+			}
+			probeSent = time.Now()
+			continue
+		case err != nil:
+			return err
+		}
+		probeSent = time.Time{}
+		switch m := msg.(type) {
+		case *redis.Message:
+			s.sink.receive(ctx, m)
+		case *redis.Subscription:
+			if err := s.subscriptionEvent(sh, m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// subscriptionEvent handles a confirmation, and a sunsubscribe that Redis
+// sends unasked when a slot leaves the node: the room is routed again.
+func (s *shardSubscriber) subscriptionEvent(sh *shard, m *redis.Subscription) error {
+	room, isRoom := s.keys.RoomFromChannel(m.Channel)
+	s.mu.Lock()
+	defer s.poke()
+	defer s.mu.Unlock()
+	switch m.Kind {
+	case "ssubscribe":
+		r := s.rooms[room]
+		if !isRoom || r == nil || r.shard != sh || r.isOn {
+			return nil
+		}
+		r.isOn = true
+		close(r.confirmed)
+		if r.lost {
+			r.lost = false
+			s.lost--
+		}
+		if r.recheck {
+			r.recheck = false
+			s.recheck = append(s.recheck, room)
+		}
+		s.backoff.reset()
+	case "sunsubscribe":
+		if sh.unsubs[m.Channel] > 0 {
+			if sh.unsubs[m.Channel]--; sh.unsubs[m.Channel] == 0 {
+				delete(sh.unsubs, m.Channel)
+			}
+			return nil
+		}
+		if m.Channel == sh.probe {
+			return errSlotMoved
+		}
+		r := s.rooms[room]
+		if !isRoom || r == nil || r.shard != sh {
+			return nil
+		}
+		delete(sh.rooms, room)
+		s.unsubscribedLocked(r, fmt.Errorf("shard %s: the room's slot moved", sh.addr))
+		s.router.Refresh(context.Background())
+	}
+	return nil
+}
+
+// unsubscribedLocked notes that r lost its subscription; a wanted room is
+// routed again and repaired once subscribed.
+func (s *shardSubscriber) unsubscribedLocked(r *shardRoom, why error) {
+	r.shard = nil
+	if !r.wanted {
+		delete(s.rooms, r.name)
+		return
+	}
+	if r.isOn {
+		r.isOn = false
+		r.confirmed = make(chan struct{})
+		r.lost = true
+		s.lost++
+		s.lastErr = why
+	}
+	r.recheck = true
+}
+
+// shardFailed drops a shard's connection and routes its rooms again.
+func (s *shardSubscriber) shardFailed(sh *shard, err error) {
+	s.mu.Lock()
+	if sh.gone {
+		s.mu.Unlock()
+		return
+	}
+	sh.gone = true
+	if s.shards[sh.addr] == sh {
+		delete(s.shards, sh.addr)
+	}
+	why := fmt.Errorf("shard %s: %w", sh.addr, err)
+	for name := range sh.rooms {
+		if r := s.rooms[name]; r != nil && r.shard == sh {
+			s.unsubscribedLocked(r, why)
+		}
+	}
+	s.mu.Unlock()
+	s.log.Warn("sharded subscription lost; subscribing its rooms again", "shard", sh.addr, "err", err)
+	sh.close()
+	s.router.Refresh(context.Background())
+	s.reportHealth()
+	s.poke()
+}
+
+// closeIfEmpty closes a shard that has no rooms left.
+func (s *shardSubscriber) closeIfEmpty(sh *shard) {
+	s.mu.Lock()
+	empty := !sh.gone && len(sh.rooms) == 0
+	if empty {
+		sh.gone = true
+		delete(s.shards, sh.addr)
+	}
+	s.mu.Unlock()
+	if empty {
+		sh.close()
+	}
+}
+
+func (sh *shard) close() {
+	if sh.cancel != nil {
+		sh.cancel()
+	}
+	_ = sh.ps.Close()
+}
+
+func (s *shardSubscriber) takeRechecks() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := s.recheck
+	s.recheck = nil
+	return names
+}
+
+// reportHealth tells the hub whether every room that was subscribed still
+// is. It must not be called with s.mu held.
+func (s *shardSubscriber) reportHealth() {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	s.mu.Lock()
+	var err error
+	if s.lost > 0 {
+		err = fmt.Errorf("%w: %d rooms not subscribed: %w", ErrNotReady, s.lost, s.lastErr)
+	}
+	s.mu.Unlock()
+	s.sink.setHealth(err)
+}
+
+// slotOf is the Redis Cluster hash slot of key: CRC16 (XMODEM) of its hash
+// tag, modulo 16384. SSUBSCRIBE takes channels of one slot per command.
+func slotOf(key string) uint16 {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc % 16384
+}
+
