@@ -533,4 +533,3 @@ func slotOf(key string) uint16 {
 	}
 	return crc % 16384
 }
-
