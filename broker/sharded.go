@@ -183,11 +183,15 @@ func (s *shardSubscriber) run(ctx context.Context) {
 		s.workers.Wait()
 	}()
 	s.reportHealth()
+	verify := time.NewTicker(s.check)
+	defer verify.Stop()
 	var retry <-chan time.Time
 	for {
 		select {
 		case <-s.wake:
 		case <-retry:
+		case <-verify.C:
+			s.verifyShards(ctx)
 		case <-ctx.Done():
 			return
 		}
@@ -467,6 +471,31 @@ func (s *shardSubscriber) shardFailed(sh *shard, err error) {
 	s.router.Refresh(context.Background())
 	s.reportHealth()
 	s.poke()
+}
+
+// errNotMaster is a shard whose node no longer masters its slots.
+var errNotMaster = errors.New("node no longer serves the shard's slots (failover)")
+
+// verifyShards drops the connections to nodes that no longer master their
+// slots. After a failover the old master, now a replica, keeps passing on
+// the shard's messages without a word, so only the slot map tells; the
+// rooms are then subscribed on the new master and repaired.
+func (s *shardSubscriber) verifyShards(ctx context.Context) {
+	s.router.Refresh(ctx)
+	s.mu.Lock()
+	shards := make([]*shard, 0, len(s.shards))
+	for _, sh := range s.shards {
+		if sh.probe != "" {
+			shards = append(shards, sh)
+		}
+	}
+	s.mu.Unlock()
+	for _, sh := range shards {
+		node, err := s.nodeFor(ctx, sh.probe)
+		if err == nil && node.Options().Addr != sh.addr {
+			s.shardFailed(sh, errNotMaster)
+		}
+	}
 }
 
 // closeIfEmpty closes a shard that has no rooms left.

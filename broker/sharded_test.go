@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -323,4 +324,118 @@ func ownsSlot(t *testing.T, n *redistest.Server, slot int64) bool {
 		}
 	}
 	return false
+}
+
+// TestShardedModeFailover fails a busy room's master over twice on a
+// cluster of three masters with a replica each: a manual CLUSTER FAILOVER
+// (nothing may be lost), then a kill -9 of the new master (acknowledged
+// messages that the replica never got may be lost, and then only those).
+func TestShardedModeFailover(t *testing.T) {
+	t.Parallel()
+	nodes := redistest.StartClusterWithReplicas(t, 3, 1)
+	addrs := make([]string, len(nodes))
+	for i, n := range nodes {
+		addrs[i] = n.Addr
+	}
+	a, b := startSharded(t, addrs...), startSharded(t, addrs...)
+	const room = "failover"
+	channel := keys.ShardChannel(room)
+	sub := subscribe(t, b.hub, room)
+	stop := make(chan struct{})
+	posted := a.postUntil(t, room, stop)
+	expectSequence(t, sub, 1, 20)
+
+	master := slotOwner(t, nodes, channel)
+	replica := replicaOf(t, nodes, master)
+	if err := replica.Client().Do(t.Context(), "CLUSTER", "FAILOVER").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the replica serves the room's slot", func() bool { return slotOwner(t, nodes, channel) == replica })
+	waitUntil(t, "the hub subscribed on the new master", func() bool {
+		return shardNumSub(t, []string{replica.Addr}, channel) == 1
+	})
+	expectSequence(t, sub, 21, 60)
+
+	// kill -9 the new master while posts go on; its replica (the old master)
+	// takes over once the cluster notices.
+	replica.Kill()
+	waitUntil(t, "the old master serves the slot again", func() bool { return slotOwner(t, nodes, channel) == master })
+	close(stop)
+	acked := <-posted
+	pos, err := a.store.Positions(t.Context(), []string{room})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := pos[0].Seq // what Redis has after the failover
+	var got int64 = 60
+	for got < acked {
+		select {
+		case m, ok := <-sub.C():
+			if !ok {
+				if !errors.Is(sub.Err(), broker.ErrReset) || kept >= acked {
+					t.Fatalf("subscription ended at %d of %d acknowledged (Redis kept %d): %v", got, acked, kept, sub.Err())
+				}
+				t.Logf("reset at %d: Redis lost acknowledged messages %d..%d in the failover", got, kept+1, acked)
+				return
+			}
+			if m.ID.Seq != got+1 {
+				t.Fatalf("received seq %d after %d", m.ID.Seq, got)
+			}
+			got++
+		case <-time.After(10 * time.Second):
+			if kept < acked && got == kept {
+				t.Logf("Redis lost acknowledged messages %d..%d before any reached the hub", kept+1, acked)
+				return
+			}
+			t.Fatalf("delivered %d of %d acknowledged, Redis kept %d", got, acked, kept)
+		}
+	}
+	// Delivery goes on after the failover.
+	p, err := a.store.Post(t.Context(), redisscripts.Post{Room: room, User: "u", Text: "after"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectSequence(t, sub, acked+1, p.ID.Seq)
+}
+
+// slotOwner is the master that serves key's slot, as the cluster's live
+// nodes see it.
+func slotOwner(t *testing.T, nodes []*redistest.Server, key string) *redistest.Server {
+	t.Helper()
+	for _, n := range nodes {
+		if n.Running() && ownsSlot(t, n, slotOfKey(t, n, key)) {
+			return n
+		}
+	}
+	return nil
+}
+
+func slotOfKey(t *testing.T, n *redistest.Server, key string) int64 {
+	t.Helper()
+	slot, err := n.Client().ClusterKeySlot(t.Context(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slot
+}
+
+// replicaOf is the node replicating master.
+func replicaOf(t *testing.T, nodes []*redistest.Server, master *redistest.Server) *redistest.Server {
+	t.Helper()
+	id, err := master.ID(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		info, _ := n.Client().Do(t.Context(), "CLUSTER", "REPLICAS", id).StringSlice()
+		for _, line := range info {
+			for _, m := range nodes {
+				if strings.Contains(line, " "+m.Addr+"@") {
+					return m
+				}
+			}
+		}
+	}
+	t.Fatalf("no replica of %s", master.Addr)
+	return nil
 }

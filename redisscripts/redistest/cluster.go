@@ -28,7 +28,7 @@ func StartClusterWithReplicas(tb testing.TB, n, replicas int) []*Server {
 	nodes := make([]*Server, n*(1+replicas))
 	for i := range nodes {
 		nodes[i] = Start(tb, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000")
+			"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -85,10 +85,14 @@ func replicate(ctx context.Context, replica, primary *Server) error {
 	if err != nil {
 		return err
 	}
+	replicating := false
 	for {
 		// The replica may not know the primary's id yet (gossip).
-		err = r.Do(ctx, "CLUSTER", "REPLICATE", id).Err()
-		if err == nil {
+		if !replicating {
+			err = r.Do(ctx, "CLUSTER", "REPLICATE", id).Err()
+			replicating = err == nil
+		}
+		if replicating {
 			info, _ := r.Info(ctx, "replication").Result()
 			if strings.Contains(info, "master_link_status:up") {
 				return nil
