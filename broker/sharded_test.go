@@ -25,7 +25,13 @@ type shardedNode struct {
 
 // startSharded starts a sharded-mode hub on a standalone Redis (one
 // address) or a Redis Cluster (several).
-func startSharded(t *testing.T, addrs ...string) *shardedNode {
+func startSharded(t testing.TB, addrs ...string) *shardedNode {
+	t.Helper()
+	return startShardedBuffer(t, 100000, addrs...)
+}
+
+// startShardedBuffer is startSharded with each subscriber's queue length.
+func startShardedBuffer(t testing.TB, buffer int, addrs ...string) *shardedNode {
 	t.Helper()
 	const timeout = 500 * time.Millisecond
 	var rdb redis.UniversalClient
@@ -39,7 +45,7 @@ func startSharded(t *testing.T, addrs ...string) *shardedNode {
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
 		HistoryMax: 10000, IdempotencyTTL: time.Hour, Sharded: true})
 	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Buffer: 100000, CheckInterval: 200 * time.Millisecond,
+		Keys: keys, History: store, Buffer: buffer, CheckInterval: 200 * time.Millisecond,
 		Timeout: timeout, Shards: broker.NewShardRouter(rdb), Linger: 100 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -87,7 +93,7 @@ func (n *shardedNode) postUntil(t *testing.T, room string, stop <-chan struct{})
 }
 
 // shardNumSub sums PUBSUB SHARDNUMSUB of channel over every node.
-func shardNumSub(t *testing.T, addrs []string, channel string) int64 {
+func shardNumSub(t testing.TB, addrs []string, channel string) int64 {
 	t.Helper()
 	var total int64
 	for _, a := range addrs {
