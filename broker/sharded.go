@@ -123,17 +123,29 @@ func (s *shardSubscriber) open(ctx context.Context, name string) {
 
 	t := time.NewTimer(s.timeout)
 	defer t.Stop()
+	timedOut := false
 	select {
 	case <-confirmed:
 		return
 	case <-t.C:
+		timedOut = true
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
 	if s.rooms[name] == r && !r.isOn {
 		r.recheck = true
 	}
+	late := timedOut && s.rooms[name] == r && !r.isOn && r.wanted && !r.lost
+	if late {
+		// Delivery to this room is not working yet: not ready until it is.
+		r.lost = true
+		s.lost++
+		s.lastErr = fmt.Errorf("room %q: subscription not confirmed within %v", name, s.timeout)
+	}
 	s.mu.Unlock()
+	if late {
+		s.reportHealth()
+	}
 }
 
 // close marks room unwanted; it is unsubscribed after linger unless opened
@@ -197,8 +209,10 @@ func (s *shardSubscriber) run(ctx context.Context) {
 		}
 		retry = nil
 		if !s.sync(ctx) {
+			s.mu.Lock() // confirmations reset the backoff
 			d := s.backoff.next
 			s.backoff.next = min(2*s.backoff.next, maxBackoff)
+			s.mu.Unlock()
 			retry = time.After(d)
 		}
 		s.reportHealth()

@@ -143,6 +143,30 @@ func TestShardedModeOnStandaloneRedis(t *testing.T) {
 	})
 }
 
+func TestShardedDeafShardIsDetectedAndReplaced(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	proxy := startProxy(t, srv.Addr)
+	n := startSharded(t, proxy.addr)
+	sub := subscribe(t, n.hub, "r")
+
+	proxy.freeze() // connections stay open but nothing reaches the hub
+	waitUntil(t, "hub notices its shard is deaf", func() bool { return n.hub.Ready() != nil })
+	if err := n.hub.Ready(); !strings.Contains(err.Error(), proxy.addr) {
+		t.Fatalf("Ready = %v, want the shard named", err)
+	}
+	direct := redisscripts.NewStore(srv.Client(), keys, redisscripts.StoreOptions{
+		HistoryMax: 100, IdempotencyTTL: time.Hour, Sharded: true})
+	if _, err := direct.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "while deaf"}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.thaw()
+	waitUntil(t, "hub ready again", func() bool { return n.hub.Ready() == nil })
+	if got := receive(t, sub); got.ID.Seq != 1 {
+		t.Fatalf("received seq %d, want the message posted while deaf", got.ID.Seq)
+	}
+}
+
 func TestPublishRoomFollowsTheMode(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -365,7 +389,9 @@ func TestShardedModeFailover(t *testing.T) {
 	// kill -9 the new master while posts go on; its replica (the old master)
 	// takes over once the cluster notices.
 	replica.Kill()
+	waitUntil(t, "the hub reports its shard down", func() bool { return b.hub.Ready() != nil })
 	waitUntil(t, "the old master serves the slot again", func() bool { return slotOwner(t, nodes, channel) == master })
+	waitUntil(t, "the hub ready again", func() bool { return b.hub.Ready() == nil })
 	close(stop)
 	acked := <-posted
 	pos, err := a.store.Positions(t.Context(), []string{room})
