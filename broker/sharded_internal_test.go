@@ -9,9 +9,9 @@ func TestSlotOf(t *testing.T) {
 	}{
 		{key: "foo", want: 12182},
 		{key: "bar", want: 5061},
-		{key: "{foo}:ch", want: 12182},   // the hash tag decides
+		{key: "{foo}:ch", want: 12182},      // the hash tag decides
 		{key: "x{}y", want: slotOf("x{}y")}, // an empty tag is no tag
-		{key: "a{bar}{foo}", want: 5061}, // the first tag counts
+		{key: "a{bar}{foo}", want: 5061},    // the first tag counts
 	} {
 		if got := slotOf(tt.key); got != tt.want {
 			t.Errorf("slotOf(%q) = %d, want %d", tt.key, got, tt.want)
