@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -42,3 +43,25 @@ type singleRouter struct{ c *redis.Client }
 func (r singleRouter) NodeFor(context.Context, string) (*redis.Client, error) { return r.c, nil }
 
 func (singleRouter) Refresh(context.Context) {}
+
+// slotOf is the Redis Cluster hash slot of key: CRC16 (XMODEM) of its hash
+// tag, modulo 16384. SSUBSCRIBE takes channels of one slot per command.
+func slotOf(key string) uint16 {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc % 16384
+}

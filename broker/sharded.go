@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,10 +46,11 @@ type shardSubscriber struct {
 
 	mu      sync.Mutex
 	rooms   map[string]*shardRoom
-	shards  map[string]*shard // by node address
-	recheck []string          // rooms (re)subscribed whose gap must be repaired
-	lost    int               // wanted rooms that were subscribed and are not now
-	lastErr error             // why they are not
+	dirty   map[string]struct{} // rooms to subscribe or unsubscribe at the next sync
+	shards  map[string]*shard   // by node address
+	recheck []string            // rooms (re)subscribed whose gap must be repaired
+	lost    int                 // wanted rooms that were subscribed and are not now
+	lastErr error               // why they are not
 	backoff *backoff
 	retry   bool // the last sync failed: the manager retries after backoff
 	workers sync.WaitGroup
@@ -69,21 +69,6 @@ type shardRoom struct {
 	recheck   bool          // repair it from history when confirmed
 }
 
-// shard is one SSUBSCRIBE connection to one node.
-type shard struct {
-	addr   string
-	node   *redis.Client
-	ps     *redis.PubSub
-	probe  string
-	rooms  map[string]struct{} // subscribed or being subscribed here
-	unsubs map[string]int      // SUNSUBSCRIBE replies still due, by channel
-	gone   bool
-	cancel context.CancelFunc
-}
-
-// errSlotMoved is a shard's unasked sunsubscribe of its probe channel.
-var errSlotMoved = errors.New("probe channel's slot left the node")
-
 func newShardSubscriber(sink roomSink, opts Options) *shardSubscriber {
 	linger := opts.Linger
 	if linger <= 0 {
@@ -93,7 +78,8 @@ func newShardSubscriber(sink roomSink, opts Options) *shardSubscriber {
 		router: opts.Shards, keys: opts.Keys, sink: sink, log: opts.Logger, id: randomName(),
 		linger: linger, timeout: opts.Timeout, check: opts.CheckInterval,
 		wake:  make(chan struct{}, 1),
-		rooms: make(map[string]*shardRoom), shards: make(map[string]*shard),
+		rooms: make(map[string]*shardRoom), dirty: make(map[string]struct{}),
+		shards:  make(map[string]*shard),
 		backoff: newBackoff(),
 	}
 }
@@ -113,6 +99,7 @@ func (s *shardSubscriber) open(ctx context.Context, name string) {
 		s.rooms[name] = r
 	}
 	r.wanted, r.expired = true, false
+	s.dirty[name] = struct{}{}
 	if r.timer != nil {
 		r.timer.Stop()
 		r.timer = nil
@@ -166,6 +153,7 @@ func (s *shardSubscriber) close(name string) {
 		s.mu.Lock()
 		if s.rooms[name] == r && !r.wanted {
 			r.expired = true
+			s.dirty[name] = struct{}{}
 		}
 		s.mu.Unlock()
 		s.poke()
@@ -222,12 +210,6 @@ func (s *shardSubscriber) run(ctx context.Context) {
 	}
 }
 
-// subscribeBatch is the channels of one slot to subscribe on one shard.
-type subscribeBatch struct {
-	sh       *shard
-	channels []string
-}
-
 // sync subscribes the wanted rooms that are not, and unsubscribes the
 // expired ones, batched by shard and slot. It reports false if some room
 // could not be routed or subscribed, so that the manager retries.
@@ -235,8 +217,11 @@ func (s *shardSubscriber) sync(ctx context.Context) bool {
 	s.mu.Lock()
 	var toRoute []string
 	unsub := make(map[*shard]map[uint16][]string)
-	for name, r := range s.rooms {
+	for name := range s.dirty {
+		delete(s.dirty, name)
+		r := s.rooms[name]
 		switch {
+		case r == nil:
 		case r.wanted && r.shard == nil:
 			toRoute = append(toRoute, name)
 		case r.expired && r.shard == nil:
@@ -267,19 +252,27 @@ func (s *shardSubscriber) sync(ctx context.Context) bool {
 
 	nodes := make(map[string]*redis.Client)
 	route := make(map[string]string, len(toRoute)) // room → node address
+	var unrouted []string
+	var routeErr error
 	for _, name := range toRoute {
 		node, err := s.nodeFor(ctx, s.keys.ShardChannel(name))
 		if err != nil {
-			s.log.Warn("routing a room to its shard", "room", name, "err", err)
-			ok = false
+			unrouted, routeErr = append(unrouted, name), err
 			continue
 		}
 		addr := node.Options().Addr
 		nodes[addr], route[name] = node, addr
 	}
+	if len(unrouted) > 0 {
+		s.log.Warn("routing rooms to their shards", "rooms", len(unrouted), "err", routeErr)
+		ok = false
+	}
 	var fresh []*shard
 	batches := make(map[*shard]map[uint16][]string)
 	s.mu.Lock()
+	for _, name := range unrouted {
+		s.dirty[name] = struct{}{}
+	}
 	for name, addr := range route {
 		r := s.rooms[name]
 		if r == nil || !r.wanted || r.shard != nil {
@@ -336,157 +329,6 @@ func (s *shardSubscriber) newShardLocked(ctx context.Context, addr string, node 
 	return sh
 }
 
-// startShard picks a probe channel on the shard, subscribes it, and starts
-// reading the connection.
-func (s *shardSubscriber) startShard(ctx context.Context, sh *shard) error {
-	for i := 0; sh.probe == ""; i++ {
-		name := s.keys.ShardProbeChannel(fmt.Sprintf("%s-%d", s.id, i))
-		node, err := s.nodeFor(ctx, name)
-		if err != nil {
-			return fmt.Errorf("route probe: %w", err)
-		}
-		if node.Options().Addr == sh.addr {
-			sh.probe = name
-		} else if i > 10_000 {
-			return errors.New("no probe channel found for the shard")
-		}
-	}
-	if err := sh.ps.SSubscribe(ctx, sh.probe); err != nil {
-		return fmt.Errorf("ssubscribe probe: %w", err)
-	}
-	ctx, sh.cancel = context.WithCancel(ctx)
-	s.workers.Add(1)
-	go func() {
-		defer s.workers.Done()
-		err := s.read(ctx, sh)
-		if ctx.Err() == nil {
-			s.shardFailed(sh, err)
-		}
-	}()
-	return nil
-}
-
-// read receives from one shard until its connection fails, goes deaf, or
-// the shard is closed.
-func (s *shardSubscriber) read(ctx context.Context, sh *shard) error {
-	var probeSent time.Time
-	for {
-		msg, err := sh.ps.ReceiveTimeout(ctx, s.check)
-		switch {
-		case isTimeout(err) && !probeSent.IsZero():
-			return errProbeLost
-		case isTimeout(err):
-			pctx, cancel := context.WithTimeout(ctx, s.timeout)
-			err := sh.node.SPublish(pctx, sh.probe, "probe").Err()
-			cancel()
-			if err != nil {
-				return fmt.Errorf("publish probe: %w", err)
-			}
-			probeSent = time.Now()
-			continue
-		case err != nil:
-			return err
-		}
-		probeSent = time.Time{}
-		switch m := msg.(type) {
-		case *redis.Message:
-			s.sink.receive(ctx, m)
-		case *redis.Subscription:
-			if err := s.subscriptionEvent(sh, m); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// subscriptionEvent handles a confirmation, and a sunsubscribe that Redis
-// sends unasked when a slot leaves the node: the room is routed again.
-func (s *shardSubscriber) subscriptionEvent(sh *shard, m *redis.Subscription) error {
-	room, isRoom := s.keys.RoomFromChannel(m.Channel)
-	s.mu.Lock()
-	defer s.poke()
-	defer s.mu.Unlock()
-	switch m.Kind {
-	case "ssubscribe":
-		r := s.rooms[room]
-		if !isRoom || r == nil || r.shard != sh || r.isOn {
-			return nil
-		}
-		r.isOn = true
-		close(r.confirmed)
-		if r.lost {
-			r.lost = false
-			s.lost--
-		}
-		if r.recheck {
-			r.recheck = false
-			s.recheck = append(s.recheck, room)
-		}
-		s.backoff.reset()
-	case "sunsubscribe":
-		if sh.unsubs[m.Channel] > 0 {
-			if sh.unsubs[m.Channel]--; sh.unsubs[m.Channel] == 0 {
-				delete(sh.unsubs, m.Channel)
-			}
-			return nil
-		}
-		if m.Channel == sh.probe {
-			return errSlotMoved
-		}
-		r := s.rooms[room]
-		if !isRoom || r == nil || r.shard != sh {
-			return nil
-		}
-		delete(sh.rooms, room)
-		s.unsubscribedLocked(r, fmt.Errorf("shard %s: the room's slot moved", sh.addr))
-		s.router.Refresh(context.Background())
-	}
-	return nil
-}
-
-// unsubscribedLocked notes that r lost its subscription; a wanted room is
-// routed again and repaired once subscribed.
-func (s *shardSubscriber) unsubscribedLocked(r *shardRoom, why error) {
-	r.shard = nil
-	if !r.wanted {
-		delete(s.rooms, r.name)
-		return
-	}
-	if r.isOn {
-		r.isOn = false
-		r.confirmed = make(chan struct{})
-		r.lost = true
-		s.lost++
-		s.lastErr = why
-	}
-	r.recheck = true
-}
-
-// shardFailed drops a shard's connection and routes its rooms again.
-func (s *shardSubscriber) shardFailed(sh *shard, err error) {
-	s.mu.Lock()
-	if sh.gone {
-		s.mu.Unlock()
-		return
-	}
-	sh.gone = true
-	if s.shards[sh.addr] == sh {
-		delete(s.shards, sh.addr)
-	}
-	why := fmt.Errorf("shard %s: %w", sh.addr, err)
-	for name := range sh.rooms {
-		if r := s.rooms[name]; r != nil && r.shard == sh {
-			s.unsubscribedLocked(r, why)
-		}
-	}
-	s.mu.Unlock()
-	s.log.Warn("sharded subscription lost; subscribing its rooms again", "shard", sh.addr, "err", err)
-	sh.close()
-	s.router.Refresh(context.Background())
-	s.reportHealth()
-	s.poke()
-}
-
 // errNotMaster is a shard whose node no longer masters its slots.
 var errNotMaster = errors.New("node no longer serves the shard's slots (failover)")
 
@@ -526,13 +368,6 @@ func (s *shardSubscriber) closeIfEmpty(sh *shard) {
 	}
 }
 
-func (sh *shard) close() {
-	if sh.cancel != nil {
-		sh.cancel()
-	}
-	_ = sh.ps.Close()
-}
-
 func (s *shardSubscriber) takeRechecks() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -553,26 +388,4 @@ func (s *shardSubscriber) reportHealth() {
 	}
 	s.mu.Unlock()
 	s.sink.setHealth(err)
-}
-
-// slotOf is the Redis Cluster hash slot of key: CRC16 (XMODEM) of its hash
-// tag, modulo 16384. SSUBSCRIBE takes channels of one slot per command.
-func slotOf(key string) uint16 {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	var crc uint16
-	for i := 0; i < len(key); i++ {
-		crc ^= uint16(key[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc % 16384
 }
