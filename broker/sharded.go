@@ -25,6 +25,8 @@ type roomSink interface {
 	setHealth(err error)
 }
 
+var _ roomSink = (*Hub)(nil)
+
 // shardSubscriber subscribes, with SSUBSCRIBE, to the rooms that have local
 // subscribers, over one connection per shard (the master owning the slots).
 // The hub tells it when a room gets its first local subscriber (open) and
