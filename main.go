@@ -78,10 +78,16 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 	keys := redisscripts.NewKeys(cfg.KeyPrefix)
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
 		HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL, RoomTTL: cfg.RoomTTL,
+		Sharded: cfg.BrokerMode == "sharded",
 	})
+	var shards broker.ShardRouter
+	if cfg.BrokerMode == "sharded" {
+		shards = broker.NewShardRouter(rdb)
+	}
 	hub := broker.New(rdb, broker.Options{
 		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: cfg.ClientBuffer,
 		CheckInterval: cfg.DeliveryCheckInterval, Timeout: cfg.RedisTimeout, Logger: log,
+		Shards: shards,
 	})
 	m.ObserveHub(hub.Stats)
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
