@@ -14,75 +14,132 @@ import (
 	"roomcast/redisscripts/redistest"
 )
 
-// TestRedisCluster runs roomcast on a three-node Redis Cluster: the
-// scripts' keys share a slot per room, rooms spread over every node, and
-// the one shared subscription receives the messages of all of them.
+// TestRedisCluster runs roomcast on a three-node Redis Cluster in each
+// broker mode: the scripts' keys share a slot per room, rooms spread over
+// every node, and every room's messages reach the streams.
 func TestRedisCluster(t *testing.T) {
 	nodes := redistest.StartCluster(t, 3)
-	ctx, cancel := context.WithCancel(t.Context())
+	for _, mode := range []string{"pattern", "sharded"} {
+		t.Run(mode, func(t *testing.T) {
+			base := startClusterServer(t, nodes, mode)
+			rooms := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"}
+			streams := make(map[string]*bufio.Scanner)
+			for _, room := range rooms {
+				streams[room] = openStream(t, base, room, "")
+			}
+			for _, room := range rooms {
+				postText(t, base, room, mode+" hello "+room)
+			}
+			for _, room := range rooms {
+				data := nextData(t, streams[room])
+				var m struct{ Room, Text string }
+				if err := json.Unmarshal([]byte(data), &m); err != nil || m.Room != room || m.Text != mode+" hello "+room {
+					t.Fatalf("stream of %s got %s", room, data)
+				}
+				resp, err := checkedClient.Get(base + "/rooms/" + room + "/messages")
+				if err != nil {
+					t.Fatal(err)
+				}
+				var page struct{ Messages []struct{ Text string } }
+				_ = json.NewDecoder(resp.Body).Decode(&page)
+				resp.Body.Close()
+				if n := len(page.Messages); n == 0 || page.Messages[n-1].Text != mode+" hello "+room {
+					t.Fatalf("history of %s = %+v", room, page)
+				}
+			}
+		})
+	}
+
+	// Three instances in sharded mode: a post on any reaches streams on the
+	// others, and a stream resumes on another instance without a gap.
+	t.Run("sharded-three-instances", func(t *testing.T) {
+		s := []string{startClusterServer(t, nodes, "sharded"), startClusterServer(t, nodes, "sharded"),
+			startClusterServer(t, nodes, "sharded")}
+		const room = "trio"
+		on1, on2 := openStream(t, s[1], room, ""), openStream(t, s[2], room, "")
+		var last string
+		for i := range 3 {
+			last = postText(t, s[0], room, fmt.Sprint("m", i))
+			for _, sc := range []*bufio.Scanner{on1, on2} {
+				if got := nextData(t, sc); !strings.Contains(got, fmt.Sprintf(`"text":"m%d"`, i)) {
+					t.Fatalf("stream got %s, want m%d", got, i)
+				}
+			}
+		}
+		for i := 3; i < 6; i++ { // while the client is away
+			postText(t, s[2], room, fmt.Sprint("m", i))
+		}
+		resumed := openStream(t, s[0], room, last)
+		postText(t, s[1], room, "m6")
+		for i := 3; i <= 6; i++ {
+			if got := nextData(t, resumed); !strings.Contains(got, fmt.Sprintf(`"text":"m%d"`, i)) {
+				t.Fatalf("resumed stream got %s, want m%d", got, i)
+			}
+		}
+	})
+}
+
+// startClusterServer runs roomcast on the cluster in a broker mode and
+// returns its base URL; it stops when the test ends.
+func startClusterServer(t *testing.T, nodes []*redistest.Server, mode string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, nil, []string{"ADDR=127.0.0.1:0", "REDIS_CLUSTER=true", "REDIS_URL=" + redistest.ClusterURL(nodes)},
+		done <- run(ctx, nil, []string{"ADDR=127.0.0.1:0", "REDIS_CLUSTER=true", "BROKER_MODE=" + mode,
+			"REDIS_URL=" + redistest.ClusterURL(nodes), "POST_RATE=0"},
 			io.Discard, func(a string) { addr <- a })
 	}()
-	defer func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
-	}()
-	var base string
+	})
 	select {
 	case a := <-addr:
-		base = "http://" + a
+		return "http://" + a
 	case err := <-done:
 		t.Fatalf("run: %v", err)
 	}
+	return ""
+}
 
-	rooms := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"}
-	streams := make(map[string]*bufio.Scanner)
-	for _, room := range rooms {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/rooms/"+room+"/stream", nil)
-		resp, err := checkedClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		if !sc.Scan() || !strings.HasPrefix(sc.Text(), "retry:") {
-			t.Fatalf("stream of %s did not open", room)
-		}
-		streams[room] = sc
+// openStream opens a room's stream, resuming after lastEventID if not
+// empty, and returns it once the server has subscribed.
+func openStream(t *testing.T, base, room, lastEventID string) *bufio.Scanner {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/rooms/"+room+"/stream", nil)
+	if lastEventID != "" {
+		req.Header.Set("Last-Event-ID", lastEventID)
 	}
-	for _, room := range rooms {
-		resp, err := checkedClient.Post(base+"/rooms/"+room+"/messages", "application/json",
-			strings.NewReader(fmt.Sprintf(`{"text":"hello %s"}`, room)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			t.Fatalf("post to %s: %d", room, resp.StatusCode)
-		}
+	resp, err := checkedClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, room := range rooms {
-		data := nextData(t, streams[room])
-		var m struct{ Room, Text string }
-		if err := json.Unmarshal([]byte(data), &m); err != nil || m.Room != room || m.Text != "hello "+room {
-			t.Fatalf("stream of %s got %s", room, data)
-		}
-		resp, err := checkedClient.Get(base + "/rooms/" + room + "/messages")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var page struct{ Messages []struct{ Text string } }
-		_ = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if len(page.Messages) != 1 || page.Messages[0].Text != "hello "+room {
-			t.Fatalf("history of %s = %+v", room, page)
-		}
+	t.Cleanup(func() { resp.Body.Close() })
+	sc := bufio.NewScanner(resp.Body)
+	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "retry:") {
+		t.Fatalf("stream of %s did not open", room)
 	}
+	return sc
+}
+
+// postText posts a message and returns its id.
+func postText(t *testing.T, base, room, text string) string {
+	t.Helper()
+	resp, err := checkedClient.Post(base+"/rooms/"+room+"/messages", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"text":%q}`, text)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("post to %s: %d %v", room, resp.StatusCode, err)
+	}
+	return m.ID
 }
 
 // nextData returns the data of the next event on a stream, failing after 10s.

@@ -26,6 +26,7 @@ type config struct {
 	Addr                  string        `env:"ADDR" envDefault:":8080" help:"address to listen on"`
 	RedisURL              string        `env:"REDIS_URL" help:"redis:// or rediss:// URL; empty starts an embedded in-memory Redis (development only)"`
 	RedisCluster          bool          `env:"REDIS_CLUSTER" envDefault:"false" help:"treat REDIS_URL as a Redis Cluster seed (extra nodes as ?addr=host:port)"`
+	BrokerMode            string        `env:"BROKER_MODE" envDefault:"pattern" help:"pattern: one PSUBSCRIBE per instance receives every room; sharded: SPUBLISH/SSUBSCRIBE per room on its shard (Redis 7, REDIS_URL required)"`
 	RedisTimeout          time.Duration `env:"REDIS_TIMEOUT" envDefault:"1s" help:"bound on each Redis call; a post fails with 503 after it"`
 	KeyPrefix             string        `env:"KEY_PREFIX" envDefault:"roomcast:" help:"prefix of every Redis key and channel"`
 	HistoryMax            int           `env:"HISTORY_MAX" envDefault:"1000" help:"messages kept per room"`
@@ -113,6 +114,8 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.MaxStreamsPerClient >= 0, "MAX_STREAMS_PER_CLIENT", "0 or more"},
 		{cfg.MaxStreams >= 0, "MAX_STREAMS", "0 or more"},
 		{cfg.BodyReadTimeout > 0, "BODY_READ_TIMEOUT", "a positive duration"},
+		{cfg.BrokerMode == "pattern" || cfg.BrokerMode == "sharded", "BROKER_MODE", "pattern or sharded"},
+		{cfg.BrokerMode != "sharded" || cfg.RedisURL != "", "BROKER_MODE", "pattern without REDIS_URL: the embedded Redis has no sharded Pub/Sub"},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -43,6 +43,8 @@ func TestSecuritySettingsRefused(t *testing.T) {
 		{env: []string{"POST_BURST=0"}, name: "POST_BURST"},
 		{env: []string{"MAX_STREAMS=-1"}, name: "MAX_STREAMS"},
 		{env: []string{"BODY_READ_TIMEOUT=0s"}, name: "BODY_READ_TIMEOUT"},
+		{env: []string{"BROKER_MODE=cluster"}, name: "BROKER_MODE"},
+		{env: []string{"BROKER_MODE=sharded"}, name: "BROKER_MODE"}, // the embedded Redis has no SSUBSCRIBE
 	} {
 		t.Run(strings.Join(tt.env, " "), func(t *testing.T) {
 			err := run(t.Context(), nil, append([]string{"ADDR=127.0.0.1:0"}, tt.env...), io.Discard,

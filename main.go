@@ -82,7 +82,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		KeyPrefix: cfg.KeyPrefix, HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL, RoomTTL: cfg.RoomTTL,
 		RedisTimeout: cfg.RedisTimeout, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.DeliveryCheckInterval,
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.HeartbeatInterval, Retry: cfg.SSERetry,
-		StreamWriteTimeout: cfg.StreamWriteTimeout, StreamFlushDelay: cfg.StreamFlushDelay, Security: sec, Spec: spec, Logger: log,
+		StreamWriteTimeout: cfg.StreamWriteTimeout, StreamFlushDelay: cfg.StreamFlushDelay,
+		Sharded: cfg.BrokerMode == "sharded", Security: sec, Spec: spec, Logger: log,
 	})
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)

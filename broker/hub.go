@@ -35,6 +35,16 @@ type RoomWatcher interface {
 	RoomClosed(room string)
 }
 
+// RoomAwaiter is a RoomWatcher whose subscription of a room takes effect
+// only once Redis confirms it (SSUBSCRIBE). For a room's first listener,
+// Listen calls AwaitRoom after RoomOpened, without the hub's lock, and
+// reads the room's position only when it returns: so no message published
+// after that read can be missed. If AwaitRoom gives up first (ctx ended, or
+// its own deadline), it must Recheck the room once it is subscribed.
+type RoomAwaiter interface {
+	AwaitRoom(ctx context.Context, room string)
+}
+
 // Options configure a Hub.
 type Options struct {
 	Keys    redisscripts.Keys
@@ -57,9 +67,18 @@ type Options struct {
 	// MaxRepairs bounds the history reads of repairs running at once;
 	// 0 means DefaultMaxRepairs.
 	MaxRepairs int
-	// Watcher, if set, is told about rooms opening and closing.
+	// Watcher, if set, is told about rooms opening and closing; if it is a
+	// RoomAwaiter too, a room's first Listen waits for it.
 	Watcher RoomWatcher
 	Logger  *slog.Logger
+	// Shards, when set, selects the sharded broker mode: instead of one
+	// PSUBSCRIBE, each room with local subscribers is SSUBSCRIBEd on its
+	// shard (one connection per shard). Messages must then be published
+	// with SPUBLISH on Keys.ShardChannel (redisscripts.StoreOptions.Sharded).
+	Shards ShardRouter
+	// Linger is how long a room stays subscribed in sharded mode after its
+	// last local subscriber left; 0 means DefaultLinger.
+	Linger time.Duration
 }
 
 // Defaults of Options.
@@ -104,6 +123,8 @@ type Hub struct {
 
 	repairs sync.WaitGroup
 	stats   Stats // counters, under mu
+
+	shards *shardSubscriber // sharded mode only (BROKER_MODE=sharded)
 }
 
 // Stats counts what a hub has done since it was created.
@@ -158,7 +179,7 @@ func New(pubsub PubSubber, opts Options) *Hub {
 	if opts.MaxRepairs <= 0 {
 		opts.MaxRepairs = DefaultMaxRepairs
 	}
-	return &Hub{
+	h := &Hub{
 		opts:     opts,
 		pubsub:   pubsub,
 		log:      opts.Logger,
@@ -169,6 +190,14 @@ func New(pubsub PubSubber, opts Options) *Hub {
 		started:  make(chan struct{}),
 		checkNow: make(chan struct{}, 1),
 	}
+	if opts.Shards != nil {
+		// Sharded mode: the shard subscriber watches rooms open and close
+		// (RoomWatcher, RoomAwaiter) and feeds the hub through its seams
+		// (Receive, Recheck, ReportHealth); Run runs it instead of PSUBSCRIBE.
+		h.shards = newShardSubscriber(h, opts)
+		h.opts.Watcher = joinWatchers(h.shards, opts.Watcher)
+	}
+	return h
 }
 
 // Ready returns nil while every subscription of the hub receives messages,
@@ -224,6 +253,9 @@ func (h *Hub) Listen(ctx context.Context, name string, l Listener) (redisscripts
 	h.mu.Unlock()
 
 	if !found {
+		if a, ok := h.opts.Watcher.(RoomAwaiter); ok {
+			a.AwaitRoom(ctx, name) // subscribed before the position read
+		}
 		h.initRoom(ctx, name, r)
 	}
 	select {

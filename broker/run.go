@@ -46,6 +46,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.checkPeriodically(ctx)
 	}()
 
+	if h.shards != nil { // sharded mode: per-room SSUBSCRIBE instead of PSUBSCRIBE
+		h.shards.run(ctx)
+		return nil
+	}
 	backoff := newBackoff()
 	for connected := false; ; {
 		err := h.session(ctx, connected, backoff)

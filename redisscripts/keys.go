@@ -50,23 +50,44 @@ func (k Keys) ProbeChannel(name string) string { return k.prefix + "room::probe:
 // channel of this deployment, and nothing of another deployment.
 func (k Keys) Pattern() string { return globEscape(k.prefix) + "room:*" }
 
-// RoomFromChannel returns the room a channel belongs to, and false for
-// channels that are not room channels (probes, other deployments).
+// ShardChannel is the sharded Pub/Sub (SPUBLISH/SSUBSCRIBE) channel of
+// room's messages. It carries the room's hash tag, so it lives in the slot
+// of the room's keys and the post script may publish to it.
+func (k Keys) ShardChannel(room string) string { return k.prefix + "{" + room + "}:ch" }
+
+// ShardProbeChannel is a sharded channel of no room whose slot depends on
+// name; a sharded subscriber picks a name that lands on the shard it probes.
+func (k Keys) ShardProbeChannel(name string) string { return k.prefix + "probe:{" + name + "}" }
+
+// RoomFromChannel returns the room a channel belongs to, pattern-mode
+// (Channel) or sharded (ShardChannel), and false for channels that are not
+// room channels (probes, other deployments).
 func (k Keys) RoomFromChannel(channel string) (string, bool) {
-	room, ok := strings.CutPrefix(channel, k.prefix+"room:")
-	return room, ok && ValidRoom(room)
+	if room, ok := strings.CutPrefix(channel, k.prefix+"room:"); ok {
+		return room, ValidRoom(room)
+	}
+	rest, ok := strings.CutPrefix(channel, k.prefix+"{")
+	room, ok2 := strings.CutSuffix(rest, "}:ch")
+	return room, ok && ok2 && ValidRoom(room)
 }
 
 // RoomOf is RoomFromChannel without allocating or a regular expression:
-// it runs once per received message.
+// it runs once per received message, of either channel form.
 func (k Keys) RoomOf(channel string) (string, bool) {
-	const room = "room:"
-	n := len(k.prefix) + len(room)
-	if len(channel) <= n || channel[:len(k.prefix)] != k.prefix || channel[len(k.prefix):n] != room {
+	if len(channel) < len(k.prefix) || channel[:len(k.prefix)] != k.prefix {
 		return "", false
 	}
-	name := channel[n:]
-	if len(name) > 128 {
+	rest := channel[len(k.prefix):]
+	var name string
+	switch {
+	case strings.HasPrefix(rest, "room:"): // Channel
+		name = rest[len("room:"):]
+	case len(rest) > len("{}:ch") && rest[0] == '{' && strings.HasSuffix(rest, "}:ch"): // ShardChannel
+		name = rest[1 : len(rest)-len("}:ch")]
+	default:
+		return "", false
+	}
+	if name == "" || len(name) > 128 {
 		return "", false
 	}
 	for i := 0; i < len(name); i++ {

@@ -90,6 +90,10 @@ func TestRoomOfMatchesRoomFromChannel(t *testing.T) {
 		for _, channel := range []string{
 			k.Channel("lobby"), k.Channel("a.b_c-D9"), k.Channel(strings.Repeat("x", 128)), k.Channel(strings.Repeat("x", 129)),
 			k.ProbeChannel("p1"), k.Channel(""), k.Channel("a b"), k.Channel("é"), prefix + "room", prefix, "other:room:x", "",
+			k.ShardChannel("lobby"), k.ShardChannel("a.b_c-D9"), k.ShardChannel(strings.Repeat("x", 128)),
+			k.ShardChannel(strings.Repeat("x", 129)), k.ShardChannel(""), k.ShardChannel("a}b"), k.ShardChannel("a b"),
+			k.ShardProbeChannel("p1"), prefix + "{lobby}", prefix + "{lobby}:c", prefix + "{}:ch", prefix + "{:ch",
+			prefix + "room:{lobby}:ch", "other:{lobby}:ch",
 		} {
 			wantRoom, wantOK := k.RoomFromChannel(channel)
 			gotRoom, gotOK := k.RoomOf(channel)
@@ -97,9 +101,10 @@ func TestRoomOfMatchesRoomFromChannel(t *testing.T) {
 				t.Fatalf("RoomOf(%q) = %q, %v; want %q, %v", channel, gotRoom, gotOK, wantRoom, wantOK)
 			}
 		}
-		channel := k.Channel("lobby")
-		if n := testing.AllocsPerRun(100, func() { k.RoomOf(channel) }); n != 0 {
-			t.Fatalf("RoomOf allocates %v times, want 0", n)
+		for _, channel := range []string{k.Channel("lobby"), k.ShardChannel("lobby")} {
+			if n := testing.AllocsPerRun(100, func() { k.RoomOf(channel) }); n != 0 {
+				t.Fatalf("RoomOf(%q) allocates %v times, want 0", channel, n)
+			}
 		}
 	}
 }

@@ -37,9 +37,10 @@ type Posted struct {
 }
 
 // Post stores p in its room's history and publishes it on the room's
-// channel in one atomic step. Concurrent posts share Redis round trips (see
-// batcher); a post is sent at most once, so an error may hide a stored
-// message, which a retry with the same IdempotencyKey finds.
+// channel (see PublishRoom for which) in one atomic step. Concurrent posts
+// share Redis round trips (see batcher); a post is sent at most once, so an
+// error may hide a stored message, which a retry with the same
+// IdempotencyKey finds.
 func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
 	keys, args, err := s.postCall(p)
 	if err != nil {
@@ -70,8 +71,8 @@ func (s *Store) postCall(p Post) (keys []string, args []any, err error) {
 		sum := sha256.Sum256(fields)
 		fingerprint = hex.EncodeToString(sum[:])
 	}
-	return keys, []any{s.keys.Channel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(),
-		fingerprint, s.roomTTL.Milliseconds()}, nil
+	return keys, []any{s.roomChannel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(),
+		fingerprint, s.roomTTL.Milliseconds(), s.publishCommand()}, nil
 }
 
 // postedOf checks the post script's reply {status, message}.

@@ -12,6 +12,7 @@ local history_max = tonumber(ARGV[4])
 local idempotency_ttl_ms = ARGV[5]
 local fingerprint = ARGV[6]
 local room_ttl_ms = tonumber(ARGV[7]) -- 0: the room never expires
+local publish = ARGV[8] -- PUBLISH, or SPUBLISH for sharded Pub/Sub
 
 if idempotency_key then
   local earlier = redis.call('GET', idempotency_key)
@@ -84,5 +85,5 @@ if room_ttl_ms > 0 then
   redis.call('PEXPIRE', meta_key, room_ttl_ms)
   redis.call('PEXPIRE', history_key, room_ttl_ms)
 end
-redis.call('PUBLISH', channel, message)
+redis.call(publish, channel, message)
 return {0, message}

@@ -22,6 +22,7 @@ type Store struct {
 	idempotencyTTL time.Duration
 	roomTTL        time.Duration
 	posts          *batcher // the post script's calls
+	sharded        bool
 }
 
 // StoreOptions are a Store's limits.
@@ -29,12 +30,17 @@ type StoreOptions struct {
 	HistoryMax     int           // messages kept per room, at least 1
 	IdempotencyTTL time.Duration // how long an idempotency key is remembered
 	RoomTTL        time.Duration // how long a room is kept after its last post; 0 for ever
+	// Sharded publishes room messages with SPUBLISH on Keys.ShardChannel
+	// (sharded Pub/Sub, BROKER_MODE=sharded) instead of PUBLISH on
+	// Keys.Channel. Every instance of a deployment must agree on it.
+	Sharded bool
 }
 
 // NewStore returns a Store on rdb for the deployment keys describes.
 func NewStore(rdb redis.Cmdable, keys Keys, opts StoreOptions) *Store {
 	return &Store{rdb: rdb, keys: keys, historyMax: opts.HistoryMax,
-		idempotencyTTL: opts.IdempotencyTTL, roomTTL: opts.RoomTTL, posts: newBatcher(rdb, postMessageScript)}
+		idempotencyTTL: opts.IdempotencyTTL, roomTTL: opts.RoomTTL, sharded: opts.Sharded,
+		posts: newBatcher(rdb, postMessageScript)}
 }
 
 // wrapRedisError marks connection-level failures as ErrUnavailable so that

@@ -35,6 +35,7 @@ type Options struct {
 	Retry                 time.Duration // reconnection delay advised to streams
 	StreamWriteTimeout    time.Duration
 	StreamFlushDelay      time.Duration // how long a stream holds a write to join more frames into it
+	Sharded               bool          // BROKER_MODE=sharded: SPUBLISH, and SSUBSCRIBE per room on each shard
 	Security              api.Security
 	Spec                  []byte // openapi.yaml, served as is
 	Logger                *slog.Logger
@@ -65,10 +66,16 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 	keys := redisscripts.NewKeys(opts.KeyPrefix)
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
 		HistoryMax: opts.HistoryMax, IdempotencyTTL: opts.IdempotencyTTL, RoomTTL: opts.RoomTTL,
+		Sharded: opts.Sharded,
 	})
+	var shards broker.ShardRouter
+	if opts.Sharded {
+		shards = broker.NewShardRouter(rdb)
+	}
 	hub := broker.New(rdb, broker.Options{
 		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: opts.ClientBuffer,
 		CheckInterval: opts.DeliveryCheckInterval, Timeout: opts.RedisTimeout, Logger: log,
+		Shards: shards,
 	})
 	m.ObserveHub(hub.Stats)
 	a := &App{Hub: hub, Store: store, Metrics: m, rdb: rdb, log: log}

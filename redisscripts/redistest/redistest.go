@@ -112,6 +112,9 @@ func (s *Server) Kill() {
 	s.cmd = nil
 }
 
+// Running reports whether the server was started and not killed.
+func (s *Server) Running() bool { return s.cmd != nil }
+
 // Restart starts the server again on the same port, with the same data
 // directory (and so the same append-only file, if any).
 func (s *Server) Restart() {
