@@ -103,8 +103,8 @@ func RoomHash(room string) uint64 {
 // Encoder is not safe for concurrent use.
 type Encoder struct {
 	codec Codec
-	bin   []byte // header and entries
-	text  []byte // base64 of bin, then of the trailer
+	bin   []byte    // header and entries
+	text  []byte    // base64 of bin, then of the trailer
 	mac   hash.Hash // nil without a key; reused for every token
 	sum   [sha256.Size]byte
 }
