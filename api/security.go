@@ -169,7 +169,7 @@ func isReadTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceede
 
 // roomGuards are the middleware of the room routes, outermost first.
 type roomGuards struct {
-	post, read, stream []echo.MiddlewareFunc
+	post, read, stream, typing []echo.MiddlewareFunc
 }
 
 // guards returns the middleware that authorise and limit the room routes.
@@ -180,6 +180,9 @@ func (h *Handler) guards() roomGuards {
 		post:   []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
 		read:   []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, false)},
 		stream: []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, true), h.limitStreams(), h.endAtExpiry},
+		// Typing has a rate of its own (one event per TypingInterval), so
+		// it does not use up the client's posts.
+		typing: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false)},
 	}
 }
 
