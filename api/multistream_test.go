@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -166,4 +167,56 @@ func TestMultiRoomStreamNeedsReadPermissionOnEveryRoom(t *testing.T) {
 	c := s.openStream(t, "/stream?rooms=support-1,support-2&access_token="+sam)
 	expectStatus(t, c.resp, nil, http.StatusOK, "")
 	c.awaitOpen()
+}
+
+// A multi-room stream carries the join, leave and typing events of each of
+// its rooms, from every instance, without an id line; its messages keep
+// their composite ids.
+func TestMultiRoomStreamCarriesPresenceAndTyping(t *testing.T) {
+	t.Parallel()
+	const grace, beat = 200 * time.Millisecond, 50 * time.Millisecond
+	a := startServer(t, serverConfig{PresenceGrace: grace, PresenceBeat: beat})
+	b := startServer(t, serverConfig{Redis: a.Redis, PresenceGrace: grace, PresenceBeat: beat})
+	ann := a.openStream(t, "/stream?rooms=a,b&user=ann")
+	ann.awaitOpen()
+	// awaitEvent returns the next event named name that is not ann's own.
+	awaitEvent := func(name string) (event, roomEvent) {
+		t.Helper()
+		for {
+			ev := ann.nextAny()
+			var data roomEvent
+			if ev.Event != "message" {
+				if err := json.Unmarshal([]byte(ev.Data), &data); err != nil {
+					t.Fatalf("%s event data %q: %v", ev.Event, ev.Data, err)
+				}
+				if ev.ID != "" {
+					t.Fatalf("%s event has id %q, want none", ev.Event, ev.ID)
+				}
+			}
+			if ev.Event == name && data.User != "ann" {
+				return ev, data
+			}
+			if ev.Event == "message" || data.User != "ann" {
+				t.Fatalf("event %+v while waiting for %s", ev, name)
+			}
+		}
+	}
+	bob := b.openStream(t, "/rooms/b/stream?user=bob")
+	bob.awaitOpen()
+	if _, ev := awaitEvent("join"); ev.Room != "b" || ev.User != "bob" {
+		t.Fatalf("join = %+v, want bob in b", ev)
+	}
+	resp, body := b.do(t, http.MethodPost, "/rooms/a/typing", `{"user":"carl"}`, "Content-Type", "application/json")
+	expectStatus(t, resp, body, http.StatusNoContent, "")
+	if _, ev := awaitEvent("typing"); ev.Room != "a" || ev.User != "carl" {
+		t.Fatalf("typing = %+v, want carl in a", ev)
+	}
+	bob.Close()
+	if _, ev := awaitEvent("leave"); ev.Room != "b" || ev.User != "bob" {
+		t.Fatalf("leave = %+v, want bob in b", ev)
+	}
+	b.post(t, "b", "b1")
+	if m, id := ann.nextRoomMessage(); m.Text != "b1" || id == "" {
+		t.Fatalf("message %+v id %q", m, id)
+	}
 }
