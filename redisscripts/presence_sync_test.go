@@ -40,7 +40,7 @@ func TestSyncPresence(t *testing.T) {
 	if got := sync(store, PresenceSync{Instance: a, Live: []string{"ann"}, Leaving: []string{"bob"}, LeavingTTL: time.Millisecond}); len(got.Left) != 0 {
 		t.Fatalf("leaving = %+v", got)
 	}
-	waitFor(t, func() bool {
+	waitFor(t, "bob's entry on the first instance is swept", func() bool {
 		if got := sync(other, PresenceSync{List: 10}); got.Count != 3 || len(got.Left) != 0 {
 			t.Fatalf("after bob left one of two instances: %+v, want 3 present, nobody left", got)
 		}
@@ -50,7 +50,7 @@ func TestSyncPresence(t *testing.T) {
 	// (whichever instance runs it) reports the leave, once.
 	sync(other, PresenceSync{Instance: b, Live: []string{"bob", "cy"}, LiveTTL: 50 * time.Millisecond})
 	var left []string
-	waitFor(t, func() bool {
+	waitFor(t, "cy's entry expired", func() bool {
 		got := sync(store, PresenceSync{Instance: a, Live: []string{"ann"}})
 		left = append(left, got.Left...)
 		return got.Count == 1
@@ -88,7 +88,7 @@ func TestAdmitTyping(t *testing.T) {
 	if _, ok, _ := store.AdmitTyping(t.Context(), "r", "cy", time.Millisecond); !ok {
 		t.Fatalf("cy refused")
 	}
-	waitFor(t, func() bool {
+	waitFor(t, "cy's typing window passed", func() bool {
 		_, ok, _ := store.AdmitTyping(t.Context(), "r", "cy", time.Millisecond)
 		return ok
 	})
@@ -125,16 +125,4 @@ func cmpDur(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
-}
-
-// waitFor polls cond until it holds, failing the test after 10s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
