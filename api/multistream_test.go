@@ -201,6 +201,13 @@ func TestMultiRoomStreamCarriesPresenceAndTyping(t *testing.T) {
 			}
 		}
 	}
+	// The multi-room stream is present in each of its rooms.
+	for _, room := range []string{"a", "b"} {
+		waitFor(t, "ann is listed in "+room, func() bool {
+			p := b.presence(t, room)
+			return p.Count == 1 && p.Users[0].User == "ann"
+		})
+	}
 	bob := b.openStream(t, "/rooms/b/stream?user=bob")
 	bob.awaitOpen()
 	if _, ev := awaitEvent("join"); ev.Room != "b" || ev.User != "bob" {
@@ -218,5 +225,10 @@ func TestMultiRoomStreamCarriesPresenceAndTyping(t *testing.T) {
 	b.post(t, "b", "b1")
 	if m, id := ann.nextRoomMessage(); m.Text != "b1" || id == "" {
 		t.Fatalf("message %+v id %q", m, id)
+	}
+	// Its end leaves every room.
+	ann.Close()
+	for _, room := range []string{"a", "b"} {
+		waitFor(t, "ann left "+room, func() bool { return b.presence(t, room).Count == 0 })
 	}
 }
