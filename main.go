@@ -84,6 +84,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.HeartbeatInterval, Retry: cfg.SSERetry,
 		StreamWriteTimeout: cfg.StreamWriteTimeout, StreamFlushDelay: cfg.StreamFlushDelay,
 		Sharded: cfg.BrokerMode == "sharded", Security: sec, Spec: spec, Logger: log,
+		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.HeartbeatInterval, PresenceMaxUsers: cfg.PresenceMaxUsers,
+		StreamMaxRooms: cfg.StreamMaxRooms,
 	})
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)

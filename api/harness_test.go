@@ -61,6 +61,9 @@ type serverConfig struct {
 	WriteTimeout    time.Duration // deadline of each stream write
 	Security        api.Security  // zero: open mode without limits
 	HTTP2           bool          // serve HTTP/2 over TLS, where a stream cannot be hijacked; use Client
+	PresenceGrace   time.Duration
+	PresenceBeat    time.Duration // the presence heartbeat
+	TypingInterval  time.Duration
 }
 
 func testLogger() *slog.Logger {
@@ -93,6 +96,8 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 	cfg.MaxMessageBytes = cmp(cfg.MaxMessageBytes, 4096)
 	cfg.CheckInterval = cmp(cfg.CheckInterval, time.Second)
 	cfg.WriteTimeout = cmp(cfg.WriteTimeout, 5*time.Second)
+	cfg.PresenceGrace = cmp(cfg.PresenceGrace, 10*time.Second)
+	cfg.PresenceBeat = cmp(cfg.PresenceBeat, 15*time.Second)
 
 	// As main configures it: bounded waits and no automatic resends.
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, MaxRetries: -1,
@@ -103,6 +108,8 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		RedisTimeout: time.Second, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.CheckInterval,
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
 		StreamWriteTimeout: cfg.WriteTimeout, Security: cfg.Security, Spec: testSpec(t), Logger: testLogger(),
+		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.PresenceBeat, PresenceMaxUsers: 100,
+		TypingInterval: cfg.TypingInterval, StreamMaxRooms: 50,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -261,9 +268,20 @@ func (c *sseClient) read() {
 	}
 }
 
-// next returns the next event that is not a comment or retry line, failing
-// the test after a timeout or at the end of the stream.
+// next returns the next event that is not a comment or retry line, nor a
+// presence event (join, leave: a stream of a named user sees its own join),
+// failing the test after a timeout or at the end of the stream.
 func (c *sseClient) next() event {
+	c.t.Helper()
+	for {
+		if ev := c.nextAny(); ev.Event != "join" && ev.Event != "leave" {
+			return ev
+		}
+	}
+}
+
+// nextAny returns the next event that is not a comment or retry line.
+func (c *sseClient) nextAny() event {
 	c.t.Helper()
 	for {
 		select {

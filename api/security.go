@@ -193,7 +193,7 @@ func isReadTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceede
 
 // roomGuards are the middleware of the room routes, outermost first.
 type roomGuards struct {
-	post, read, stream []echo.MiddlewareFunc
+	post, read, stream, typing, streams []echo.MiddlewareFunc
 }
 
 // guards returns the middleware that authorise and limit the room routes.
@@ -201,9 +201,17 @@ type roomGuards struct {
 // even a rate limit.
 func (h *Handler) guards() roomGuards {
 	return roomGuards{
-		post:   []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
-		read:   []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, false)},
-		stream: nil, // plain calls in streamRoom: no middleware frames stay behind a handed-over stream
+		post: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
+		read: []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, false)},
+		// Streams check their token and limits with plain calls
+		// (streamRoom, streamRooms, openStream), so that no middleware
+		// frame stays behind a handed-over stream; one count of open
+		// streams covers both kinds.
+		stream:  nil,
+		streams: nil,
+		// Typing has a rate of its own (one event per TypingInterval), so
+		// it does not use up the client's posts.
+		typing: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false)},
 	}
 }
 

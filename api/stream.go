@@ -37,9 +37,7 @@ func withoutID(frame []byte) []byte {
 }
 
 // streamRoom streams a room's messages as Server-Sent Events, replaying
-// those after Last-Event-ID (or last_event_id) first. It checks and admits
-// the stream, then hands it to the stream engine and returns: over
-// HTTP/1.1 the engine owns the connection from then on.
+// those after Last-Event-ID (or last_event_id) first.
 // GET /rooms/{room}/stream
 func (h *Handler) streamRoom(c echo.Context) error {
 	room, err := roomParam(c)
@@ -49,6 +47,25 @@ func (h *Handler) streamRoom(c echo.Context) error {
 	if err := h.checkToken(c, readAccess, true); err != nil {
 		return err
 	}
+	resume, err := resumePoint(c.Request())
+	if err != nil {
+		return err
+	}
+	return h.openStream(c, stream.Spec{Rooms: []stream.Room{{Name: room, Resume: resume}}}, resume != nil)
+}
+
+// openStream is where both kinds of stream start, once their request is
+// checked: it admits the stream under the stream limits, opens it in the
+// engine, counts its user in each room's presence, then hands it over and
+// returns (over HTTP/1.1 the engine owns the connection from then on).
+// Everything it takes is given back by the stream's OnEnd. Guards are plain
+// calls rather than middleware, so that no middleware frame stays behind a
+// handed-over stream.
+func (h *Handler) openStream(c echo.Context, spec stream.Spec, resumed bool) error {
+	user, err := streamUser(c)
+	if err != nil {
+		return err
+	}
 	release, err := h.admitStream(c)
 	if errors.Is(err, errServerFull) {
 		h.log.Warn("stream refused: MAX_STREAMS reached", "max", h.Security.MaxStreams)
@@ -56,24 +73,21 @@ func (h *Handler) streamRoom(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	resume, err := resumePoint(c.Request())
-	if err != nil {
-		release()
-		return err
-	}
 	closed := h.Metrics.StreamOpened()
-	s, err := h.engine.Open(c.Request().Context(), stream.Spec{
-		Rooms:   []stream.Room{{Name: room, Resume: resume}},
-		Expires: streamExpiry(c),
-		OnEnd:   func() { release(); closed() },
-	})
+	leave := func() {}
+	spec.Expires = streamExpiry(c)
+	spec.OnEnd = func() { leave(); release(); closed() }
+	s, err := h.engine.Open(c.Request().Context(), spec)
 	if err != nil {
 		release()
 		closed()
-		h.log.Warn("stream not started", "room", room, "err", err)
+		h.log.Warn("stream not started", "rooms", len(spec.Rooms), "room", spec.Rooms[0].Name, "err", err)
 		return h.refuseStream(c, "unavailable, retry shortly")
 	}
-	if resume != nil {
+	// Entered once the stream listens, so that it sees its own join; OnEnd
+	// cannot run before handOver.
+	leave = h.enterPresence(spec.Rooms, user)
+	if resumed {
 		h.Metrics.Resumed()
 	}
 	h.handOver(c, s)

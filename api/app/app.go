@@ -17,6 +17,7 @@ import (
 	"roomcast/api"
 	"roomcast/api/metrics"
 	"roomcast/broker"
+	"roomcast/broker/presence"
 	"roomcast/redisscripts"
 )
 
@@ -36,6 +37,11 @@ type Options struct {
 	StreamWriteTimeout    time.Duration
 	StreamFlushDelay      time.Duration // how long a stream holds a write to join more frames into it
 	Sharded               bool          // BROKER_MODE=sharded: SPUBLISH, and SSUBSCRIBE per room on each shard
+	PresenceGrace         time.Duration // a reconnection within it is neither a leave nor a join
+	PresenceInterval      time.Duration // how often each room with local listeners is reported to Redis
+	PresenceMaxUsers      int           // users a presence answer lists
+	TypingInterval        time.Duration // shortest time between typing events of a user in a room; 0: the API's default
+	StreamMaxRooms        int           // rooms one multi-room stream may watch; 0: the API's default
 	Security              api.Security
 	Spec                  []byte // openapi.yaml, served as is
 	Logger                *slog.Logger
@@ -44,10 +50,11 @@ type Options struct {
 // App is roomcast's HTTP handler and the parts behind it. Serve Handler
 // while Run runs.
 type App struct {
-	Handler http.Handler
-	Hub     *broker.Hub
-	Store   *redisscripts.Store
-	Metrics *metrics.Metrics
+	Handler  http.Handler
+	Hub      *broker.Hub
+	Store    *redisscripts.Store
+	Presence *presence.Tracker
+	Metrics  *metrics.Metrics
 
 	rdb     redis.UniversalClient
 	log     *slog.Logger
@@ -78,7 +85,9 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 		Shards: shards,
 	})
 	m.ObserveHub(hub.Stats)
-	a := &App{Hub: hub, Store: store, Metrics: m, rdb: rdb, log: log}
+	tracker := presence.New(presence.Options{Store: store, Grace: opts.PresenceGrace, Interval: opts.PresenceInterval,
+		MaxUsers: opts.PresenceMaxUsers, Timeout: opts.RedisTimeout, Logger: log})
+	a := &App{Hub: hub, Store: store, Presence: tracker, Metrics: m, rdb: rdb, log: log}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -87,17 +96,25 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 		MaxMessageBytes: opts.MaxMessageBytes, Heartbeat: opts.Heartbeat, Retry: opts.Retry,
 		WriteTimeout: opts.StreamWriteTimeout, StreamQueue: opts.ClientBuffer, FlushDelay: opts.StreamFlushDelay,
 		Logger: log, Metrics: m, Security: opts.Security,
+		Presence: tracker, Events: store, TypingInterval: opts.TypingInterval, StreamMaxRooms: opts.StreamMaxRooms,
 	}).Register(e)
 	a.Handler = e
 	return a
 }
 
-// Run runs the broker until ctx ends; it keeps reconnecting to Redis with
-// backoff, also when Redis does not answer at start.
+// Run runs the broker and the presence tracker until ctx ends; the broker
+// keeps reconnecting to Redis with backoff, also when Redis does not answer
+// at start.
 func (a *App) Run(ctx context.Context) error {
 	go func() {
 		_ = a.WaitStarted(ctx)
 	}()
+	trackerDone := make(chan struct{})
+	go func() {
+		defer close(trackerDone)
+		_ = a.Presence.Run(ctx)
+	}()
+	defer func() { <-trackerDone }()
 	return a.Hub.Run(ctx)
 }
 

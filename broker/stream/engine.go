@@ -98,6 +98,9 @@ type Spec struct {
 	IDLine func(room string, m *broker.Message, positions func(room string) redisscripts.ID) []byte
 	// WithoutID returns a frame without its id field; needed with IDLine.
 	WithoutID func(frame []byte) []byte
+	// EncodeReset, when set, is the stream's reset event for room instead
+	// of Options.EncodeReset (a stream of several rooms names the room).
+	EncodeReset func(room string, r *redisscripts.Reset) []byte
 	// OnEnd runs once when the stream has ended and its connection is
 	// closed.
 	OnEnd func()

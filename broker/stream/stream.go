@@ -450,7 +450,7 @@ func (s *Stream) catchUp(r *roomState) error {
 			if s.e.opts.OnReset != nil {
 				s.e.opts.OnReset()
 			}
-			s.enqueueLocked(s.e.opts.EncodeReset(page.Reset))
+			s.enqueueLocked(s.resetFrame(r.name, page.Reset))
 		}
 		// The position no longer exists: what the page holds starts
 		// afresh, whatever its sequence numbers.
@@ -469,6 +469,14 @@ func (s *Stream) catchUp(r *roomState) error {
 	// after a second look rather than held for ever.
 	s.settleLocked(r, r.rounds >= 2)
 	return nil
+}
+
+// resetFrame is the event telling the client that room's position is lost.
+func (s *Stream) resetFrame(room string, reset *redisscripts.Reset) []byte {
+	if s.spec.EncodeReset != nil {
+		return s.spec.EncodeReset(room, reset)
+	}
+	return s.e.opts.EncodeReset(reset)
 }
 
 // settleLocked writes the held live messages of r that continue its
