@@ -55,6 +55,9 @@ type config struct {
 	TrustedProxies        []string      `env:"TRUSTED_PROXIES" envSeparator:"," help:"comma-separated CIDRs of proxies whose X-Forwarded-For names the client"`
 	CORSOrigins           []string      `env:"CORS_ORIGINS" envSeparator:"," help:"comma-separated origins (https://chat.example) whose pages may call the API, with credentials"`
 	BodyReadTimeout       time.Duration `env:"BODY_READ_TIMEOUT" envDefault:"10s" help:"longest wait for a request body (against slow clients); streams are not affected"`
+	PresenceGrace         time.Duration `env:"PRESENCE_GRACE" envDefault:"10s" help:"how long a user stays present after their last stream of a room closed; a reconnection within it is neither leave nor join"`
+	PresenceMaxUsers      int           `env:"PRESENCE_MAX_USERS" envDefault:"100" help:"users listed by GET /rooms/{room}/presence (the count is exact)"`
+	StreamMaxRooms        int           `env:"STREAM_MAX_ROOMS" envDefault:"50" help:"rooms one GET /stream?rooms= may watch"`
 }
 
 func (c config) redisTimeouts() (dial, read, write, pool time.Duration) {
@@ -110,6 +113,9 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.MaxStreamsPerClient >= 0, "MAX_STREAMS_PER_CLIENT", "0 or more"},
 		{cfg.MaxStreams >= 0, "MAX_STREAMS", "0 or more"},
 		{cfg.BodyReadTimeout > 0, "BODY_READ_TIMEOUT", "a positive duration"},
+		{cfg.PresenceGrace >= 100*time.Millisecond, "PRESENCE_GRACE", "at least 100ms"},
+		{cfg.PresenceMaxUsers >= 1 && cfg.PresenceMaxUsers <= 10_000, "PRESENCE_MAX_USERS", "1 to 10000"},
+		{cfg.StreamMaxRooms >= 1 && cfg.StreamMaxRooms <= 100, "STREAM_MAX_ROOMS", "1 to 100"},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -43,6 +43,9 @@ func TestSecuritySettingsRefused(t *testing.T) {
 		{env: []string{"POST_BURST=0"}, name: "POST_BURST"},
 		{env: []string{"MAX_STREAMS=-1"}, name: "MAX_STREAMS"},
 		{env: []string{"BODY_READ_TIMEOUT=0s"}, name: "BODY_READ_TIMEOUT"},
+		{env: []string{"PRESENCE_GRACE=10ms"}, name: "PRESENCE_GRACE"},
+		{env: []string{"PRESENCE_MAX_USERS=0"}, name: "PRESENCE_MAX_USERS"},
+		{env: []string{"STREAM_MAX_ROOMS=101"}, name: "STREAM_MAX_ROOMS"},
 	} {
 		t.Run(strings.Join(tt.env, " "), func(t *testing.T) {
 			err := run(t.Context(), nil, append([]string{"ADDR=127.0.0.1:0"}, tt.env...), io.Discard,

@@ -26,6 +26,7 @@ import (
 	"roomcast/api"
 	"roomcast/api/metrics"
 	"roomcast/broker"
+	"roomcast/presence"
 	"roomcast/redisscripts"
 )
 
@@ -87,7 +88,11 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- hub.Run(hubCtx) }()
-	stopBroker := sync.OnceFunc(func() { stopHub(); <-hubDone })
+	tracker := presence.New(presence.Options{Store: store, Grace: cfg.PresenceGrace, Interval: cfg.HeartbeatInterval,
+		MaxUsers: cfg.PresenceMaxUsers, Timeout: cfg.RedisTimeout, Logger: log})
+	trackerDone := make(chan error, 1)
+	go func() { trackerDone <- tracker.Run(hubCtx) }()
+	stopBroker := sync.OnceFunc(func() { stopHub(); <-hubDone; <-trackerDone })
 	defer stopBroker()
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -111,6 +116,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		},
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.HeartbeatInterval, Retry: cfg.SSERetry,
 		WriteTimeout: cfg.StreamWriteTimeout, Logger: log, Metrics: m, Security: sec,
+		Presence: tracker, Events: store, StreamMaxRooms: cfg.StreamMaxRooms,
 	}).Register(e)
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -27,6 +27,7 @@ type access int
 const (
 	readAccess access = iota
 	writeAccess
+	anyRoom // the token only; the handler checks the rooms
 )
 
 const (

@@ -16,6 +16,7 @@ import (
 
 	"roomcast/broker"
 	"roomcast/redisscripts"
+	"roomcast/redisscripts/cursor"
 )
 
 // MessageStore stores and reads room messages.
@@ -42,6 +43,11 @@ type Options struct {
 	Logger          *slog.Logger
 	Metrics         *metrics.Metrics // nil: metrics are kept but only served if given
 	Security        Security         // authentication, limits, CORS; zero: open mode
+	Presence        PresenceTracker  // who watches each room; nil: streams are not counted
+	Events          EventPublisher   // typing events
+	TypingInterval  time.Duration    // shortest time between typing events of a user in a room; 0: DefaultTypingInterval
+	StreamMaxRooms  int              // rooms one multi-room stream may watch; 0: DefaultStreamMaxRooms
+	Cursors         cursor.Codec     // composite cursors of multi-room streams; every instance alike
 }
 
 // Handler serves roomcast's HTTP API.
@@ -71,6 +77,9 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/rooms/:room/messages", h.postMessage, g.post...)
 	e.GET("/rooms/:room/messages", h.listMessages, g.read...)
 	e.GET("/rooms/:room/stream", h.streamRoom, g.stream...)
+	e.GET("/rooms/:room/presence", h.getPresence, g.read...)
+	e.POST("/rooms/:room/typing", h.postTyping, g.typing...)
+	e.GET("/stream", h.streamRooms, g.streams...)
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.GET("/openapi.yaml", h.openapi)

@@ -22,6 +22,7 @@ import (
 	"roomcast/api"
 	"roomcast/api/metrics"
 	"roomcast/broker"
+	"roomcast/presence"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
@@ -38,6 +39,12 @@ type testServer struct {
 	Hub   *broker.Hub
 }
 
+// presenceOf is the presence tracker of a testServer's options.
+func presenceOf(store *redisscripts.Store, cfg serverConfig) *presence.Tracker {
+	return presence.New(presence.Options{Store: store, Grace: cfg.PresenceGrace, Interval: cfg.PresenceBeat,
+		MaxUsers: 100, Timeout: time.Second, Logger: testLogger()})
+}
+
 // serverConfig tunes a testServer; zero fields take the defaults below.
 type serverConfig struct {
 	Redis           *redistest.Server // share one Redis between servers
@@ -48,6 +55,9 @@ type serverConfig struct {
 	CheckInterval   time.Duration
 	WriteTimeout    time.Duration // deadline of each stream write
 	Security        api.Security  // zero: open mode without limits
+	PresenceGrace   time.Duration
+	PresenceBeat    time.Duration // the presence heartbeat
+	TypingInterval  time.Duration
 }
 
 func testLogger() *slog.Logger {
@@ -68,6 +78,8 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 	cfg.MaxMessageBytes = cmp(cfg.MaxMessageBytes, 4096)
 	cfg.CheckInterval = cmp(cfg.CheckInterval, time.Second)
 	cfg.WriteTimeout = cmp(cfg.WriteTimeout, 5*time.Second)
+	cfg.PresenceGrace = cmp(cfg.PresenceGrace, 10*time.Second)
+	cfg.PresenceBeat = cmp(cfg.PresenceBeat, 15*time.Second)
 
 	// As main configures it: bounded waits and no automatic resends.
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, MaxRetries: -1,
@@ -79,9 +91,12 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: cfg.ClientBuffer,
 		CheckInterval: cfg.CheckInterval, Timeout: time.Second, Logger: testLogger(),
 	})
+	tracker := presenceOf(store, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hub.Run(ctx) }()
+	trackerDone := make(chan struct{})
+	go func() { defer close(trackerDone); _ = tracker.Run(ctx) }()
 	if err := hub.WaitStarted(t.Context()); err != nil {
 		t.Fatalf("hub did not start: %v", err)
 	}
@@ -97,12 +112,14 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		Ready:           func(ctx context.Context) error { return hub.Ready() },
 		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
 		WriteTimeout: cfg.WriteTimeout, Logger: testLogger(), Metrics: m,
-		Security: cfg.Security,
+		Security: cfg.Security, Presence: tracker, Events: store, TypingInterval: cfg.TypingInterval,
+		StreamMaxRooms: 50,
 	}).Register(e)
 	srv := httptest.NewServer(e)
 	t.Cleanup(func() {
 		cancel()
 		<-done
+		<-trackerDone
 		srv.Close()
 	})
 	return &testServer{URL: srv.URL, Redis: cfg.Redis, Store: store, Hub: hub}

@@ -169,17 +169,24 @@ func isReadTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceede
 
 // roomGuards are the middleware of the room routes, outermost first.
 type roomGuards struct {
-	post, read, stream []echo.MiddlewareFunc
+	post, read, stream, typing, streams []echo.MiddlewareFunc
 }
 
 // guards returns the middleware that authorise and limit the room routes.
 // A bad room id is refused first, so that it touches nothing in Redis, not
 // even a rate limit.
 func (h *Handler) guards() roomGuards {
+	limitStreams := h.limitStreams() // one count for single- and multi-room streams
 	return roomGuards{
 		post:   []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
 		read:   []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, false)},
-		stream: []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, true), h.limitStreams(), h.endAtExpiry},
+		stream: []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, true), limitStreams, h.endAtExpiry},
+		// Typing has a rate of its own (one event per TypingInterval), so
+		// it does not use up the client's posts.
+		typing: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false)},
+		// A multi-room stream names its rooms in the query: the handler
+		// checks each after the token is verified here.
+		streams: []echo.MiddlewareFunc{h.authorize(anyRoom, true), limitStreams, h.endAtExpiry},
 	}
 }
 

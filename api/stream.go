@@ -32,6 +32,11 @@ func (h *Handler) streamRoom(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	leave, err := h.enterPresence(c, room)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	ctx := c.Request().Context()
 	sub, err := h.Rooms.Subscribe(ctx, room)
 	if err != nil {

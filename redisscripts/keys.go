@@ -36,6 +36,18 @@ func (k Keys) idempotency(room, user, key string) string {
 	return k.prefix + "{" + room + "}:idem:" + strconv.Itoa(len(user)) + ":" + user + ":" + key
 }
 
+// presenceEntries holds a room's (instance, user) pairs scored by expiry,
+// presenceUsers its present users scored by the time they joined, and
+// presenceRefs each present user's number of pairs.
+func (k Keys) presenceEntries(room string) string { return k.prefix + "{" + room + "}:presence" }
+func (k Keys) presenceUsers(room string) string   { return k.prefix + "{" + room + "}:presence:users" }
+func (k Keys) presenceRefs(room string) string    { return k.prefix + "{" + room + "}:presence:refs" }
+
+// typing marks that a user's typing event in room was published lately.
+func (k Keys) typing(room, user string) string {
+	return k.prefix + "{" + room + "}:typing:" + strconv.Itoa(len(user)) + ":" + user
+}
+
 func (k Keys) rate(name, client string) string { return k.prefix + "rate:" + name + ":" + client }
 
 // Channel is the Pub/Sub channel on which room's messages are published.

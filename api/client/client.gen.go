@@ -130,6 +130,14 @@ func (e Readyz200JSONResponseBodyStatus) Valid() bool {
 	}
 }
 
+// CompositeCursor The id of a message event on a multi-room stream: the position of
+// every room of the stream, as an opaque, URL-safe token of at most
+// 4096 characters. Pass it back unchanged as `Last-Event-ID` or
+// `last_event_id`.
+//
+// Examples: AQACS13Adue5wSIAAAGbdtqoAAAAAAAAAAAqs14lMoZFXUIAAAGbdtqoAAAAAAAAAAAHf8FF2A
+type CompositeCursor = string
+
 // HistoryPage One page of a room's history.
 type HistoryPage struct {
 	// HasMore More messages lie beyond this page in its direction.
@@ -204,6 +212,29 @@ type NewMessage struct {
 	User *string `json:"user,omitempty"`
 }
 
+// Presence Who watches a room.
+type Presence struct {
+	// Count How many users are present; exact, even when not all are listed.
+	Count int `json:"count"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Truncated Some present users are not listed.
+	Truncated bool `json:"truncated"`
+
+	// Users Present users, longest present first; at most `PRESENCE_MAX_USERS`.
+	Users []struct {
+		// Since When the user's presence began, by the Redis server's clock.
+		Since time.Time `json:"since"`
+
+		// User The user.
+		User string `json:"user"`
+	} `json:"users"`
+}
+
 // Problem RFC 9457 problem details.
 type Problem struct {
 	// Detail What to change, for people; never internal error text.
@@ -220,9 +251,11 @@ type Problem struct {
 	// - `urn:roomcast:problem:invalid-room`: the room id is not valid.
 	// - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
 	//   `last_event_id` or `Last-Event-ID` is not a message id, or
-	//   both `before` and `after` were given.
-	// - `urn:roomcast:problem:invalid-parameter`: a bad `limit` or
-	//   `Idempotency-Key`.
+	//   both `before` and `after` were given; on `streamRooms`, not a
+	//   composite cursor this server made.
+	// - `urn:roomcast:problem:invalid-parameter`: a bad `limit`,
+	//   `Idempotency-Key`, stream `user`, or `rooms` list (empty or
+	//   over `STREAM_MAX_ROOMS`).
 	// - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
 	//   valid message.
 	// - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad
@@ -230,7 +263,8 @@ type Problem struct {
 	// - `urn:roomcast:problem:token-expired`: 401, the token has
 	//   expired; get a fresh one.
 	// - `urn:roomcast:problem:forbidden`: 403, the token does not allow
-	//   this room, or the body names another user.
+	//   this room (on `streamRooms` the `detail` names it), or the body
+	//   or `user` parameter names another user.
 	// - `urn:roomcast:problem:request-timeout`: 408, the body arrived
 	//   too slowly.
 	// - `urn:roomcast:problem:idempotency-conflict`: the
@@ -255,9 +289,11 @@ type Problem struct {
 //   - `urn:roomcast:problem:invalid-room`: the room id is not valid.
 //   - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
 //     `last_event_id` or `Last-Event-ID` is not a message id, or
-//     both `before` and `after` were given.
-//   - `urn:roomcast:problem:invalid-parameter`: a bad `limit` or
-//     `Idempotency-Key`.
+//     both `before` and `after` were given; on `streamRooms`, not a
+//     composite cursor this server made.
+//   - `urn:roomcast:problem:invalid-parameter`: a bad `limit`,
+//     `Idempotency-Key`, stream `user`, or `rooms` list (empty or
+//     over `STREAM_MAX_ROOMS`).
 //   - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
 //     valid message.
 //   - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad
@@ -265,7 +301,8 @@ type Problem struct {
 //   - `urn:roomcast:problem:token-expired`: 401, the token has
 //     expired; get a fresh one.
 //   - `urn:roomcast:problem:forbidden`: 403, the token does not allow
-//     this room, or the body names another user.
+//     this room (on `streamRooms` the `detail` names it), or the body
+//     or `user` parameter names another user.
 //   - `urn:roomcast:problem:request-timeout`: 408, the body arrived
 //     too slowly.
 //   - `urn:roomcast:problem:idempotency-conflict`: the
@@ -319,6 +356,14 @@ type ResetReason string
 // Examples: lobby
 type RoomId = string
 
+// TypingRequest Who is typing, in open mode; leave it out with authentication.
+type TypingRequest struct {
+	// User As a post's `user`; `anonymous` by default.
+	//
+	// Examples: ada
+	User *string `json:"user,omitempty"`
+}
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
@@ -326,6 +371,9 @@ type IdempotencyKey = string
 //
 // Examples: lobby
 type Room = RoomId
+
+// StreamUser Examples: ada
+type StreamUser = string
 
 // BodyTimeout RFC 9457 problem details.
 type BodyTimeout = Problem
@@ -345,11 +393,20 @@ type Internal = Problem
 // InvalidHistoryQuery RFC 9457 problem details.
 type InvalidHistoryQuery = Problem
 
+// InvalidMultiStreamRequest RFC 9457 problem details.
+type InvalidMultiStreamRequest = Problem
+
 // InvalidPost RFC 9457 problem details.
 type InvalidPost = Problem
 
+// InvalidRoom RFC 9457 problem details.
+type InvalidRoom = Problem
+
 // InvalidStreamRequest RFC 9457 problem details.
 type InvalidStreamRequest = Problem
+
+// InvalidTyping RFC 9457 problem details.
+type InvalidTyping = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
@@ -401,14 +458,43 @@ type StreamRoomParams struct {
 	// LastEventIDQuery Resume after this message id, when the `Last-Event-ID` header is absent.
 	LastEventIDQuery *MessageId `form:"last_event_id,omitempty" json:"last_event_id,omitempty"`
 
+	// User In open mode, the user the stream is listed as in the room's
+	// presence (same rules as a post's `user`); without it the stream is
+	// not listed. With authentication the stream's user is the token's
+	// subject, and a `user` naming another is a `403`.
+	User *StreamUser `form:"user,omitempty" json:"user,omitempty"`
+
 	// LastEventID Resume after this message id; `EventSource` sends the id of the
 	// last event it received when it reconnects. Takes precedence over
 	// `last_event_id`.
 	LastEventID *MessageId `json:"Last-Event-ID,omitempty"`
 }
 
+// StreamRoomsParams defines parameters for StreamRooms.
+type StreamRoomsParams struct {
+	// Rooms The rooms to watch, comma-separated room ids (1 to `STREAM_MAX_ROOMS` distinct ones).
+	Rooms string `form:"rooms" json:"rooms"`
+
+	// LastEventIDQuery Resume after this composite cursor, when the `Last-Event-ID` header is absent.
+	LastEventIDQuery *CompositeCursor `form:"last_event_id,omitempty" json:"last_event_id,omitempty"`
+
+	// User In open mode, the user the stream is listed as in the room's
+	// presence (same rules as a post's `user`); without it the stream is
+	// not listed. With authentication the stream's user is the token's
+	// subject, and a `user` naming another is a `403`.
+	User *StreamUser `form:"user,omitempty" json:"user,omitempty"`
+
+	// LastEventID Resume after this composite cursor; `EventSource` sends the id of
+	// the last event it received when it reconnects. Takes precedence
+	// over `last_event_id`.
+	LastEventID *CompositeCursor `json:"Last-Event-ID,omitempty"`
+}
+
 // PostMessageJSONRequestBody defines body for PostMessage for application/json ContentType.
 type PostMessageJSONRequestBody = NewMessage
+
+// PostTypingJSONRequestBody defines body for PostTyping for application/json ContentType.
+type PostTypingJSONRequestBody = TypingRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -628,6 +714,21 @@ type ClientInterface interface {
 	// Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
 	PostMessage(ctx context.Context, room Room, params *PostMessageParams, body PostMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetPresence Who watches a room
+	//
+	// The users with a stream of the room open on any instance, oldest
+	// first: at most `PRESENCE_MAX_USERS` listed (default 100), with
+	// `count` exact and `truncated` when some are not listed. A stream's
+	// user is its token's subject, or in open mode its `user` query
+	// parameter; streams without one are not listed. A user whose last
+	// stream closed stays listed for `PRESENCE_GRACE` (default 10 s), and
+	// the users of an instance that stopped without closing its streams
+	// disappear within `PRESENCE_GRACE` plus `HEARTBEAT_INTERVAL`. Needs
+	// read permission on the room.
+	//
+	// Corresponds with GET /rooms/{room}/presence (the `GetPresence` operationId).
+	GetPresence(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// StreamRoom Stream a room's messages as Server-Sent Events
 	//
 	// A `text/event-stream` (HTML Living Standard, "Server-sent events")
@@ -662,6 +763,12 @@ type ClientInterface interface {
 	//    a chat page would show "some messages were missed".
 	// 5. `: ping` comment lines every `HEARTBEAT_INTERVAL` (default 15 s),
 	//    which clients ignore; they keep proxies from closing idle streams.
+	// 6. `event: join`, `event: leave` and `event: typing`, without `id`,
+	//    whose data is a `RoomEvent`: a user's first stream of the room
+	//    opened on any instance, their last one has been closed for
+	//    `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
+	//    counted in the room's presence (`getPresence`) under its user:
+	//    the token's subject, or in open mode the `user` parameter.
 	//
 	// The stream has no end of its own. When the server ends it (client too
 	// slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -687,6 +794,82 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /rooms/{room}/stream (the `StreamRoom` operationId).
 	StreamRoom(ctx context.Context, room Room, params *StreamRoomParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostTypingWithBody Tell a room that a user is typing
+	//
+	// Every live stream of the room, on every instance, gets an
+	// `event: typing` (schema `RoomEvent`, no `id`). Nothing is stored. At
+	// most one event per user and room is published every 2 s; calls in
+	// between are answered `204` too and publish nothing, so a client may
+	// call on every keystroke. Needs write permission on the room.
+	//
+	// The user follows the rules of a post's `user`: with authentication
+	// the token's subject (a body naming another user is a `403`); in open
+	// mode the body's `user`, or `anonymous`. The body is optional; when
+	// sent it is `application/json`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /rooms/{room}/typing (the `PostTyping` operationId).
+	PostTypingWithBody(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostTyping Tell a room that a user is typing
+	//
+	// Every live stream of the room, on every instance, gets an
+	// `event: typing` (schema `RoomEvent`, no `id`). Nothing is stored. At
+	// most one event per user and room is published every 2 s; calls in
+	// between are answered `204` too and publish nothing, so a client may
+	// call on every keystroke. Needs write permission on the room.
+	//
+	// The user follows the rules of a post's `user`: with authentication
+	// the token's subject (a body naming another user is a `403`); in open
+	// mode the body's `user`, or `anonymous`. The body is optional; when
+	// sent it is `application/json`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /rooms/{room}/typing (the `PostTyping` operationId).
+	PostTyping(ctx context.Context, room Room, body PostTypingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamRooms Stream several rooms' messages as one Server-Sent Events stream
+	//
+	// One `text/event-stream` for up to `STREAM_MAX_ROOMS` rooms (default
+	// 50), so that a browser needs one connection, not one per room. It is
+	// the stream of `streamRoom` with these differences:
+	//
+	// - `rooms` lists the rooms, comma-separated; duplicates are ignored.
+	//   Each must be a valid room id the token may read: a room it may not
+	//   read refuses the whole stream with `403`, whose `detail` names the
+	//   room.
+	// - Messages of all the rooms arrive as `event: message` (the
+	//   `Message` carries its `room`), in `seq` order within each room.
+	// - Each message event's `id` is a composite cursor (schema
+	//   `CompositeCursor`): an opaque token from which the server resumes
+	//   every room of the stream with no gap and no duplicate. It holds
+	//   the epoch and `seq` of each room's last message, 24 bytes a room
+	//   (the room is named by a 64-bit hash of its id), with a checksum,
+	//   base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
+	//   sends it back as `Last-Event-ID` when it reconnects;
+	//   `last_event_id` works too.
+	// - To change the set of rooms, open a new stream with the new `rooms`
+	//   and `last_event_id` set to the last id received: rooms carried
+	//   over resume exactly, new rooms start live, dropped rooms are
+	//   forgotten.
+	// - A room whose position can no longer be resumed gets `event: reset`
+	//   whose data is a `RoomReset` (a `Reset` with the `room`); the other
+	//   rooms are unaffected.
+	// - `event: join`, `event: leave` and `event: typing` (schema
+	//   `RoomEvent`) as on `streamRoom`.
+	//
+	// Events that are not messages (`reset`, `join`, `leave`, `typing`)
+	// carry no `id`, so `Last-Event-ID` is always a message cursor.
+	// Errors: `400` for a bad or empty `rooms`, more than
+	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
+	// this server made (forged, damaged or truncated: `invalid-cursor`);
+	// `401`, `403` and `429` as on `streamRoom`.
+	//
+	// Corresponds with GET /stream (the `StreamRooms` operationId).
+	StreamRooms(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetPage The chat page
@@ -923,6 +1106,31 @@ func (c *Client) PostMessage(ctx context.Context, room Room, params *PostMessage
 	return c.Client.Do(req)
 }
 
+// GetPresence Who watches a room
+//
+// The users with a stream of the room open on any instance, oldest
+// first: at most `PRESENCE_MAX_USERS` listed (default 100), with
+// `count` exact and `truncated` when some are not listed. A stream's
+// user is its token's subject, or in open mode its `user` query
+// parameter; streams without one are not listed. A user whose last
+// stream closed stays listed for `PRESENCE_GRACE` (default 10 s), and
+// the users of an instance that stopped without closing its streams
+// disappear within `PRESENCE_GRACE` plus `HEARTBEAT_INTERVAL`. Needs
+// read permission on the room.
+//
+// Corresponds with GET /rooms/{room}/presence (the `GetPresence` operationId).
+func (c *Client) GetPresence(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPresenceRequest(c.Server, room)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // StreamRoom Stream a room's messages as Server-Sent Events
 //
 // A `text/event-stream` (HTML Living Standard, "Server-sent events")
@@ -957,6 +1165,12 @@ func (c *Client) PostMessage(ctx context.Context, room Room, params *PostMessage
 //     a chat page would show "some messages were missed".
 //  5. `: ping` comment lines every `HEARTBEAT_INTERVAL` (default 15 s),
 //     which clients ignore; they keep proxies from closing idle streams.
+//  6. `event: join`, `event: leave` and `event: typing`, without `id`,
+//     whose data is a `RoomEvent`: a user's first stream of the room
+//     opened on any instance, their last one has been closed for
+//     `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
+//     counted in the room's presence (`getPresence`) under its user:
+//     the token's subject, or in open mode the `user` parameter.
 //
 // The stream has no end of its own. When the server ends it (client too
 // slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -983,6 +1197,112 @@ func (c *Client) PostMessage(ctx context.Context, room Room, params *PostMessage
 // Corresponds with GET /rooms/{room}/stream (the `StreamRoom` operationId).
 func (c *Client) StreamRoom(ctx context.Context, room Room, params *StreamRoomParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewStreamRoomRequest(c.Server, room, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostTypingWithBody Tell a room that a user is typing
+//
+// Every live stream of the room, on every instance, gets an
+// `event: typing` (schema `RoomEvent`, no `id`). Nothing is stored. At
+// most one event per user and room is published every 2 s; calls in
+// between are answered `204` too and publish nothing, so a client may
+// call on every keystroke. Needs write permission on the room.
+//
+// The user follows the rules of a post's `user`: with authentication
+// the token's subject (a body naming another user is a `403`); in open
+// mode the body's `user`, or `anonymous`. The body is optional; when
+// sent it is `application/json`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /rooms/{room}/typing (the `PostTyping` operationId).
+func (c *Client) PostTypingWithBody(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostTypingRequestWithBody(c.Server, room, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostTyping Tell a room that a user is typing
+//
+// Every live stream of the room, on every instance, gets an
+// `event: typing` (schema `RoomEvent`, no `id`). Nothing is stored. At
+// most one event per user and room is published every 2 s; calls in
+// between are answered `204` too and publish nothing, so a client may
+// call on every keystroke. Needs write permission on the room.
+//
+// The user follows the rules of a post's `user`: with authentication
+// the token's subject (a body naming another user is a `403`); in open
+// mode the body's `user`, or `anonymous`. The body is optional; when
+// sent it is `application/json`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /rooms/{room}/typing (the `PostTyping` operationId).
+func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostTypingRequest(c.Server, room, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamRooms Stream several rooms' messages as one Server-Sent Events stream
+//
+// One `text/event-stream` for up to `STREAM_MAX_ROOMS` rooms (default
+// 50), so that a browser needs one connection, not one per room. It is
+// the stream of `streamRoom` with these differences:
+//
+//   - `rooms` lists the rooms, comma-separated; duplicates are ignored.
+//     Each must be a valid room id the token may read: a room it may not
+//     read refuses the whole stream with `403`, whose `detail` names the
+//     room.
+//   - Messages of all the rooms arrive as `event: message` (the
+//     `Message` carries its `room`), in `seq` order within each room.
+//   - Each message event's `id` is a composite cursor (schema
+//     `CompositeCursor`): an opaque token from which the server resumes
+//     every room of the stream with no gap and no duplicate. It holds
+//     the epoch and `seq` of each room's last message, 24 bytes a room
+//     (the room is named by a 64-bit hash of its id), with a checksum,
+//     base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
+//     sends it back as `Last-Event-ID` when it reconnects;
+//     `last_event_id` works too.
+//   - To change the set of rooms, open a new stream with the new `rooms`
+//     and `last_event_id` set to the last id received: rooms carried
+//     over resume exactly, new rooms start live, dropped rooms are
+//     forgotten.
+//   - A room whose position can no longer be resumed gets `event: reset`
+//     whose data is a `RoomReset` (a `Reset` with the `room`); the other
+//     rooms are unaffected.
+//   - `event: join`, `event: leave` and `event: typing` (schema
+//     `RoomEvent`) as on `streamRoom`.
+//
+// Events that are not messages (`reset`, `join`, `leave`, `typing`)
+// carry no `id`, so `Last-Event-ID` is always a message cursor.
+// Errors: `400` for a bad or empty `rooms`, more than
+// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
+// this server made (forged, damaged or truncated: `invalid-cursor`);
+// `401`, `403` and `429` as on `streamRoom`.
+//
+// Corresponds with GET /stream (the `StreamRooms` operationId).
+func (c *Client) StreamRooms(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamRoomsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1309,6 +1629,40 @@ func NewPostMessageRequestWithBody(server string, room Room, params *PostMessage
 	return req, nil
 }
 
+// NewGetPresenceRequest constructs an http.Request for the GetPresence method
+func NewGetPresenceRequest(server string, room Room) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s/presence", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewStreamRoomRequest constructs an http.Request for the StreamRoom method
 func NewStreamRoomRequest(server string, room Room, params *StreamRoomParams) (*http.Request, error) {
 	var err error
@@ -1347,6 +1701,154 @@ func NewStreamRoomRequest(server string, room Room, params *StreamRoomParams) (*
 		if params.LastEventIDQuery != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "last_event_id", *params.LastEventIDQuery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.User != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user", *params.User, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.LastEventID != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", *params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Last-Event-ID", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewPostTypingRequest calls the generic PostTyping builder with application/json body
+func NewPostTypingRequest(server string, room Room, body PostTypingJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostTypingRequestWithBody(server, room, "application/json", bodyReader)
+}
+
+// NewPostTypingRequestWithBody constructs an http.Request for the PostTyping method, with any body, and a specified content type
+func NewPostTypingRequestWithBody(server string, room Room, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s/typing", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewStreamRoomsRequest constructs an http.Request for the StreamRooms method
+func NewStreamRoomsRequest(server string, params *StreamRoomsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/stream")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "rooms", params.Rooms, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.LastEventIDQuery != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "last_event_id", *params.LastEventIDQuery, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.User != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user", *params.User, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1587,6 +2089,23 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
 	PostMessageWithResponse(ctx context.Context, room Room, params *PostMessageParams, body PostMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMessageResponse, error)
 
+	// GetPresenceWithResponse Who watches a room
+	//
+	// The users with a stream of the room open on any instance, oldest
+	// first: at most `PRESENCE_MAX_USERS` listed (default 100), with
+	// `count` exact and `truncated` when some are not listed. A stream's
+	// user is its token's subject, or in open mode its `user` query
+	// parameter; streams without one are not listed. A user whose last
+	// stream closed stays listed for `PRESENCE_GRACE` (default 10 s), and
+	// the users of an instance that stopped without closing its streams
+	// disappear within `PRESENCE_GRACE` plus `HEARTBEAT_INTERVAL`. Needs
+	// read permission on the room.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /rooms/{room}/presence (the `GetPresence` operationId).
+	GetPresenceWithResponse(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*GetPresenceResponse, error)
+
 	// StreamRoomWithResponse Stream a room's messages as Server-Sent Events
 	//
 	// A `text/event-stream` (HTML Living Standard, "Server-sent events")
@@ -1621,6 +2140,12 @@ type ClientWithResponsesInterface interface {
 	//    a chat page would show "some messages were missed".
 	// 5. `: ping` comment lines every `HEARTBEAT_INTERVAL` (default 15 s),
 	//    which clients ignore; they keep proxies from closing idle streams.
+	// 6. `event: join`, `event: leave` and `event: typing`, without `id`,
+	//    whose data is a `RoomEvent`: a user's first stream of the room
+	//    opened on any instance, their last one has been closed for
+	//    `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
+	//    counted in the room's presence (`getPresence`) under its user:
+	//    the token's subject, or in open mode the `user` parameter.
 	//
 	// The stream has no end of its own. When the server ends it (client too
 	// slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -1648,6 +2173,84 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /rooms/{room}/stream (the `StreamRoom` operationId).
 	StreamRoomWithResponse(ctx context.Context, room Room, params *StreamRoomParams, reqEditors ...RequestEditorFn) (*StreamRoomResponse, error)
+
+	// PostTypingWithBodyWithResponse Tell a room that a user is typing
+	//
+	// Every live stream of the room, on every instance, gets an
+	// `event: typing` (schema `RoomEvent`, no `id`). Nothing is stored. At
+	// most one event per user and room is published every 2 s; calls in
+	// between are answered `204` too and publish nothing, so a client may
+	// call on every keystroke. Needs write permission on the room.
+	//
+	// The user follows the rules of a post's `user`: with authentication
+	// the token's subject (a body naming another user is a `403`); in open
+	// mode the body's `user`, or `anonymous`. The body is optional; when
+	// sent it is `application/json`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /rooms/{room}/typing (the `PostTyping` operationId).
+	PostTypingWithBodyWithResponse(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostTypingResponse, error)
+
+	// PostTypingWithResponse Tell a room that a user is typing
+	//
+	// Every live stream of the room, on every instance, gets an
+	// `event: typing` (schema `RoomEvent`, no `id`). Nothing is stored. At
+	// most one event per user and room is published every 2 s; calls in
+	// between are answered `204` too and publish nothing, so a client may
+	// call on every keystroke. Needs write permission on the room.
+	//
+	// The user follows the rules of a post's `user`: with authentication
+	// the token's subject (a body naming another user is a `403`); in open
+	// mode the body's `user`, or `anonymous`. The body is optional; when
+	// sent it is `application/json`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /rooms/{room}/typing (the `PostTyping` operationId).
+	PostTypingWithResponse(ctx context.Context, room Room, body PostTypingJSONRequestBody, reqEditors ...RequestEditorFn) (*PostTypingResponse, error)
+
+	// StreamRoomsWithResponse Stream several rooms' messages as one Server-Sent Events stream
+	//
+	// One `text/event-stream` for up to `STREAM_MAX_ROOMS` rooms (default
+	// 50), so that a browser needs one connection, not one per room. It is
+	// the stream of `streamRoom` with these differences:
+	//
+	// - `rooms` lists the rooms, comma-separated; duplicates are ignored.
+	//   Each must be a valid room id the token may read: a room it may not
+	//   read refuses the whole stream with `403`, whose `detail` names the
+	//   room.
+	// - Messages of all the rooms arrive as `event: message` (the
+	//   `Message` carries its `room`), in `seq` order within each room.
+	// - Each message event's `id` is a composite cursor (schema
+	//   `CompositeCursor`): an opaque token from which the server resumes
+	//   every room of the stream with no gap and no duplicate. It holds
+	//   the epoch and `seq` of each room's last message, 24 bytes a room
+	//   (the room is named by a 64-bit hash of its id), with a checksum,
+	//   base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
+	//   sends it back as `Last-Event-ID` when it reconnects;
+	//   `last_event_id` works too.
+	// - To change the set of rooms, open a new stream with the new `rooms`
+	//   and `last_event_id` set to the last id received: rooms carried
+	//   over resume exactly, new rooms start live, dropped rooms are
+	//   forgotten.
+	// - A room whose position can no longer be resumed gets `event: reset`
+	//   whose data is a `RoomReset` (a `Reset` with the `room`); the other
+	//   rooms are unaffected.
+	// - `event: join`, `event: leave` and `event: typing` (schema
+	//   `RoomEvent`) as on `streamRoom`.
+	//
+	// Events that are not messages (`reset`, `join`, `leave`, `typing`)
+	// carry no `id`, so `Last-Event-ID` is always a message cursor.
+	// Errors: `400` for a bad or empty `rooms`, more than
+	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
+	// this server made (forged, damaged or truncated: `invalid-cursor`);
+	// `401`, `403` and `429` as on `streamRoom`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /stream (the `StreamRooms` operationId).
+	StreamRoomsWithResponse(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*StreamRoomsResponse, error)
 }
 
 // GetPageResponse200Headers the declared response headers of an HTTP 200 response for GetPage
@@ -2300,6 +2903,127 @@ func (r PostMessageResponse) ContentType() string {
 	return ""
 }
 
+// GetPresenceResponse200Headers the declared response headers of an HTTP 200 response for GetPresence
+type GetPresenceResponse200Headers struct {
+	XRequestId string
+}
+
+// GetPresenceResponse400Headers the declared response headers of an HTTP 400 response for GetPresence
+type GetPresenceResponse400Headers struct {
+	XRequestId string
+}
+
+// GetPresenceResponse401Headers the declared response headers of an HTTP 401 response for GetPresence
+type GetPresenceResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetPresenceResponse403Headers the declared response headers of an HTTP 403 response for GetPresence
+type GetPresenceResponse403Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetPresenceResponse500Headers the declared response headers of an HTTP 500 response for GetPresence
+type GetPresenceResponse500Headers struct {
+	XRequestId string
+}
+
+// GetPresenceResponse503Headers the declared response headers of an HTTP 503 response for GetPresence
+type GetPresenceResponse503Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+type GetPresenceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Presence
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidRoom
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetPresenceResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetPresenceResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetPresenceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetPresenceResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetPresenceResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetPresenceResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPresenceResponse) GetJSON200() *Presence {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetPresenceResponse) GetApplicationproblemJSON400() *InvalidRoom {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetPresenceResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetPresenceResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPresenceResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetPresenceResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPresenceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPresenceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPresenceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPresenceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // StreamRoomResponse200Headers the declared response headers of an HTTP 200 response for StreamRoom
 type StreamRoomResponse200Headers struct {
 	CacheControl    string
@@ -2395,6 +3119,263 @@ func (r StreamRoomResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r StreamRoomResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostTypingResponse204Headers the declared response headers of an HTTP 204 response for PostTyping
+type PostTypingResponse204Headers struct {
+	XRequestId string
+}
+
+// PostTypingResponse400Headers the declared response headers of an HTTP 400 response for PostTyping
+type PostTypingResponse400Headers struct {
+	XRequestId string
+}
+
+// PostTypingResponse401Headers the declared response headers of an HTTP 401 response for PostTyping
+type PostTypingResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostTypingResponse403Headers the declared response headers of an HTTP 403 response for PostTyping
+type PostTypingResponse403Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostTypingResponse408Headers the declared response headers of an HTTP 408 response for PostTyping
+type PostTypingResponse408Headers struct {
+	XRequestId string
+}
+
+// PostTypingResponse413Headers the declared response headers of an HTTP 413 response for PostTyping
+type PostTypingResponse413Headers struct {
+	XRequestId string
+}
+
+// PostTypingResponse415Headers the declared response headers of an HTTP 415 response for PostTyping
+type PostTypingResponse415Headers struct {
+	XRequestId string
+}
+
+// PostTypingResponse500Headers the declared response headers of an HTTP 500 response for PostTyping
+type PostTypingResponse500Headers struct {
+	XRequestId string
+}
+
+// PostTypingResponse503Headers the declared response headers of an HTTP 503 response for PostTyping
+type PostTypingResponse503Headers struct {
+	RetryAfter int
+	XRequestId string
+}
+
+type PostTypingResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidTyping
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *BodyTimeout
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *BodyTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *PostTypingResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostTypingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostTypingResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PostTypingResponse403Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *PostTypingResponse408Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostTypingResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostTypingResponse415Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostTypingResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PostTypingResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostTypingResponse) GetApplicationproblemJSON400() *InvalidTyping {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostTypingResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostTypingResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PostTypingResponse) GetApplicationproblemJSON408() *BodyTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostTypingResponse) GetApplicationproblemJSON413() *BodyTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostTypingResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostTypingResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PostTypingResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PostTypingResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostTypingResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostTypingResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostTypingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// StreamRoomsResponse200Headers the declared response headers of an HTTP 200 response for StreamRooms
+type StreamRoomsResponse200Headers struct {
+	CacheControl    string
+	XAccelBuffering string
+	XRequestId      string
+}
+
+// StreamRoomsResponse400Headers the declared response headers of an HTTP 400 response for StreamRooms
+type StreamRoomsResponse400Headers struct {
+	XRequestId string
+}
+
+// StreamRoomsResponse401Headers the declared response headers of an HTTP 401 response for StreamRooms
+type StreamRoomsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// StreamRoomsResponse403Headers the declared response headers of an HTTP 403 response for StreamRooms
+type StreamRoomsResponse403Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// StreamRoomsResponse429Headers the declared response headers of an HTTP 429 response for StreamRooms
+type StreamRoomsResponse429Headers struct {
+	XRequestId string
+}
+
+type StreamRoomsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidMultiStreamRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyStreams
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *StreamRoomsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *StreamRoomsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StreamRoomsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *StreamRoomsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *StreamRoomsResponse429Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r StreamRoomsResponse) GetApplicationproblemJSON400() *InvalidMultiStreamRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r StreamRoomsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r StreamRoomsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r StreamRoomsResponse) GetApplicationproblemJSON429() *TooManyStreams {
+	return r.ApplicationproblemJSON429
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamRoomsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamRoomsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamRoomsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamRoomsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -2613,6 +3594,29 @@ func (c *ClientWithResponses) PostMessageWithResponse(ctx context.Context, room 
 	return ParsePostMessageResponse(rsp)
 }
 
+// GetPresenceWithResponse Who watches a room
+//
+// The users with a stream of the room open on any instance, oldest
+// first: at most `PRESENCE_MAX_USERS` listed (default 100), with
+// `count` exact and `truncated` when some are not listed. A stream's
+// user is its token's subject, or in open mode its `user` query
+// parameter; streams without one are not listed. A user whose last
+// stream closed stays listed for `PRESENCE_GRACE` (default 10 s), and
+// the users of an instance that stopped without closing its streams
+// disappear within `PRESENCE_GRACE` plus `HEARTBEAT_INTERVAL`. Needs
+// read permission on the room.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /rooms/{room}/presence (the `GetPresence` operationId).
+func (c *ClientWithResponses) GetPresenceWithResponse(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*GetPresenceResponse, error) {
+	rsp, err := c.GetPresence(ctx, room, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPresenceResponse(rsp)
+}
+
 // StreamRoomWithResponse Stream a room's messages as Server-Sent Events
 //
 // A `text/event-stream` (HTML Living Standard, "Server-sent events")
@@ -2647,6 +3651,12 @@ func (c *ClientWithResponses) PostMessageWithResponse(ctx context.Context, room 
 //     a chat page would show "some messages were missed".
 //  5. `: ping` comment lines every `HEARTBEAT_INTERVAL` (default 15 s),
 //     which clients ignore; they keep proxies from closing idle streams.
+//  6. `event: join`, `event: leave` and `event: typing`, without `id`,
+//     whose data is a `RoomEvent`: a user's first stream of the room
+//     opened on any instance, their last one has been closed for
+//     `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
+//     counted in the room's presence (`getPresence`) under its user:
+//     the token's subject, or in open mode the `user` parameter.
 //
 // The stream has no end of its own. When the server ends it (client too
 // slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -2679,6 +3689,102 @@ func (c *ClientWithResponses) StreamRoomWithResponse(ctx context.Context, room R
 		return nil, err
 	}
 	return ParseStreamRoomResponse(rsp)
+}
+
+// PostTypingWithBodyWithResponse Tell a room that a user is typing
+//
+// Every live stream of the room, on every instance, gets an
+// `event: typing` (schema `RoomEvent`, no `id`). Nothing is stored. At
+// most one event per user and room is published every 2 s; calls in
+// between are answered `204` too and publish nothing, so a client may
+// call on every keystroke. Needs write permission on the room.
+//
+// The user follows the rules of a post's `user`: with authentication
+// the token's subject (a body naming another user is a `403`); in open
+// mode the body's `user`, or `anonymous`. The body is optional; when
+// sent it is `application/json`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /rooms/{room}/typing (the `PostTyping` operationId).
+func (c *ClientWithResponses) PostTypingWithBodyWithResponse(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostTypingResponse, error) {
+	rsp, err := c.PostTypingWithBody(ctx, room, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostTypingResponse(rsp)
+}
+
+// PostTypingWithResponse Tell a room that a user is typing
+//
+// Every live stream of the room, on every instance, gets an
+// `event: typing` (schema `RoomEvent`, no `id`). Nothing is stored. At
+// most one event per user and room is published every 2 s; calls in
+// between are answered `204` too and publish nothing, so a client may
+// call on every keystroke. Needs write permission on the room.
+//
+// The user follows the rules of a post's `user`: with authentication
+// the token's subject (a body naming another user is a `403`); in open
+// mode the body's `user`, or `anonymous`. The body is optional; when
+// sent it is `application/json`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /rooms/{room}/typing (the `PostTyping` operationId).
+func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room Room, body PostTypingJSONRequestBody, reqEditors ...RequestEditorFn) (*PostTypingResponse, error) {
+	rsp, err := c.PostTyping(ctx, room, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostTypingResponse(rsp)
+}
+
+// StreamRoomsWithResponse Stream several rooms' messages as one Server-Sent Events stream
+//
+// One `text/event-stream` for up to `STREAM_MAX_ROOMS` rooms (default
+// 50), so that a browser needs one connection, not one per room. It is
+// the stream of `streamRoom` with these differences:
+//
+//   - `rooms` lists the rooms, comma-separated; duplicates are ignored.
+//     Each must be a valid room id the token may read: a room it may not
+//     read refuses the whole stream with `403`, whose `detail` names the
+//     room.
+//   - Messages of all the rooms arrive as `event: message` (the
+//     `Message` carries its `room`), in `seq` order within each room.
+//   - Each message event's `id` is a composite cursor (schema
+//     `CompositeCursor`): an opaque token from which the server resumes
+//     every room of the stream with no gap and no duplicate. It holds
+//     the epoch and `seq` of each room's last message, 24 bytes a room
+//     (the room is named by a 64-bit hash of its id), with a checksum,
+//     base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
+//     sends it back as `Last-Event-ID` when it reconnects;
+//     `last_event_id` works too.
+//   - To change the set of rooms, open a new stream with the new `rooms`
+//     and `last_event_id` set to the last id received: rooms carried
+//     over resume exactly, new rooms start live, dropped rooms are
+//     forgotten.
+//   - A room whose position can no longer be resumed gets `event: reset`
+//     whose data is a `RoomReset` (a `Reset` with the `room`); the other
+//     rooms are unaffected.
+//   - `event: join`, `event: leave` and `event: typing` (schema
+//     `RoomEvent`) as on `streamRoom`.
+//
+// Events that are not messages (`reset`, `join`, `leave`, `typing`)
+// carry no `id`, so `Last-Event-ID` is always a message cursor.
+// Errors: `400` for a bad or empty `rooms`, more than
+// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
+// this server made (forged, damaged or truncated: `invalid-cursor`);
+// `401`, `403` and `429` as on `streamRoom`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /stream (the `StreamRooms` operationId).
+func (c *ClientWithResponses) StreamRoomsWithResponse(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*StreamRoomsResponse, error) {
+	rsp, err := c.StreamRooms(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamRoomsResponse(rsp)
 }
 
 // ParseGetPageResponse parses an HTTP response from a GetPageWithResponse call
@@ -3419,6 +4525,151 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 	return response, nil
 }
 
+// ParseGetPresenceResponse parses an HTTP response from a GetPresenceWithResponse call
+func ParseGetPresenceResponse(rsp *http.Response) (*GetPresenceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPresenceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Presence
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRoom
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetPresenceResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetPresenceResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetPresenceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetPresenceResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetPresenceResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetPresenceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseStreamRoomResponse parses an HTTP response from a StreamRoomWithResponse call
 func ParseStreamRoomResponse(rsp *http.Response) (*StreamRoomResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3534,6 +4785,326 @@ func ParseStreamRoomResponse(rsp *http.Response) (*StreamRoomResponse, error) {
 		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers StreamRoomResponse429Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostTypingResponse parses an HTTP response from a PostTypingWithResponse call
+func ParsePostTypingResponse(rsp *http.Response) (*PostTypingResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostTypingResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidTyping
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest BodyTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers PostTypingResponse204Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostTypingResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostTypingResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PostTypingResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 408:
+		var headers PostTypingResponse408Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostTypingResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostTypingResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostTypingResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PostTypingResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseStreamRoomsResponse parses an HTTP response from a StreamRoomsWithResponse call
+func ParseStreamRoomsResponse(rsp *http.Response) (*StreamRoomsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamRoomsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidMultiStreamRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyStreams
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers StreamRoomsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("X-Accel-Buffering"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Accel-Buffering", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XAccelBuffering = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers StreamRoomsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers StreamRoomsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers StreamRoomsResponse403Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers StreamRoomsResponse429Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

@@ -1,0 +1,169 @@
+package api_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"roomcast/api"
+	"roomcast/api/auth"
+)
+
+// nextRoomMessage returns the next message event of a multi-room stream
+// and its composite id.
+func (c *sseClient) nextRoomMessage() (message, string) {
+	c.t.Helper()
+	ev := c.next()
+	if ev.Event != "message" {
+		c.t.Fatalf("event = %q (data %s), want message", ev.Event, ev.Data)
+	}
+	var m message
+	if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
+		c.t.Fatalf("event data %q: %v", ev.Data, err)
+	}
+	if ev.ID == "" || ev.ID == m.ID {
+		c.t.Fatalf("event id %q, want a composite cursor", ev.ID)
+	}
+	return m, ev.ID
+}
+
+// expectRoomMessages reads want (room/text pairs) in any interleaving of
+// rooms but in order within each room, and returns the last id.
+func (c *sseClient) expectRoomMessages(want ...string) string {
+	c.t.Helper()
+	pending := map[string][]string{}
+	for i := 0; i+1 < len(want); i += 2 {
+		pending[want[i]] = append(pending[want[i]], want[i+1])
+	}
+	var last string
+	for range len(want) / 2 {
+		m, id := c.nextRoomMessage()
+		if len(pending[m.Room]) == 0 || pending[m.Room][0] != m.Text {
+			c.t.Fatalf("got %s in %s, want one of %v", m.Text, m.Room, pending)
+		}
+		pending[m.Room] = pending[m.Room][1:]
+		last = id
+	}
+	return last
+}
+
+func TestMultiRoomStreamResumesWithAChangedRoomSet(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{})
+	s.post(t, "a", "before") // never sent: the first stream starts live
+
+	first := s.openStream(t, "/stream?rooms=a,b,a")
+	expectStatus(t, first.resp, nil, http.StatusOK, "")
+	first.awaitOpen()
+	s.post(t, "a", "a1")
+	s.post(t, "b", "b1")
+	s.post(t, "b", "b2")
+	last := first.expectRoomMessages("a", "a1", "b", "b1", "b", "b2")
+	first.Close()
+
+	s.post(t, "a", "a2") // a is dropped
+	s.post(t, "b", "b3") // b resumes exactly
+	s.post(t, "c", "c1") // c is new: live only
+	second := s.openStream(t, "/stream?rooms=b,c&last_event_id="+url.QueryEscape(last))
+	second.awaitOpen()
+	s.post(t, "c", "c2")
+	s.post(t, "a", "a3")
+	s.post(t, "b", "b4")
+	last = second.expectRoomMessages("b", "b3", "c", "c2", "b", "b4")
+	second.Close()
+
+	// EventSource's reconnection: Last-Event-ID, the same rooms.
+	s.post(t, "c", "c3")
+	third := s.openStream(t, "/stream?rooms=b,c", "Last-Event-ID", last)
+	third.awaitOpen()
+	third.expectRoomMessages("c", "c3")
+}
+
+func TestMultiRoomStreamResetsOnlyTheRoomThatLostMessages(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{HistoryMax: 2})
+	c := s.openStream(t, "/stream?rooms=a,b")
+	c.awaitOpen()
+	s.post(t, "a", "a1")
+	s.post(t, "b", "b1")
+	last := c.expectRoomMessages("a", "a1", "b", "b1")
+	c.Close()
+
+	for i := 2; i <= 5; i++ {
+		s.post(t, "a", fmt.Sprint("a", i)) // a2 and a3 fall out of history
+	}
+	s.post(t, "b", "b2")
+	c = s.openStream(t, "/stream?rooms=a,b", "Last-Event-ID", last)
+	c.awaitOpen()
+	ev := c.next()
+	var reset struct {
+		Room, Reason string
+	}
+	if err := json.Unmarshal([]byte(ev.Data), &reset); err != nil || ev.Event != "reset" || ev.ID != "" ||
+		reset.Room != "a" || reset.Reason != "trimmed" {
+		t.Fatalf("first event %+v, want a reset of room a without id", ev)
+	}
+	c.expectRoomMessages("a", "a4", "a", "a5", "b", "b2")
+}
+
+func TestMultiRoomStreamRefuses(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{})
+	c := s.openStream(t, "/stream?rooms=a,b")
+	c.awaitOpen()
+	s.post(t, "a", "a1")
+	_, token := c.nextRoomMessage()
+	c.Close()
+	forged := []byte(token)
+	forged[10] ^= 1 // still base64url, no longer checksummed
+	if forged[10] == '-' || forged[10] == '_' || forged[10] > 'z' {
+		forged[10] = 'A'
+	}
+	var names []string
+	for i := range 50 {
+		names = append(names, fmt.Sprint("r", i))
+	}
+	many := strings.Join(names, ",") // 50 distinct rooms
+	for _, tc := range []struct {
+		name, query string
+		typ         string
+	}{
+		{name: "no rooms", query: "rooms=", typ: "urn:roomcast:problem:invalid-parameter"},
+		{name: "bad room", query: "rooms=a,b*c", typ: "urn:roomcast:problem:invalid-room"},
+		{name: "empty room", query: "rooms=a,,b", typ: "urn:roomcast:problem:invalid-room"},
+		{name: "too many rooms", query: "rooms=" + many + ",x", typ: "urn:roomcast:problem:invalid-parameter"},
+		{name: "forged cursor", query: "rooms=a,b&last_event_id=" + string(forged), typ: "urn:roomcast:problem:invalid-cursor"},
+		{name: "truncated cursor", query: "rooms=a,b&last_event_id=" + token[:len(token)-5], typ: "urn:roomcast:problem:invalid-cursor"},
+		{name: "message id as cursor", query: "rooms=a&last_event_id=mx2k9c1q7a-1", typ: "urn:roomcast:problem:invalid-cursor"},
+		{name: "bad user", query: "rooms=a&user=%00", typ: "urn:roomcast:problem:invalid-parameter"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := s.do(t, http.MethodGet, "/stream?"+tc.query, "")
+			expectStatus(t, resp, body, http.StatusBadRequest, tc.typ)
+		})
+	}
+	// 50 distinct rooms are allowed; duplicates do not count.
+	ok := s.openStream(t, "/stream?rooms="+many+","+many)
+	expectStatus(t, ok.resp, nil, http.StatusOK, "")
+}
+
+func TestMultiRoomStreamNeedsReadPermissionOnEveryRoom(t *testing.T) {
+	t.Parallel()
+	s := authServer(t, api.Security{Tokens: verifier(t, auth.Config{Secret: testSecret})})
+	sam := hs256(t, "sam", jwt.MapClaims{"rooms": map[string]any{"read": []string{"support-*"}}})
+	resp, body := s.do(t, http.MethodGet, "/stream?rooms=support-1,lobby,support-2", "", bearer(sam)...)
+	expectStatus(t, resp, body, http.StatusForbidden, probForbidden)
+	if p := problemOf(t, resp, body); !strings.Contains(p.Detail, "lobby") {
+		t.Fatalf("403 detail %q does not name the room", p.Detail)
+	}
+	resp, body = s.do(t, http.MethodGet, "/stream?rooms=support-1", "")
+	expectStatus(t, resp, body, http.StatusUnauthorized, probUnauthorized)
+	c := s.openStream(t, "/stream?rooms=support-1,support-2&access_token="+sam)
+	expectStatus(t, c.resp, nil, http.StatusOK, "")
+	c.awaitOpen()
+}

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"roomcast/api/auth"
+	"roomcast/presence"
+	"roomcast/redisscripts"
+)
+
+// PresenceTracker knows who watches each room, across instances.
+type PresenceTracker interface {
+	// Enter counts a stream of user ("" for a stream without a user) in
+	// room; the returned function is called once when the stream closes.
+	Enter(room, user string) (leave func())
+	Read(ctx context.Context, room string) (redisscripts.Presence, error)
+}
+
+var _ PresenceTracker = (*presence.Tracker)(nil)
+
+// EventPublisher publishes typing events, at most one per user and room
+// per window.
+type EventPublisher interface {
+	AdmitTyping(ctx context.Context, room, user string, window time.Duration) (time.Time, bool, error)
+	PublishEvent(ctx context.Context, room, name string, data []byte) error
+}
+
+var _ EventPublisher = (*redisscripts.Store)(nil)
+
+// DefaultTypingInterval is the shortest time between two typing events of
+// a user in a room.
+const DefaultTypingInterval = 2 * time.Second
+
+// getPresence lists who watches a room.
+// GET /rooms/{room}/presence
+func (h *Handler) getPresence(c echo.Context) error {
+	room, err := roomParam(c)
+	if err != nil {
+		return err
+	}
+	p, err := h.Presence.Read(c.Request().Context(), room)
+	if err != nil {
+		return err
+	}
+	type user struct {
+		User  string `json:"user"`
+		Since string `json:"since"`
+	}
+	out := struct {
+		Room      string `json:"room"`
+		Count     int    `json:"count"`
+		Users     []user `json:"users"`
+		Truncated bool   `json:"truncated"`
+	}{Room: room, Count: p.Count, Users: make([]user, 0, len(p.Users)), Truncated: p.Count > len(p.Users)}
+	for _, u := range p.Users {
+		out.Users = append(out.Users, user{User: u.User, Since: u.Since.Format(presence.TimeFormat)})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// postTyping tells the room's live streams that a user is typing. Calls
+// beyond one per TypingInterval are answered alike and publish nothing.
+// POST /rooms/{room}/typing
+func (h *Handler) postTyping(c echo.Context) error {
+	room, err := roomParam(c)
+	if err != nil {
+		return err
+	}
+	bodyUser, err := h.typingBody(c)
+	if err != nil {
+		return err
+	}
+	user, err := postingUser(c, bodyUser)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	at, ok, err := h.Events.AdmitTyping(ctx, room, user, h.typingInterval())
+	if err != nil {
+		return err
+	}
+	if ok {
+		data, _ := json.Marshal(presence.Event{Room: room, User: user, Time: at.Format(presence.TimeFormat)})
+		if err := h.Events.PublishEvent(ctx, room, "typing", data); err != nil {
+			return err
+		}
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *Handler) typingInterval() time.Duration {
+	if h.TypingInterval > 0 {
+		return h.TypingInterval
+	}
+	return DefaultTypingInterval
+}
+
+// typingBody reads the optional body of a typing call: nothing, or one
+// JSON object with an optional "user".
+func (h *Handler) typingBody(c echo.Context) (string, error) {
+	body, err := readBody(c, 1024)
+	if err != nil || len(body) == 0 {
+		return "", err
+	}
+	if err := requireJSON(c.Request()); err != nil {
+		return "", err
+	}
+	invalid := func(detail string) error { return badRequest(typeInvalidBody, "Invalid typing body", detail) }
+	if !utf8.Valid(body) {
+		return "", invalid("the body is not valid UTF-8")
+	}
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&fields); err != nil {
+		return "", invalid(jsonErrorDetail(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return "", invalid("the body must hold exactly one JSON object")
+	}
+	var user *string
+	for name, value := range fields {
+		if name != "user" {
+			return "", invalid(fmt.Sprintf("unknown field %s", shorten(strconv.QuoteToASCII(name))))
+		}
+		if err := json.Unmarshal(value, &user); err != nil || user == nil {
+			return "", invalid(`"user" must be a string`)
+		}
+	}
+	if user == nil {
+		return "", nil
+	}
+	if !validUser(*user) {
+		return "", invalid(`"user" must be 1 to 64 printable characters`)
+	}
+	return *user, nil
+}
+
+// enterPresence counts a stream in room's presence under its user and
+// returns the function that uncounts it. The user is the token's subject
+// (a user query parameter naming another is refused with 403); in open
+// mode the user query parameter, if any, else the stream is not listed.
+func (h *Handler) enterPresence(c echo.Context, room string) (leave func(), err error) {
+	user, err := streamUser(c)
+	if err != nil {
+		return nil, err
+	}
+	if h.Presence == nil {
+		return func() {}, nil
+	}
+	return h.Presence.Enter(room, user), nil
+}
+
+// streamUser is the user a stream is listed as, "" for none.
+func streamUser(c echo.Context) (string, error) {
+	query := c.QueryParam("user")
+	if query != "" && !validUser(query) {
+		return "", badRequest(typeInvalidParameter, "Invalid user", "user must be 1 to 64 printable characters")
+	}
+	if _, ok := c.Get(claimsKey).(auth.Claims); !ok {
+		return query, nil
+	}
+	return postingUser(c, query)
+}
