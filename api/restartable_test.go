@@ -55,9 +55,12 @@ func (s *restartableServer) Start() {
 		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: 256,
 		CheckInterval: time.Second, Timeout: time.Second, Logger: testLogger(),
 	})
+	tracker := presenceOf(store, serverConfig{PresenceGrace: 10 * time.Second, PresenceBeat: 15 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hub.Run(ctx) }()
+	trackerDone := make(chan struct{})
+	go func() { defer close(trackerDone); _ = tracker.Run(ctx) }()
 	if err := hub.WaitStarted(s.t.Context()); err != nil {
 		s.t.Fatalf("hub did not start: %v", err)
 	}
@@ -65,6 +68,7 @@ func (s *restartableServer) Start() {
 	api.New(api.Options{
 		Store: store, Rooms: hub, MaxMessageBytes: browserMaxMessageBytes,
 		Heartbeat: 15 * time.Second, Retry: time.Second, WriteTimeout: 5 * time.Second, Logger: testLogger(),
+		Presence: tracker, Events: store,
 	}).Register(e)
 	srv := httptest.NewUnstartedServer(e)
 	srv.Listener.Close()
@@ -74,6 +78,7 @@ func (s *restartableServer) Start() {
 		// As main does: ending the hub ends the streams Close waits for.
 		cancel()
 		<-done
+		<-trackerDone
 		srv.Close()
 		rdb.Close()
 	}
