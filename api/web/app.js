@@ -607,28 +607,45 @@
 
     // loadPresence lists who is online; join and leave events keep the
     // list current after that.
+    // Events that arrive while the list loads are applied after it, so an
+    // answer older than an event does not undo it.
     async loadPresence() {
+      const heard = [];
+      this.presenceHeard = heard;
       let p;
       try {
         p = await getJSON(`${this.base}/presence`, this.token);
       } catch {
-        return; // the list stays as the events left it
+        p = null; // the list stays as the events left it
       }
-      if (this.closed || !Array.isArray(p.users)) {
+      if (this.presenceHeard === heard) {
+        this.presenceHeard = null;
+      }
+      if (this.closed || !p || !Array.isArray(p.users)) {
         return;
       }
       this.online = new Map(p.users.map((u) => [String(u.user), String(u.since)]));
+      for (const [kind, ev] of heard) {
+        this.applyPresence(kind, ev);
+      }
       this.renderOnline();
     }
 
     presenceChanged(kind, ev) {
+      if (this.presenceHeard) {
+        this.presenceHeard.push([kind, ev]);
+      }
+      this.applyPresence(kind, ev);
+      this.renderOnline();
+    }
+
+    applyPresence(kind, ev) {
       if (kind === 'join') {
         this.online.set(ev.user, ev.time);
       } else {
         this.online.delete(ev.user);
         this.stopTyping(ev.user);
       }
-      this.renderOnline();
     }
 
     renderOnline() {
@@ -993,6 +1010,10 @@
       this.retryDelay = RETRY_MIN_MS;
       this.streamState = 'open';
       this.showState();
+      // The open room's list may predate this stream's own join.
+      if (this.openRoom) {
+        this.openRoom.loadPresence();
+      }
       const covered = this.sourceHeard ? new Set(this.sourceRooms) : this.sourceCovered;
       for (const name of this.sourceRooms) {
         const room = this.rooms.get(name);
