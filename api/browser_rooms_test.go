@@ -142,6 +142,39 @@ func TestChatPageSeesJoinTypingAndLeave(t *testing.T) {
 	ann.awaitOnline("ann", "cid")
 }
 
+// The page shows what join, leave and typing events say, checked with
+// events handed to its stream's EventSource: others online and typing in
+// the open room, not its own typing nor another room's.
+func TestChatPageHandlesPresenceEvents(t *testing.T) {
+	srv := startServer(t, serverConfig{})
+	browser := startBrowser(t)
+	ann := openRooms(t, browser, srv.URL, "ann", "x", "y")
+	emit := func(name, room, user string) {
+		ann.t.Helper()
+		ann.evalString(fmt.Sprintf(`window.streams.current.dispatchEvent(new MessageEvent(%q,
+			{data: JSON.stringify({room: %q, user: %q, time: new Date().toISOString()})})), ''`, name, room, user))
+	}
+	online := func(user string, want bool) {
+		t.Helper()
+		ann.awaitFunc(fmt.Sprintf("%s online: %v", user, want),
+			`(user, want) => Array.from(document.querySelectorAll('#online li')).some(li => li.textContent === user) === want`, user, want)
+	}
+	emit("join", "x", "cid")
+	online("cid", true)
+	emit("typing", "y", "dan") // another room
+	emit("typing", "x", "ann") // herself
+	emit("typing", "x", "cid")
+	ann.awaitTyping("cid is typing…")
+	emit("typing", "x", "eve")
+	ann.awaitTyping("cid and eve are typing…")
+	ann.awaitTyping("") // a few seconds later
+	emit("leave", "x", "cid")
+	online("cid", false)
+	emit("join", "y", "dan")
+	ann.openRoom("y")
+	online("dan", true)
+}
+
 // streamCounter replaces the page's EventSource with one that counts the
 // streams it opens and those open now, in window.streams.
 const streamCounter = `(() => {
@@ -156,6 +189,7 @@ const streamCounter = `(() => {
 			streams.open++;
 			streams.mostOpen = Math.max(streams.mostOpen, streams.open);
 			streams.urls.push(String(url));
+			streams.current = this;
 		}
 		close() {
 			if (this.counted) {
@@ -230,8 +264,9 @@ func (p *chatPage) awaitOnline(users ...string) {
 // awaitTyping waits until the typing line says text.
 func (p *chatPage) awaitTyping(text string) {
 	p.t.Helper()
+	// As a literal: an empty string is not passed as an argument.
 	p.awaitFunc(fmt.Sprintf("typing line %q", text),
-		`(text) => document.getElementById('typing').textContent === text`, text)
+		fmt.Sprintf(`() => document.getElementById('typing').textContent === %q`, text))
 }
 
 // unread is the room list's unread counts, as "room=n …".
