@@ -459,12 +459,17 @@
       }
     }
 
-    close() {
+    // stop ends the room's work; what it shows stays.
+    stop() {
       this.closed = true;
       this.outbox.stop();
       for (const timer of this.typers.values()) {
         clearTimeout(timer);
       }
+    }
+
+    close() {
+      this.stop();
       this.view.remove();
       this.entry.remove();
     }
@@ -831,21 +836,33 @@
         this.openRoom.show(false);
       }
       this.openRoom = room;
+      ui.hint.hidden = true;
+      ui.text.disabled = this.closed;
+      ui.send.disabled = this.closed;
       room.show(true);
       scrollToBottom();
       room.loadPresence();
       remember(this);
     }
 
-    close() {
+    // stop ends the session's work and leaves its rooms on screen.
+    stop() {
       this.closed = true;
       clearTimeout(this.retryTimer);
       clearTimeout(this.healthTimer);
       for (const room of this.rooms.values()) {
-        room.close();
+        room.stop();
       }
       if (this.source) {
         this.source.close();
+      }
+    }
+
+    // close stops the session and takes its rooms off the screen.
+    close() {
+      this.stop();
+      for (const room of this.rooms.values()) {
+        room.close();
       }
     }
 
@@ -875,7 +892,7 @@
     // deny ends the session for a refused token or permission, saying so
     // until the next join.
     deny(err) {
-      this.close();
+      this.stop();
       if (session === this) {
         setStatus(err.state, accessLabels[err.state]);
         showError(err.message);
