@@ -334,8 +334,9 @@ func openChat(t *testing.T, browser context.Context, base, room, name string) *c
 }
 
 // openPage opens address in a new tab of browser, as the user name, and
-// returns at once. The test fails if the page throws an uncaught exception.
-func openPage(t *testing.T, browser context.Context, address, name string) *chatPage {
+// returns at once; setup runs in the tab before it navigates. The test fails
+// if the page throws an uncaught exception.
+func openPage(t *testing.T, browser context.Context, address, name string, setup ...chromedp.Action[chromedp.Void]) *chatPage {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	p := &chatPage{t: t, ctx: ctx, name: name}
@@ -370,7 +371,7 @@ func openPage(t *testing.T, browser context.Context, address, name string) *chat
 			t.Errorf("%s's page threw: %v", name, p.exceptions)
 		}
 	})
-	p.run(chromedp.Navigate(address))
+	p.run(append(setup, chromedp.Navigate(address))...)
 	return p
 }
 

@@ -51,6 +51,7 @@ func (s *restartableServer) Start() {
 		ClientBuffer: 256, DeliveryCheckInterval: time.Second, MaxMessageBytes: browserMaxMessageBytes,
 		Heartbeat: 15 * time.Second, Retry: time.Second, StreamWriteTimeout: 5 * time.Second,
 		Spec: testSpec(s.t), Logger: testLogger(),
+		PresenceGrace: 10 * time.Second, PresenceInterval: 15 * time.Second, PresenceMaxUsers: 100,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

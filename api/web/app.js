@@ -1,22 +1,31 @@
 // roomcast chat page.
 //
-// History comes from GET /rooms/{room}/messages, live messages from an
-// EventSource on /rooms/{room}/stream that resumes after the newest message
-// the page has, so nothing falls between the two and a reconnect replays what
-// was missed. Every message is kept once, by id. Text from the server is only
-// ever set with textContent, never parsed as HTML.
+// The page follows every joined room over ONE EventSource on
+// /stream?rooms=a,b,c, whose message ids are composite cursors: when the set
+// of rooms changes the page opens a new stream with last_event_id set to the
+// last id it saw, so rooms carried over resume with no gap, and the browser's
+// own reconnect sends it as Last-Event-ID. A room the cursor does not cover
+// (new, or the stream began without a cursor) loads its latest history once
+// the stream is open, so nothing falls between the two. Every message is
+// kept once, by id. Text from the server is only ever set with textContent,
+// never parsed as HTML.
 //
 // When the server wants sign-in, the page sends the token given in its Token
 // field (or in the URL hash, from where it is removed at once) as a bearer
 // token, and on the stream as access_token, since EventSource cannot send
 // headers. The token is kept in sessionStorage, so it dies with the tab.
 //
-// A sent message waits in the outbox, shown as pending below the timeline,
-// until the server has stored it. Each message gets its Idempotency-Key once,
-// so the automatic resends after a failure the server may recover from (no
-// connection, 408, 429, 5xx) can never store it twice. While sends fail the
-// badge says so and the page asks /readyz for the server's recovery, so that
-// it resends at once and clears the badge when the server is back.
+// A sent message waits in its room's outbox, shown as pending below the
+// room's timeline, until the server has stored it. Each message gets its
+// Idempotency-Key once, so the automatic resends after a failure the server
+// may recover from (no connection, 408, 429, 5xx) can never store it twice.
+// While sends fail the badge says so and the page asks /readyz for the
+// server's recovery, so that it resends at once and clears the badge.
+//
+// Each room counts its unread messages; the open room shows who is online
+// (GET /rooms/{room}/presence, then join and leave events) and who is
+// typing (typing events of others, for 3 s). Typing in the message box
+// tells the room at most every 2 s.
 'use strict';
 
 (() => {
@@ -30,18 +39,20 @@
   const RETRYABLE = new Set([408, 429, 500, 502, 503, 504]);
   const ROOM_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
   const MAX_NAME_CHARS = 64;
+  const TYPING_SEND_MS = 2000; // the server publishes one typing event per 2 s
+  const TYPING_SHOW_MS = 3000;
 
   const $ = (id) => document.getElementById(id);
   const ui = {
     join: $('join'), room: $('room'), name: $('name'), token: $('token'), status: $('status'),
-    log: $('log'), hint: $('hint'), older: $('older'), empty: $('empty'), list: $('messages'),
-    outbox: $('outbox'),
+    rooms: $('room-list'), online: $('online'), typing: $('typing'),
+    log: $('log'), hint: $('hint'), older: $('older'), empty: $('empty'), timelines: $('timelines'),
     error: $('error'), compose: $('compose'), text: $('text'), send: $('send'),
     template: $('message-template'),
   };
 
-  // chat is the joined room, or null.
-  let chat = null;
+  // session is the signed-in user with their rooms, or null.
+  let session = null;
 
   function setStatus(state, text) {
     ui.status.dataset.state = state;
@@ -229,12 +240,12 @@
     ui.log.scrollTop = ui.log.scrollHeight;
   }
 
-  // Outbox sends a chat's messages in order, one at a time, each with the
+  // Outbox sends a room's messages in order, one at a time, each with the
   // Idempotency-Key it got when it was written, and keeps each one on screen
   // as pending until the server has stored it.
   class Outbox {
-    constructor(chat) {
-      this.chat = chat;
+    constructor(room) {
+      this.room = room;
       this.items = []; // {text, key, li}, oldest first
       this.busy = false; // a post is in flight
       this.blocked = false; // the last post failed and will be sent again
@@ -243,16 +254,18 @@
     }
 
     add(text) {
-      const item = { text, key: newKey(), li: renderPending(text, this.chat.user) };
+      const item = { text, key: newKey(), li: renderPending(text, this.room.user) };
       if (this.blocked) {
         notePending(item.li, 'waiting', 'not sent yet; waiting for the server…');
       } else {
         notePending(item.li, 'sending', 'sending…');
       }
-      ui.outbox.append(item.li);
+      this.room.pending.append(item.li);
       this.items.push(item);
-      this.chat.updateEmpty();
-      scrollToBottom();
+      this.room.updateEmpty();
+      if (this.room.isOpen()) {
+        scrollToBottom();
+      }
       this.kick();
     }
 
@@ -260,7 +273,7 @@
     kick() {
       clearTimeout(this.timer);
       this.timer = 0;
-      if (!this.busy && !this.chat.closed && this.items.length > 0) {
+      if (!this.busy && !this.room.closed && this.items.length > 0) {
         this.sendNext();
       }
     }
@@ -274,9 +287,9 @@
       const item = this.items[0];
       this.busy = true;
       notePending(item.li, 'sending', 'sending…');
-      const outcome = await this.chat.post(item);
+      const outcome = await this.room.post(item);
       this.busy = false;
-      if (this.chat.closed) {
+      if (this.room.closed) {
         return;
       }
       if (outcome.message) {
@@ -284,7 +297,7 @@
       } else if (outcome.retry) {
         this.later(item, outcome);
       } else if (outcome.denied) {
-        this.chat.deny(outcome.denied);
+        this.room.session.deny(outcome.denied);
         this.giveUpAll(outcome.denied.message);
       } else {
         this.refused(item, outcome.error);
@@ -296,12 +309,12 @@
       item.li.remove();
       this.blocked = false;
       this.delay = SEND_RETRY_MIN_MS;
-      this.chat.stored(m);
+      this.room.stored(m);
       this.kick();
     }
 
     // later keeps the message pending and sends it again after a backoff,
-    // or at once when the chat sees the server recover.
+    // or at once when the session sees the server recover.
     later(item, { reason, afterMs }) {
       this.blocked = true;
       for (const other of this.items) {
@@ -312,20 +325,20 @@
       this.delay = Math.min(this.delay * 2, SEND_RETRY_MAX_MS);
       clearTimeout(this.timer);
       this.timer = setTimeout(() => this.kick(), wait);
-      this.chat.troubled();
+      this.room.session.troubled();
     }
 
     // refused gives up on a message the server will never take as it is,
-    // and hands its text back for editing.
+    // and hands its text back for editing when its room is open.
     refused(item, err) {
       this.items.shift();
       this.blocked = false;
       this.giveUp(item, err.message);
-      if (ui.text.value === '') {
+      if (ui.text.value === '' && this.room.isOpen()) {
         this.edit(item);
       }
       showError(err.message);
-      this.chat.showState();
+      this.room.session.showState();
       this.kick();
     }
 
@@ -352,119 +365,190 @@
       item.li.remove();
       ui.text.value = ui.text.value ? `${ui.text.value}\n${item.text}` : item.text;
       fitCompose();
-      this.chat.updateEmpty();
+      this.room.updateEmpty();
     }
   }
 
-  // Chat is one joined room: its messages, its stream and its outbox. With
-  // a token, user is the token's subject.
-  class Chat {
-    constructor(room, user, token) {
-      this.room = room;
-      this.user = user;
-      this.token = token;
-      this.base = `/rooms/${encodeURIComponent(room)}`;
+  // Room is one joined room: its timeline, its outbox, its unread count,
+  // who is online and who is typing. Its messages come by the session's
+  // stream.
+  class Room {
+    constructor(session, name) {
+      this.session = session;
+      this.name = name;
+      this.base = `/rooms/${encodeURIComponent(name)}`;
       this.shown = new Map(); // message id → its <li>
       this.oldest = null; // before= cursor of the next older page
-      this.resumeID = null; // every message up to this one has been received
-      this.source = null;
-      this.sourceFrom = null; // resumeID when source was opened
-      this.sourceHeard = false; // source delivered a message
-      this.streamState = 'connecting'; // connecting, open or reconnecting
-      this.retryDelay = RETRY_MIN_MS;
-      this.retryTimer = 0;
-      this.outbox = new Outbox(this);
-      this.ready = null; // the last answer of /readyz: true, false or null
-      this.healthTimer = 0;
+      this.hasOlder = false;
       this.historyFailed = false;
+      this.unread = 0;
+      this.online = new Map(); // user → since
+      this.typers = new Map(); // user → timer that ends their typing
+      this.typingSentAt = 0;
       this.closed = false;
+      this.view = this.renderView();
+      this.entry = this.renderEntry();
+      this.outbox = new Outbox(this);
     }
 
-    async start() {
-      this.showState();
-      await this.refresh();
-      if (!this.closed) {
-        this.openStream();
+    get user() { return this.session.user; }
+
+    get token() { return this.session.token; }
+
+    isOpen() { return this.session.openRoom === this; }
+
+    // renderView makes the room's timeline and outbox, hidden until opened.
+    renderView() {
+      const view = document.createElement('section');
+      view.className = 'timeline';
+      view.dataset.room = this.name;
+      view.hidden = true;
+      this.list = document.createElement('ol');
+      this.list.className = 'messages';
+      this.list.setAttribute('aria-live', 'polite');
+      this.pending = document.createElement('ol');
+      this.pending.className = 'messages outbox';
+      this.pending.setAttribute('aria-label', 'Not sent yet');
+      view.append(this.list, this.pending);
+      ui.timelines.append(view);
+      return view;
+    }
+
+    // renderEntry makes the room's line in the room list: a button that
+    // opens it, with its unread count, and one that leaves it.
+    renderEntry() {
+      const li = document.createElement('li');
+      li.className = 'room-entry';
+      li.dataset.room = this.name;
+      const open = document.createElement('button');
+      open.type = 'button';
+      open.className = 'open-room';
+      const label = document.createElement('span');
+      label.className = 'room-name';
+      label.textContent = this.name;
+      this.badge = document.createElement('span');
+      this.badge.className = 'unread';
+      this.badge.hidden = true;
+      open.append(label, this.badge);
+      open.addEventListener('click', () => this.session.open(this.name));
+      const leave = document.createElement('button');
+      leave.type = 'button';
+      leave.className = 'leave-room';
+      leave.textContent = '×';
+      leave.title = `Leave ${this.name}`;
+      leave.setAttribute('aria-label', `Leave ${this.name}`);
+      leave.addEventListener('click', () => this.session.leave(this.name));
+      li.append(open, leave);
+      ui.rooms.append(li);
+      return li;
+    }
+
+    // show puts the room on screen (the ids #messages and #outbox mark the
+    // open room's lists), or takes it off.
+    show(open) {
+      this.view.hidden = !open;
+      this.list.id = open ? 'messages' : '';
+      this.pending.id = open ? 'outbox' : '';
+      this.entry.querySelector('.open-room').setAttribute('aria-current', open ? 'true' : 'false');
+      if (open) {
+        this.setUnread(0);
+        this.updateEmpty();
+        ui.older.hidden = !this.hasOlder;
+        this.renderOnline();
+        this.renderTyping();
+      }
+    }
+
+    // stop ends the room's work; what it shows stays.
+    stop() {
+      this.closed = true;
+      this.outbox.stop();
+      for (const timer of this.typers.values()) {
+        clearTimeout(timer);
       }
     }
 
     close() {
-      this.closed = true;
-      clearTimeout(this.retryTimer);
-      clearTimeout(this.healthTimer);
-      this.outbox.stop();
-      if (this.source) {
-        this.source.close();
+      this.stop();
+      this.view.remove();
+      this.entry.remove();
+    }
+
+    setUnread(n) {
+      this.unread = n;
+      this.entry.dataset.unread = String(n);
+      this.badge.textContent = String(n);
+      this.badge.hidden = n === 0;
+    }
+
+    setHasOlder(more) {
+      this.hasOlder = more;
+      if (this.isOpen()) {
+        ui.older.hidden = !more;
       }
     }
 
-    // showState shows on the badge what works: the stream, and whether
-    // messages can be sent.
-    showState() {
-      if (this.closed || chat !== this) {
-        return;
+    updateEmpty() {
+      if (this.isOpen()) {
+        ui.empty.hidden = this.shown.size > 0 || this.pending.childElementCount > 0;
       }
-      if (this.streamState === 'connecting') {
-        setStatus('connecting', 'connecting…');
-      } else if (this.streamState === 'reconnecting') {
-        setStatus('reconnecting', 'reconnecting…');
-      } else if (this.outbox.blocked || this.ready === false) {
-        setStatus('unavailable', "connected · can't send right now");
+    }
+
+    // place shows a message once, in order among those of its epoch.
+    place(m) {
+      if (!m || typeof m.id !== 'string' || !m.id.includes('-') || this.shown.has(m.id)) {
+        return false;
+      }
+      const li = renderMessage(m, m.user === this.user);
+      let before = this.list.lastElementChild;
+      while (before && before.dataset.epoch === li.dataset.epoch &&
+             Number(before.dataset.seq) > Number(li.dataset.seq)) {
+        before = before.previousElementSibling;
+      }
+      if (before) {
+        before.after(li);
       } else {
-        setStatus('connected', 'connected');
+        this.list.prepend(li);
       }
+      this.shown.set(m.id, li);
+      this.updateEmpty();
+      return true;
     }
 
-    // deny ends the chat for a refused token or permission, saying so until
-    // the next join.
-    deny(err) {
-      this.close();
-      if (chat === this) {
-        setStatus(err.state, accessLabels[err.state]);
-        showError(err.message);
-        ui.text.disabled = true;
-        ui.send.disabled = true;
+    // placeKeepingScroll places messages and keeps the open room scrolled
+    // to its newest message if it was.
+    placeKeepingScroll(messages) {
+      const stick = this.isOpen() && nearBottom();
+      let placed = 0;
+      for (const m of messages) {
+        placed += this.place(m) ? 1 : 0;
       }
+      if (stick) {
+        scrollToBottom();
+      }
+      return placed;
     }
 
-    // troubled notes that the server failed us: the badge says so, and
-    // /readyz is asked until the server answers again.
-    troubled() {
-      this.showState();
-      this.watchHealth();
+    // received shows a message of the stream; one from someone else in a
+    // room not on screen counts as unread.
+    received(m) {
+      if (this.placeKeepingScroll([m]) > 0 && !this.isOpen() && m.user !== this.user) {
+        this.setUnread(this.unread + 1);
+      }
+      this.stopTyping(m.user);
     }
 
-    watchHealth() {
-      if (!this.healthTimer && !this.closed) {
-        this.healthTimer = setTimeout(() => this.checkHealth(), HEALTH_POLL_MS);
+    // showGap marks in the timeline where messages were lost.
+    showGap(detail) {
+      const stick = this.isOpen() && nearBottom();
+      const gap = document.createElement('li');
+      gap.className = 'gap';
+      gap.setAttribute('role', 'separator');
+      gap.textContent = `Missed messages: ${detail}`;
+      this.list.append(gap);
+      if (stick) {
+        scrollToBottom();
       }
-    }
-
-    async checkHealth() {
-      const ready = await probeReady();
-      this.healthTimer = 0;
-      if (this.closed) {
-        return;
-      }
-      if (ready === true && this.ready === false) {
-        this.recovered();
-      }
-      this.ready = ready;
-      this.showState();
-      if (ready !== null && (this.outbox.blocked || ready === false)) {
-        this.watchHealth();
-      }
-    }
-
-    // recovered follows a sign that the server works again: what failed is
-    // tried again at once.
-    recovered() {
-      this.ready = true;
-      this.outbox.kick();
-      if (this.historyFailed) {
-        this.refresh();
-      }
-      this.showState();
     }
 
     // refresh loads the latest history, showing a failure until a later
@@ -478,52 +562,28 @@
         }
       } catch (err) {
         if (err instanceof AccessError) {
-          this.deny(err);
+          this.session.deny(err);
           return;
         }
         this.historyFailed = true;
-        showError(`Could not load history: ${err.message}`);
-        this.troubled();
+        showError(`Could not load history of ${this.name}: ${err.message}`);
+        this.session.troubled();
       }
     }
 
-    // recover follows a stream the server refused. A refusal for the
-    // token or permission ends the chat; anything else is retried later.
-    async recover() {
-      try {
-        await getJSON(`${this.base}/messages?limit=1`, this.token);
-      } catch (err) {
-        if (err instanceof AccessError) {
-          this.deny(err);
-          return;
-        }
-      }
-      this.scheduleReconnect();
-    }
-
-    // loadLatest merges the newest page of history. Until something is
-    // received, it also sets where the stream resumes and older pages start.
+    // loadLatest merges the newest page of history; the first one also
+    // sets where older pages start.
     async loadLatest() {
       const page = await getJSON(`${this.base}/messages?limit=${PAGE_SIZE}`, this.token);
       if (this.closed) {
         return;
       }
-      const stick = nearBottom();
-      for (const m of page.messages) {
-        this.place(m);
-      }
-      const n = page.messages.length;
-      if (n > 0 && this.oldest === null) {
+      this.placeKeepingScroll(page.messages);
+      if (page.messages.length > 0 && this.oldest === null) {
         this.oldest = page.messages[0].id;
         this.setHasOlder(page.has_more);
       }
-      if (n > 0 && this.resumeID === null) {
-        this.resumeID = page.messages[n - 1].id;
-      }
       this.updateEmpty();
-      if (stick) {
-        scrollToBottom();
-      }
     }
 
     async loadOlder() {
@@ -539,7 +599,7 @@
         const m = page.messages[i];
         if (!this.shown.has(m.id)) {
           const li = renderMessage(m, m.user === this.user);
-          ui.list.prepend(li);
+          this.list.prepend(li);
           this.shown.set(m.id, li);
         }
       }
@@ -550,144 +610,110 @@
       ui.log.scrollTop = ui.log.scrollHeight - fromBottom;
     }
 
-    setHasOlder(more) {
-      ui.older.hidden = !more;
-    }
-
-    updateEmpty() {
-      ui.empty.hidden = this.shown.size > 0 || ui.outbox.childElementCount > 0;
-    }
-
-    // place shows a message once, in order among those of its epoch.
-    place(m) {
-      if (!m || typeof m.id !== 'string' || !m.id.includes('-') || this.shown.has(m.id)) {
+    // loadPresence lists who is online; join and leave events keep the
+    // list current after that.
+    // Events that arrive while the list loads are applied after it, so an
+    // answer older than an event does not undo it.
+    async loadPresence() {
+      const heard = [];
+      this.presenceHeard = heard;
+      let p;
+      try {
+        p = await getJSON(`${this.base}/presence`, this.token);
+      } catch {
+        p = null; // the list stays as the events left it
+      }
+      if (this.presenceHeard === heard) {
+        this.presenceHeard = null;
+      }
+      if (this.closed || !p || !Array.isArray(p.users)) {
         return;
       }
-      const li = renderMessage(m, m.user === this.user);
-      let before = ui.list.lastElementChild;
-      while (before && before.dataset.epoch === li.dataset.epoch &&
-             Number(before.dataset.seq) > Number(li.dataset.seq)) {
-        before = before.previousElementSibling;
+      this.online = new Map(p.users.map((u) => [String(u.user), String(u.since)]));
+      for (const [kind, ev] of heard) {
+        this.applyPresence(kind, ev);
       }
-      if (before) {
-        before.after(li);
+      this.renderOnline();
+    }
+
+    presenceChanged(kind, ev) {
+      if (this.presenceHeard) {
+        this.presenceHeard.push([kind, ev]);
+      }
+      this.applyPresence(kind, ev);
+      this.renderOnline();
+    }
+
+    applyPresence(kind, ev) {
+      if (kind === 'join') {
+        this.online.set(ev.user, ev.time);
       } else {
-        ui.list.prepend(li);
-      }
-      this.shown.set(m.id, li);
-      this.updateEmpty();
-    }
-
-    // showGap marks in the timeline where messages were lost.
-    showGap(detail) {
-      const gap = document.createElement('li');
-      gap.className = 'gap';
-      gap.setAttribute('role', 'separator');
-      gap.textContent = `Missed messages: ${detail}`;
-      ui.list.append(gap);
-    }
-
-    openStream() {
-      clearTimeout(this.retryTimer);
-      const from = this.resumeID;
-      const query = new URLSearchParams();
-      if (from) {
-        query.set('last_event_id', from);
-      }
-      if (this.token) {
-        query.set('access_token', this.token);
-      }
-      const es = new EventSource(`${this.base}/stream${query.size ? `?${query}` : ''}`);
-      this.source = es;
-      this.sourceFrom = from;
-      this.sourceHeard = false;
-      const on = (type, handle) => es.addEventListener(type, (ev) => {
-        if (es === this.source) {
-          handle.call(this, ev, es);
-        }
-      });
-      on('open', this.streamOpened);
-      on('message', this.streamMessage);
-      on('reset', this.streamReset);
-      on('error', this.streamFailed);
-    }
-
-    streamOpened() {
-      this.retryDelay = RETRY_MIN_MS;
-      this.streamState = 'open';
-      this.showState();
-      // Opened without a resume point: what was posted before the
-      // subscription began is only in history.
-      if (this.resumeID === null || this.historyFailed) {
-        this.refresh();
+        this.online.delete(ev.user);
+        this.stopTyping(ev.user);
       }
     }
 
-    streamMessage(ev) {
-      let m;
-      try {
-        m = JSON.parse(ev.data);
-      } catch {
+    renderOnline() {
+      if (!this.isOpen()) {
         return;
       }
-      const stick = nearBottom();
-      this.sourceHeard = true;
-      this.place(m);
-      this.resumeID = ev.lastEventId || m.id;
-      if (stick) {
-        scrollToBottom();
-      }
-      // A message arrived, so the server can store messages again.
-      if (this.outbox.blocked || this.ready === false) {
-        this.recovered();
-      }
+      const users = Array.from(this.online.keys()).sort();
+      ui.online.replaceChildren(...users.map((user) => {
+        const li = document.createElement('li');
+        li.textContent = user;
+        li.classList.toggle('own', user === this.user);
+        return li;
+      }));
+      ui.online.dataset.count = String(users.length);
+      ui.online.hidden = users.length === 0;
     }
 
-    // streamReset shows the loss in the timeline; the stream goes on, and
-    // so the badge stays as it is.
-    streamReset(ev) {
-      let detail = 'some messages are no longer available';
-      try {
-        const r = JSON.parse(ev.data);
-        if (typeof r.detail === 'string' && r.detail) {
-          detail = r.detail;
-        }
-      } catch {
-        // keep the default
-      }
-      this.showGap(detail);
-      if (nearBottom()) {
-        scrollToBottom();
-      }
-    }
-
-    streamFailed(ev, es) {
-      this.streamState = 'reconnecting';
-      this.showState();
-      // EventSource reconnects by itself with Last-Event-ID, except after
-      // a refused response, which may be the end of the token (the server
-      // ends a stream when its token expires), and it cannot resume from a
-      // point it never heard of: open a new one from where the page is.
-      if (es.readyState === EventSource.CLOSED) {
-        es.close();
-        this.recover();
-      } else if (!this.sourceHeard && this.sourceFrom !== this.resumeID) {
-        es.close();
-        this.scheduleReconnect();
-      }
-    }
-
-    scheduleReconnect() {
-      if (this.closed) {
+    // typing shows that user types, for a few seconds; this page's own
+    // typing is not shown.
+    typing(user) {
+      if (user === this.user) {
         return;
       }
-      const delay = this.retryDelay * (0.5 + Math.random() / 2);
-      this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
-      this.retryTimer = setTimeout(() => {
-        if (!this.closed) {
-          this.openStream();
-        }
-      }, delay);
+      clearTimeout(this.typers.get(user));
+      this.typers.set(user, setTimeout(() => this.stopTyping(user), TYPING_SHOW_MS));
+      this.renderTyping();
+    }
+
+    stopTyping(user) {
+      if (this.typers.has(user)) {
+        clearTimeout(this.typers.get(user));
+        this.typers.delete(user);
+        this.renderTyping();
+      }
+    }
+
+    renderTyping() {
+      if (!this.isOpen()) {
+        return;
+      }
+      const users = Array.from(this.typers.keys()).sort();
+      let text = '';
+      if (users.length === 1) {
+        text = `${users[0]} is typing…`;
+      } else if (users.length > 1) {
+        text = `${users.slice(0, -1).join(', ')} and ${users[users.length - 1]} are typing…`;
+      }
+      ui.typing.textContent = text;
+    }
+
+    // noteTyping tells the room that this page's user types, at most once
+    // per TYPING_SEND_MS; a failure only means nobody sees it.
+    noteTyping() {
+      const now = Date.now();
+      if (now - this.typingSentAt < TYPING_SEND_MS) {
+        return;
+      }
+      this.typingSentAt = now;
+      fetch(`${this.base}/typing`, {
+        method: 'POST',
+        headers: authHeaders(this.token, { 'Content-Type': 'application/json' }),
+        body: JSON.stringify(this.token ? {} : { user: this.user }),
+      }).catch(() => {});
     }
 
     // post sends one message of the outbox and says how it went: the stored
@@ -729,20 +755,367 @@
     // stored shows a message of the outbox the server has stored; any
     // trouble the page showed is over.
     stored(m) {
-      const stick = nearBottom();
-      this.place(m);
-      if (stick) {
-        scrollToBottom();
-      }
-      this.ready = true;
+      this.placeKeepingScroll([m]);
+      this.session.ready = true;
       if (!this.historyFailed) {
         showError('');
       }
-      this.showState();
+      this.session.showState();
     }
   }
 
-  // saved reads a choice from storage: the room and name from
+  // parseEvent returns an event's JSON data, or null.
+  function parseEvent(ev) {
+    try {
+      const data = JSON.parse(ev.data);
+      return data && typeof data === 'object' ? data : null;
+    } catch {
+      return null;
+    }
+  }
+
+  // Session is a user's rooms and the one stream that follows them all.
+  // With a token, user is the token's subject.
+  class Session {
+    constructor(user, token) {
+      this.user = user;
+      this.token = token;
+      this.rooms = new Map(); // name → Room, in the order joined
+      this.openRoom = null;
+      this.source = null;
+      this.sourceRooms = []; // the rooms of source
+      this.sourceFrom = null; // the cursor source was opened with
+      this.sourceHeard = false; // source delivered a message
+      this.lastID = null; // the composite cursor of the last message seen
+      this.cursorRooms = new Set(); // the rooms lastID holds positions of
+      this.streamState = 'connecting'; // connecting, open or reconnecting
+      this.streamQueued = false;
+      this.retryDelay = RETRY_MIN_MS;
+      this.retryTimer = 0;
+      this.ready = null; // the last answer of /readyz: true, false or null
+      this.healthTimer = 0;
+      this.closed = false;
+    }
+
+    // add joins a room unless joined; the stream follows the new set of
+    // rooms.
+    add(name) {
+      if (!this.rooms.has(name)) {
+        this.rooms.set(name, new Room(this, name));
+        this.queueStream();
+      }
+    }
+
+    // leave drops a room: its stream is reopened without it.
+    leave(name) {
+      const room = this.rooms.get(name);
+      if (!room) {
+        return;
+      }
+      room.close();
+      this.rooms.delete(name);
+      if (this.openRoom === room) {
+        this.openRoom = null;
+        const next = this.rooms.keys().next();
+        if (next.done) {
+          showNoRoom();
+        } else {
+          this.open(next.value);
+        }
+      }
+      this.queueStream();
+      remember(this);
+    }
+
+    open(name) {
+      const room = this.rooms.get(name);
+      if (!room || room === this.openRoom) {
+        return;
+      }
+      if (this.openRoom) {
+        this.openRoom.show(false);
+      }
+      this.openRoom = room;
+      ui.hint.hidden = true;
+      ui.text.disabled = this.closed;
+      ui.send.disabled = this.closed;
+      room.show(true);
+      scrollToBottom();
+      room.loadPresence();
+      remember(this);
+    }
+
+    // stop ends the session's work and leaves its rooms on screen.
+    stop() {
+      this.closed = true;
+      clearTimeout(this.retryTimer);
+      clearTimeout(this.healthTimer);
+      for (const room of this.rooms.values()) {
+        room.stop();
+      }
+      if (this.source) {
+        this.source.close();
+      }
+    }
+
+    // close stops the session and takes its rooms off the screen.
+    close() {
+      this.stop();
+      for (const room of this.rooms.values()) {
+        room.close();
+      }
+    }
+
+    outboxBlocked() {
+      return Array.from(this.rooms.values()).some((r) => r.outbox.blocked);
+    }
+
+    // showState shows on the badge what works: the stream, and whether
+    // messages can be sent.
+    showState() {
+      if (this.closed || session !== this) {
+        return;
+      }
+      if (this.rooms.size === 0) {
+        setStatus('idle', 'not connected');
+      } else if (this.streamState === 'connecting') {
+        setStatus('connecting', 'connecting…');
+      } else if (this.streamState === 'reconnecting') {
+        setStatus('reconnecting', 'reconnecting…');
+      } else if (this.outboxBlocked() || this.ready === false) {
+        setStatus('unavailable', "connected · can't send right now");
+      } else {
+        setStatus('connected', 'connected');
+      }
+    }
+
+    // deny ends the session for a refused token or permission, saying so
+    // until the next join.
+    deny(err) {
+      this.stop();
+      if (session === this) {
+        setStatus(err.state, accessLabels[err.state]);
+        showError(err.message);
+        ui.text.disabled = true;
+        ui.send.disabled = true;
+      }
+    }
+
+    // troubled notes that the server failed us: the badge says so, and
+    // /readyz is asked until the server answers again.
+    troubled() {
+      this.showState();
+      this.watchHealth();
+    }
+
+    watchHealth() {
+      if (!this.healthTimer && !this.closed) {
+        this.healthTimer = setTimeout(() => this.checkHealth(), HEALTH_POLL_MS);
+      }
+    }
+
+    async checkHealth() {
+      const ready = await probeReady();
+      this.healthTimer = 0;
+      if (this.closed) {
+        return;
+      }
+      if (ready === true && this.ready === false) {
+        this.recovered();
+      }
+      this.ready = ready;
+      this.showState();
+      if (ready !== null && (this.outboxBlocked() || ready === false)) {
+        this.watchHealth();
+      }
+    }
+
+    // recovered follows a sign that the server works again: what failed is
+    // tried again at once.
+    recovered() {
+      this.ready = true;
+      for (const room of this.rooms.values()) {
+        room.outbox.kick();
+        if (room.historyFailed) {
+          room.refresh();
+        }
+      }
+      this.showState();
+    }
+
+    // recover follows a stream the server refused. A refusal for the
+    // token or permission ends the session; anything else is retried later.
+    async recover() {
+      for (const room of this.sourceRooms) {
+        try {
+          await getJSON(`/rooms/${encodeURIComponent(room)}/messages?limit=1`, this.token);
+        } catch (err) {
+          if (err instanceof AccessError) {
+            this.deny(err);
+            return;
+          }
+        }
+      }
+      this.scheduleReconnect();
+    }
+
+    // queueStream reopens the stream for the current rooms once the
+    // current task is done, so that joining several rooms at once opens
+    // one stream.
+    queueStream() {
+      if (this.streamQueued) {
+        return;
+      }
+      this.streamQueued = true;
+      queueMicrotask(() => {
+        this.streamQueued = false;
+        if (!this.closed) {
+          this.openStream();
+        }
+      });
+    }
+
+    openStream() {
+      clearTimeout(this.retryTimer);
+      if (this.source) {
+        this.source.close();
+        this.source = null;
+      }
+      const rooms = Array.from(this.rooms.keys());
+      this.showState();
+      if (rooms.length === 0) {
+        return;
+      }
+      const from = this.lastID;
+      const query = new URLSearchParams({ rooms: rooms.join(',') });
+      if (from) {
+        query.set('last_event_id', from);
+      }
+      if (this.token) {
+        query.set('access_token', this.token);
+      } else {
+        query.set('user', this.user);
+      }
+      const es = new EventSource(`/stream?${query}`);
+      this.source = es;
+      this.sourceRooms = rooms;
+      this.sourceFrom = from;
+      this.sourceCovered = new Set(from ? Array.from(this.cursorRooms).filter((r) => rooms.includes(r)) : []);
+      this.sourceHeard = false;
+      if (this.streamState === 'open') {
+        this.streamState = 'connecting';
+        this.showState();
+      }
+      const on = (type, handle) => es.addEventListener(type, (ev) => {
+        if (es === this.source) {
+          handle.call(this, ev, es);
+        }
+      });
+      on('open', this.streamOpened);
+      on('message', this.streamMessage);
+      on('reset', this.streamReset);
+      on('join', (ev) => this.streamPresence('join', ev));
+      on('leave', (ev) => this.streamPresence('leave', ev));
+      on('typing', this.streamTyping);
+      on('error', this.streamFailed);
+    }
+
+    // streamOpened loads the history of every room the stream does not
+    // resume: what was posted there before the subscription began is only
+    // in history.
+    streamOpened() {
+      this.retryDelay = RETRY_MIN_MS;
+      this.streamState = 'open';
+      this.showState();
+      // The open room's list may predate this stream's own join.
+      if (this.openRoom) {
+        this.openRoom.loadPresence();
+      }
+      const covered = this.sourceHeard ? new Set(this.sourceRooms) : this.sourceCovered;
+      for (const name of this.sourceRooms) {
+        const room = this.rooms.get(name);
+        if (room && (!covered.has(name) || room.historyFailed)) {
+          room.refresh();
+        }
+      }
+    }
+
+    roomOf(data) {
+      return data && typeof data.room === 'string' ? this.rooms.get(data.room) : undefined;
+    }
+
+    streamMessage(ev) {
+      const m = parseEvent(ev);
+      const room = this.roomOf(m);
+      if (!room) {
+        return;
+      }
+      this.sourceHeard = true;
+      if (ev.lastEventId) {
+        this.lastID = ev.lastEventId;
+        this.cursorRooms = new Set(this.sourceRooms);
+      }
+      room.received(m);
+      // A message arrived, so the server can store messages again.
+      if (this.outboxBlocked() || this.ready === false) {
+        this.recovered();
+      }
+    }
+
+    // streamReset shows the loss in the room's timeline; the stream goes
+    // on, and so the badge stays as it is.
+    streamReset(ev) {
+      const r = parseEvent(ev);
+      const room = this.roomOf(r);
+      if (room) {
+        room.showGap(typeof r.detail === 'string' && r.detail ? r.detail : 'some messages are no longer available');
+      }
+    }
+
+    streamPresence(kind, ev) {
+      const p = parseEvent(ev);
+      const room = this.roomOf(p);
+      if (room && typeof p.user === 'string') {
+        room.presenceChanged(kind, p);
+      }
+    }
+
+    streamTyping(ev) {
+      const p = parseEvent(ev);
+      const room = this.roomOf(p);
+      if (room && typeof p.user === 'string') {
+        room.typing(p.user);
+      }
+    }
+
+    streamFailed(ev, es) {
+      this.streamState = 'reconnecting';
+      this.showState();
+      // EventSource reconnects by itself with Last-Event-ID, except after
+      // a refused response, which may be the end of the token (the server
+      // ends a stream when its token expires).
+      if (es.readyState === EventSource.CLOSED) {
+        es.close();
+        this.recover();
+      }
+    }
+
+    scheduleReconnect() {
+      if (this.closed) {
+        return;
+      }
+      const delay = this.retryDelay * (0.5 + Math.random() / 2);
+      this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        if (!this.closed) {
+          this.openStream();
+        }
+      }, delay);
+    }
+  }
+
+  // saved reads a choice from storage: the rooms and name from
   // localStorage, the token from sessionStorage so that it dies with the tab.
   function saved(key, storage = localStorage) {
     try {
@@ -764,8 +1137,8 @@
     }
   }
 
-  function validChoice(room, name, token) {
-    if (!ROOM_PATTERN.test(room)) {
+  function validChoice(rooms, name, token) {
+    if (rooms.length === 0 || !rooms.every((room) => ROOM_PATTERN.test(room))) {
       return 'A room is 1 to 128 letters, digits, ".", "_" or "-".';
     }
     if (token) {
@@ -802,47 +1175,84 @@
     ui.text.rows = Math.min(ui.text.value.split('\n').length, 6);
   }
 
-  function join(room, name, token) {
+  // remember keeps the session's rooms and name in the address (open room
+  // first) and in storage, so that a reload comes back to them.
+  function remember(s) {
+    if (session !== s) {
+      return;
+    }
+    const names = Array.from(s.rooms.keys());
+    const open = s.openRoom ? s.openRoom.name : '';
+    const ordered = open ? [open, ...names.filter((n) => n !== open)] : names;
+    const p = new URLSearchParams();
+    for (const room of ordered) {
+      p.append('room', room);
+    }
+    p.set('name', s.user);
+    const hash = `#${p}`;
+    if (location.hash !== hash) {
+      history.replaceState(null, '', hash);
+    }
+    save('roomcast.rooms', ordered.join(','));
+    document.title = open ? `${open} · roomcast` : 'roomcast';
+  }
+
+  // showNoRoom is the screen with no room joined.
+  function showNoRoom() {
+    ui.hint.hidden = false;
+    ui.older.hidden = true;
+    ui.empty.hidden = true;
+    ui.online.hidden = true;
+    ui.typing.textContent = '';
+    ui.text.disabled = true;
+    ui.send.disabled = true;
+  }
+
+  // join joins rooms as name (or the token's subject) and opens the first
+  // one. A new name or token starts a new session with the rooms joined
+  // so far.
+  function join(rooms, name, token) {
     if (token) {
       name = tokenSubject(token);
     }
-    const problem = validChoice(room, name, token);
+    const problem = validChoice(rooms, name, token);
     if (problem) {
       showError(problem);
       return;
     }
-    if (chat) {
-      chat.close();
-    }
-    ui.room.value = room;
     ui.token.value = token;
     showTokenUser();
     ui.name.value = name;
-    save('roomcast.room', room);
+    ui.room.value = rooms[0];
     if (!token) {
       save('roomcast.name', name);
     }
     save('roomcast.token', token, sessionStorage);
-    const hash = `#${new URLSearchParams({ room, name })}`;
-    if (location.hash !== hash) {
-      history.replaceState(null, '', hash);
+    if (!session || session.closed || session.user !== name || session.token !== token) {
+      const carried = session && !session.closed ? Array.from(session.rooms.keys()) : [];
+      startSession(name, token);
+      rooms = [...rooms, ...carried.filter((r) => !rooms.includes(r))];
     }
-    document.title = `${room} · roomcast`;
-    showError('');
-    ui.list.replaceChildren();
-    ui.outbox.replaceChildren();
-    ui.hint.hidden = true;
-    ui.older.hidden = true;
-    ui.empty.hidden = true;
-    ui.text.disabled = false;
-    ui.send.disabled = false;
-    chat = new Chat(room, name, token);
-    chat.start();
+    for (const room of rooms) {
+      session.add(room);
+    }
+    session.open(rooms[0]);
   }
 
-  // fromHash reads #room=..&name=..&token=.. and takes a token out of the
-  // address at once, so that it is neither left on screen nor in the tab's
-  // history.
+  function startSession(name, token) {
+    if (session) {
+      session.close();
+    }
+    showError('');
+    ui.hint.hidden = true;
+    ui.text.disabled = false;
+    ui.send.disabled = false;
+    session = new Session(name, token);
+  }
+
+  // fromHash reads #room=a&room=b&name=..&token=.. and takes a token out
+  // of the address at once, so that it is neither left on screen nor in
+  // the tab's history.
   function fromHash() {
     const p = new URLSearchParams(location.hash.slice(1));
     const token = (p.get('token') || '').trim();
@@ -850,12 +1260,12 @@
       p.delete('token');
       history.replaceState(null, '', p.size ? `#${p}` : `${location.pathname}${location.search}`);
     }
-    return { room: p.get('room') || '', name: p.get('name') || '', token };
+    return { rooms: p.getAll('room').filter((r) => r), name: p.get('name') || '', token };
   }
 
   ui.join.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    join(ui.room.value.trim(), ui.name.value.trim(), ui.token.value.trim());
+    join([ui.room.value.trim()], ui.name.value.trim(), ui.token.value.trim());
   });
 
   ui.token.addEventListener('input', showTokenUser);
@@ -863,12 +1273,13 @@
   ui.compose.addEventListener('submit', (ev) => {
     ev.preventDefault();
     const text = ui.text.value;
-    if (!chat || text.trim() === '' || ui.send.disabled) {
+    const room = session && session.openRoom;
+    if (!room || text.trim() === '' || ui.send.disabled) {
       return;
     }
     ui.text.value = '';
     fitCompose();
-    chat.outbox.add(text);
+    room.outbox.add(text);
     ui.text.focus();
   });
 
@@ -881,19 +1292,25 @@
     }
   });
 
-  ui.text.addEventListener('input', fitCompose);
+  ui.text.addEventListener('input', () => {
+    fitCompose();
+    const room = session && session.openRoom;
+    if (room && ui.text.value.trim() !== '') {
+      room.noteTyping();
+    }
+  });
 
   ui.older.addEventListener('click', async () => {
-    if (!chat) {
+    const room = session && session.openRoom;
+    if (!room) {
       return;
     }
-    const reader = chat;
     ui.older.disabled = true;
     try {
-      await reader.loadOlder();
+      await room.loadOlder();
     } catch (err) {
       if (err instanceof AccessError) {
-        reader.deny(err);
+        room.session.deny(err);
       } else {
         showError(`Could not load older messages: ${err.message}`);
       }
@@ -906,21 +1323,27 @@
     const h = fromHash();
     const token = h.token || ui.token.value.trim();
     const name = token ? tokenSubject(token) : h.name;
-    if (h.room && name && (h.token || !chat || chat.room !== h.room || chat.user !== name)) {
-      join(h.room, name, token);
+    if (h.rooms.length === 0 || !name) {
+      return;
+    }
+    const same = session && !session.closed && session.user === name && !h.token &&
+      session.openRoom && session.openRoom.name === h.rooms[0] && h.rooms.every((r) => session.rooms.has(r));
+    if (!same) {
+      join(h.rooms, name, token);
     }
   });
 
   const start = fromHash();
   const token = start.token || saved('roomcast.token', sessionStorage);
-  const room = start.room || saved('roomcast.room') || ui.room.defaultValue;
-  ui.room.value = room;
+  const savedRooms = saved('roomcast.rooms').split(',').filter((r) => ROOM_PATTERN.test(r));
+  const rooms = start.rooms.length > 0 ? start.rooms : savedRooms.length > 0 ? savedRooms : [ui.room.defaultValue];
+  ui.room.value = rooms[0];
   ui.name.value = start.name || saved('roomcast.name');
   ui.token.value = token;
   showTokenUser();
-  if (room && (token || ui.name.value)) {
-    join(room, ui.name.value, token);
+  if (token || ui.name.value) {
+    join(rooms, ui.name.value, token);
   } else {
-    (room ? ui.name : ui.room).focus();
+    (rooms[0] ? ui.name : ui.room).focus();
   }
 })();
