@@ -296,5 +296,7 @@ func benchBesideBigRoom(b *testing.B, listen bool) {
 	if len(lat) > 0 {
 		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+		b.ReportMetric(float64(lat[len(lat)*999/1000].Nanoseconds()), "p99.9-ns")
+		b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
 	}
 }
