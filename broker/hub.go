@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -28,7 +29,8 @@ type History interface {
 
 // RoomWatcher is told when a room gets its first local listener and when it
 // loses its last: the seam for a subscription per room (sharded Pub/Sub).
-// Its methods run with the hub's lock held: they must not block and must
+// Its methods run with a lock of the hub held (the registry shard of the
+// room), so calls for one room come in order: they must not block and must
 // not call the hub.
 type RoomWatcher interface {
 	RoomOpened(room string)
@@ -89,8 +91,9 @@ const (
 
 // Listener receives a room's messages from the hub: stored messages in
 // order, each following the one before (or the start Listen returned), and
-// ephemeral events as they come. Its methods run with the hub's lock held:
-// they must not block and must not call the hub.
+// ephemeral events as they come. Its methods run with the room's lock held,
+// so calls for one room never overlap (calls for different rooms may): they
+// must not block and must not call the hub.
 type Listener interface {
 	// Deliver takes m without blocking. false means the listener cannot
 	// keep up: for a stored message the hub then drops it with ErrSlow;
@@ -104,6 +107,10 @@ type Listener interface {
 
 // Hub fans out room messages from one shared Redis subscription. Create it
 // with New, start it with Run, and Listen to rooms while it runs.
+//
+// No lock covers the whole hub on the delivery path: rooms are found in a
+// sharded registry and each room has its own lock (rooms.go), and the
+// counters are atomic. mu guards only the hub's lifecycle and health.
 type Hub struct {
 	opts    Options
 	pubsub  PubSubber
@@ -111,20 +118,27 @@ type Hub struct {
 	probe   string // this hub's probe channel
 	reads   singleflight.Group
 	repairQ chan struct{} // one token per history read of a running repair
+	rooms   *registry
+	closed  atomic.Bool // set before shutdown drops every listener
 
 	mu          sync.Mutex
-	rooms       map[string]*room
 	running     bool
-	closed      bool
 	health      map[string]error // per subscription; nil while it receives
 	started     chan struct{}    // closed when the first subscription is confirmed
 	checkNow    chan struct{}    // asks Run to check room positions at once
 	everHealthy bool
 
 	repairs sync.WaitGroup
-	stats   Stats // counters, under mu
+	stats   counters
 
 	shards *shardSubscriber // sharded mode only (BROKER_MODE=sharded)
+}
+
+// counters are the hub's Stats, updated without a lock.
+type counters struct {
+	rooms, subscribers                                            atomic.Int64
+	received, delivered, slowDrops, repairs, reconnects, ringHits atomic.Uint64
+	historyHits                                                   atomic.Uint64
 }
 
 // Stats counts what a hub has done since it was created.
@@ -140,24 +154,16 @@ type Stats struct {
 	HistoryHits uint64 // catch-up pages read from Redis (coalesced reads count once)
 }
 
-// Stats returns the hub's current counts.
+// Stats returns the hub's current counts; each is read atomically, not all
+// at one instant.
 func (h *Hub) Stats() Stats {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.stats
-	s.Rooms = len(h.rooms)
-	return s
-}
-
-// room is the hub's state for a room with local listeners.
-type room struct {
-	subs    map[Listener]redisscripts.ID // each listener's start
-	last    redisscripts.ID              // last message delivered to subs
-	ready   chan struct{}                // closed once last is known
-	initErr error                        // why last could not be read
-	busy    bool                         // last is being found or a gap repaired; pending collects live messages
-	pending []*Message
-	ring    ring
+	c := &h.stats
+	return Stats{
+		Rooms: int(c.rooms.Load()), Subscribers: int(c.subscribers.Load()),
+		Received: c.received.Load(), Delivered: c.delivered.Load(), SlowDrops: c.slowDrops.Load(),
+		Repairs: c.repairs.Load(), Reconnects: c.reconnects.Load(), RingHits: c.ringHits.Load(),
+		HistoryHits: c.historyHits.Load(),
+	}
 }
 
 // maxPending bounds the live messages held while a room is repaired; later
@@ -185,7 +191,7 @@ func New(pubsub PubSubber, opts Options) *Hub {
 		log:      opts.Logger,
 		probe:    opts.Keys.ProbeChannel(randomName()),
 		repairQ:  make(chan struct{}, opts.MaxRepairs),
-		rooms:    make(map[string]*room),
+		rooms:    newRegistry(),
 		health:   map[string]error{"": ErrNotReady},
 		started:  make(chan struct{}),
 		checkNow: make(chan struct{}, 1),
@@ -232,31 +238,15 @@ func (h *Hub) WaitStarted(ctx context.Context) error {
 // has stopped. l may be called before Listen returns. The caller must
 // Unlisten when done, unless the hub dropped l.
 func (h *Hub) Listen(ctx context.Context, name string, l Listener) (redisscripts.ID, error) {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return redisscripts.ID{}, ErrClosed
+	r, first, err := h.join(name, l)
+	if err != nil {
+		return redisscripts.ID{}, err
 	}
-	r, found := h.rooms[name]
-	if !found {
-		r = &room{subs: make(map[Listener]redisscripts.ID), ready: make(chan struct{}), busy: true,
-			ring: newRing(h.opts.Ring)}
-		h.rooms[name] = r
-		if h.opts.Watcher != nil {
-			h.opts.Watcher.RoomOpened(name)
-		}
-	}
-	// The listener starts after the last message delivered to the room;
-	// initRoom corrects this for a room whose position is still unknown.
-	r.subs[l] = r.last
-	h.stats.Subscribers++
-	h.mu.Unlock()
-
-	if !found {
+	if first {
 		if a, ok := h.opts.Watcher.(RoomAwaiter); ok {
 			a.AwaitRoom(ctx, name) // subscribed before the position read
 		}
-		h.initRoom(ctx, name, r)
+		h.initRoom(ctx, r)
 	}
 	select {
 	case <-r.ready:
@@ -264,41 +254,135 @@ func (h *Hub) Listen(ctx context.Context, name string, l Listener) (redisscripts
 		h.Unlisten(name, l)
 		return redisscripts.ID{}, ctx.Err()
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.initErr != nil {
 		return redisscripts.ID{}, r.initErr
 	}
 	start, ok := r.subs[l]
-	if !ok && h.closed {
+	if !ok && h.closed.Load() {
 		return redisscripts.ID{}, ErrClosed
 	}
 	return start, nil // if dropped meanwhile, Dropped has told l
 }
 
+// join adds l to room name, registering the room if it has no listeners;
+// first reports that l is the room's first listener, which must read its
+// position.
+func (h *Hub) join(name string, l Listener) (r *room, first bool, err error) {
+	for {
+		if h.closed.Load() {
+			return nil, false, ErrClosed
+		}
+		r = h.register(name)
+		r.mu.Lock()
+		if r.gone { // emptied before l got in: register anew
+			r.mu.Unlock()
+			continue
+		}
+		if h.closed.Load() { // shutdown may have passed this room already
+			if len(r.subs) == 0 {
+				h.unregisterLocked(r)
+			}
+			r.mu.Unlock()
+			return nil, false, ErrClosed
+		}
+		// The listener starts after the last message delivered to the
+		// room; initRoom corrects this for a room whose position is still
+		// unknown.
+		r.subs[l] = r.last
+		r.list = nil
+		h.stats.subscribers.Add(1)
+		first = !r.inited
+		r.inited = true
+		r.mu.Unlock()
+		return r, first, nil
+	}
+}
+
+// register returns the room called name, adding it to the registry if it
+// is not there.
+func (h *Hub) register(name string) *room {
+	if r := h.rooms.get(name); r != nil {
+		return r
+	}
+	s := h.rooms.shardOf(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.rooms[name]; r != nil {
+		return r
+	}
+	r := &room{name: name, subs: make(map[Listener]redisscripts.ID), ready: make(chan struct{}), busy: true,
+		ring: newRing(h.opts.Ring)}
+	s.rooms[name] = r
+	h.stats.rooms.Add(1)
+	if h.opts.Watcher != nil {
+		h.opts.Watcher.RoomOpened(name)
+	}
+	return r
+}
+
+// unregisterLocked takes r, which has no listeners left, out of the
+// registry; r.mu is held.
+func (h *Hub) unregisterLocked(r *room) {
+	r.gone = true
+	s := h.rooms.shardOf(r.name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms[r.name] == r {
+		delete(s.rooms, r.name)
+		h.stats.rooms.Add(-1)
+		if h.opts.Watcher != nil {
+			h.opts.Watcher.RoomClosed(r.name)
+		}
+	}
+}
+
+// lockRoom returns the room called name with its lock held, or nil if the
+// room has no local listeners.
+func (h *Hub) lockRoom(name string) *room {
+	for {
+		r := h.rooms.get(name)
+		if r == nil {
+			return nil
+		}
+		r.mu.Lock()
+		if !r.gone {
+			return r
+		}
+		// Emptied since it was found; it is out of the registry already.
+		r.mu.Unlock()
+	}
+}
+
 // Unlisten removes l from room; it reports false if l was not listening
 // (never was, or the hub dropped it). Dropped is not called.
 func (h *Hub) Unlisten(name string, l Listener) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.removeLocked(name, l)
+	r := h.lockRoom(name)
+	if r == nil {
+		return false
+	}
+	defer r.mu.Unlock()
+	return h.removeLocked(r, l)
 }
 
 // initRoom reads the position of a room that just got its first local
 // listener; messages arriving meanwhile wait in r.pending.
-func (h *Hub) initRoom(ctx context.Context, name string, r *room) {
+func (h *Hub) initRoom(ctx context.Context, r *room) {
 	// Others may be waiting for this read: the first listener leaving
 	// must not fail it for them.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.Timeout)
 	defer cancel()
-	ids, err := h.opts.History.Positions(ctx, []string{name})
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	ids, err := h.opts.History.Positions(ctx, []string{r.name})
+	slow := 0
+	defer func() { h.logSlow(r.name, slow) }() // once the lock is released
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	defer close(r.ready)
 	if err != nil {
 		r.initErr = fmt.Errorf("read room position: %w", err)
 		for l := range r.subs {
-			h.removeLocked(name, l)
+			h.removeLocked(r, l)
 		}
 		return
 	}
@@ -306,7 +390,8 @@ func (h *Hub) initRoom(ctx context.Context, name string, r *room) {
 	for l := range r.subs {
 		r.subs[l] = r.last // all joined while the position was unknown
 	}
-	if _, done := h.flushPendingLocked(name, r); !done {
+	var done bool
+	if slow, done = h.flushPendingLocked(r); !done {
 		// A message went missing right behind the position just read: have
 		// Run compare the room with Redis, which repairs it from history.
 		r.pending, r.busy = nil, false
@@ -317,33 +402,27 @@ func (h *Hub) initRoom(ctx context.Context, name string, r *room) {
 	}
 }
 
-// removeLocked takes l out of room, deleting a room left empty.
-func (h *Hub) removeLocked(name string, l Listener) bool {
-	r := h.rooms[name]
-	if r == nil {
-		return false
-	}
+// removeLocked takes l out of r, unregistering r if left empty.
+func (h *Hub) removeLocked(r *room, l Listener) bool {
 	if _, ok := r.subs[l]; !ok {
 		return false
 	}
 	delete(r.subs, l)
-	h.stats.Subscribers--
+	r.list = nil
+	h.stats.subscribers.Add(-1)
 	if len(r.subs) == 0 {
-		delete(h.rooms, name)
-		if h.opts.Watcher != nil {
-			h.opts.Watcher.RoomClosed(name)
-		}
+		h.unregisterLocked(r)
 	}
 	return true
 }
 
-// dropLocked removes l from its room and tells it why.
-func (h *Hub) dropLocked(name string, l Listener, err error) {
-	if !h.removeLocked(name, l) {
+// dropLocked removes l from r and tells it why.
+func (h *Hub) dropLocked(r *room, l Listener, err error) {
+	if !h.removeLocked(r, l) {
 		return
 	}
 	if err == ErrSlow {
-		h.stats.SlowDrops++
+		h.stats.slowDrops.Add(1)
 	}
 	l.Dropped(err)
 }
@@ -351,47 +430,52 @@ func (h *Hub) dropLocked(name string, l Listener, err error) {
 // deliverLocked gives m to every listener of r without ever blocking and
 // returns how many it dropped for being slow, for the caller to log once
 // the lock is released.
-func (h *Hub) deliverLocked(name string, r *room, m *Message) (slow int) {
+func (h *Hub) deliverLocked(r *room, m *Message) (slow int) {
 	r.last = m.ID
 	r.ring.add(m)
-	for l := range r.subs {
+	taken := 0
+	for _, l := range r.listenersLocked() {
 		if l.Deliver(m) {
-			h.stats.Delivered++
+			taken++
 			continue
 		}
 		slow++
-		h.dropLocked(name, l, ErrSlow)
+		h.dropLocked(r, l, ErrSlow)
 	}
+	h.stats.delivered.Add(uint64(taken)) // once per message: the counter is shared by every room
 	return slow
 }
 
 // dispatch routes one live message to its room.
 func (h *Hub) dispatch(ctx context.Context, m *Message) {
+	h.stats.received.Add(1)
+	r := h.lockRoom(m.Room)
+	if r == nil {
+		return
+	}
 	slow := 0
-	defer func() { h.logSlow(m.Room, slow) }()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.stats.Received++
-	r := h.rooms[m.Room]
 	switch {
-	case r == nil:
 	case m.Ephemeral():
-		for l := range r.subs {
+		taken := 0
+		for _, l := range r.listenersLocked() {
 			if l.Deliver(m) {
-				h.stats.Delivered++
+				taken++
 			}
 		}
+		h.stats.delivered.Add(uint64(taken))
 	case r.busy:
 		if len(r.pending) < maxPending {
 			r.pending = append(r.pending, m)
 		}
 	case m.ID.Covered(r.last):
 	case m.ID.Follows(r.last):
-		slow = h.deliverLocked(m.Room, r, m)
+		slow = h.deliverLocked(r, m)
 	default:
 		r.pending = append(r.pending, m)
-		h.startRepairLocked(ctx, m.Room, r)
+		h.startRepairLocked(ctx, r)
 	}
+	r.mu.Unlock()
+	h.logSlow(m.Room, slow)
 }
 
 func (h *Hub) logSlow(room string, n int) {
@@ -403,12 +487,12 @@ func (h *Hub) logSlow(room string, n int) {
 // flushPendingLocked delivers the pending messages that continue r's
 // sequence and reports whether all of them did; if not, r stays busy and
 // the rest stays pending.
-func (h *Hub) flushPendingLocked(name string, r *room) (slow int, done bool) {
+func (h *Hub) flushPendingLocked(r *room) (slow int, done bool) {
 	for i, m := range r.pending {
 		switch {
 		case m.ID.Covered(r.last):
 		case m.ID.Follows(r.last):
-			slow += h.deliverLocked(name, r, m)
+			slow += h.deliverLocked(r, m)
 		default:
 			r.pending = r.pending[i:]
 			return slow, false

@@ -11,8 +11,11 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,4 +192,111 @@ func benchFanOutThroughRedis(b *testing.B, subscribers int) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(subscribers), "ns/delivery")
+}
+
+// countListener takes every message and counts it.
+type countListener struct{ n atomic.Int64 }
+
+func (c *countListener) Deliver(*Message) bool { c.n.Add(1); return true }
+func (c *countListener) Dropped(error)         {}
+
+// roomPayload is the Pub/Sub message seq of room, as the post script
+// publishes it.
+func roomPayload(keys redisscripts.Keys, room string, seq int64) (channel, payload string) {
+	s := strconv.FormatInt(seq, 10)
+	return keys.Channel(room), `{"id":"mbench-` + s + `","seq":` + s + `,"room":"` + room +
+		`","user":"bench","text":"hello","time":"2026-01-01T00:00:00.000Z"}`
+}
+
+// BenchmarkFanOutBesideBigRoom measures a small room while another
+// goroutine fans messages out to a room of 10 000 listeners, as two
+// subscriptions (shards) of one hub do: op=deliver is one message to a room
+// of one listener, op=listen is one Listen+Unlisten of a stream joining a
+// small room. Each parallel goroutine has its own small room. With one
+// hub-wide lock both wait for the big room's fan-out; with per-room state
+// they do not. big-msgs/s is the big room's rate meanwhile.
+//
+//	go test -run '^$' -bench FanOutBesideBigRoom -cpu 2 ./broker/
+func BenchmarkFanOutBesideBigRoom(b *testing.B) {
+	for _, op := range []string{"deliver", "listen"} {
+		b.Run("op="+op, func(b *testing.B) { benchBesideBigRoom(b, op == "listen") })
+	}
+}
+
+func benchBesideBigRoom(b *testing.B, listen bool) {
+	keys := redisscripts.NewKeys("bench:")
+	h := New(nil, Options{Keys: keys, History: emptyRooms{}, Encode: benchEncode, Buffer: 4,
+		CheckInterval: time.Minute, Timeout: time.Second})
+	ctx := b.Context()
+	const big = 10_000
+	for range big {
+		if _, err := h.Listen(ctx, "big", &countListener{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var (
+		smallRooms atomic.Int64
+		latMu      sync.Mutex
+		lat        []time.Duration // of every op, for percentiles
+	)
+	stop := make(chan struct{})
+	bigDone := make(chan int64)
+	go func() {
+		seq := int64(0)
+		for {
+			select {
+			case <-stop:
+				bigDone <- seq
+				return
+			default:
+			}
+			seq++
+			channel, payload := roomPayload(keys, "big", seq)
+			h.Receive(ctx, channel, payload)
+		}
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		room := "small-" + strconv.FormatInt(smallRooms.Add(1), 10)
+		l := &countListener{}
+		if _, err := h.Listen(ctx, room, l); err != nil {
+			b.Error(err)
+			return
+		}
+		seq := int64(0)
+		var mine []time.Duration
+		defer func() { latMu.Lock(); lat = append(lat, mine...); latMu.Unlock() }()
+		for pb.Next() {
+			t0 := time.Now()
+			if listen {
+				joiner := &countListener{}
+				if _, err := h.Listen(ctx, room, joiner); err != nil {
+					b.Error(err)
+					return
+				}
+				h.Unlisten(room, joiner)
+				mine = append(mine, time.Since(t0))
+				continue
+			}
+			seq++
+			channel, payload := roomPayload(keys, room, seq)
+			h.Receive(ctx, channel, payload)
+			mine = append(mine, time.Since(t0))
+		}
+		if !listen && l.n.Load() != seq {
+			b.Errorf("room %s: delivered %d of %d", room, l.n.Load(), seq)
+		}
+	})
+	b.StopTimer()
+	close(stop)
+	bigMsgs := <-bigDone
+	b.ReportMetric(float64(bigMsgs)/b.Elapsed().Seconds(), "big-msgs/s")
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
+		b.ReportMetric(float64(lat[len(lat)*999/1000].Nanoseconds()), "p99.9-ns")
+		b.ReportMetric(float64(lat[len(lat)-1].Nanoseconds()), "max-ns")
+	}
 }

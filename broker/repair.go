@@ -25,15 +25,14 @@ const pageLimit = 200
 // (room, from) share one round trip. It is the only reader of history for
 // catch-ups and repairs.
 func (h *Hub) Since(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
-	h.mu.Lock()
-	if r := h.rooms[name]; r != nil {
-		if msgs, ok := r.ring.after(from, r.last); ok {
-			h.stats.RingHits++
-			h.mu.Unlock()
+	if r := h.lockRoom(name); r != nil {
+		msgs, ok := r.ring.after(from, r.last)
+		r.mu.Unlock()
+		if ok {
+			h.stats.ringHits.Add(1)
 			return Page{Messages: msgs}, nil
 		}
 	}
-	h.mu.Unlock()
 	return h.readAfter(ctx, name, from)
 }
 
@@ -42,9 +41,7 @@ func (h *Hub) Since(ctx context.Context, name string, from redisscripts.ID) (Pag
 func (h *Hub) readAfter(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
 	key := name + "\x00" + from.String()
 	ch := h.reads.DoChan(key, func() (any, error) {
-		h.mu.Lock()
-		h.stats.HistoryHits++
-		h.mu.Unlock()
+		h.stats.historyHits.Add(1)
 		// Shared by every caller: no single caller's cancellation ends it.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.Timeout)
 		defer cancel()
@@ -93,16 +90,16 @@ func (h *Hub) newMessage(room string, data []byte) (*Message, error) {
 
 // startRepairLocked marks r busy and reads the messages it missed from
 // history in the background.
-func (h *Hub) startRepairLocked(ctx context.Context, name string, r *room) {
+func (h *Hub) startRepairLocked(ctx context.Context, r *room) {
 	if r.busy {
 		return
 	}
 	r.busy = true
-	h.stats.Repairs++
+	h.stats.repairs.Add(1)
 	h.repairs.Add(1)
 	go func() {
 		defer h.repairs.Done()
-		h.repair(ctx, name, r)
+		h.repair(ctx, r)
 	}()
 }
 
@@ -110,26 +107,26 @@ func (h *Hub) startRepairLocked(ctx context.Context, name string, r *room) {
 // live messages continue the sequence. It retries until ctx ends or the room
 // loses its last listener. At most MaxRepairs reads run at once, so that a
 // resubscribe that repairs every room cannot flood Redis.
-func (h *Hub) repair(ctx context.Context, name string, r *room) {
+func (h *Hub) repair(ctx context.Context, r *room) {
 	backoff := newBackoff()
 	for {
-		h.mu.Lock()
-		if h.rooms[name] != r {
-			h.mu.Unlock()
+		r.mu.Lock()
+		if r.gone {
+			r.mu.Unlock()
 			return
 		}
 		from := r.last
-		h.mu.Unlock()
+		r.mu.Unlock()
 
 		select {
 		case h.repairQ <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
-		page, err := h.readAfter(ctx, name, from) // the ring only has what was delivered
+		page, err := h.readAfter(ctx, r.name, from) // the ring only has what was delivered
 		<-h.repairQ
 		if err != nil {
-			h.log.Warn("repairing room from history", "room", name, "err", err)
+			h.log.Warn("repairing room from history", "room", r.name, "err", err)
 			if !backoff.wait(ctx) {
 				return
 			}
@@ -137,10 +134,10 @@ func (h *Hub) repair(ctx context.Context, name string, r *room) {
 		}
 		backoff.reset()
 
-		slow, done, dropped := h.applyRepair(name, r, from, page)
-		h.logSlow(name, slow)
+		slow, done, dropped := h.applyRepair(r, from, page)
+		h.logSlow(r.name, slow)
 		if dropped > 0 {
-			h.log.Warn("dropping live messages that history cannot connect", "room", name, "pending", dropped)
+			h.log.Warn("dropping live messages that history cannot connect", "room", r.name, "pending", dropped)
 		}
 		if done {
 			return
@@ -150,21 +147,21 @@ func (h *Hub) repair(ctx context.Context, name string, r *room) {
 
 // applyRepair delivers a page read by repair and reports whether the room
 // is whole again.
-func (h *Hub) applyRepair(name string, r *room, from redisscripts.ID, page Page) (slow int, done bool, dropped int) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.rooms[name] != r {
+func (h *Hub) applyRepair(r *room, from redisscripts.ID, page Page) (slow int, done bool, dropped int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone {
 		return 0, true, 0
 	}
 	for _, m := range page.Messages {
 		if !m.ID.Covered(r.last) {
-			slow += h.deliverLocked(name, r, m)
+			slow += h.deliverLocked(r, m)
 		}
 	}
 	if page.HasMore {
 		return slow, false, 0
 	}
-	s, done := h.flushPendingLocked(name, r)
+	s, done := h.flushPendingLocked(r)
 	slow += s
 	if !done && r.last == from {
 		// History has nothing that leads to what is pending: Redis lost

@@ -31,7 +31,7 @@ var errProbeLost = errors.New("probe message not received: subscription is deaf"
 // Subscribe fails with ErrClosed.
 func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
-	if h.running || h.closed {
+	if h.running || h.closed.Load() {
 		h.mu.Unlock()
 		return errors.New("broker: Run called twice")
 	}
@@ -69,13 +69,15 @@ func (h *Hub) shutdown(cancel context.CancelFunc) {
 	cancel()
 	h.repairs.Wait()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closed = true
+	h.closed.Store(true) // before the rooms are emptied: Listen checks it under a room's lock
 	h.health = map[string]error{"": fmt.Errorf("%w: %w", ErrNotReady, ErrClosed)}
-	for name, r := range h.rooms {
+	h.mu.Unlock()
+	for _, r := range h.rooms.all() {
+		r.mu.Lock()
 		for l := range r.subs {
-			h.dropLocked(name, l, ErrClosed)
+			h.dropLocked(r, l, ErrClosed)
 		}
+		r.mu.Unlock()
 	}
 }
 
@@ -111,9 +113,7 @@ func (h *Hub) session(ctx context.Context, resumed bool, backoff *backoff) error
 	h.ReportHealth("", nil)
 	backoff.reset()
 	if resumed {
-		h.mu.Lock()
-		h.stats.Reconnects++
-		h.mu.Unlock()
+		h.stats.reconnects.Add(1)
 		h.log.Info("redis subscription restored; repairing rooms from history")
 		h.checkRooms(ctx, nil)
 	}
@@ -229,25 +229,32 @@ func (h *Hub) Recheck(ctx context.Context, rooms []string) {
 // sequence went back within its epoch (a failover lost writes) drops its
 // subscribers with ErrReset, so that they resume and are told.
 func (h *Hub) checkRooms(ctx context.Context, only []string) {
-	h.mu.Lock()
-	names := make([]string, 0, len(h.rooms))
-	before := make([]redisscripts.ID, 0, len(h.rooms)) // what each room had before the read
-	add := func(name string, r *room) {
-		if r != nil && !r.busy {
-			names = append(names, name)
+	var (
+		rooms  []*room
+		names  []string
+		before []redisscripts.ID // what each room had before the read
+	)
+	add := func(r *room) { // r.mu held
+		if !r.busy && !r.gone {
+			rooms = append(rooms, r)
+			names = append(names, r.name)
 			before = append(before, r.last)
 		}
 	}
 	if only == nil {
-		for name, r := range h.rooms {
-			add(name, r)
+		for _, r := range h.rooms.all() {
+			r.mu.Lock()
+			add(r)
+			r.mu.Unlock()
 		}
 	} else {
 		for _, name := range only {
-			add(name, h.rooms[name])
+			if r := h.lockRoom(name); r != nil {
+				add(r)
+				r.mu.Unlock()
+			}
 		}
 	}
-	h.mu.Unlock()
 	if len(names) == 0 {
 		return
 	}
@@ -258,36 +265,30 @@ func (h *Hub) checkRooms(ctx context.Context, only []string) {
 		h.log.Warn("checking room positions", "err", err)
 		return
 	}
-	type wentBack struct {
-		room            string
-		delivered, seen redisscripts.ID
-	}
-	var back []wentBack
-	defer func() {
-		for _, b := range back { // logged once the lock is released
-			h.log.Warn("room sequence went back: Redis lost acknowledged writes", "room", b.room,
-				"delivered", b.delivered.String(), "redis", b.seen.String())
-		}
-	}()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i, name := range names {
-		r, inRedis := h.rooms[name], ids[i]
+	for i, r := range rooms {
+		r.mu.Lock()
+		delivered, inRedis := r.last, ids[i]
+		wentBack := false
 		switch {
-		case r == nil || r.last != before[i]:
+		case r.gone || r.last != before[i]:
 			// Gone, or delivered more since the read: look again next time.
 		case inRedis == r.last:
 		case inRedis.Epoch == "":
 			r.last = redisscripts.ID{} // its next message starts a new epoch
 			r.ring.clear()
 		case inRedis.Epoch == r.last.Epoch && inRedis.Seq < r.last.Seq:
-			back = append(back, wentBack{name, r.last, inRedis})
+			wentBack = true
 			r.ring.clear()
 			for l := range r.subs {
-				h.dropLocked(name, l, ErrReset)
+				h.dropLocked(r, l, ErrReset)
 			}
 		default: // behind Redis, or Redis has another epoch
-			h.startRepairLocked(ctx, name, r)
+			h.startRepairLocked(ctx, r)
+		}
+		r.mu.Unlock()
+		if wentBack { // logged once the lock is released
+			h.log.Warn("room sequence went back: Redis lost acknowledged writes", "room", r.name,
+				"delivered", delivered.String(), "redis", inRedis.String())
 		}
 	}
 }
