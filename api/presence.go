@@ -14,8 +14,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"roomcast/api/auth"
-	"roomcast/broker/stream"
 	"roomcast/broker/presence"
+	"roomcast/broker/stream"
 	"roomcast/redisscripts"
 )
 
