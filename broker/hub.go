@@ -121,12 +121,12 @@ type Hub struct {
 	rooms   *registry
 	closed  atomic.Bool // set before shutdown drops every listener
 
-	mu          sync.Mutex
-	running     bool
-	health      map[string]error // per subscription; nil while it receives
-	started     chan struct{}    // closed when the first subscription is confirmed
-	checkNow    chan struct{}    // asks Run to check room positions at once
-	everHealthy bool
+	mu           sync.Mutex
+	running      bool
+	health       map[string]error // per subscription; nil while it receives
+	started      chan struct{}    // closed when the first subscription is confirmed
+	checkNow     chan struct{}    // asks Run to check room positions at once
+	everReceived bool
 
 	repairs sync.WaitGroup
 	stats   counters
@@ -312,7 +312,7 @@ func (h *Hub) register(name string) *room {
 	if r := s.rooms[name]; r != nil {
 		return r
 	}
-	r := &room{name: name, subs: make(map[Listener]redisscripts.ID), ready: make(chan struct{}), busy: true,
+	r := &room{name: name, subs: make(map[Listener]redisscripts.ID), ready: make(chan struct{}), repairing: true,
 		ring: newRing(h.opts.Ring)}
 	s.rooms[name] = r
 	h.stats.rooms.Add(1)
@@ -394,7 +394,7 @@ func (h *Hub) initRoom(ctx context.Context, r *room) {
 	if slow, done = h.flushPendingLocked(r); !done {
 		// A message went missing right behind the position just read: have
 		// Run compare the room with Redis, which repairs it from history.
-		r.pending, r.busy = nil, false
+		r.pending, r.repairing = nil, false
 		select {
 		case h.checkNow <- struct{}{}:
 		default: // a check is already asked for
@@ -463,7 +463,7 @@ func (h *Hub) dispatch(ctx context.Context, m *Message) {
 			}
 		}
 		h.stats.delivered.Add(uint64(taken))
-	case r.busy:
+	case r.repairing:
 		if len(r.pending) < maxPending {
 			r.pending = append(r.pending, m)
 		}
@@ -485,7 +485,7 @@ func (h *Hub) logSlow(room string, n int) {
 }
 
 // flushPendingLocked delivers the pending messages that continue r's
-// sequence and reports whether all of them did; if not, r stays busy and
+// sequence and reports whether all of them did; if not, r stays repairing and
 // the rest stays pending.
 func (h *Hub) flushPendingLocked(r *room) (slow int, done bool) {
 	for i, m := range r.pending {
@@ -499,6 +499,6 @@ func (h *Hub) flushPendingLocked(r *room) (slow int, done bool) {
 		}
 	}
 	r.pending = nil
-	r.busy = false
+	r.repairing = false
 	return slow, true
 }

@@ -88,13 +88,13 @@ func (h *Hub) newMessage(room string, data []byte) (*Message, error) {
 	return m, nil
 }
 
-// startRepairLocked marks r busy and reads the messages it missed from
+// startRepairLocked marks r repairing and reads the messages it missed from
 // history in the background.
 func (h *Hub) startRepairLocked(ctx context.Context, r *room) {
-	if r.busy {
+	if r.repairing {
 		return
 	}
-	r.busy = true
+	r.repairing = true
 	h.stats.repairs.Add(1)
 	h.repairs.Add(1)
 	go func() {
@@ -168,7 +168,7 @@ func (h *Hub) applyRepair(r *room, from redisscripts.ID, page Page) (slow int, d
 		// it, or it belongs to a state Redis no longer has. Reading
 		// again would spin; the next message or check repairs anew.
 		dropped = len(r.pending)
-		r.pending, r.busy = nil, false
+		r.pending, r.repairing = nil, false
 		done = true
 	}
 	return slow, done, dropped

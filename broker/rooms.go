@@ -68,17 +68,17 @@ func (g *registry) all() []*room {
 type room struct {
 	name string
 
-	mu      sync.Mutex
-	gone    bool                         // taken out of the registry; a new room of this name may exist
-	subs    map[Listener]redisscripts.ID // each listener's start
-	list    []Listener                   // subs' listeners for fan-out; nil when stale
-	inited  bool                         // a listener has started reading the room's position
-	last    redisscripts.ID              // last message delivered to subs
-	ready   chan struct{}                // closed once last is known
-	initErr error                        // why last could not be read
-	busy    bool                         // last is being found or a gap repaired; pending collects live messages
-	pending []*Message
-	ring    ring
+	mu        sync.Mutex
+	gone      bool                         // taken out of the registry; a new room of this name may exist
+	subs      map[Listener]redisscripts.ID // each listener's start
+	list      []Listener                   // subs' listeners for fan-out; nil when stale
+	inited    bool                         // a listener has started reading the room's position
+	last      redisscripts.ID              // last message delivered to subs
+	ready     chan struct{}                // closed once last is known
+	initErr   error                        // why last could not be read
+	repairing bool                         // last is being found or a gap repaired; pending collects live messages
+	pending   []*Message
+	ring      ring
 }
 
 // listenersLocked returns the room's listeners as a slice that is copied

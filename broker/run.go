@@ -93,8 +93,8 @@ func (h *Hub) ReportHealth(subscription string, err error) {
 	} else {
 		h.health[subscription] = err
 	}
-	if err == nil && !h.everHealthy {
-		h.everHealthy = true
+	if err == nil && !h.everReceived {
+		h.everReceived = true
 		close(h.started)
 	}
 }
@@ -235,7 +235,7 @@ func (h *Hub) checkRooms(ctx context.Context, only []string) {
 		before []redisscripts.ID // what each room had before the read
 	)
 	add := func(r *room) { // r.mu held
-		if !r.busy && !r.gone {
+		if !r.repairing && !r.gone {
 			rooms = append(rooms, r)
 			names = append(names, r.name)
 			before = append(before, r.last)
