@@ -66,8 +66,8 @@ type Options struct {
 	// Ring is how many recent messages each active room keeps to serve
 	// catch-ups and repairs without Redis; 0 means DefaultRing.
 	Ring int
-	// MaxRepairs bounds the history reads of repairs running at once;
-	// 0 means DefaultMaxRepairs.
+	// MaxRepairs bounds the history reads of repairs running at once, and
+	// apart from them those of catch-ups; 0 means DefaultMaxRepairs.
 	MaxRepairs int
 	// Watcher, if set, is told about rooms opening and closing; if it is a
 	// RoomAwaiter too, a room's first Listen waits for it.
@@ -118,6 +118,7 @@ type Hub struct {
 	probe   string // this hub's probe channel
 	reads   singleflight.Group
 	repairQ chan struct{} // one token per history read of a running repair
+	readQ   chan struct{} // one token per catch-up history read (catchup.go)
 	rooms   *registry
 	closed  atomic.Bool // set before shutdown drops every listener
 
@@ -191,6 +192,7 @@ func New(pubsub PubSubber, opts Options) *Hub {
 		log:      opts.Logger,
 		probe:    opts.Keys.ProbeChannel(randomName()),
 		repairQ:  make(chan struct{}, opts.MaxRepairs),
+		readQ:    make(chan struct{}, opts.MaxRepairs),
 		rooms:    newRegistry(),
 		health:   map[string]error{"": ErrNotReady},
 		started:  make(chan struct{}),

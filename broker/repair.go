@@ -20,44 +20,6 @@ type Page struct {
 // pageLimit is the number of messages of one history read.
 const pageLimit = 200
 
-// Since returns room's stored messages after from: from the room's ring
-// when it holds them, else from Redis, where concurrent reads of the same
-// (room, from) share one round trip. It is the only reader of history for
-// catch-ups and repairs.
-func (h *Hub) Since(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
-	if r := h.lockRoom(name); r != nil {
-		msgs, ok := r.ring.after(from, r.last)
-		r.mu.Unlock()
-		if ok {
-			h.stats.ringHits.Add(1)
-			return Page{Messages: msgs}, nil
-		}
-	}
-	return h.readAfter(ctx, name, from)
-}
-
-// readAfter reads one page of room's history after from, coalescing
-// concurrent reads of the same page.
-func (h *Hub) readAfter(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
-	key := name + "\x00" + from.String()
-	ch := h.reads.DoChan(key, func() (any, error) {
-		h.stats.historyHits.Add(1)
-		// Shared by every caller: no single caller's cancellation ends it.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.Timeout)
-		defer cancel()
-		return h.readPage(ctx, name, from)
-	})
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return Page{}, res.Err
-		}
-		return res.Val.(Page), nil
-	case <-ctx.Done():
-		return Page{}, ctx.Err()
-	}
-}
-
 func (h *Hub) readPage(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
 	page, err := h.opts.History.History(ctx, name, redisscripts.Query{
 		Direction: redisscripts.After, Cursor: from, Limit: pageLimit,
@@ -123,7 +85,7 @@ func (h *Hub) repair(ctx context.Context, r *room) {
 		case <-ctx.Done():
 			return
 		}
-		page, err := h.readAfter(ctx, r.name, from) // the ring only has what was delivered
+		page, err := h.readAfter(ctx, r.name, from, false) // the ring only has what was delivered
 		<-h.repairQ
 		if err != nil {
 			h.log.Warn("repairing room from history", "room", r.name, "err", err)

@@ -59,3 +59,27 @@ func (r *ring) after(from, last redisscripts.ID) ([]*Message, bool) {
 	}
 	return nil, false
 }
+
+// oldest returns the ring's oldest message, or nil when it is empty.
+func (r *ring) oldest() *Message {
+	if r.n == 0 {
+		return nil
+	}
+	return r.at(0)
+}
+
+// prepend puts older, an unbroken run of messages that ends right before the
+// ring's oldest one, in front of what the ring holds, as far as room is
+// left: the newest messages are kept.
+func (r *ring) prepend(older []*Message) {
+	room := len(r.buf) - r.n
+	if room <= 0 || len(older) == 0 {
+		return
+	}
+	older = older[max(0, len(older)-room):]
+	for i := len(older) - 1; i >= 0; i-- {
+		r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
+		r.buf[r.head] = older[i]
+		r.n++
+	}
+}

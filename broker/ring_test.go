@@ -47,3 +47,23 @@ func TestRingServesOnlyWhatItHoldsWhole(t *testing.T) {
 		t.Fatalf("after a new epoch the ring served %d messages from the old one", len(msgs))
 	}
 }
+
+func TestRingPrependKeepsTheNewest(t *testing.T) {
+	msg := func(seq int64) *Message { return &Message{ID: redisscripts.ID{Epoch: "e", Seq: seq}} }
+	r := newRing(4)
+	r.add(msg(5))
+	r.add(msg(6))
+	r.prepend([]*Message{msg(2), msg(3), msg(4)})
+	got, ok := r.after(redisscripts.ID{Epoch: "e", Seq: 2}, redisscripts.ID{Epoch: "e", Seq: 6})
+	if !ok || len(got) != 4 || got[0].ID.Seq != 3 || got[3].ID.Seq != 6 {
+		t.Fatalf("after prepend: %v %v, want 3..6", got, ok)
+	}
+	r.prepend([]*Message{msg(1)}) // full: nothing more fits
+	if o := r.oldest(); o.ID.Seq != 3 {
+		t.Fatalf("oldest %v, want seq 3", o.ID)
+	}
+	r.add(msg(7)) // the ring still wraps as before
+	if o := r.oldest(); o.ID.Seq != 4 {
+		t.Fatalf("oldest after add %v, want seq 4", o.ID)
+	}
+}

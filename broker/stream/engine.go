@@ -55,10 +55,18 @@ type Options struct {
 	// advice and why): broker.ErrSlow, broker.ErrReset, broker.ErrClosed,
 	// ErrExpired, or another error for a failure on the server's side.
 	Goodbye func(reason error) []byte
+	// CatchUpRetry is how long a catch-up whose history read finds Redis
+	// unavailable keeps retrying before the stream ends; 0 means
+	// DefaultCatchUpRetry.
+	CatchUpRetry time.Duration
 	// OnReset counts reset events sent; may be nil.
 	OnReset func()
 	Logger  *slog.Logger
 }
+
+// DefaultCatchUpRetry is Options.CatchUpRetry's default: a few times the
+// default Redis timeout.
+const DefaultCatchUpRetry = 5 * time.Second
 
 // Engine runs the open streams of a process.
 type Engine struct {
@@ -74,6 +82,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.MaxQueue <= 0 {
 		opts.MaxQueue = 256
+	}
+	if opts.CatchUpRetry <= 0 {
+		opts.CatchUpRetry = DefaultCatchUpRetry
 	}
 	return &Engine{opts: opts, log: opts.Logger, wheel: newWheel(opts.Heartbeat)}
 }

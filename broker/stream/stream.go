@@ -436,7 +436,7 @@ func (s *Stream) catchUp(r *roomState) error {
 	s.mu.Lock()
 	from := r.pos
 	s.mu.Unlock()
-	page, err := s.e.opts.Rooms.Since(context.Background(), r.name, from)
+	page, err := s.since(r.name, from)
 	if err != nil {
 		return err
 	}
@@ -469,6 +469,30 @@ func (s *Stream) catchUp(r *roomState) error {
 	// after a second look rather than held for ever.
 	s.settleLocked(r, r.rounds >= 2)
 	return nil
+}
+
+// since reads a page for catchUp. Redis being unavailable for a moment
+// (a crowd of resumes queueing on the pool, a failover) is waited out for
+// up to CatchUpRetry rather than ending the stream, and with it every
+// stream that shared the failed read.
+func (s *Stream) since(room string, from redisscripts.ID) (broker.Page, error) {
+	deadline := time.Now().Add(s.e.opts.CatchUpRetry)
+	wait := 50 * time.Millisecond
+	for {
+		page, err := s.e.opts.Rooms.Since(context.Background(), room, from)
+		if err == nil || !errors.Is(err, redisscripts.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
+			return page, err
+		}
+		s.e.log.Debug("catch-up read failed; retrying", "room", room, "err", err)
+		time.Sleep(wait) // this stream's own goroutine; live messages are held meanwhile
+		s.mu.Lock()
+		open := s.state == open
+		s.mu.Unlock()
+		if !open {
+			return page, err
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // resetFrame is the event telling the client that room's position is lost.
