@@ -126,6 +126,12 @@ export interface paths {
          *        a chat page would show "some messages were missed".
          *     5. `: ping` comment lines every `HEARTBEAT_INTERVAL` (default 15 s),
          *        which clients ignore; they keep proxies from closing idle streams.
+         *     6. `event: join`, `event: leave` and `event: typing`, without `id`,
+         *        whose data is a `RoomEvent`: a user's first stream of the room
+         *        opened on any instance, their last one has been closed for
+         *        `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
+         *        counted in the room's presence (`getPresence`) under its user:
+         *        the token's subject, or in open mode the `user` parameter.
          *
          *     The stream has no end of its own. When the server ends it (client too
          *     slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -150,6 +156,132 @@ export interface paths {
          *     query parameter or from the `JWT_COOKIE` cookie.
          */
         get: operations["streamRoom"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rooms/{room}/presence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Who watches a room
+         * @description The users with a stream of the room open on any instance, oldest
+         *     first: at most `PRESENCE_MAX_USERS` listed (default 100), with
+         *     `count` exact and `truncated` when some are not listed. A stream's
+         *     user is its token's subject, or in open mode its `user` query
+         *     parameter; streams without one are not listed. A user whose last
+         *     stream closed stays listed for `PRESENCE_GRACE` (default 10 s), and
+         *     the users of an instance that stopped without closing its streams
+         *     disappear within `PRESENCE_GRACE` plus `HEARTBEAT_INTERVAL`. Needs
+         *     read permission on the room.
+         */
+        get: operations["getPresence"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rooms/{room}/typing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Tell a room that a user is typing
+         * @description Every live stream of the room, on every instance, gets an
+         *     `event: typing` (schema `RoomEvent`, no `id`). Nothing is stored. At
+         *     most one event per user and room is published every 2 s; calls in
+         *     between are answered `204` too and publish nothing, so a client may
+         *     call on every keystroke. Needs write permission on the room.
+         *
+         *     The user follows the rules of a post's `user`: with authentication
+         *     the token's subject (a body naming another user is a `403`); in open
+         *     mode the body's `user`, or `anonymous`. The body is optional; when
+         *     sent it is `application/json`.
+         */
+        post: operations["postTyping"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream several rooms' messages as one Server-Sent Events stream
+         * @description One `text/event-stream` for up to `STREAM_MAX_ROOMS` rooms (default
+         *     50), so that a browser needs one connection, not one per room. It is
+         *     the stream of `streamRoom` with these differences:
+         *
+         *     - `rooms` lists the rooms, comma-separated; duplicates are ignored.
+         *       Each must be a valid room id the token may read: a room it may not
+         *       read refuses the whole stream with `403`, whose `detail` names the
+         *       room.
+         *     - Messages of all the rooms arrive as `event: message` (the
+         *       `Message` carries its `room`), in `seq` order within each room.
+         *     - Each message event's `id` is a composite cursor (schema
+         *       `CompositeCursor`): an opaque token from which the server resumes
+         *       every room of the stream with no gap and no duplicate. It holds
+         *       the epoch and `seq` of each room's last message, 24 bytes a room
+         *       (the room is named by a 64-bit hash of its id), with a checksum,
+         *       base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
+         *       sends it back as `Last-Event-ID` when it reconnects;
+         *       `last_event_id` works too.
+         *     - To change the set of rooms, open a new stream with the new `rooms`
+         *       and `last_event_id` set to the last id received: rooms carried
+         *       over resume exactly, new rooms start live, dropped rooms are
+         *       forgotten.
+         *     - A room whose position can no longer be resumed gets `event: reset`
+         *       whose data is a `RoomReset` (a `Reset` with the `room`); the other
+         *       rooms are unaffected.
+         *     - `event: join`, `event: leave` and `event: typing` (schema
+         *       `RoomEvent`) as on `streamRoom`.
+         *
+         *     Events that are not messages (`reset`, `join`, `leave`, `typing`)
+         *     carry no `id`, so `Last-Event-ID` is always a message cursor.
+         *     Errors: `400` for a bad or empty `rooms`, more than
+         *     `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
+         *     this server made (forged, damaged or truncated: `invalid-cursor`);
+         *     `401`, `403` and `429` as on `streamRoom`.
+         */
+        get: operations["streamRooms"];
         put?: never;
         post?: never;
         delete?: never;
@@ -391,6 +523,62 @@ export interface components {
             /** @description The oldest retained message of the room; absent when it has none. */
             first_available_id?: components["schemas"]["MessageId"];
         };
+        /**
+         * @description The id of a message event on a multi-room stream: the position of
+         *     every room of the stream, as an opaque, URL-safe token of at most
+         *     4096 characters. Pass it back unchanged as `Last-Event-ID` or
+         *     `last_event_id`.
+         * @example AQACS13Adue5wSIAAAGbdtqoAAAAAAAAAAAqs14lMoZFXUIAAAGbdtqoAAAAAAAAAAAHf8FF2A
+         */
+        CompositeCursor: string;
+        /** @description The data of a multi-room stream's `reset` event; the `room` says which room lost messages. */
+        RoomReset: components["schemas"]["Reset"] & {
+            room: components["schemas"]["RoomId"];
+        };
+        /**
+         * @description The data of a stream's `join`, `leave` and `typing` events, which
+         *     carry no `id`. `join`: the user's first stream of the room opened on
+         *     any instance. `leave`: their last one has been closed for
+         *     `PRESENCE_GRACE` (a reconnection within it is neither a leave nor a
+         *     join). `typing`: the user is typing (see `postTyping`).
+         */
+        RoomEvent: {
+            room: components["schemas"]["RoomId"];
+            /** @description The user. */
+            user: string;
+            /**
+             * Format: date-time
+             * @description When it happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds.
+             * @example 2026-01-01T09:30:00.123Z
+             */
+            time: string;
+        };
+        /** @description Who watches a room. */
+        Presence: {
+            room: components["schemas"]["RoomId"];
+            /** @description How many users are present; exact, even when not all are listed. */
+            count: number;
+            /** @description Present users, longest present first; at most `PRESENCE_MAX_USERS`. */
+            users: {
+                /** @description The user. */
+                user: string;
+                /**
+                 * Format: date-time
+                 * @description When the user's presence began, by the Redis server's clock.
+                 */
+                since: string;
+            }[];
+            /** @description Some present users are not listed. */
+            truncated: boolean;
+        };
+        /** @description Who is typing, in open mode; leave it out with authentication. */
+        TypingRequest: {
+            /**
+             * @description As a post's `user`; `anonymous` by default.
+             * @example ada
+             */
+            user?: string;
+        };
         /** @description RFC 9457 problem details. */
         Problem: {
             /**
@@ -399,9 +587,11 @@ export interface components {
              *     - `urn:roomcast:problem:invalid-room`: the room id is not valid.
              *     - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
              *       `last_event_id` or `Last-Event-ID` is not a message id, or
-             *       both `before` and `after` were given.
-             *     - `urn:roomcast:problem:invalid-parameter`: a bad `limit` or
-             *       `Idempotency-Key`.
+             *       both `before` and `after` were given; on `streamRooms`, not a
+             *       composite cursor this server made.
+             *     - `urn:roomcast:problem:invalid-parameter`: a bad `limit`,
+             *       `Idempotency-Key`, stream `user`, or `rooms` list (empty or
+             *       over `STREAM_MAX_ROOMS`).
              *     - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
              *       valid message.
              *     - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad
@@ -409,7 +599,8 @@ export interface components {
              *     - `urn:roomcast:problem:token-expired`: 401, the token has
              *       expired; get a fresh one.
              *     - `urn:roomcast:problem:forbidden`: 403, the token does not allow
-             *       this room, or the body names another user.
+             *       this room (on `streamRooms` the `detail` names it), or the body
+             *       or `user` parameter names another user.
              *     - `urn:roomcast:problem:request-timeout`: 408, the body arrived
              *       too slowly.
              *     - `urn:roomcast:problem:idempotency-conflict`: the
@@ -484,8 +675,8 @@ export interface components {
             };
         };
         /**
-         * @description A bad room id (`invalid-room`) or resume point (`invalid-cursor`).
-         *     A retry could never succeed.
+         * @description A bad room id (`invalid-room`), resume point (`invalid-cursor`) or
+         *     `user` (`invalid-parameter`). A retry could never succeed.
          */
         InvalidStreamRequest: {
             headers: {
@@ -499,6 +690,65 @@ export interface components {
                  *       "title": "Invalid room id",
                  *       "status": 400,
                  *       "detail": "a room id is 1 to 128 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The room id is not valid. */
+        InvalidRoom: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-room",
+                 *       "title": "Invalid room id",
+                 *       "status": 400,
+                 *       "detail": "a room id is 1 to 128 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A bad room id (`invalid-room`) or body (`invalid-body`). */
+        InvalidTyping: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-body",
+                 *       "title": "Invalid typing body",
+                 *       "status": 400,
+                 *       "detail": "\"user\" must be 1 to 64 printable characters"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description A bad, empty or too long `rooms` list (`invalid-room`,
+         *     `invalid-parameter`), a bad `user` (`invalid-parameter`), or a
+         *     resume point this server did not make (`invalid-cursor`). A retry
+         *     could never succeed.
+         */
+        InvalidMultiStreamRequest: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-cursor",
+                 *       "title": "Invalid cursor",
+                 *       "status": 400,
+                 *       "detail": "the cursor was not made by this server, or was damaged or cut short"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -801,6 +1051,13 @@ export interface components {
          */
         Room: components["schemas"]["RoomId"];
         /**
+         * @description In open mode, the user the stream is listed as in the room's
+         *     presence (same rules as a post's `user`); without it the stream is
+         *     not listed. With authentication the stream's user is the token's
+         *     subject, and a `user` naming another is a `403`.
+         */
+        StreamUser: string;
+        /**
          * @description A client-chosen key, unique per message, that makes retries of the
          *     post safe. At most one such header. A key belongs to one user in one
          *     room: the same key from another user or in another room is another
@@ -989,6 +1246,13 @@ export interface operations {
             query?: {
                 /** @description Resume after this message id, when the `Last-Event-ID` header is absent. */
                 last_event_id?: components["schemas"]["MessageId"];
+                /**
+                 * @description In open mode, the user the stream is listed as in the room's
+                 *     presence (same rules as a post's `user`); without it the stream is
+                 *     not listed. With authentication the stream's user is the token's
+                 *     subject, and a `user` naming another is a `403`.
+                 */
+                user?: components["parameters"]["StreamUser"];
             };
             header?: {
                 /**
@@ -1029,6 +1293,130 @@ export interface operations {
                 };
             };
             400: components["responses"]["InvalidStreamRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyStreams"];
+        };
+    };
+    getPresence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The room's presence. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Presence"];
+                };
+            };
+            400: components["responses"]["InvalidRoom"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    postTyping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["TypingRequest"];
+            };
+        };
+        responses: {
+            /** @description Noted; an event was published unless one was published for this user and room within the last 2 s. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["InvalidTyping"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["BodyTimeout"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    streamRooms: {
+        parameters: {
+            query: {
+                /** @description The rooms to watch, comma-separated room ids (1 to `STREAM_MAX_ROOMS` distinct ones). */
+                rooms: string;
+                /** @description Resume after this composite cursor, when the `Last-Event-ID` header is absent. */
+                last_event_id?: components["schemas"]["CompositeCursor"];
+                /**
+                 * @description In open mode, the user the stream is listed as in the room's
+                 *     presence (same rules as a post's `user`); without it the stream is
+                 *     not listed. With authentication the stream's user is the token's
+                 *     subject, and a `user` naming another is a `403`.
+                 */
+                user?: components["parameters"]["StreamUser"];
+            };
+            header?: {
+                /**
+                 * @description Resume after this composite cursor; `EventSource` sends the id of
+                 *     the last event it received when it reconnects. Takes precedence
+                 *     over `last_event_id`.
+                 */
+                "Last-Event-ID"?: components["schemas"]["CompositeCursor"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description The event stream, open until the client or the server closes it;
+             *     for a transient refusal, only a `retry:` line and a comment.
+             */
+            200: {
+                headers: {
+                    /** @description Always `no-cache`. */
+                    "Cache-Control": "no-cache";
+                    /** @description Always `no`, so that proxies such as nginx pass events on at once. */
+                    "X-Accel-Buffering": "no";
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["InvalidMultiStreamRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyStreams"];
