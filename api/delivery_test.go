@@ -20,15 +20,7 @@ import (
 // resume with Last-Event-ID, as EventSource does. Every client must end
 // with exactly the acknowledged sequence. ROOMCAST_SOAK_SEED replays a run.
 func TestSoakReconnectingClientsGetEveryMessageOnce(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("ROOMCAST_SOAK_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("replay with ROOMCAST_SOAK_SEED=%d", seed)
-		}
-	})
+	seed := soakSeed(t)
 	const publishers, perPublisher, clients = 4, 250, 4
 	s := startServer(t, serverConfig{ClientBuffer: 64})
 
@@ -80,6 +72,21 @@ func TestSoakReconnectingClientsGetEveryMessageOnce(t *testing.T) {
 			t.Fatalf("client %d: received messages differ from history", i)
 		}
 	}
+}
+
+// soakSeed is a random seed, or ROOMCAST_SOAK_SEED's to replay a run; a
+// failed test logs it.
+func soakSeed(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("ROOMCAST_SOAK_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("replay with ROOMCAST_SOAK_SEED=%d", seed)
+		}
+	})
+	return seed
 }
 
 // reconnectingClient reads the soak room until it has want messages,

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,15 +16,7 @@ import (
 // both instances: each client ends with exactly each room's messages, in
 // order. ROOMCAST_SOAK_SEED replays a run.
 func TestSoakMultiRoomClientsAcrossInstancesGetEveryMessageOnce(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("ROOMCAST_SOAK_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("replay with ROOMCAST_SOAK_SEED=%d", seed)
-		}
-	})
+	seed := soakSeed(t)
 	const clients, perRoom = 4, 60
 	rooms := []string{"soak-a", "soak-b", "soak-c"}
 	a := startServer(t, serverConfig{ClientBuffer: 64})
