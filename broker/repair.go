@@ -83,6 +83,7 @@ func (h *Hub) repair(ctx context.Context, r *room) {
 		select {
 		case h.repairQ <- struct{}{}:
 		case <-ctx.Done():
+			h.abandonRepair(r)
 			return
 		}
 		page, err := h.readAfter(ctx, r.name, from, false) // the ring only has what was delivered
@@ -90,6 +91,7 @@ func (h *Hub) repair(ctx context.Context, r *room) {
 		if err != nil {
 			h.log.Warn("repairing room from history", "room", r.name, "err", err)
 			if !backoff.wait(ctx) {
+				h.abandonRepair(r)
 				return
 			}
 			continue
@@ -105,6 +107,17 @@ func (h *Hub) repair(ctx context.Context, r *room) {
 			return
 		}
 	}
+}
+
+// abandonRepair ends a repair cut short by its context (the subscription
+// that started it went away, e.g. a shard connection that failed), so that
+// the room's next message or check can repair it anew instead of leaving it
+// repairing for good. What was pending is in history, which that repair
+// reads.
+func (h *Hub) abandonRepair(r *room) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.repairing, r.pending = false, nil
 }
 
 // applyRepair delivers a page read by repair and reports whether the room
