@@ -301,6 +301,17 @@ func (c *sseClient) nextAny() event {
 // nextMessage returns the next "message" event decoded.
 func (c *sseClient) nextMessage() message {
 	c.t.Helper()
+	m, id := c.nextMessageEvent()
+	if m.ID != id {
+		c.t.Fatalf("event id %q, data id %q", id, m.ID)
+	}
+	return m
+}
+
+// nextMessageEvent returns the next event, which must be a message,
+// decoded, and its id.
+func (c *sseClient) nextMessageEvent() (message, string) {
+	c.t.Helper()
 	ev := c.next()
 	if ev.Event != "message" {
 		c.t.Fatalf("event = %q (data %s), want message", ev.Event, ev.Data)
@@ -309,10 +320,7 @@ func (c *sseClient) nextMessage() message {
 	if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
 		c.t.Fatalf("event data %q: %v", ev.Data, err)
 	}
-	if m.ID != ev.ID {
-		c.t.Fatalf("event id %q, data id %q", ev.ID, m.ID)
-	}
-	return m
+	return m, ev.ID
 }
 
 // awaitOpen waits for the stream's opening retry line, which is written

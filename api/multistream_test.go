@@ -19,18 +19,11 @@ import (
 // and its composite id.
 func (c *sseClient) nextRoomMessage() (message, string) {
 	c.t.Helper()
-	ev := c.next()
-	if ev.Event != "message" {
-		c.t.Fatalf("event = %q (data %s), want message", ev.Event, ev.Data)
+	m, id := c.nextMessageEvent()
+	if id == "" || id == m.ID {
+		c.t.Fatalf("event id %q, want a composite cursor", id)
 	}
-	var m message
-	if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
-		c.t.Fatalf("event data %q: %v", ev.Data, err)
-	}
-	if ev.ID == "" || ev.ID == m.ID {
-		c.t.Fatalf("event id %q, want a composite cursor", ev.ID)
-	}
-	return m, ev.ID
+	return m, id
 }
 
 // expectRoomMessages reads want (room/text pairs) in any interleaving of
