@@ -9,15 +9,16 @@ import (
 	"net"
 	"net/url"
 	"reflect"
-	"roomcast/api"
-	"roomcast/api/auth"
-	"roomcast/redisscripts"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/redis/go-redis/v9"
+
+	"roomcast/api"
+	"roomcast/api/auth"
+	"roomcast/redisscripts"
 )
 
 // config is every setting; each comes from the environment variable named

@@ -21,7 +21,7 @@ import (
 
 	"roomcast/api"
 	"roomcast/api/auth"
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 var testSecret = []byte("test-secret-of-at-least-32-bytes!!")
@@ -116,7 +116,7 @@ func expectStatus(t testing.TB, resp *http.Response, body []byte, want int, typ 
 // historyLen is the number of messages a room holds, read from Redis.
 func (s *testServer) historyLen(t testing.TB, room string) int {
 	t.Helper()
-	page, err := s.Store.History(t.Context(), room, redisscripts.Query{Direction: redisscripts.Latest, Limit: 200})
+	page, err := s.Store.History(t.Context(), room, chat.Query{Direction: chat.Latest, Limit: 200})
 	if err != nil {
 		t.Fatal(err)
 	}

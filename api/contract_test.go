@@ -13,7 +13,7 @@ import (
 
 	"roomcast/api"
 	"roomcast/api/contracttest"
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // checkedClient sends every request of the api tests; each exchange is
@@ -274,12 +274,12 @@ type countingLimiter struct {
 	allow int
 }
 
-func (l *countingLimiter) Allow(context.Context, string) (redisscripts.RateDecision, error) {
+func (l *countingLimiter) Allow(context.Context, string) (chat.RateDecision, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.allow--
 	if l.allow < 0 {
-		return redisscripts.RateDecision{Limit: 2, RetryAfter: time.Second, ResetAfter: 2 * time.Second}, nil
+		return chat.RateDecision{Limit: 2, RetryAfter: time.Second, ResetAfter: 2 * time.Second}, nil
 	}
-	return redisscripts.RateDecision{Allowed: true, Limit: 2, Remaining: l.allow, ResetAfter: time.Second}, nil
+	return chat.RateDecision{Allowed: true, Limit: 2, Remaining: l.allow, ResetAfter: time.Second}, nil
 }

@@ -15,7 +15,7 @@ import (
 
 	"roomcast/api/sse"
 	"roomcast/broker"
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // The fuzz targets below run on their seeds with every go test; .ci/test
@@ -96,11 +96,11 @@ func FuzzHistoryQuery(f *testing.F) {
 		values, _ := url.ParseQuery(rawQuery)
 		var cursor string
 		switch q.Direction {
-		case redisscripts.Before:
+		case chat.Before:
 			cursor = values.Get("before")
-		case redisscripts.After:
+		case chat.After:
 			cursor = values.Get("after")
-		case redisscripts.Latest:
+		case chat.Latest:
 			if values.Get("before") != "" || values.Get("after") != "" {
 				t.Fatalf("historyQuery(%q) ignored a cursor", rawQuery)
 			}
@@ -249,7 +249,7 @@ func FuzzSSEFraming(f *testing.F) {
 		}
 		text := string(data)
 		msg, _ := json.Marshal(map[string]string{"id": "mb1x2y3z-1", "text": text})
-		got := parseSSE(EncodeMessage(&broker.Message{ID: redisscripts.ID{Epoch: "mb1x2y3z", Seq: 1}, Data: msg}))
+		got := parseSSE(EncodeMessage(&broker.Message{ID: chat.ID{Epoch: "mb1x2y3z", Seq: 1}, Data: msg}))
 		if len(got) != 1 || got[0].id != "mb1x2y3z-1" || got[0].typ != "message" {
 			t.Fatalf("EncodeMessage of text %q parses to %+v", text, got)
 		}

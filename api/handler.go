@@ -12,18 +12,17 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"roomcast/api/cursor"
 	"roomcast/api/metrics"
-
 	"roomcast/api/sse"
+	"roomcast/broker/chat"
 	"roomcast/broker/stream"
-	"roomcast/redisscripts"
-	"roomcast/redisscripts/cursor"
 )
 
 // MessageStore stores and reads room messages.
 type MessageStore interface {
-	Post(ctx context.Context, p redisscripts.Post) (redisscripts.Posted, error)
-	History(ctx context.Context, room string, q redisscripts.Query) (redisscripts.Page, error)
+	Post(ctx context.Context, p chat.Post) (chat.Posted, error)
+	History(ctx context.Context, room string, q chat.Query) (chat.Page, error)
 }
 
 // RoomSubscriber delivers the live messages of rooms and their recent
@@ -72,7 +71,7 @@ func New(opts Options) *Handler {
 	h.engine = stream.New(stream.Options{
 		Rooms: opts.Rooms, Heartbeat: opts.Heartbeat, Ping: sse.AppendComment(nil, "ping"),
 		WriteTimeout: opts.WriteTimeout, FlushDelay: opts.FlushDelay, MaxQueue: opts.StreamQueue,
-		EncodeReset: func(r *redisscripts.Reset) []byte { return sse.AppendEvent(nil, "", "reset", encodeReset(r)) },
+		EncodeReset: func(r *chat.Reset) []byte { return sse.AppendEvent(nil, "", "reset", encodeReset(r)) },
 		Goodbye:     h.goodbye, OnReset: opts.Metrics.Reset, Logger: opts.Logger,
 	})
 	return h
@@ -152,7 +151,7 @@ func (h *Handler) openapi(c echo.Context) error {
 // requestID returns the client's request id if it is 1 to 64 characters of
 // [A-Za-z0-9._-], else a new random one.
 func requestID(given string) string {
-	if len(given) >= 1 && len(given) <= 64 && redisscripts.ValidRoom(given) {
+	if len(given) >= 1 && len(given) <= 64 && chat.ValidRoom(given) {
 		return given
 	}
 	b := make([]byte, 8)

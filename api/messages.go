@@ -16,7 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 const (
@@ -70,7 +70,7 @@ func (h *Handler) maxBodyBytes() int64 { return int64(h.MaxMessageBytes)*6 + 102
 
 func roomParam(c echo.Context) (string, error) {
 	room := pathRoom(c)
-	if !redisscripts.ValidRoom(room) {
+	if !chat.ValidRoom(room) {
 		return "", errInvalidRoom
 	}
 	return room, nil
@@ -126,20 +126,20 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 // decodePost validates a POST body: one JSON object with a non-empty "text"
 // of at most maxText bytes and an optional "user" ("" when absent), nothing
 // else.
-func decodePost(body []byte, maxText int) (redisscripts.Post, error) {
+func decodePost(body []byte, maxText int) (chat.Post, error) {
 	invalid := func(detail string) error { return badRequest(typeInvalidBody, "Invalid message", detail) }
 	if !utf8.Valid(body) {
-		return redisscripts.Post{}, invalid("the body is not valid UTF-8")
+		return chat.Post{}, invalid("the body is not valid UTF-8")
 	}
 	// A map, not a struct: encoding/json matches struct fields ignoring
 	// case, which would take "TEXT" for "text".
 	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&fields); err != nil {
-		return redisscripts.Post{}, invalid(jsonErrorDetail(err))
+		return chat.Post{}, invalid(jsonErrorDetail(err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return redisscripts.Post{}, invalid("the body must hold exactly one JSON object")
+		return chat.Post{}, invalid("the body must hold exactly one JSON object")
 	}
 	var in struct{ Text, User *string }
 	for name, value := range fields {
@@ -150,31 +150,31 @@ func decodePost(body []byte, maxText int) (redisscripts.Post, error) {
 		case "user":
 			dst = &in.User
 		default:
-			return redisscripts.Post{}, invalid(fmt.Sprintf("unknown field %s", shorten(strconv.QuoteToASCII(name))))
+			return chat.Post{}, invalid(fmt.Sprintf("unknown field %s", shorten(strconv.QuoteToASCII(name))))
 		}
 		if err := json.Unmarshal(value, dst); err != nil || *dst == nil {
-			return redisscripts.Post{}, invalid(fmt.Sprintf("%q must be a string", name))
+			return chat.Post{}, invalid(fmt.Sprintf("%q must be a string", name))
 		}
 		if loneSurrogate(value) {
-			return redisscripts.Post{}, invalid(fmt.Sprintf("%q escapes half of a UTF-16 surrogate pair, which is not a character", name))
+			return chat.Post{}, invalid(fmt.Sprintf("%q escapes half of a UTF-16 surrogate pair, which is not a character", name))
 		}
 	}
 	switch {
 	case in.Text == nil:
-		return redisscripts.Post{}, invalid(`"text" is required`)
+		return chat.Post{}, invalid(`"text" is required`)
 	case *in.Text == "":
-		return redisscripts.Post{}, invalid(`"text" must not be empty`)
+		return chat.Post{}, invalid(`"text" must not be empty`)
 	case len(*in.Text) > maxText:
-		return redisscripts.Post{}, invalid(fmt.Sprintf(`"text" is longer than %d bytes`, maxText))
+		return chat.Post{}, invalid(fmt.Sprintf(`"text" is longer than %d bytes`, maxText))
 	}
 	user := "" // postingUser chooses the user when the body names none
 	if in.User != nil {
 		user = *in.User
 		if !validUser(user) {
-			return redisscripts.Post{}, invalid(`"user" must be 1 to 64 printable characters`)
+			return chat.Post{}, invalid(`"user" must be 1 to 64 printable characters`)
 		}
 	}
-	return redisscripts.Post{User: user, Text: *in.Text}, nil
+	return chat.Post{User: user, Text: *in.Text}, nil
 }
 
 // loneSurrogate reports whether a JSON string literal, already checked to
@@ -282,8 +282,8 @@ func (h *Handler) listMessages(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, encodePage(page))
 }
 
-func historyQuery(c echo.Context) (redisscripts.Query, error) {
-	q := redisscripts.Query{Direction: redisscripts.Latest, Limit: defaultLimit}
+func historyQuery(c echo.Context) (chat.Query, error) {
+	q := chat.Query{Direction: chat.Latest, Limit: defaultLimit}
 	if text := c.QueryParam("limit"); text != "" {
 		n, err := strconv.Atoi(text)
 		if err != nil || n < 1 || n > maxLimit {
@@ -297,12 +297,12 @@ func historyQuery(c echo.Context) (redisscripts.Query, error) {
 	}
 	for _, cursor := range []struct {
 		text      string
-		direction redisscripts.Direction
-	}{{before, redisscripts.Before}, {after, redisscripts.After}} {
+		direction chat.Direction
+	}{{before, chat.Before}, {after, chat.After}} {
 		if cursor.text == "" {
 			continue
 		}
-		id, err := redisscripts.ParseID(cursor.text)
+		id, err := chat.ParseID(cursor.text)
 		if err != nil {
 			return q, errInvalidCursor
 		}
@@ -316,7 +316,7 @@ var errInvalidCursor = badRequest(typeInvalidCursor, "Invalid cursor",
 
 // encodePage writes a history page, ended by a newline like every JSON
 // answer; the messages are copied byte for byte as stored.
-func encodePage(page redisscripts.Page) []byte {
+func encodePage(page chat.Page) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"messages":[`)
 	for i, m := range page.Messages {
@@ -335,7 +335,7 @@ func encodePage(page redisscripts.Page) []byte {
 	return b.Bytes()
 }
 
-func encodeReset(r *redisscripts.Reset) []byte {
+func encodeReset(r *chat.Reset) []byte {
 	b, _ := json.Marshal(r)
 	return b
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // postJSON posts body as JSON to room with optional header pairs and
@@ -65,7 +65,7 @@ func TestPostReturnsStoredMessage(t *testing.T) {
 	if err := dec.Decode(&m); err != nil {
 		t.Fatalf("body %s: %v", body, err)
 	}
-	id, err := redisscripts.ParseID(m.ID)
+	id, err := chat.ParseID(m.ID)
 	if err != nil {
 		t.Fatalf("id %q: %v", m.ID, err)
 	}
@@ -95,7 +95,7 @@ func TestPostReturnsStoredMessage(t *testing.T) {
 	if second.Seq != 2 || second.User != "anonymous" {
 		t.Fatalf("second message = %+v, want seq 2 by anonymous", second)
 	}
-	if next, err := redisscripts.ParseID(second.ID); err != nil || !next.Follows(id) {
+	if next, err := chat.ParseID(second.ID); err != nil || !next.Follows(id) {
 		t.Fatalf("second id %q does not follow %q", second.ID, m.ID)
 	}
 }
@@ -145,7 +145,7 @@ func TestMessageBytesAreIdentical(t *testing.T) {
 		if ev.Event != "message" || ev.Data != string(want) {
 			t.Fatalf("streamed %+v, POST returned %s", ev, want)
 		}
-		if id, _ := redisscripts.IDOf(want); ev.ID != id.String() {
+		if id, _ := chat.IDOf(want); ev.ID != id.String() {
 			t.Fatalf("event id %q, message id %v", ev.ID, id)
 		}
 	}

@@ -11,11 +11,11 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"roomcast/api/auth"
+	"roomcast/api/cursor"
 	"roomcast/api/sse"
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/broker/stream"
-	"roomcast/redisscripts"
-	"roomcast/redisscripts/cursor"
 )
 
 // DefaultStreamMaxRooms is the default bound on the rooms of one stream.
@@ -69,10 +69,10 @@ type compositeIDs struct {
 // encoded (not an epoch of redisscripts) gets no id line, so that the
 // client's Last-Event-ID stays at the last good cursor: it may then see
 // messages twice, never lose one.
-func (ci *compositeIDs) line(room string, m *broker.Message, positions func(string) redisscripts.ID) []byte {
+func (ci *compositeIDs) line(room string, m *broker.Message, positions func(string) chat.ID) []byte {
 	var err error
 	if ci.enc == nil {
-		start := make([]redisscripts.ID, len(ci.rooms))
+		start := make([]chat.ID, len(ci.rooms))
 		for i, r := range ci.rooms {
 			start[i] = positions(r)
 		}
@@ -94,9 +94,9 @@ func (ci *compositeIDs) line(room string, m *broker.Message, positions func(stri
 
 // reset is the stream's stream.Spec.EncodeReset: the reset event names its
 // room, and the room's position in the cursor starts afresh.
-func (ci *compositeIDs) reset(room string, r *redisscripts.Reset) []byte {
+func (ci *compositeIDs) reset(room string, r *chat.Reset) []byte {
 	if ci.enc != nil {
-		_ = ci.enc.Set(ci.index[room], redisscripts.ID{})
+		_ = ci.enc.Set(ci.index[room], chat.ID{})
 	}
 	data, _ := json.Marshal(roomReset{Room: room, Reset: r})
 	return sse.AppendEvent(nil, "", "reset", data)
@@ -105,7 +105,7 @@ func (ci *compositeIDs) reset(room string, r *redisscripts.Reset) []byte {
 // roomReset is a Reset that names its room, as multi-room streams send it.
 type roomReset struct {
 	Room string `json:"room"`
-	*redisscripts.Reset
+	*chat.Reset
 }
 
 // roomsParam returns the distinct rooms of the rooms query parameter, in
@@ -122,7 +122,7 @@ func (h *Handler) roomsParam(c echo.Context) ([]string, error) {
 	seen := make(map[string]bool)
 	var rooms []string
 	for _, room := range strings.Split(list, ",") {
-		if !redisscripts.ValidRoom(room) {
+		if !chat.ValidRoom(room) {
 			return nil, errInvalidRoom
 		}
 		if seen[room] {

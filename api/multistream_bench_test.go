@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"testing"
 
+	"roomcast/api/cursor"
 	"roomcast/broker"
-	"roomcast/redisscripts"
-	"roomcast/redisscripts/cursor"
+	"roomcast/broker/chat"
 )
 
 // BenchmarkDeliveryFrame compares the bytes a stream builds per delivered
@@ -22,7 +22,7 @@ func BenchmarkDeliveryFrame(b *testing.B) {
 		rooms[i] = fmt.Sprintf("room-%03d", i)
 	}
 	b.Run("single-room", func(b *testing.B) {
-		m := &broker.Message{Room: "lobby", ID: redisscripts.ID{Epoch: "mjuohs00", Seq: 42}, Data: data}
+		m := &broker.Message{Room: "lobby", ID: chat.ID{Epoch: "mjuohs00", Seq: 42}, Data: data}
 		m.Frame = EncodeMessage(m)
 		buf := make([]byte, 0, 4096)
 		b.ReportAllocs()
@@ -35,12 +35,12 @@ func BenchmarkDeliveryFrame(b *testing.B) {
 		for i, room := range rooms {
 			ci.index[room] = i
 		}
-		positions := func(string) redisscripts.ID { return redisscripts.ID{} }
+		positions := func(string) chat.ID { return chat.ID{} }
 		buf := make([]byte, 0, 4096)
 		b.ReportAllocs()
 		msgs := make([]*broker.Message, len(rooms))
 		for i, room := range rooms {
-			msgs[i] = &broker.Message{Room: room, ID: redisscripts.ID{Epoch: "mjuohs00", Seq: int64(i + 1)}, Data: data}
+			msgs[i] = &broker.Message{Room: room, ID: chat.ID{Epoch: "mjuohs00", Seq: int64(i + 1)}, Data: data}
 			msgs[i].Frame = EncodeMessage(msgs[i])
 		}
 		for i := 0; b.Loop(); i++ {

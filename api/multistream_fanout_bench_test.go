@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/broker/stream"
 	"roomcast/redisscripts"
 )
@@ -28,12 +29,12 @@ import (
 // newRooms is a broker History in which every room is new and empty.
 type newRooms struct{}
 
-func (newRooms) Positions(_ context.Context, rooms []string) ([]redisscripts.ID, error) {
-	return make([]redisscripts.ID, len(rooms)), nil
+func (newRooms) Positions(_ context.Context, rooms []string) ([]chat.ID, error) {
+	return make([]chat.ID, len(rooms)), nil
 }
 
-func (newRooms) History(context.Context, string, redisscripts.Query) (redisscripts.Page, error) {
-	return redisscripts.Page{}, nil
+func (newRooms) History(context.Context, string, chat.Query) (chat.Page, error) {
+	return chat.Page{}, nil
 }
 
 func BenchmarkMultiRoomFanOut(b *testing.B) {

@@ -14,9 +14,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"roomcast/api/auth"
+	"roomcast/broker/chat"
 	"roomcast/broker/presence"
 	"roomcast/broker/stream"
-	"roomcast/redisscripts"
 )
 
 // PresenceTracker knows who watches each room, across instances.
@@ -24,7 +24,7 @@ type PresenceTracker interface {
 	// Enter counts a stream of user ("" for a stream without a user) in
 	// room; the returned function is called once when the stream closes.
 	Enter(room, user string) (leave func())
-	Read(ctx context.Context, room string) (redisscripts.Presence, error)
+	Read(ctx context.Context, room string) (chat.Presence, error)
 }
 
 var _ PresenceTracker = (*presence.Tracker)(nil)
@@ -35,8 +35,6 @@ type EventPublisher interface {
 	AdmitTyping(ctx context.Context, room, user string, window time.Duration) (time.Time, bool, error)
 	PublishEvent(ctx context.Context, room, name string, data []byte) error
 }
-
-var _ EventPublisher = (*redisscripts.Store)(nil)
 
 // DefaultTypingInterval is the shortest time between two typing events of
 // a user in a room.

@@ -11,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"roomcast/broker"
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // Problem is an RFC 9457 problem details response. Handlers return it as
@@ -63,10 +63,10 @@ func problemFor(err error) *Problem {
 	switch {
 	case errors.As(err, &p):
 		return p
-	case errors.Is(err, redisscripts.ErrIdempotencyConflict):
+	case errors.Is(err, chat.ErrIdempotencyConflict):
 		return &Problem{Type: typeIdempotencyConflict, Title: "Idempotency key reused", Status: http.StatusUnprocessableEntity,
 			Detail: "this Idempotency-Key was already used for a message with other content"}
-	case errors.Is(err, redisscripts.ErrUnavailable), errors.Is(err, broker.ErrClosed):
+	case errors.Is(err, chat.ErrUnavailable), errors.Is(err, broker.ErrClosed):
 		return &Problem{Type: typeUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable,
 			Detail: "the message store cannot be reached; retry shortly", retryAfter: 1}
 	case isReadTimeout(err):

@@ -11,13 +11,13 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // PostLimiter decides whether a client may post now. Each allowed call
 // counts as one post.
 type PostLimiter interface {
-	Allow(ctx context.Context, client string) (redisscripts.RateDecision, error)
+	Allow(ctx context.Context, client string) (chat.RateDecision, error)
 }
 
 // limitPosts answers 429 to a client over its post rate. Every answer

@@ -11,8 +11,8 @@ import (
 
 	"roomcast/api/sse"
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/broker/stream"
-	"roomcast/redisscripts"
 )
 
 // EncodeMessage is the SSE frame of a live message (or of an ephemeral
@@ -171,7 +171,7 @@ func (h *Handler) goodbye(reason error) []byte {
 // resumePoint returns the position a stream resumes from: the Last-Event-ID
 // header that EventSource sends on reconnect, else the last_event_id query
 // parameter; nil when neither is given.
-func resumePoint(r *http.Request) (*redisscripts.ID, error) {
+func resumePoint(r *http.Request) (*chat.ID, error) {
 	text := r.Header.Get("Last-Event-ID")
 	if text == "" {
 		text = r.URL.Query().Get("last_event_id")
@@ -179,7 +179,7 @@ func resumePoint(r *http.Request) (*redisscripts.ID, error) {
 	if text == "" {
 		return nil, nil
 	}
-	id, err := redisscripts.ParseID(text)
+	id, err := chat.ParseID(text)
 	if err != nil {
 		return nil, errInvalidCursor
 	}

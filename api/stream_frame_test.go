@@ -4,14 +4,14 @@ import (
 	"testing"
 
 	"roomcast/broker"
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // TestFramesForStreamsWithTheirOwnIDs checks the encoding a stream of
 // several rooms relies on: the shared frame minus its id field, and
 // ephemeral events, which have none.
 func TestFramesForStreamsWithTheirOwnIDs(t *testing.T) {
-	m := &broker.Message{ID: redisscripts.ID{Epoch: "mabc", Seq: 7}, Data: []byte(`{"text":"hi"}`)}
+	m := &broker.Message{ID: chat.ID{Epoch: "mabc", Seq: 7}, Data: []byte(`{"text":"hi"}`)}
 	frame := EncodeMessage(m)
 	if got, want := string(frame), "id: mabc-7\nevent: message\ndata: {\"text\":\"hi\"}\n\n"; got != want {
 		t.Fatalf("frame = %q, want %q", got, want)

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 func TestStreamDeliversPostedMessagesInOrder(t *testing.T) {
@@ -70,7 +70,7 @@ func TestStreamRejectsBadRoom(t *testing.T) {
 // stream itself, with the same history-then-live logic.
 func TestStreamOverHTTP2IsServedByItsHandler(t *testing.T) {
 	s := startServer(t, serverConfig{HTTP2: true})
-	first, err := s.Store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "one"})
+	first, err := s.Store.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: "one"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestStreamOverHTTP2IsServedByItsHandler(t *testing.T) {
 	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "retry: ") {
 		t.Fatalf("stream began with %q, want a retry line", lines.Text())
 	}
-	second, err := s.Store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "two"})
+	second, err := s.Store.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: "two"})
 	if err != nil {
 		t.Fatal(err)
 	}

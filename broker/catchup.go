@@ -3,7 +3,7 @@ package broker
 import (
 	"context"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // Catch-ups of streams that resume read history through Since. A storm of
@@ -20,7 +20,7 @@ import (
 // Since returns room's stored messages after from: from the room's ring
 // when it holds them, else from Redis. It is the only reader of history for
 // catch-ups and repairs.
-func (h *Hub) Since(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
+func (h *Hub) Since(ctx context.Context, name string, from chat.ID) (Page, error) {
 	if page, ok := h.fromRing(name, from); ok {
 		return page, nil
 	}
@@ -28,7 +28,7 @@ func (h *Hub) Since(ctx context.Context, name string, from redisscripts.ID) (Pag
 }
 
 // fromRing returns the messages after from if room's ring holds them all.
-func (h *Hub) fromRing(name string, from redisscripts.ID) (Page, bool) {
+func (h *Hub) fromRing(name string, from chat.ID) (Page, bool) {
 	r := h.lockRoom(name)
 	if r == nil {
 		return Page{}, false
@@ -45,7 +45,7 @@ func (h *Hub) fromRing(name string, from redisscripts.ID) (Page, bool) {
 // concurrent reads of the same page. A catch-up read waits for a turn
 // among at most MaxRepairs, then is served by the ring if it can be, and
 // backfills the ring with what it reads.
-func (h *Hub) readAfter(ctx context.Context, name string, from redisscripts.ID, catchUp bool) (Page, error) {
+func (h *Hub) readAfter(ctx context.Context, name string, from chat.ID, catchUp bool) (Page, error) {
 	key := name + "\x00" + from.String()
 	if catchUp {
 		key = "c\x00" + key // a repair must not be answered from the ring

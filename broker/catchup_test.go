@@ -3,7 +3,7 @@ package broker_test
 import (
 	"testing"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 	"roomcast/redisscripts/redistest"
 )
 
@@ -13,14 +13,14 @@ import (
 func TestResumesOneAfterAnotherReadHistoryOnce(t *testing.T) {
 	srv := redistest.Start(t)
 	n := startNode(t, srv, nodeConfig{})
-	var posted []redisscripts.Posted
+	var posted []chat.Posted
 	for i := range 60 {
 		posted = append(posted, n.post(t, "r", "m"+string(rune('a'+i%26))))
 	}
 	live := subscribe(t, n.hub, "r") // the room is open; its ring is empty
 	from := posted[9].ID
 	before := n.hub.Stats()
-	check := func(want []redisscripts.Posted) {
+	check := func(want []chat.Posted) {
 		t.Helper()
 		page, err := n.hub.Since(t.Context(), "r", from)
 		if err != nil {

@@ -17,14 +17,15 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"roomcast/broker/chat"
 	"roomcast/redisscripts"
 )
 
 // History is the read access to rooms that the hub needs to give every
 // listener a gap-free sequence.
 type History interface {
-	Positions(ctx context.Context, rooms []string) ([]redisscripts.ID, error)
-	History(ctx context.Context, room string, q redisscripts.Query) (redisscripts.Page, error)
+	Positions(ctx context.Context, rooms []string) ([]chat.ID, error)
+	History(ctx context.Context, room string, q chat.Query) (chat.Page, error)
 }
 
 // RoomWatcher is told when a room gets its first local listener and when it
@@ -236,13 +237,13 @@ func (h *Hub) WaitStarted(ctx context.Context) error {
 // Listen adds l to room's listeners and returns the room's position at that
 // moment: l is then given every message after it. The first listener of a
 // room in this process reads the room's position from Redis, so Listen can
-// fail with redisscripts.ErrUnavailable; it returns ErrClosed once the hub
+// fail with chat.ErrUnavailable; it returns ErrClosed once the hub
 // has stopped. l may be called before Listen returns. The caller must
 // Unlisten when done, unless the hub dropped l.
-func (h *Hub) Listen(ctx context.Context, name string, l Listener) (redisscripts.ID, error) {
+func (h *Hub) Listen(ctx context.Context, name string, l Listener) (chat.ID, error) {
 	r, first, err := h.join(name, l)
 	if err != nil {
-		return redisscripts.ID{}, err
+		return chat.ID{}, err
 	}
 	if first {
 		if a, ok := h.opts.Watcher.(RoomAwaiter); ok {
@@ -254,16 +255,16 @@ func (h *Hub) Listen(ctx context.Context, name string, l Listener) (redisscripts
 	case <-r.ready:
 	case <-ctx.Done():
 		h.Unlisten(name, l)
-		return redisscripts.ID{}, ctx.Err()
+		return chat.ID{}, ctx.Err()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.initErr != nil {
-		return redisscripts.ID{}, r.initErr
+		return chat.ID{}, r.initErr
 	}
 	start, ok := r.subs[l]
 	if !ok && h.closed.Load() {
-		return redisscripts.ID{}, ErrClosed
+		return chat.ID{}, ErrClosed
 	}
 	return start, nil // if dropped meanwhile, Dropped has told l
 }
@@ -314,7 +315,7 @@ func (h *Hub) register(name string) *room {
 	if r := s.rooms[name]; r != nil {
 		return r
 	}
-	r := &room{name: name, subs: make(map[Listener]redisscripts.ID), ready: make(chan struct{}), repairing: true,
+	r := &room{name: name, subs: make(map[Listener]chat.ID), ready: make(chan struct{}), repairing: true,
 		ring: newRing(h.opts.Ring)}
 	s.rooms[name] = r
 	h.stats.rooms.Add(1)

@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"roomcast/api/sse"
+	"roomcast/broker/chat"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
@@ -36,12 +37,12 @@ func benchEncode(m *Message) []byte {
 // emptyRooms is a History in which every room is new and empty.
 type emptyRooms struct{}
 
-func (emptyRooms) Positions(_ context.Context, rooms []string) ([]redisscripts.ID, error) {
-	return make([]redisscripts.ID, len(rooms)), nil
+func (emptyRooms) Positions(_ context.Context, rooms []string) ([]chat.ID, error) {
+	return make([]chat.ID, len(rooms)), nil
 }
 
-func (emptyRooms) History(context.Context, string, redisscripts.Query) (redisscripts.Page, error) {
-	return redisscripts.Page{}, nil
+func (emptyRooms) History(context.Context, string, chat.Query) (chat.Page, error) {
+	return chat.Page{}, nil
 }
 
 // payloads makes the Pub/Sub messages seq first..first+n-1 of a room, as
@@ -172,7 +173,7 @@ func benchFanOutThroughRedis(b *testing.B, subscribers int) {
 		defer s.Close()
 		subs[i] = s
 	}
-	post := redisscripts.Post{Room: "room", User: "bench", Text: strings.Repeat("x", 200)}
+	post := chat.Post{Room: "room", User: "bench", Text: strings.Repeat("x", 200)}
 
 	b.ReportAllocs()
 	for b.Loop() {

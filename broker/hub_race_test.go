@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"roomcast/broker/chat"
 	"roomcast/redisscripts"
 )
 
@@ -23,23 +24,23 @@ func (m *memHistory) store(room string, payload string) {
 	m.rooms[room] = append(m.rooms[room], []byte(payload))
 }
 
-func (m *memHistory) Positions(_ context.Context, rooms []string) ([]redisscripts.ID, error) {
+func (m *memHistory) Positions(_ context.Context, rooms []string) ([]chat.ID, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]redisscripts.ID, len(rooms))
+	out := make([]chat.ID, len(rooms))
 	for i, r := range rooms {
 		if n := len(m.rooms[r]); n > 0 {
-			out[i] = redisscripts.ID{Epoch: "mbench", Seq: int64(n)}
+			out[i] = chat.ID{Epoch: "mbench", Seq: int64(n)}
 		}
 	}
 	return out, nil
 }
 
-func (m *memHistory) History(_ context.Context, room string, q redisscripts.Query) (redisscripts.Page, error) {
+func (m *memHistory) History(_ context.Context, room string, q chat.Query) (chat.Page, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	msgs := m.rooms[room][min(q.Cursor.Seq, int64(len(m.rooms[room]))):]
-	page := redisscripts.Page{HasMore: len(msgs) > q.Limit}
+	page := chat.Page{HasMore: len(msgs) > q.Limit}
 	page.Messages = msgs[:min(len(msgs), q.Limit)]
 	return page, nil
 }
@@ -49,7 +50,7 @@ func (m *memHistory) History(_ context.Context, room string, q redisscripts.Quer
 type recorder struct {
 	slowAfter int // Deliver refuses once it has this many; 0: never
 	mu        sync.Mutex
-	got       []redisscripts.ID
+	got       []chat.ID
 	dropped   bool
 	late      bool // called after Dropped
 }
@@ -126,7 +127,7 @@ func TestConcurrentListenersGetGapFreeSequences(t *testing.T) {
 			type joined struct {
 				room  string
 				l     *recorder
-				start redisscripts.ID
+				start chat.ID
 				known bool // start is meaningful: l was not dropped before Listen returned
 			}
 			var open []joined
@@ -150,7 +151,7 @@ func TestConcurrentListenersGetGapFreeSequences(t *testing.T) {
 			}
 			leave := func(i int) {
 				j := open[i]
-				var last redisscripts.ID // delivered to the room before j leaves: j must have it
+				var last chat.ID // delivered to the room before j leaves: j must have it
 				if r := h.lockRoom(j.room); r != nil {
 					last = r.last
 					r.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
@@ -72,9 +73,9 @@ func startNode(t *testing.T, srv *redistest.Server, cfg nodeConfig) *node {
 	return n
 }
 
-func (n *node) post(t *testing.T, room, text string) redisscripts.Posted {
+func (n *node) post(t *testing.T, room, text string) chat.Posted {
 	t.Helper()
-	p, err := n.store.Post(t.Context(), redisscripts.Post{Room: room, User: "u", Text: text})
+	p, err := n.store.Post(t.Context(), chat.Post{Room: room, User: "u", Text: text})
 	if err != nil {
 		t.Fatalf("post: %v", err)
 	}
@@ -122,10 +123,10 @@ func TestHubDeliversEachRoomToItsSubscribers(t *testing.T) {
 	srv := redistest.Start(t)
 	n := startNode(t, srv, nodeConfig{})
 	a1, a2, b := subscribe(t, n.hub, "a"), subscribe(t, n.hub, "a"), subscribe(t, n.hub, "b")
-	if got := a1.Start(); got != (redisscripts.ID{}) {
+	if got := a1.Start(); got != (chat.ID{}) {
 		t.Fatalf("start of a new room = %v, want zero", got)
 	}
-	var posted []redisscripts.Posted
+	var posted []chat.Posted
 	for i := range 5 {
 		posted = append(posted, n.post(t, "a", fmt.Sprint("a", i)))
 	}
@@ -164,7 +165,7 @@ func TestHubEncodesEachMessageOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	subs := []*broker.Subscription{subscribe(t, hub, "r"), subscribe(t, hub, "r"), subscribe(t, hub, "r")}
-	p, err := store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "x"})
+	p, err := store.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,12 @@
 package broker
 
-import "roomcast/redisscripts"
+import "roomcast/broker/chat"
 
 // Message is one room message as the hub delivers it. A Message is shared by
 // every listener of its room: treat it as read-only.
 type Message struct {
 	Room string
-	ID   redisscripts.ID // zero for an ephemeral event
+	ID   chat.ID // zero for an ephemeral event
 	// Event names an ephemeral event (typing, join, …): published on the
 	// room's channel as "!<event>\n<json>", never stored, never sequenced
 	// or repaired, and dropped for a listener that cannot take it. "" for

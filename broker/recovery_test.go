@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
@@ -30,7 +31,7 @@ func postContinuously(t *testing.T, n *node, room string, stop <-chan struct{}) 
 			default:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			_, err := n.store.Post(ctx, redisscripts.Post{Room: room, User: "u", Text: "m"})
+			_, err := n.store.Post(ctx, chat.Post{Room: room, User: "u", Text: "m"})
 			cancel()
 			if err == nil {
 				ok++
@@ -86,9 +87,9 @@ func TestRecoveryAfterRedisRestart(t *testing.T) {
 	waitUntil(t, "hub reports not ready", func() bool { return n.hub.Ready() != nil })
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	start := time.Now()
-	_, err := n.store.Post(ctx, redisscripts.Post{Room: "r", User: "u", Text: "during"})
+	_, err := n.store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "during"})
 	cancel()
-	if !errors.Is(err, redisscripts.ErrUnavailable) {
+	if !errors.Is(err, chat.ErrUnavailable) {
 		t.Fatalf("post while Redis is down: %v, want ErrUnavailable", err)
 	}
 	if took := time.Since(start); took > 1500*time.Millisecond {
@@ -120,11 +121,11 @@ func TestRedisDataLossStartsNewEpoch(t *testing.T) {
 	if got := receive(t, sub); got.ID != fresh.ID {
 		t.Fatalf("received %v, want %v", got.ID, fresh.ID)
 	}
-	page, err := n.store.History(t.Context(), "r", redisscripts.Query{Direction: redisscripts.After, Cursor: old.ID, Limit: 10})
+	page, err := n.store.History(t.Context(), "r", chat.Query{Direction: chat.After, Cursor: old.ID, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if page.Reset == nil || page.Reset.Reason != redisscripts.ResetEpochChanged || page.Reset.FirstAvailable != fresh.ID.String() {
+	if page.Reset == nil || page.Reset.Reason != chat.ResetEpochChanged || page.Reset.FirstAvailable != fresh.ID.String() {
 		t.Fatalf("reset = %+v, want epoch_changed with first %v", page.Reset, fresh.ID)
 	}
 }
@@ -139,7 +140,7 @@ func TestQuietRoomGapIsRepaired(t *testing.T) {
 	// Store a message the way the post script does, but never publish it:
 	// a publish lost on the way to this process.
 	admin := srv.Client()
-	lost := redisscripts.ID{Epoch: first.ID.Epoch, Seq: 2}
+	lost := chat.ID{Epoch: first.ID.Epoch, Seq: 2}
 	data := fmt.Sprintf(`{"id":%q,"seq":2,"room":"r","user":"u","text":"lost","time":"2026-01-01T00:00:00.000Z"}`, lost)
 	if err := admin.HIncrBy(t.Context(), "roomcast:{r}:meta", "seq", 1).Err(); err != nil {
 		t.Fatal(err)
@@ -161,7 +162,7 @@ func TestDeafSubscriptionIsDetectedAndReplaced(t *testing.T) {
 	proxy.freeze() // connections stay open but nothing reaches the hub
 	waitUntil(t, "hub notices it is deaf", func() bool { return n.hub.Ready() != nil })
 	direct := redisscripts.NewStore(srv.Client(), keys, redisscripts.StoreOptions{HistoryMax: 100, IdempotencyTTL: time.Hour})
-	if _, err := direct.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "while deaf"}); err != nil {
+	if _, err := direct.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: "while deaf"}); err != nil {
 		t.Fatal(err)
 	}
 	proxy.thaw()
@@ -284,7 +285,7 @@ type gatedHistory struct {
 	read, release chan struct{}
 }
 
-func (g *gatedHistory) Positions(ctx context.Context, rooms []string) ([]redisscripts.ID, error) {
+func (g *gatedHistory) Positions(ctx context.Context, rooms []string) ([]chat.ID, error) {
 	ids, err := g.Store.Positions(ctx, rooms)
 	select {
 	case g.read <- struct{}{}:
@@ -298,7 +299,7 @@ func TestGapBehindANewRoomsPositionIsRepaired(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 100, IdempotencyTTL: time.Hour})
-	first, err := store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "one"})
+	first, err := store.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: "one"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +329,7 @@ func TestGapBehindANewRoomsPositionIsRepaired(t *testing.T) {
 	data := fmt.Sprintf(`{"id":"%s-2","seq":2,"room":"r","user":"u","text":"lost","time":"2026-01-01T00:00:00.000Z"}`, first.ID.Epoch)
 	rdb.HIncrBy(t.Context(), "roomcast:{r}:meta", "seq", 1)
 	rdb.ZAdd(t.Context(), "roomcast:{r}:history", redisZ(2, data))
-	if _, err := store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "three"}); err != nil {
+	if _, err := store.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: "three"}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the hub received message 3", func() bool { return hub.Stats().Received == 1 })

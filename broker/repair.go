@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // Page is a run of a room's stored messages after a position, as Since
@@ -13,16 +13,16 @@ type Page struct {
 	Messages []*Message
 	// Reset is set when the position asked for is no longer in the room's
 	// history: the messages then start afresh.
-	Reset   *redisscripts.Reset
+	Reset   *chat.Reset
 	HasMore bool
 }
 
 // pageLimit is the number of messages of one history read.
 const pageLimit = 200
 
-func (h *Hub) readPage(ctx context.Context, name string, from redisscripts.ID) (Page, error) {
-	page, err := h.opts.History.History(ctx, name, redisscripts.Query{
-		Direction: redisscripts.After, Cursor: from, Limit: pageLimit,
+func (h *Hub) readPage(ctx context.Context, name string, from chat.ID) (Page, error) {
+	page, err := h.opts.History.History(ctx, name, chat.Query{
+		Direction: chat.After, Cursor: from, Limit: pageLimit,
 	})
 	if err != nil {
 		return Page{}, err
@@ -39,7 +39,7 @@ func (h *Hub) readPage(ctx context.Context, name string, from redisscripts.ID) (
 }
 
 func (h *Hub) newMessage(room string, data []byte) (*Message, error) {
-	id, err := redisscripts.IDOf(data)
+	id, err := chat.IDOf(data)
 	if err != nil {
 		return nil, fmt.Errorf("message in room %q: %w", room, err)
 	}
@@ -122,7 +122,7 @@ func (h *Hub) abandonRepair(r *room) {
 
 // applyRepair delivers a page read by repair and reports whether the room
 // is whole again.
-func (h *Hub) applyRepair(r *room, from redisscripts.ID, page Page) (slow int, done bool, dropped int) {
+func (h *Hub) applyRepair(r *room, from chat.ID, page Page) (slow int, done bool, dropped int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.gone {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"roomcast/broker/chat"
 	"roomcast/redisscripts"
 )
 
@@ -16,10 +17,10 @@ type stalledHistory struct {
 	stalled atomic.Bool
 }
 
-func (s *stalledHistory) History(ctx context.Context, room string, q redisscripts.Query) (redisscripts.Page, error) {
+func (s *stalledHistory) History(ctx context.Context, room string, q chat.Query) (chat.Page, error) {
 	if s.stalled.Load() {
 		<-ctx.Done()
-		return redisscripts.Page{}, ctx.Err()
+		return chat.Page{}, ctx.Err()
 	}
 	return s.memHistory.History(ctx, room, q)
 }

@@ -1,6 +1,6 @@
 package broker
 
-import "roomcast/redisscripts"
+import "roomcast/broker/chat"
 
 // ring keeps the last messages delivered to a room, oldest first, so that a
 // stream catching up from a recent position needs no history read.
@@ -39,7 +39,7 @@ func (r *ring) at(i int) *Message { return r.buf[(r.head+i)%len(r.buf)] }
 // of them: from is last itself, or a message in the ring, or the position
 // right before its oldest message. A position the ring cannot place is for
 // Redis to answer (it may be older, or of another epoch, or need a reset).
-func (r *ring) after(from, last redisscripts.ID) ([]*Message, bool) {
+func (r *ring) after(from, last chat.ID) ([]*Message, bool) {
 	if from == last && from.Epoch != "" {
 		return nil, true
 	}

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"testing"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 func TestRingServesOnlyWhatItHoldsWhole(t *testing.T) {
-	id := func(epoch string, seq int64) redisscripts.ID { return redisscripts.ID{Epoch: epoch, Seq: seq} }
+	id := func(epoch string, seq int64) chat.ID { return chat.ID{Epoch: epoch, Seq: seq} }
 	r := newRing(4)
 	for seq := int64(1); seq <= 6; seq++ { // holds a-3 … a-6
 		r.add(&Message{ID: id("a", seq)})
@@ -16,7 +16,7 @@ func TestRingServesOnlyWhatItHoldsWhole(t *testing.T) {
 	last := id("a", 6)
 	for _, tc := range []struct {
 		name string
-		from redisscripts.ID
+		from chat.ID
 		want string // seqs served, or "redis"
 	}{
 		{name: "at the newest", from: id("a", 6), want: "[]"},
@@ -25,7 +25,7 @@ func TestRingServesOnlyWhatItHoldsWhole(t *testing.T) {
 		{name: "right before the oldest", from: id("a", 2), want: "[3 4 5 6]"},
 		{name: "older than the ring", from: id("a", 1), want: "redis"},
 		{name: "another epoch", from: id("b", 4), want: "redis"},
-		{name: "no position", from: redisscripts.ID{}, want: "redis"},
+		{name: "no position", from: chat.ID{}, want: "redis"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			msgs, ok := r.after(tc.from, last)
@@ -49,12 +49,12 @@ func TestRingServesOnlyWhatItHoldsWhole(t *testing.T) {
 }
 
 func TestRingPrependKeepsTheNewest(t *testing.T) {
-	msg := func(seq int64) *Message { return &Message{ID: redisscripts.ID{Epoch: "e", Seq: seq}} }
+	msg := func(seq int64) *Message { return &Message{ID: chat.ID{Epoch: "e", Seq: seq}} }
 	r := newRing(4)
 	r.add(msg(5))
 	r.add(msg(6))
 	r.prepend([]*Message{msg(2), msg(3), msg(4)})
-	got, ok := r.after(redisscripts.ID{Epoch: "e", Seq: 2}, redisscripts.ID{Epoch: "e", Seq: 6})
+	got, ok := r.after(chat.ID{Epoch: "e", Seq: 2}, chat.ID{Epoch: "e", Seq: 6})
 	if !ok || len(got) != 4 || got[0].ID.Seq != 3 || got[3].ID.Seq != 6 {
 		t.Fatalf("after prepend: %v %v, want 3..6", got, ok)
 	}

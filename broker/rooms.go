@@ -3,7 +3,7 @@ package broker
 import (
 	"sync"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // The hub's rooms live in a registry of shards, each a map under its own
@@ -69,14 +69,14 @@ type room struct {
 	name string
 
 	mu        sync.Mutex
-	gone      bool                         // taken out of the registry; a new room of this name may exist
-	subs      map[Listener]redisscripts.ID // each listener's start
-	list      []Listener                   // subs' listeners for fan-out; nil when stale
-	inited    bool                         // a listener has started reading the room's position
-	last      redisscripts.ID              // last message delivered to subs
-	ready     chan struct{}                // closed once last is known
-	initErr   error                        // why last could not be read
-	repairing bool                         // last is being found or a gap repaired; pending collects live messages
+	gone      bool                 // taken out of the registry; a new room of this name may exist
+	subs      map[Listener]chat.ID // each listener's start
+	list      []Listener           // subs' listeners for fan-out; nil when stale
+	inited    bool                 // a listener has started reading the room's position
+	last      chat.ID              // last message delivered to subs
+	ready     chan struct{}        // closed once last is known
+	initErr   error                // why last could not be read
+	repairing bool                 // last is being found or a gap repaired; pending collects live messages
 	pending   []*Message
 	ring      ring
 }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // PubSubber is the part of a Redis client the hub's subscription uses.
@@ -232,7 +232,7 @@ func (h *Hub) checkRooms(ctx context.Context, only []string) {
 	var (
 		rooms  []*room
 		names  []string
-		before []redisscripts.ID // what each room had before the read
+		before []chat.ID // what each room had before the read
 	)
 	add := func(r *room) { // r.mu held
 		if !r.repairing && !r.gone {
@@ -274,7 +274,7 @@ func (h *Hub) checkRooms(ctx context.Context, only []string) {
 			// Gone, or delivered more since the read: look again next time.
 		case inRedis == r.last:
 		case inRedis.Epoch == "":
-			r.last = redisscripts.ID{} // its next message starts a new epoch
+			r.last = chat.ID{} // its next message starts a new epoch
 			r.ring.clear()
 		case inRedis.Epoch == r.last.Epoch && inRedis.Seq < r.last.Seq:
 			wentBack = true

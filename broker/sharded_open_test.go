@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
@@ -58,7 +59,7 @@ func TestShardedFirstListenWaitsForTheSubscription(t *testing.T) {
 	for i := range 20 {
 		room := fmt.Sprint("fresh", i)
 		sub := subscribe(t, hub, room)
-		if _, err := store.Post(t.Context(), redisscripts.Post{Room: room, User: "u", Text: "first"}); err != nil {
+		if _, err := store.Post(t.Context(), chat.Post{Room: room, User: "u", Text: "first"}); err != nil {
 			t.Fatal(err)
 		}
 		expectSequence(t, sub, 1, 1)

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
@@ -75,7 +76,7 @@ func (n *shardedNode) postUntil(t *testing.T, room string, stop <-chan struct{})
 			}
 			for {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				_, err := n.store.Post(ctx, redisscripts.Post{Room: room, User: "u", Text: "m",
+				_, err := n.store.Post(ctx, chat.Post{Room: room, User: "u", Text: "m",
 					IdempotencyKey: fmt.Sprint("k", i)})
 				cancel()
 				if err == nil {
@@ -115,7 +116,7 @@ func TestShardedModeOnStandaloneRedis(t *testing.T) {
 	a, b := startSharded(t, srv.Addr), startSharded(t, srv.Addr)
 	sub := subscribe(t, b.hub, "lobby")
 	for i := range 3 {
-		if _, err := a.store.Post(t.Context(), redisscripts.Post{Room: "lobby", User: "u", Text: fmt.Sprint(i)}); err != nil {
+		if _, err := a.store.Post(t.Context(), chat.Post{Room: "lobby", User: "u", Text: fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -158,7 +159,7 @@ func TestShardedDeafShardIsDetectedAndReplaced(t *testing.T) {
 	}
 	direct := redisscripts.NewStore(srv.Client(), keys, redisscripts.StoreOptions{
 		HistoryMax: 100, IdempotencyTTL: time.Hour, Sharded: true})
-	if _, err := direct.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: "while deaf"}); err != nil {
+	if _, err := direct.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: "while deaf"}); err != nil {
 		t.Fatal(err)
 	}
 	proxy.thaw()
@@ -210,7 +211,7 @@ func TestShardedModeOnCluster(t *testing.T) {
 		}
 		for i := range 5 {
 			for _, room := range rooms {
-				if _, err := a.store.Post(t.Context(), redisscripts.Post{Room: room, User: "u", Text: fmt.Sprint(i)}); err != nil {
+				if _, err := a.store.Post(t.Context(), chat.Post{Room: room, User: "u", Text: fmt.Sprint(i)}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -444,7 +445,7 @@ func TestShardedModeFailover(t *testing.T) {
 		}
 	}
 	// Delivery goes on after the failover.
-	p, err := a.store.Post(t.Context(), redisscripts.Post{Room: room, User: "u", Text: "after"})
+	p, err := a.store.Post(t.Context(), chat.Post{Room: room, User: "u", Text: "after"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"sync"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // Reasons a Subscription's channel is closed, reported by Err, and reasons
@@ -30,7 +30,7 @@ var (
 type Subscription struct {
 	hub   *Hub
 	room  string
-	start redisscripts.ID
+	start chat.ID
 	ch    chan *Message
 
 	once sync.Once
@@ -42,7 +42,7 @@ var _ Listener = (*Subscription)(nil)
 
 // Subscribe starts a subscription to room. The first subscriber of a room
 // in this process reads the room's position from Redis, so Subscribe can
-// fail with redisscripts.ErrUnavailable; it returns ErrClosed once the hub
+// fail with chat.ErrUnavailable; it returns ErrClosed once the hub
 // has stopped. The caller must Close the subscription.
 func (h *Hub) Subscribe(ctx context.Context, name string) (*Subscription, error) {
 	sub := &Subscription{hub: h, room: name, ch: make(chan *Message, h.opts.Buffer)}
@@ -81,7 +81,7 @@ func (s *Subscription) C() <-chan *Message { return s.ch }
 
 // Start is the room's position when the subscription began: the first
 // message on C follows it.
-func (s *Subscription) Start() redisscripts.ID { return s.start }
+func (s *Subscription) Start() chat.ID { return s.start }
 
 // Err tells why C was closed; it is nil while C is open.
 func (s *Subscription) Err() error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"roomcast/broker/chat"
 	"roomcast/redisscripts/redistest"
 )
 
@@ -49,7 +50,7 @@ func countPipelines(rdb *redis.Client) *pipelineCounter {
 }
 
 // call builds the script call of p as Post would send it.
-func call(t *testing.T, ctx context.Context, store *Store, p Post) *scriptCall {
+func call(t *testing.T, ctx context.Context, store *Store, p chat.Post) *scriptCall {
 	t.Helper()
 	keys, args, err := store.postCall(p)
 	if err != nil {
@@ -59,7 +60,7 @@ func call(t *testing.T, ctx context.Context, store *Store, p Post) *scriptCall {
 }
 
 // await returns the result of a call that send has finished.
-func await(t *testing.T, c *scriptCall) (Posted, error) {
+func await(t *testing.T, c *scriptCall) (chat.Posted, error) {
 	t.Helper()
 	select {
 	case <-c.done:
@@ -67,7 +68,7 @@ func await(t *testing.T, c *scriptCall) (Posted, error) {
 		t.Fatal("call not finished after send returned")
 	}
 	if c.err != nil {
-		return Posted{}, c.err
+		return chat.Posted{}, c.err
 	}
 	return postedOf(c.reply)
 }
@@ -129,12 +130,12 @@ func (b *batcher) queued() int {
 }
 
 type result struct {
-	posted Posted
+	posted chat.Posted
 	err    error
 }
 
 // postAsync posts p in a goroutine and returns where its result arrives.
-func postAsync(ctx context.Context, store *Store, p Post) <-chan result {
+func postAsync(ctx context.Context, store *Store, p chat.Post) <-chan result {
 	out := make(chan result, 1)
 	go func() {
 		posted, err := store.Post(ctx, p)
@@ -165,7 +166,7 @@ func TestPostConcurrentBatches(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range posts {
-				p := Post{Room: fmt.Sprintf("r%d", (g+i)%rooms), User: fmt.Sprintf("u%d", g), Text: fmt.Sprintf("g%d-i%d", g, i)}
+				p := chat.Post{Room: fmt.Sprintf("r%d", (g+i)%rooms), User: fmt.Sprintf("u%d", g), Text: fmt.Sprintf("g%d-i%d", g, i)}
 				posted, err := store.Post(t.Context(), p)
 				if err != nil {
 					errs <- fmt.Errorf("post %s: %w", p.Text, err)
@@ -212,17 +213,17 @@ func TestPostConcurrentBatches(t *testing.T) {
 // pipeline is in flight go out together in the next one.
 func TestPostsQueuedBehindABatchShareOnePipeline(t *testing.T) {
 	store, srv, rdb := newStore(t, StoreOptions{})
-	if _, err := store.Post(t.Context(), Post{Room: "r", User: "u", Text: "warm up"}); err != nil {
+	if _, err := store.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: "warm up"}); err != nil {
 		t.Fatal(err)
 	}
 	pipelines := countPipelines(rdb)
 	unpause := pauseWrites(t, srv)
-	first := postAsync(t.Context(), store, Post{Room: "r", User: "u", Text: "first"})
+	first := postAsync(t.Context(), store, chat.Post{Room: "r", User: "u", Text: "first"})
 	waitFor(t, "the first post is held by the pause", func() bool { return blockedClients(t, srv) == 1 })
 	const n = 10
 	rest := make([]<-chan result, n)
 	for i := range rest {
-		rest[i] = postAsync(t.Context(), store, Post{Room: "r", User: "u", Text: fmt.Sprint("queued ", i)})
+		rest[i] = postAsync(t.Context(), store, chat.Post{Room: "r", User: "u", Text: fmt.Sprint("queued ", i)})
 	}
 	waitFor(t, "the posts queue", func() bool { return store.posts.queued() == n })
 	unpause()
@@ -246,11 +247,11 @@ func TestPostIdempotencyWithinOneBatch(t *testing.T) {
 	store, _, rdb := newStore(t, StoreOptions{})
 	ctx := t.Context()
 	// A connection with the script loaded, so that one pipeline is all.
-	if _, err := store.Post(ctx, Post{Room: "warm-up", User: "u", Text: "t"}); err != nil {
+	if _, err := store.Post(ctx, chat.Post{Room: "warm-up", User: "u", Text: "t"}); err != nil {
 		t.Fatal(err)
 	}
 	pipelines := countPipelines(rdb)
-	p := Post{Room: "r", User: "u", Text: "once", IdempotencyKey: "k"}
+	p := chat.Post{Room: "r", User: "u", Text: "once", IdempotencyKey: "k"}
 	other := p
 	other.Text = "other"
 	batch := []*scriptCall{call(t, ctx, store, p), call(t, ctx, store, p), call(t, ctx, store, other)}
@@ -263,7 +264,7 @@ func TestPostIdempotencyWithinOneBatch(t *testing.T) {
 	if err != nil || !again.Replayed || again.ID != first.ID {
 		t.Fatalf("same key in the same batch: %+v, %v; want a replay of %v", again, err, first.ID)
 	}
-	if _, err := await(t, batch[2]); !errors.Is(err, ErrIdempotencyConflict) {
+	if _, err := await(t, batch[2]); !errors.Is(err, chat.ErrIdempotencyConflict) {
 		t.Fatalf("same key, other text, same batch: err = %v, want ErrIdempotencyConflict", err)
 	}
 	if got := pipelines.n.Load(); got != 1 {
@@ -279,7 +280,7 @@ func TestPostIdempotencyWithinOneBatch(t *testing.T) {
 func TestPostAfterScriptFlush(t *testing.T) {
 	store, _, rdb := newStore(t, StoreOptions{})
 	ctx := t.Context()
-	if _, err := store.Post(ctx, Post{Room: "r", User: "u", Text: "before"}); err != nil {
+	if _, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "before"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
@@ -288,7 +289,7 @@ func TestPostAfterScriptFlush(t *testing.T) {
 	pipelines := countPipelines(rdb)
 	var batch []*scriptCall
 	for i := range 3 {
-		batch = append(batch, call(t, ctx, store, Post{Room: "r", User: "u", Text: fmt.Sprint("after ", i)}))
+		batch = append(batch, call(t, ctx, store, chat.Post{Room: "r", User: "u", Text: fmt.Sprint("after ", i)}))
 	}
 	store.posts.send(batch)
 	for i, c := range batch {
@@ -307,7 +308,7 @@ func TestPostAfterScriptFlush(t *testing.T) {
 		t.Fatalf("history holds %d messages, want 4", got)
 	}
 	// EVAL loaded the script again: the next post needs one round trip.
-	if _, err := store.Post(ctx, Post{Room: "r", User: "u", Text: "later"}); err != nil {
+	if _, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "later"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := pipelines.n.Load(); got != 3 {
@@ -324,8 +325,8 @@ func TestPostCancelledCallLeavesItsBatch(t *testing.T) {
 		cancelled, cancel := context.WithCancel(t.Context())
 		cancel()
 		batch := []*scriptCall{
-			call(t, t.Context(), store, Post{Room: "r", User: "u", Text: "kept"}),
-			call(t, cancelled, store, Post{Room: "r", User: "u", Text: "cancelled"}),
+			call(t, t.Context(), store, chat.Post{Room: "r", User: "u", Text: "kept"}),
+			call(t, cancelled, store, chat.Post{Room: "r", User: "u", Text: "cancelled"}),
 		}
 		store.posts.send(batch)
 		if _, err := await(t, batch[0]); err != nil {
@@ -341,12 +342,12 @@ func TestPostCancelledCallLeavesItsBatch(t *testing.T) {
 	t.Run("queued", func(t *testing.T) {
 		store, srv, rdb := newStore(t, StoreOptions{})
 		unpause := pauseWrites(t, srv)
-		first := postAsync(t.Context(), store, Post{Room: "r", User: "u", Text: "first"})
+		first := postAsync(t.Context(), store, chat.Post{Room: "r", User: "u", Text: "first"})
 		waitFor(t, "the first post is held by the pause", func() bool { return blockedClients(t, srv) == 1 })
 		ctx, cancel := context.WithCancel(t.Context())
-		gone := postAsync(ctx, store, Post{Room: "r", User: "u", Text: "cancelled"})
+		gone := postAsync(ctx, store, chat.Post{Room: "r", User: "u", Text: "cancelled"})
 		waitFor(t, "the post queues", func() bool { return store.posts.queued() == 1 })
-		kept := postAsync(t.Context(), store, Post{Room: "r", User: "u", Text: "kept"})
+		kept := postAsync(t.Context(), store, chat.Post{Room: "r", User: "u", Text: "kept"})
 		waitFor(t, "the next post queues", func() bool { return store.posts.queued() == 2 })
 		cancel()
 		if r := receive(t, gone); !errors.Is(r.err, context.Canceled) {
@@ -387,7 +388,7 @@ func TestPostRedisLostMidBatch(t *testing.T) {
 			const n = 8
 			batch := make([]*scriptCall, n)
 			for i := range batch {
-				batch[i] = call(t, t.Context(), store, Post{Room: "r", User: "u", Text: fmt.Sprint("lost ", i)})
+				batch[i] = call(t, t.Context(), store, chat.Post{Room: "r", User: "u", Text: fmt.Sprint("lost ", i)})
 			}
 			sent := make(chan struct{})
 			go func() { store.posts.send(batch); close(sent) }()
@@ -395,13 +396,13 @@ func TestPostRedisLostMidBatch(t *testing.T) {
 			tc.lose(t, srv)
 			<-sent
 			for i, c := range batch {
-				if _, err := await(t, c); !errors.Is(wrapRedisError("post", err), ErrUnavailable) {
+				if _, err := await(t, c); !errors.Is(wrapRedisError("post", err), chat.ErrUnavailable) {
 					t.Fatalf("post %d: err = %v, want one mapped to ErrUnavailable", i, err)
 				}
 			}
 			tc.restore(srv)
 			unpause()
-			if _, err := store.Post(t.Context(), Post{Room: "r", User: "u", Text: "after"}); err != nil {
+			if _, err := store.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: "after"}); err != nil {
 				t.Fatal(err)
 			}
 			if got := historyLen(t, rdb, store, "r"); got != 1 {
@@ -431,7 +432,7 @@ func TestPostBatchesOnCluster(t *testing.T) {
 		for r := range rooms {
 			for i := range perRoom {
 				wg.Go(func() {
-					p := Post{Room: fmt.Sprint("room", r), User: "u", Text: fmt.Sprint(round, "-", i)}
+					p := chat.Post{Room: fmt.Sprint("room", r), User: "u", Text: fmt.Sprint(round, "-", i)}
 					posted, err := store.Post(t.Context(), p)
 					if err == nil && decodeStored(t, posted.JSON).Text != p.Text {
 						err = fmt.Errorf("reply %s to post %q", posted.JSON, p.Text)

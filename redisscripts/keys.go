@@ -1,20 +1,14 @@
 // Package redisscripts owns roomcast's data in Redis: the names of every key
-// and channel, the message id format, and the Lua scripts that store and read
-// room history atomically.
+// and channel, and the Lua scripts that store and read room history
+// atomically. The values it stores and returns are broker/chat's.
 package redisscripts
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
+
+	"roomcast/broker/chat"
 )
-
-// roomPattern is the set of valid room ids. It excludes every character that
-// has a meaning in Redis glob patterns, hash tags or our key layout.
-var roomPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
-
-// ValidRoom reports whether room is a valid room id.
-func ValidRoom(room string) bool { return roomPattern.MatchString(room) }
 
 // Keys names the Redis keys and channels of one deployment. All keys of a
 // room share the hash tag {room}, so a script touching them runs on one
@@ -76,11 +70,11 @@ func (k Keys) ShardProbeChannel(name string) string { return k.prefix + "probe:{
 // room channels (probes, other deployments).
 func (k Keys) RoomFromChannel(channel string) (string, bool) {
 	if room, ok := strings.CutPrefix(channel, k.prefix+"room:"); ok {
-		return room, ValidRoom(room)
+		return room, chat.ValidRoom(room)
 	}
 	rest, ok := strings.CutPrefix(channel, k.prefix+"{")
 	room, ok2 := strings.CutSuffix(rest, "}:ch")
-	return room, ok && ok2 && ValidRoom(room)
+	return room, ok && ok2 && chat.ValidRoom(room)
 }
 
 // RoomOf is RoomFromChannel without allocating or a regular expression:

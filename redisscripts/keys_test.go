@@ -7,13 +7,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"roomcast/broker/chat"
 	"roomcast/redisscripts/redistest"
 )
 
 func TestValidRoom(t *testing.T) {
 	t.Parallel()
 	for _, room := range []string{"a", "lobby", "A.b_c-9", "..", strings.Repeat("x", 128)} {
-		if !ValidRoom(room) {
+		if !chat.ValidRoom(room) {
 			t.Fatalf("ValidRoom(%q) = false, want true", room)
 		}
 	}
@@ -21,7 +22,7 @@ func TestValidRoom(t *testing.T) {
 		"", strings.Repeat("x", 129), "a*", "a?", "a[b", "a]", "{a}", "a{", "a}", "a:b", "a/b", "a b", "a\tb",
 		"a\nb", "a\\b", "é", "a\x00", "a%2Fb", "a\"b",
 	} {
-		if ValidRoom(room) {
+		if chat.ValidRoom(room) {
 			t.Fatalf("ValidRoom(%q) = true, want false", room)
 		}
 	}

@@ -6,10 +6,11 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
+
+	"roomcast/broker/chat"
 )
 
 //go:embed post_message.lua
@@ -17,44 +18,25 @@ var postMessageSource string
 
 var postMessageScript = redis.NewScript(postMessageSource)
 
-// ErrIdempotencyConflict is returned by Post when the idempotency key was
-// already used for a message with other content.
-var ErrIdempotencyConflict = errors.New("idempotency key reused with different content")
-
-// Post is a message to store. Its fields must already be validated.
-type Post struct {
-	Room           string
-	User           string
-	Text           string
-	IdempotencyKey string // optional
-}
-
-// Posted is a stored message.
-type Posted struct {
-	ID       ID
-	JSON     []byte // the message exactly as history and streams serve it
-	Replayed bool   // true when an earlier post with the same idempotency key stored it
-}
-
 // Post stores p in its room's history and publishes it on the room's
 // channel (see PublishRoom for which) in one atomic step. Concurrent posts
 // share Redis round trips (see batcher); a post is sent at most once, so an
 // error may hide a stored message, which a retry with the same
 // IdempotencyKey finds.
-func (s *Store) Post(ctx context.Context, p Post) (Posted, error) {
+func (s *Store) Post(ctx context.Context, p chat.Post) (chat.Posted, error) {
 	keys, args, err := s.postCall(p)
 	if err != nil {
-		return Posted{}, err
+		return chat.Posted{}, err
 	}
 	reply, err := s.posts.run(ctx, keys, args...)
 	if err != nil {
-		return Posted{}, wrapRedisError("post message", err)
+		return chat.Posted{}, wrapRedisError("post message", err)
 	}
 	return postedOf(reply)
 }
 
 // postCall is the KEYS and ARGV of the post script for p.
-func (s *Store) postCall(p Post) (keys []string, args []any, err error) {
+func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 	fields, err := json.Marshal(struct {
 		User string `json:"user"`
 		Text string `json:"text"`
@@ -76,41 +58,22 @@ func (s *Store) postCall(p Post) (keys []string, args []any, err error) {
 }
 
 // postedOf checks the post script's reply {status, message}.
-func postedOf(raw any) (Posted, error) {
+func postedOf(raw any) (chat.Posted, error) {
 	reply, ok := raw.([]any)
 	if !ok {
-		return Posted{}, fmt.Errorf("post message: unexpected reply %T", raw)
+		return chat.Posted{}, fmt.Errorf("post message: unexpected reply %T", raw)
 	}
 	if len(reply) != 2 {
-		return Posted{}, fmt.Errorf("post message: unexpected reply length %d", len(reply))
+		return chat.Posted{}, fmt.Errorf("post message: unexpected reply length %d", len(reply))
 	}
 	status, _ := reply[0].(int64)
 	message, _ := reply[1].(string)
 	if status == 2 {
-		return Posted{}, ErrIdempotencyConflict
+		return chat.Posted{}, chat.ErrIdempotencyConflict
 	}
-	id, err := IDOf([]byte(message))
+	id, err := chat.IDOf([]byte(message))
 	if err != nil {
-		return Posted{}, fmt.Errorf("post message: reply: %w", err)
+		return chat.Posted{}, fmt.Errorf("post message: reply: %w", err)
 	}
-	return Posted{ID: id, JSON: []byte(message), Replayed: status == 1}, nil
-}
-
-// IDOf returns the id of a message in the JSON form the post script writes,
-// without decoding the whole message.
-func IDOf(message []byte) (ID, error) {
-	const head = `{"id":"`
-	if len(message) < len(head) || string(message[:len(head)]) != head {
-		return ID{}, ErrInvalidID
-	}
-	rest := message[len(head):]
-	for i, c := range rest {
-		if c == '"' {
-			return ParseID(string(rest[:i]))
-		}
-		if i > 40 {
-			break
-		}
-	}
-	return ID{}, ErrInvalidID
+	return chat.Posted{ID: id, JSON: []byte(message), Replayed: status == 1}, nil
 }

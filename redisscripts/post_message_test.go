@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"roomcast/broker/chat"
 	"roomcast/redisscripts/redistest"
 )
 
@@ -163,7 +164,7 @@ func TestPostStoresNumberedMessages(t *testing.T) {
 	var epoch string
 	for i := range 3 {
 		text := fmt.Sprintf("line %d \"quoted\" \\ \n\u2028 <b>", i)
-		posted, err := store.Post(ctx, Post{Room: "r.1", User: "ann", Text: text})
+		posted, err := store.Post(ctx, chat.Post{Room: "r.1", User: "ann", Text: text})
 		if err != nil {
 			t.Fatalf("Post: %v", err)
 		}
@@ -210,7 +211,7 @@ func TestPostUsesOnlyPrefixedHashTaggedKeys(t *testing.T) {
 	t.Parallel()
 	store, _, rdb := newStore(t, StoreOptions{})
 	ctx := t.Context()
-	if _, err := store.Post(ctx, Post{Room: "lobby", User: "u", Text: "t", IdempotencyKey: "k1"}); err != nil {
+	if _, err := store.Post(ctx, chat.Post{Room: "lobby", User: "u", Text: "t", IdempotencyKey: "k1"}); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := rdb.Keys(ctx, "*").Result()
@@ -231,7 +232,7 @@ func TestPostIdempotency(t *testing.T) {
 	t.Parallel()
 	store, _, rdb := newStore(t, StoreOptions{IdempotencyTTL: time.Minute})
 	ctx := t.Context()
-	p := Post{Room: "r", User: "u", Text: "hello", IdempotencyKey: "abc"}
+	p := chat.Post{Room: "r", User: "u", Text: "hello", IdempotencyKey: "abc"}
 	first, err := store.Post(ctx, p)
 	if err != nil {
 		t.Fatal(err)
@@ -250,11 +251,11 @@ func TestPostIdempotency(t *testing.T) {
 	if ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("idempotency key TTL = %v, want up to 1m", ttl)
 	}
-	if _, err := store.Post(ctx, Post{Room: "r", User: "u", Text: "hello!", IdempotencyKey: "abc"}); !errors.Is(err, ErrIdempotencyConflict) {
+	if _, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "hello!", IdempotencyKey: "abc"}); !errors.Is(err, chat.ErrIdempotencyConflict) {
 		t.Fatalf("other text reusing the key: err = %v, want ErrIdempotencyConflict", err)
 	}
 	// A key belongs to one user in one room.
-	for _, other := range []Post{
+	for _, other := range []chat.Post{
 		{Room: "r2", User: "u", Text: "hello", IdempotencyKey: "abc"},
 		{Room: "r", User: "v", Text: "hello", IdempotencyKey: "abc"},
 	} {
@@ -272,11 +273,11 @@ func TestPostIdempotencyConcurrent(t *testing.T) {
 	store, _, rdb := newStore(t, StoreOptions{})
 	ctx := t.Context()
 	var wg sync.WaitGroup
-	results := make([]Posted, 50)
+	results := make([]chat.Posted, 50)
 	errs := make([]error, 50)
 	for i := range results {
 		wg.Go(func() {
-			results[i], errs[i] = store.Post(ctx, Post{Room: "r", User: "u", Text: "once", IdempotencyKey: "same"})
+			results[i], errs[i] = store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "once", IdempotencyKey: "same"})
 		})
 	}
 	wg.Wait()
@@ -304,17 +305,17 @@ func TestStoreUnavailableWhenRedisIsDown(t *testing.T) {
 	t.Parallel()
 	store, srv, _ := newStore(t, StoreOptions{})
 	ctx := t.Context()
-	if _, err := store.Post(ctx, Post{Room: "r", User: "u", Text: "t"}); err != nil {
+	if _, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "t"}); err != nil {
 		t.Fatal(err)
 	}
 	srv.Kill()
 	calls := map[string]func() error{
 		"Post": func() error {
-			_, err := store.Post(ctx, Post{Room: "r", User: "u", Text: "t"})
+			_, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "t"})
 			return err
 		},
 		"History": func() error {
-			_, err := store.History(ctx, "r", Query{Direction: Latest, Limit: 10})
+			_, err := store.History(ctx, "r", chat.Query{Direction: chat.Latest, Limit: 10})
 			return err
 		},
 		"Positions": func() error {
@@ -325,7 +326,7 @@ func TestStoreUnavailableWhenRedisIsDown(t *testing.T) {
 	for name, call := range calls {
 		start := time.Now()
 		err := call()
-		if !errors.Is(err, ErrUnavailable) {
+		if !errors.Is(err, chat.ErrUnavailable) {
 			t.Fatalf("%s with Redis down: err = %v, want ErrUnavailable", name, err)
 		}
 		d := time.Since(start)
@@ -341,7 +342,7 @@ func TestStoreUnavailableOnDeadline(t *testing.T) {
 	store, _, _ := newStore(t, StoreOptions{})
 	ctx, cancel := context.WithTimeout(t.Context(), -time.Second)
 	defer cancel()
-	if _, err := store.Post(ctx, Post{Room: "r", User: "u", Text: "t"}); !errors.Is(err, ErrUnavailable) {
+	if _, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "t"}); !errors.Is(err, chat.ErrUnavailable) {
 		t.Fatalf("Post after its deadline: err = %v, want ErrUnavailable", err)
 	}
 }

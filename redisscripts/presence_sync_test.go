@@ -4,13 +4,15 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"roomcast/broker/chat"
 )
 
 func TestSyncPresence(t *testing.T) {
 	store, srv, rdb := newStore(t, StoreOptions{})
 	other := NewStore(srv.Client(), NewKeys("test:"), StoreOptions{HistoryMax: 10}) // a second instance
 	const a, b = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"
-	sync := func(s *Store, p PresenceSync) Presence {
+	sync := func(s *Store, p chat.PresenceSync) chat.Presence {
 		t.Helper()
 		p.LiveTTL, p.LeavingTTL = cmpDur(p.LiveTTL, time.Minute), cmpDur(p.LeavingTTL, time.Minute)
 		got, err := s.SyncPresence(t.Context(), "r", p)
@@ -20,7 +22,7 @@ func TestSyncPresence(t *testing.T) {
 		return got
 	}
 
-	got := sync(store, PresenceSync{Instance: a, Live: []string{"ann", "bob"}, List: 10})
+	got := sync(store, chat.PresenceSync{Instance: a, Live: []string{"ann", "bob"}, List: 10})
 	if !slices.Equal(got.Joined, []string{"ann", "bob"}) || len(got.Left) != 0 || got.Count != 2 || len(got.Users) != 2 {
 		t.Fatalf("first sync = %+v, want ann and bob joined", got)
 	}
@@ -29,33 +31,33 @@ func TestSyncPresence(t *testing.T) {
 	}
 	// The same users from another instance, and again from the first: no
 	// join twice.
-	if got := sync(other, PresenceSync{Instance: b, Live: []string{"bob", "cy"}, List: 1}); !slices.Equal(got.Joined, []string{"cy"}) ||
+	if got := sync(other, chat.PresenceSync{Instance: b, Live: []string{"bob", "cy"}, List: 1}); !slices.Equal(got.Joined, []string{"cy"}) ||
 		got.Count != 3 || len(got.Users) != 1 {
 		t.Fatalf("second instance = %+v, want only cy joined, 3 present, 1 listed", got)
 	}
-	if got := sync(store, PresenceSync{Instance: a, Live: []string{"ann", "bob"}}); len(got.Joined)+len(got.Left) != 0 || got.Users != nil {
+	if got := sync(store, chat.PresenceSync{Instance: a, Live: []string{"ann", "bob"}}); len(got.Joined)+len(got.Left) != 0 || got.Users != nil {
 		t.Fatalf("refresh = %+v, want no change and no list", got)
 	}
 	// bob leaves the first instance but stays on the second: no leave.
-	if got := sync(store, PresenceSync{Instance: a, Live: []string{"ann"}, Leaving: []string{"bob"}, LeavingTTL: time.Millisecond}); len(got.Left) != 0 {
+	if got := sync(store, chat.PresenceSync{Instance: a, Live: []string{"ann"}, Leaving: []string{"bob"}, LeavingTTL: time.Millisecond}); len(got.Left) != 0 {
 		t.Fatalf("leaving = %+v", got)
 	}
 	waitFor(t, "bob's entry on the first instance is swept", func() bool {
-		if got := sync(other, PresenceSync{List: 10}); got.Count != 3 || len(got.Left) != 0 {
+		if got := sync(other, chat.PresenceSync{List: 10}); got.Count != 3 || len(got.Left) != 0 {
 			t.Fatalf("after bob left one of two instances: %+v, want 3 present, nobody left", got)
 		}
 		return rdb.ZScore(t.Context(), "test:{r}:presence", a+"bob").Err() != nil // swept
 	})
 	// cy's instance stops refreshing: cy's entry expires, and one sweep
 	// (whichever instance runs it) reports the leave, once.
-	sync(other, PresenceSync{Instance: b, Live: []string{"bob", "cy"}, LiveTTL: 50 * time.Millisecond})
+	sync(other, chat.PresenceSync{Instance: b, Live: []string{"bob", "cy"}, LiveTTL: 50 * time.Millisecond})
 	var left []string
 	waitFor(t, "cy's entry expired", func() bool {
-		got := sync(store, PresenceSync{Instance: a, Live: []string{"ann"}})
+		got := sync(store, chat.PresenceSync{Instance: a, Live: []string{"ann"}})
 		left = append(left, got.Left...)
 		return got.Count == 1
 	})
-	if got := sync(other, PresenceSync{}); len(got.Left) != 0 {
+	if got := sync(other, chat.PresenceSync{}); len(got.Left) != 0 {
 		t.Fatalf("second sweep reported %v again", got.Left)
 	}
 	if !slices.Equal(left, []string{"bob", "cy"}) {
@@ -65,7 +67,7 @@ func TestSyncPresence(t *testing.T) {
 
 func TestSyncPresenceRefusesBadInstance(t *testing.T) {
 	store, _, _ := newStore(t, StoreOptions{})
-	if _, err := store.SyncPresence(t.Context(), "r", PresenceSync{Instance: "short", Live: []string{"u"}}); err == nil {
+	if _, err := store.SyncPresence(t.Context(), "r", chat.PresenceSync{Instance: "short", Live: []string{"u"}}); err == nil {
 		t.Fatalf("a short instance id was accepted")
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"roomcast/broker/chat"
 )
 
 //go:embed rate_limit.lua
@@ -24,15 +26,6 @@ type RateLimiter struct {
 	burst    int
 }
 
-// RateDecision is a RateLimiter's answer for one event.
-type RateDecision struct {
-	Allowed    bool
-	Limit      int           // events allowed in a burst
-	Remaining  int           // events allowed right now, after this one
-	RetryAfter time.Duration // until the next event is allowed, when not Allowed
-	ResetAfter time.Duration // until the whole burst is available again
-}
-
 // NewRateLimiter allows each client perSecond events a second on average
 // and burst at once. name tells limits apart in the key,
 // <prefix>rate:<name>:<client>.
@@ -45,16 +38,16 @@ func NewRateLimiter(rdb redis.Cmdable, keys Keys, name string, perSecond float64
 
 // Allow counts one event of client and reports whether it is allowed. A
 // refused event does not count against the client.
-func (l *RateLimiter) Allow(ctx context.Context, client string) (RateDecision, error) {
+func (l *RateLimiter) Allow(ctx context.Context, client string) (chat.RateDecision, error) {
 	reply, err := rateLimitScript.Run(ctx, l.rdb, []string{l.keys.rate(l.name, client)},
 		l.interval.Microseconds(), l.burst).Int64Slice()
 	if err != nil {
-		return RateDecision{}, wrapRedisError("rate limit", err)
+		return chat.RateDecision{}, wrapRedisError("rate limit", err)
 	}
 	if len(reply) != 4 {
-		return RateDecision{}, fmt.Errorf("rate limit: unexpected reply length %d", len(reply))
+		return chat.RateDecision{}, fmt.Errorf("rate limit: unexpected reply length %d", len(reply))
 	}
-	return RateDecision{
+	return chat.RateDecision{
 		Allowed:    reply[0] == 1,
 		Limit:      l.burst,
 		Remaining:  int(reply[1]),

@@ -4,14 +4,16 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"roomcast/broker/chat"
 )
 
 // postN posts n messages to room and returns their ids.
-func postN(t *testing.T, store *Store, room string, n int) []ID {
+func postN(t *testing.T, store *Store, room string, n int) []chat.ID {
 	t.Helper()
-	ids := make([]ID, n)
+	ids := make([]chat.ID, n)
 	for i := range ids {
-		p, err := store.Post(t.Context(), Post{Room: room, User: "u", Text: fmt.Sprintf("m%d", i+1)})
+		p, err := store.Post(t.Context(), chat.Post{Room: room, User: "u", Text: fmt.Sprintf("m%d", i+1)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -21,11 +23,11 @@ func postN(t *testing.T, store *Store, room string, n int) []ID {
 }
 
 // seqsOf returns the sequence numbers of a page's messages.
-func seqsOf(t *testing.T, page Page) []int64 {
+func seqsOf(t *testing.T, page chat.Page) []int64 {
 	t.Helper()
 	seqs := []int64{}
 	for _, m := range page.Messages {
-		id, err := IDOf(m)
+		id, err := chat.IDOf(m)
 		if err != nil {
 			t.Fatalf("message %s: %v", m, err)
 		}
@@ -50,37 +52,37 @@ func TestHistoryPages(t *testing.T) {
 	store, _, _ := newStore(t, StoreOptions{HistoryMax: 20})
 	ids := postN(t, store, "r", 25) // 1-5 trimmed, 6-25 kept
 	epoch := ids[0].Epoch
-	at := func(seq int64) ID { return ID{Epoch: epoch, Seq: seq} }
+	at := func(seq int64) chat.ID { return chat.ID{Epoch: epoch, Seq: seq} }
 	tests := []struct {
 		name      string
 		room      string
-		q         Query
+		q         chat.Query
 		want      []int64
 		more      bool
 		reset     string
 		firstKept string
 	}{
-		{name: "latest", q: Query{Direction: Latest, Limit: 10}, want: span(16, 25), more: true},
-		{name: "latest all", q: Query{Direction: Latest, Limit: 200}, want: span(6, 25)},
-		{name: "latest exactly all", q: Query{Direction: Latest, Limit: 20}, want: span(6, 25)},
-		{name: "before", q: Query{Direction: Before, Cursor: at(16), Limit: 10}, want: span(6, 15)},
-		{name: "before with more", q: Query{Direction: Before, Cursor: at(17), Limit: 10}, want: span(7, 16), more: true},
-		{name: "before oldest", q: Query{Direction: Before, Cursor: at(6), Limit: 10}, want: []int64{}},
-		{name: "before trimmed", q: Query{Direction: Before, Cursor: at(3), Limit: 10}, want: []int64{}},
-		{name: "before other epoch", q: Query{Direction: Before, Cursor: ID{Epoch: "zz", Seq: 20}, Limit: 10}, want: []int64{}},
-		{name: "after", q: Query{Direction: After, Cursor: at(10), Limit: 10}, want: span(11, 20), more: true},
-		{name: "after exactly the rest", q: Query{Direction: After, Cursor: at(15), Limit: 10}, want: span(16, 25)},
-		{name: "after newest", q: Query{Direction: After, Cursor: at(25), Limit: 10}, want: []int64{}},
-		{name: "after last trimmed", q: Query{Direction: After, Cursor: at(5), Limit: 3}, want: span(6, 8), more: true},
-		{name: "after trimmed", q: Query{Direction: After, Cursor: at(2), Limit: 3}, want: span(6, 8), more: true,
-			reset: ResetTrimmed, firstKept: at(6).String()},
-		{name: "after ahead", q: Query{Direction: After, Cursor: at(26), Limit: 3}, want: span(6, 8), more: true,
-			reset: ResetEpochChanged, firstKept: at(6).String()},
-		{name: "after other epoch", q: Query{Direction: After, Cursor: ID{Epoch: "zz", Seq: 1}, Limit: 30}, want: span(6, 25),
-			reset: ResetEpochChanged, firstKept: at(6).String()},
-		{name: "unknown room", room: "none", q: Query{Direction: Latest, Limit: 10}, want: []int64{}},
-		{name: "unknown room after", room: "none", q: Query{Direction: After, Cursor: at(3), Limit: 10}, want: []int64{},
-			reset: ResetEpochChanged},
+		{name: "latest", q: chat.Query{Direction: chat.Latest, Limit: 10}, want: span(16, 25), more: true},
+		{name: "latest all", q: chat.Query{Direction: chat.Latest, Limit: 200}, want: span(6, 25)},
+		{name: "latest exactly all", q: chat.Query{Direction: chat.Latest, Limit: 20}, want: span(6, 25)},
+		{name: "before", q: chat.Query{Direction: chat.Before, Cursor: at(16), Limit: 10}, want: span(6, 15)},
+		{name: "before with more", q: chat.Query{Direction: chat.Before, Cursor: at(17), Limit: 10}, want: span(7, 16), more: true},
+		{name: "before oldest", q: chat.Query{Direction: chat.Before, Cursor: at(6), Limit: 10}, want: []int64{}},
+		{name: "before trimmed", q: chat.Query{Direction: chat.Before, Cursor: at(3), Limit: 10}, want: []int64{}},
+		{name: "before other epoch", q: chat.Query{Direction: chat.Before, Cursor: chat.ID{Epoch: "zz", Seq: 20}, Limit: 10}, want: []int64{}},
+		{name: "after", q: chat.Query{Direction: chat.After, Cursor: at(10), Limit: 10}, want: span(11, 20), more: true},
+		{name: "after exactly the rest", q: chat.Query{Direction: chat.After, Cursor: at(15), Limit: 10}, want: span(16, 25)},
+		{name: "after newest", q: chat.Query{Direction: chat.After, Cursor: at(25), Limit: 10}, want: []int64{}},
+		{name: "after last trimmed", q: chat.Query{Direction: chat.After, Cursor: at(5), Limit: 3}, want: span(6, 8), more: true},
+		{name: "after trimmed", q: chat.Query{Direction: chat.After, Cursor: at(2), Limit: 3}, want: span(6, 8), more: true,
+			reset: chat.ResetTrimmed, firstKept: at(6).String()},
+		{name: "after ahead", q: chat.Query{Direction: chat.After, Cursor: at(26), Limit: 3}, want: span(6, 8), more: true,
+			reset: chat.ResetEpochChanged, firstKept: at(6).String()},
+		{name: "after other epoch", q: chat.Query{Direction: chat.After, Cursor: chat.ID{Epoch: "zz", Seq: 1}, Limit: 30}, want: span(6, 25),
+			reset: chat.ResetEpochChanged, firstKept: at(6).String()},
+		{name: "unknown room", room: "none", q: chat.Query{Direction: chat.Latest, Limit: 10}, want: []int64{}},
+		{name: "unknown room after", room: "none", q: chat.Query{Direction: chat.After, Cursor: at(3), Limit: 10}, want: []int64{},
+			reset: chat.ResetEpochChanged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,14 +130,14 @@ func TestHistoryAfterRedisLostTheRoom(t *testing.T) {
 	if renewed[0].Seq != 1 {
 		t.Fatalf("first id after the loss = %v, want seq 1", renewed[0])
 	}
-	page, err := store.History(t.Context(), "r", Query{Direction: After, Cursor: old[1], Limit: 10})
+	page, err := store.History(t.Context(), "r", chat.Query{Direction: chat.After, Cursor: old[1], Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := seqsOf(t, page); !slices.Equal(got, []int64{1, 2}) {
 		t.Fatalf("seqs after an old cursor = %v, want [1 2]", got)
 	}
-	if page.Reset == nil || page.Reset.Reason != ResetEpochChanged || page.Reset.FirstAvailable != renewed[0].String() {
+	if page.Reset == nil || page.Reset.Reason != chat.ResetEpochChanged || page.Reset.FirstAvailable != renewed[0].String() {
 		t.Fatalf("Reset = %+v, want epoch_changed from %v", page.Reset, renewed[0])
 	}
 }
@@ -150,7 +152,7 @@ func TestHistoryKeepsSurvivingHistoryOfANewEpochClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := postN(t, store, "r", 1)
-	page, err := store.History(t.Context(), "r", Query{Direction: Latest, Limit: 10})
+	page, err := store.History(t.Context(), "r", chat.Query{Direction: chat.Latest, Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,20 +165,20 @@ func TestResetFor(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name         string
-		cursor       ID
+		cursor       chat.ID
 		epoch        string
 		last, oldest int64
 		reason       string
 		first        string
 	}{
-		{name: "in range", cursor: ID{"e", 5}, epoch: "e", last: 10, oldest: 1},
-		{name: "just before oldest", cursor: ID{"e", 4}, epoch: "e", last: 10, oldest: 5},
-		{name: "at newest", cursor: ID{"e", 10}, epoch: "e", last: 10, oldest: 5},
-		{name: "trimmed", cursor: ID{"e", 3}, epoch: "e", last: 10, oldest: 5, reason: ResetTrimmed, first: "e-5"},
-		{name: "ahead", cursor: ID{"e", 11}, epoch: "e", last: 10, oldest: 5, reason: ResetEpochChanged, first: "e-5"},
-		{name: "other epoch", cursor: ID{"d", 3}, epoch: "e", last: 10, oldest: 5, reason: ResetEpochChanged, first: "e-5"},
-		{name: "history lost", cursor: ID{"e", 3}, epoch: "e", last: 10, oldest: 11, reason: ResetTrimmed},
-		{name: "unknown room", cursor: ID{"e", 3}, epoch: "", last: 0, oldest: 0, reason: ResetEpochChanged},
+		{name: "in range", cursor: chat.ID{Epoch: "e", Seq: 5}, epoch: "e", last: 10, oldest: 1},
+		{name: "just before oldest", cursor: chat.ID{Epoch: "e", Seq: 4}, epoch: "e", last: 10, oldest: 5},
+		{name: "at newest", cursor: chat.ID{Epoch: "e", Seq: 10}, epoch: "e", last: 10, oldest: 5},
+		{name: "trimmed", cursor: chat.ID{Epoch: "e", Seq: 3}, epoch: "e", last: 10, oldest: 5, reason: chat.ResetTrimmed, first: "e-5"},
+		{name: "ahead", cursor: chat.ID{Epoch: "e", Seq: 11}, epoch: "e", last: 10, oldest: 5, reason: chat.ResetEpochChanged, first: "e-5"},
+		{name: "other epoch", cursor: chat.ID{Epoch: "d", Seq: 3}, epoch: "e", last: 10, oldest: 5, reason: chat.ResetEpochChanged, first: "e-5"},
+		{name: "history lost", cursor: chat.ID{Epoch: "e", Seq: 3}, epoch: "e", last: 10, oldest: 11, reason: chat.ResetTrimmed},
+		{name: "unknown room", cursor: chat.ID{Epoch: "e", Seq: 3}, epoch: "", last: 0, oldest: 0, reason: chat.ResetEpochChanged},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// ErrUnavailable wraps every failure to reach Redis in time; it is transient.
-var ErrUnavailable = errors.New("redis unavailable")
+	"roomcast/broker/chat"
+)
 
 // Store reads and writes room messages through the Lua scripts.
 type Store struct {
@@ -52,7 +51,7 @@ func wrapRedisError(op string, err error) error {
 		errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		isLoading(err) {
-		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+		return fmt.Errorf("%s: %w: %w", op, chat.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
 }

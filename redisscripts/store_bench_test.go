@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"roomcast/broker/chat"
 	"roomcast/redisscripts/redistest"
 )
 
@@ -36,7 +37,7 @@ var benchText = strings.Repeat("x", 200)
 // calls share pipelines; "unbatched" sends the same script call with
 // Script.Run, one round trip per post, as Store.Post did before.
 func BenchmarkStorePost(b *testing.B) {
-	post := Post{Room: "room", User: "bench", Text: benchText}
+	post := chat.Post{Room: "room", User: "bench", Text: benchText}
 	for _, bc := range []struct {
 		name string
 		post func(ctx context.Context, s *Store) error
@@ -132,10 +133,10 @@ func BenchmarkStoreHistory(b *testing.B) {
 	ids := fillRoom(b, store, "room", 1000)
 	for _, bc := range []struct {
 		name  string
-		query Query
+		query chat.Query
 	}{
-		{name: "latest", query: Query{Direction: Latest, Limit: 50}},
-		{name: "after", query: Query{Direction: After, Cursor: ids[899], Limit: 50}},
+		{name: "latest", query: chat.Query{Direction: chat.Latest, Limit: 50}},
+		{name: "after", query: chat.Query{Direction: chat.After, Cursor: ids[899], Limit: 50}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -154,11 +155,11 @@ func BenchmarkStoreHistory(b *testing.B) {
 }
 
 // fillRoom posts n messages to room and returns their ids.
-func fillRoom(b *testing.B, store *Store, room string, n int) []ID {
+func fillRoom(b *testing.B, store *Store, room string, n int) []chat.ID {
 	b.Helper()
-	ids := make([]ID, n)
+	ids := make([]chat.ID, n)
 	for i := range ids {
-		p, err := store.Post(b.Context(), Post{Room: room, User: "bench", Text: benchText})
+		p, err := store.Post(b.Context(), chat.Post{Room: room, User: "bench", Text: benchText})
 		if err != nil {
 			b.Fatal(err)
 		}

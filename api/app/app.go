@@ -17,6 +17,7 @@ import (
 	"roomcast/api"
 	"roomcast/api/metrics"
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/broker/presence"
 	"roomcast/redisscripts"
 )
@@ -60,6 +61,12 @@ type App struct {
 	log     *slog.Logger
 	started atomic.Bool // the hub has subscribed at least once
 }
+
+// The Redis store is what api and the presence tracker talk to.
+var (
+	_ api.EventPublisher = (*redisscripts.Store)(nil)
+	_ presence.Store     = (*redisscripts.Store)(nil)
+)
 
 // New wires the store, the broker and the API on rdb, and adds the metrics
 // hook to rdb. Nothing talks to Redis until Run.
@@ -138,21 +145,21 @@ func (a *App) ready(ctx context.Context) error {
 
 // errNotStarted refuses streams until the broker's first subscription: a
 // stream opened before it could miss messages posted in between.
-var errNotStarted = fmt.Errorf("%w: broker not subscribed yet", redisscripts.ErrUnavailable)
+var errNotStarted = fmt.Errorf("%w: broker not subscribed yet", chat.ErrUnavailable)
 
 // startedRooms serves streams through the hub once it has started.
 type startedRooms struct{ a *App }
 
-func (r startedRooms) Listen(ctx context.Context, room string, l broker.Listener) (redisscripts.ID, error) {
+func (r startedRooms) Listen(ctx context.Context, room string, l broker.Listener) (chat.ID, error) {
 	if !r.a.started.Load() {
-		return redisscripts.ID{}, errNotStarted
+		return chat.ID{}, errNotStarted
 	}
 	return r.a.Hub.Listen(ctx, room, l)
 }
 
 func (r startedRooms) Unlisten(room string, l broker.Listener) bool { return r.a.Hub.Unlisten(room, l) }
 
-func (r startedRooms) Since(ctx context.Context, room string, from redisscripts.ID) (broker.Page, error) {
+func (r startedRooms) Since(ctx context.Context, room string, from chat.ID) (broker.Page, error) {
 	return r.a.Hub.Since(ctx, room, from)
 }
 

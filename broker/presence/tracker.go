@@ -15,16 +15,14 @@ import (
 	"sync"
 	"time"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // Store is the Redis side of presence.
 type Store interface {
-	SyncPresence(ctx context.Context, room string, p redisscripts.PresenceSync) (redisscripts.Presence, error)
+	SyncPresence(ctx context.Context, room string, p chat.PresenceSync) (chat.Presence, error)
 	PublishEvent(ctx context.Context, room, name string, data []byte) error
 }
-
-var _ Store = (*redisscripts.Store)(nil)
 
 // Options configure a Tracker.
 type Options struct {
@@ -80,7 +78,7 @@ func New(opts Options) *Tracker {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	id := make([]byte, redisscripts.InstanceIDLen/2)
+	id := make([]byte, chat.InstanceIDLen/2)
 	_, _ = cryptorand.Read(id)
 	return &Tracker{
 		opts: opts, log: opts.Logger, instance: hex.EncodeToString(id),
@@ -145,8 +143,8 @@ func (t *Tracker) wake() {
 
 // Read returns room's presence (at most MaxUsers listed), sweeping expired
 // entries first and publishing the leaves that the sweep finds.
-func (t *Tracker) Read(ctx context.Context, roomName string) (redisscripts.Presence, error) {
-	p, err := t.opts.Store.SyncPresence(ctx, roomName, redisscripts.PresenceSync{List: t.opts.MaxUsers})
+func (t *Tracker) Read(ctx context.Context, roomName string) (chat.Presence, error) {
+	p, err := t.opts.Store.SyncPresence(ctx, roomName, chat.PresenceSync{List: t.opts.MaxUsers})
 	if err != nil {
 		return p, err
 	}
@@ -236,7 +234,7 @@ func (t *Tracker) retry(roomName string, leaving []string) {
 func (t *Tracker) sync(ctx context.Context, roomName string, live, leaving []string) error {
 	ctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
 	defer cancel()
-	p, err := t.opts.Store.SyncPresence(ctx, roomName, redisscripts.PresenceSync{
+	p, err := t.opts.Store.SyncPresence(ctx, roomName, chat.PresenceSync{
 		Instance: t.instance, Live: live, Leaving: leaving,
 		LiveTTL: t.opts.Interval + t.opts.Grace, LeavingTTL: t.opts.Grace,
 	})
@@ -257,7 +255,7 @@ type Event struct {
 // TimeFormat is the form of event times, as message times have it.
 const TimeFormat = "2006-01-02T15:04:05.000Z"
 
-func (t *Tracker) publish(ctx context.Context, roomName string, p redisscripts.Presence) {
+func (t *Tracker) publish(ctx context.Context, roomName string, p chat.Presence) {
 	for _, ev := range []struct {
 		name  string
 		users []string

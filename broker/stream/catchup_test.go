@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/broker/stream"
-	"roomcast/redisscripts"
 )
 
 // flakyRooms is the hub, except that its first failures history reads
@@ -20,18 +20,18 @@ type flakyRooms struct {
 	failures atomic.Int32
 }
 
-func (f *flakyRooms) Since(ctx context.Context, room string, from redisscripts.ID) (broker.Page, error) {
+func (f *flakyRooms) Since(ctx context.Context, room string, from chat.ID) (broker.Page, error) {
 	if f.failures.Add(-1) >= 0 {
-		return broker.Page{}, fmt.Errorf("history: %w: pool timeout", redisscripts.ErrUnavailable)
+		return broker.Page{}, fmt.Errorf("history: %w: pool timeout", chat.ErrUnavailable)
 	}
 	return f.Hub.Since(ctx, room, from)
 }
 
 func TestCatchUpOutlastsRedisBeingBrieflyUnavailable(t *testing.T) {
 	r := startRig(t, time.Minute)
-	var posted []redisscripts.Posted
+	var posted []chat.Posted
 	for i := range 3 {
-		p, err := r.store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: fmt.Sprint(i)})
+		p, err := r.store.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: fmt.Sprint(i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +41,7 @@ func TestCatchUpOutlastsRedisBeingBrieflyUnavailable(t *testing.T) {
 	rooms.failures.Store(2)
 	r.engine = stream.New(stream.Options{
 		Rooms: rooms, Heartbeat: time.Minute, Ping: []byte(": ping\n\n"), WriteTimeout: 5 * time.Second, MaxQueue: 64,
-		EncodeReset: func(*redisscripts.Reset) []byte { return []byte("event: reset\ndata: {}\n\n") },
+		EncodeReset: func(*chat.Reset) []byte { return []byte("event: reset\ndata: {}\n\n") },
 		Goodbye:     func(reason error) []byte { return []byte(": bye " + reason.Error() + "\n\n") },
 	})
 	conn := r.open(t, "r", &posted[0].ID)

@@ -17,14 +17,14 @@ import (
 	"time"
 
 	"roomcast/broker"
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // Rooms is what the engine needs of the hub.
 type Rooms interface {
-	Listen(ctx context.Context, room string, l broker.Listener) (redisscripts.ID, error)
+	Listen(ctx context.Context, room string, l broker.Listener) (chat.ID, error)
 	Unlisten(room string, l broker.Listener) bool
-	Since(ctx context.Context, room string, from redisscripts.ID) (broker.Page, error)
+	Since(ctx context.Context, room string, from chat.ID) (broker.Page, error)
 }
 
 var _ Rooms = (*broker.Hub)(nil)
@@ -50,7 +50,7 @@ type Options struct {
 	MaxQueue int
 	// EncodeReset is the event that tells a client its resume point is
 	// lost.
-	EncodeReset func(*redisscripts.Reset) []byte
+	EncodeReset func(*chat.Reset) []byte
 	// Goodbye is what a stream ending for reason writes last (a retry
 	// advice and why): broker.ErrSlow, broker.ErrReset, broker.ErrClosed,
 	// ErrExpired, or another error for a failure on the server's side.
@@ -93,7 +93,7 @@ func New(opts Options) *Engine {
 type Room struct {
 	Name string
 	// Resume is the last message the client has; nil to start live.
-	Resume *redisscripts.ID
+	Resume *chat.ID
 }
 
 // Spec describes a stream to open.
@@ -106,12 +106,12 @@ type Spec struct {
 	// their positions, from the positions it is given): the stream then
 	// writes IDLine's bytes followed by WithoutID of the shared frame.
 	// nil writes each message's shared frame as it is.
-	IDLine func(room string, m *broker.Message, positions func(room string) redisscripts.ID) []byte
+	IDLine func(room string, m *broker.Message, positions func(room string) chat.ID) []byte
 	// WithoutID returns a frame without its id field; needed with IDLine.
 	WithoutID func(frame []byte) []byte
 	// EncodeReset, when set, is the stream's reset event for room instead
 	// of Options.EncodeReset (a stream of several rooms names the room).
-	EncodeReset func(room string, r *redisscripts.Reset) []byte
+	EncodeReset func(room string, r *chat.Reset) []byte
 	// OnEnd runs once when the stream has ended and its connection is
 	// closed.
 	OnEnd func()

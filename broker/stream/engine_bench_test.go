@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/broker/stream"
 	"roomcast/redisscripts"
 )
@@ -36,12 +37,12 @@ import (
 // emptyRooms is a History in which every room is new and empty.
 type emptyRooms struct{}
 
-func (emptyRooms) Positions(_ context.Context, rooms []string) ([]redisscripts.ID, error) {
-	return make([]redisscripts.ID, len(rooms)), nil
+func (emptyRooms) Positions(_ context.Context, rooms []string) ([]chat.ID, error) {
+	return make([]chat.ID, len(rooms)), nil
 }
 
-func (emptyRooms) History(context.Context, string, redisscripts.Query) (redisscripts.Page, error) {
-	return redisscripts.Page{}, nil
+func (emptyRooms) History(context.Context, string, chat.Query) (chat.Page, error) {
+	return chat.Page{}, nil
 }
 
 func BenchmarkStreamFanOut(b *testing.B) {
@@ -213,7 +214,7 @@ func handlerLoop(conn net.Conn, sub *broker.Subscription, preamble string) {
 }
 
 func frameLen(payload string) int64 {
-	id, _ := redisscripts.IDOf([]byte(payload))
+	id, _ := chat.IDOf([]byte(payload))
 	return int64(len(encode(&broker.Message{ID: id, Data: []byte(payload)})))
 }
 

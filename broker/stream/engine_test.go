@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/broker/stream"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
@@ -67,7 +68,7 @@ func startRig(t testing.TB, heartbeat time.Duration) *rig {
 	t.Cleanup(func() { ln.Close() })
 	e := stream.New(stream.Options{
 		Rooms: hub, Heartbeat: heartbeat, Ping: []byte(": ping\n\n"), WriteTimeout: 5 * time.Second, MaxQueue: 64,
-		EncodeReset: func(*redisscripts.Reset) []byte { return []byte("event: reset\ndata: {}\n\n") },
+		EncodeReset: func(*chat.Reset) []byte { return []byte("event: reset\ndata: {}\n\n") },
 		Goodbye:     func(reason error) []byte { return []byte(": bye " + reason.Error() + "\n\n") },
 	})
 	return &rig{rdb: rdb, store: store, hub: hub, engine: e, ln: ln}
@@ -75,7 +76,7 @@ func startRig(t testing.TB, heartbeat time.Duration) *rig {
 
 // open opens a stream of room through the engine and returns the client's
 // end of its connection.
-func (r *rig) open(t testing.TB, room string, resume *redisscripts.ID) net.Conn {
+func (r *rig) open(t testing.TB, room string, resume *chat.ID) net.Conn {
 	t.Helper()
 	client, err := net.Dial("tcp", r.ln.Addr().String())
 	if err != nil {
@@ -126,7 +127,7 @@ func TestEphemeralEventsReachStreamsWithoutID(t *testing.T) {
 		t.Fatalf("stream got %q, want %q", got, want)
 	}
 	// Stored messages still follow in sequence, unaffected by the event.
-	p, err := r.store.Post(t.Context(), redisscripts.Post{Room: "lobby", User: "u", Text: "hi"})
+	p, err := r.store.Post(t.Context(), chat.Post{Room: "lobby", User: "u", Text: "hi"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,9 +142,9 @@ func TestResumeIsServedFromTheRingWithoutRedis(t *testing.T) {
 	live := r.open(t, "r", nil)
 	liveRd := bufio.NewReader(live)
 	readUntil(t, liveRd, live, "retry:")
-	var posted []redisscripts.Posted
+	var posted []chat.Posted
 	for i := range 5 {
-		p, err := r.store.Post(t.Context(), redisscripts.Post{Room: "r", User: "u", Text: fmt.Sprint(i)})
+		p, err := r.store.Post(t.Context(), chat.Post{Room: "r", User: "u", Text: fmt.Sprint(i)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"roomcast/broker"
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 // Conn is where a handler-owned stream writes (HTTP/2, or a writer that
@@ -76,8 +76,8 @@ const (
 type roomState struct {
 	s         *Stream
 	name      string
-	pos       redisscripts.ID // the last message the client has
-	behind    bool            // a catch-up from history is due; live messages wait in held
+	pos       chat.ID // the last message the client has
+	behind    bool    // a catch-up from history is due; live messages wait in held
 	held      []*broker.Message
 	rounds    int // catch-ups that ended with held messages still not following
 	listening bool
@@ -142,13 +142,13 @@ func (s *Stream) writeMessageLocked(r *roomState, m *broker.Message) {
 	s.enqueueLocked(s.spec.WithoutID(m.Frame))
 }
 
-func (s *Stream) positionLocked(room string) redisscripts.ID {
+func (s *Stream) positionLocked(room string) chat.ID {
 	for _, r := range s.rooms {
 		if r.name == room {
 			return r.pos
 		}
 	}
-	return redisscripts.ID{}
+	return chat.ID{}
 }
 
 func (s *Stream) enqueueLocked(b []byte) {
@@ -454,7 +454,7 @@ func (s *Stream) catchUp(r *roomState) error {
 		}
 		// The position no longer exists: what the page holds starts
 		// afresh, whatever its sequence numbers.
-		r.pos = redisscripts.ID{}
+		r.pos = chat.ID{}
 	}
 	for _, m := range page.Messages {
 		if !m.ID.Covered(r.pos) {
@@ -475,12 +475,12 @@ func (s *Stream) catchUp(r *roomState) error {
 // (a crowd of resumes queueing on the pool, a failover) is waited out for
 // up to CatchUpRetry rather than ending the stream, and with it every
 // stream that shared the failed read.
-func (s *Stream) since(room string, from redisscripts.ID) (broker.Page, error) {
+func (s *Stream) since(room string, from chat.ID) (broker.Page, error) {
 	deadline := time.Now().Add(s.e.opts.CatchUpRetry)
 	wait := 50 * time.Millisecond
 	for {
 		page, err := s.e.opts.Rooms.Since(context.Background(), room, from)
-		if err == nil || !errors.Is(err, redisscripts.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
+		if err == nil || !errors.Is(err, chat.ErrUnavailable) || time.Now().Add(wait).After(deadline) {
 			return page, err
 		}
 		s.e.log.Debug("catch-up read failed; retrying", "room", room, "err", err)
@@ -496,7 +496,7 @@ func (s *Stream) since(room string, from redisscripts.ID) (broker.Page, error) {
 }
 
 // resetFrame is the event telling the client that room's position is lost.
-func (s *Stream) resetFrame(room string, reset *redisscripts.Reset) []byte {
+func (s *Stream) resetFrame(room string, reset *chat.Reset) []byte {
 	if s.spec.EncodeReset != nil {
 		return s.spec.EncodeReset(room, reset)
 	}

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"testing"
 
-	"roomcast/redisscripts"
-	"roomcast/redisscripts/cursor"
+	"roomcast/api/cursor"
+	"roomcast/broker/chat"
 )
 
 // FuzzDecode feeds arbitrary tokens to Decode: it must never panic, must
@@ -14,7 +14,7 @@ import (
 func FuzzDecode(f *testing.F) {
 	rooms := []string{"a", "b", "lobby"}
 	for _, codec := range []cursor.Codec{{}, cursor.NewCodec([]byte("k"))} {
-		e, err := codec.NewEncoder(rooms, []redisscripts.ID{{Epoch: "mx2k9c1q7a", Seq: 9}, {}, {Epoch: "1", Seq: 1<<53 - 1}})
+		e, err := codec.NewEncoder(rooms, []chat.ID{{Epoch: "mx2k9c1q7a", Seq: 9}, {}, {Epoch: "1", Seq: 1<<53 - 1}})
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -37,10 +37,10 @@ func FuzzDecode(f *testing.F) {
 		}
 		// A valid token names rooms by hash; only when it holds exactly
 		// the listed rooms, in order, can it be rebuilt from them.
-		ids := make([]redisscripts.ID, len(rooms))
+		ids := make([]chat.ID, len(rooms))
 		for i, p := range got {
 			if p.Known && p.ID.Seq > 0 {
-				if id, err := redisscripts.ParseID(p.ID.String()); err != nil || id != p.ID {
+				if id, err := chat.ParseID(p.ID.String()); err != nil || id != p.ID {
 					t.Fatalf("decoded position %v is not an id: %v", p.ID, err)
 				}
 			}

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"roomcast/redisscripts"
-	"roomcast/redisscripts/cursor"
+	"roomcast/api/cursor"
+	"roomcast/broker/chat"
 )
 
 // longRooms returns n distinct room ids of the maximum length, 128.
@@ -20,10 +20,10 @@ func longRooms(n int) []string {
 }
 
 // maxIDs returns n positions with the longest epoch and sequence number.
-func maxIDs(n int) []redisscripts.ID {
-	ids := make([]redisscripts.ID, n)
+func maxIDs(n int) []chat.ID {
+	ids := make([]chat.ID, n)
 	for i := range ids {
-		ids[i] = redisscripts.ID{Epoch: "zzzzzzzzzzzz", Seq: 1<<53 - 1}
+		ids[i] = chat.ID{Epoch: "zzzzzzzzzzzz", Seq: 1<<53 - 1}
 	}
 	return ids
 }
@@ -58,7 +58,7 @@ func TestTokenSizeAt50Rooms(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	rooms := []string{"lobby", "support-42", strings.Repeat("x", 128)}
-	start := []redisscripts.ID{{}, {Epoch: "mx2k9c1q7a", Seq: 7}, {Epoch: "1", Seq: 0}}
+	start := []chat.ID{{}, {Epoch: "mx2k9c1q7a", Seq: 7}, {Epoch: "1", Seq: 0}}
 	for _, codec := range []cursor.Codec{{}, cursor.NewCodec([]byte("k"))} {
 		e, err := codec.NewEncoder(rooms, start)
 		if err != nil {
@@ -73,7 +73,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("room %d = %+v, want %v", i, got[i], start[i])
 			}
 		}
-		next := redisscripts.ID{Epoch: "zzzzzzzzzzzz", Seq: 1<<53 - 1}
+		next := chat.ID{Epoch: "zzzzzzzzzzzz", Seq: 1<<53 - 1}
 		if err := e.Set(0, next); err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +92,7 @@ func TestRoundTrip(t *testing.T) {
 func TestDecodeWithChangedRooms(t *testing.T) {
 	var codec cursor.Codec
 	e, err := codec.NewEncoder([]string{"a", "b", "c"},
-		[]redisscripts.ID{{Epoch: "e1", Seq: 1}, {Epoch: "e2", Seq: 2}, {Epoch: "e3", Seq: 3}})
+		[]chat.ID{{Epoch: "e1", Seq: 1}, {Epoch: "e2", Seq: 2}, {Epoch: "e3", Seq: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestDecodeWithChangedRooms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []cursor.Position{{}, {ID: redisscripts.ID{Epoch: "e3", Seq: 3}, Known: true}, {ID: redisscripts.ID{Epoch: "e1", Seq: 1}, Known: true}}
+	want := []cursor.Position{{}, {ID: chat.ID{Epoch: "e3", Seq: 3}, Known: true}, {ID: chat.ID{Epoch: "e1", Seq: 1}, Known: true}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Decode = %v, want %v", got, want)
 	}
@@ -110,14 +110,14 @@ func TestDecodeWithChangedRooms(t *testing.T) {
 func TestSetMatchesFreshEncoding(t *testing.T) {
 	for _, codec := range []cursor.Codec{{}, cursor.NewCodec([]byte("k"))} {
 		rooms := longRooms(7)
-		ids := make([]redisscripts.ID, len(rooms))
+		ids := make([]chat.ID, len(rooms))
 		e, err := codec.NewEncoder(rooms, ids)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for step := range 50 {
 			i := step * 3 % len(rooms)
-			ids[i] = redisscripts.ID{Epoch: "abc", Seq: int64(step + 1)}
+			ids[i] = chat.ID{Epoch: "abc", Seq: int64(step + 1)}
 			if err := e.Set(i, ids[i]); err != nil {
 				t.Fatal(err)
 			}
@@ -137,17 +137,17 @@ func TestEncoderRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		rooms []string
-		ids   []redisscripts.ID
+		ids   []chat.ID
 	}{
 		{name: "no rooms"},
-		{name: "too many rooms", rooms: longRooms(cursor.MaxRooms + 1), ids: make([]redisscripts.ID, cursor.MaxRooms+1)},
-		{name: "fewer ids than rooms", rooms: []string{"a", "b"}, ids: make([]redisscripts.ID, 1)},
-		{name: "duplicate room", rooms: []string{"a", "a"}, ids: make([]redisscripts.ID, 2)},
-		{name: "epoch with a capital", rooms: []string{"a"}, ids: []redisscripts.ID{{Epoch: "Ab", Seq: 1}}},
-		{name: "epoch of 13 digits", rooms: []string{"a"}, ids: []redisscripts.ID{{Epoch: "1234567890123", Seq: 1}}},
-		{name: "seq without epoch", rooms: []string{"a"}, ids: []redisscripts.ID{{Seq: 1}}},
-		{name: "negative seq", rooms: []string{"a"}, ids: []redisscripts.ID{{Epoch: "a", Seq: -1}}},
-		{name: "seq past 2^53", rooms: []string{"a"}, ids: []redisscripts.ID{{Epoch: "a", Seq: 1 << 53}}},
+		{name: "too many rooms", rooms: longRooms(cursor.MaxRooms + 1), ids: make([]chat.ID, cursor.MaxRooms+1)},
+		{name: "fewer ids than rooms", rooms: []string{"a", "b"}, ids: make([]chat.ID, 1)},
+		{name: "duplicate room", rooms: []string{"a", "a"}, ids: make([]chat.ID, 2)},
+		{name: "epoch with a capital", rooms: []string{"a"}, ids: []chat.ID{{Epoch: "Ab", Seq: 1}}},
+		{name: "epoch of 13 digits", rooms: []string{"a"}, ids: []chat.ID{{Epoch: "1234567890123", Seq: 1}}},
+		{name: "seq without epoch", rooms: []string{"a"}, ids: []chat.ID{{Seq: 1}}},
+		{name: "negative seq", rooms: []string{"a"}, ids: []chat.ID{{Epoch: "a", Seq: -1}}},
+		{name: "seq past 2^53", rooms: []string{"a"}, ids: []chat.ID{{Epoch: "a", Seq: 1 << 53}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := codec.NewEncoder(tc.rooms, tc.ids); err == nil {
@@ -155,9 +155,9 @@ func TestEncoderRefuses(t *testing.T) {
 			}
 		})
 	}
-	e, _ := codec.NewEncoder([]string{"a"}, []redisscripts.ID{{}})
+	e, _ := codec.NewEncoder([]string{"a"}, []chat.ID{{}})
 	before := e.Token()
-	if e.Set(1, redisscripts.ID{}) == nil || e.Set(0, redisscripts.ID{Epoch: "A", Seq: 1}) == nil {
+	if e.Set(1, chat.ID{}) == nil || e.Set(0, chat.ID{Epoch: "A", Seq: 1}) == nil {
 		t.Fatalf("Set accepted a bad index or epoch")
 	}
 	if e.Token() != before {
@@ -169,7 +169,7 @@ func TestDecodeRefuses(t *testing.T) {
 	var plain cursor.Codec
 	keyed := cursor.NewCodec([]byte("key one"))
 	rooms := []string{"a", "b"}
-	ids := []redisscripts.ID{{Epoch: "e", Seq: 5}, {}}
+	ids := []chat.ID{{Epoch: "e", Seq: 5}, {}}
 	good, _ := plain.NewEncoder(rooms, ids)
 	signed, _ := keyed.NewEncoder(rooms, ids)
 	token := good.Token()

@@ -18,7 +18,7 @@
 // listed rooms with the same 64-bit hash would share a position; at 50
 // rooms the chance is about 2^-53.
 //
-// The epoch is the base-36 number of the redisscripts.ID epoch (at most 12
+// The epoch is the base-36 number of the chat.ID epoch (at most 12
 // digits, so it fits 64 bits; 0 for a room without messages). Entries of
 // fixed width that are a multiple of 3 bytes each encode to their own 32
 // characters, so updating one room's position re-encodes only its entry and
@@ -42,7 +42,7 @@ import (
 	"hash/crc32"
 	"strconv"
 
-	"roomcast/redisscripts"
+	"roomcast/broker/chat"
 )
 
 const (
@@ -88,7 +88,7 @@ func NewCodec(key []byte) Codec { return Codec{key: append([]byte(nil), key...)}
 
 // Position is a room's position in a token.
 type Position struct {
-	ID    redisscripts.ID
+	ID    chat.ID
 	Known bool // false: the token has no entry for the room
 }
 
@@ -111,7 +111,7 @@ type Encoder struct {
 
 // NewEncoder returns an Encoder for rooms (at most MaxRooms, without
 // duplicates), each at the position of the same index in start.
-func (c Codec) NewEncoder(rooms []string, start []redisscripts.ID) (*Encoder, error) {
+func (c Codec) NewEncoder(rooms []string, start []chat.ID) (*Encoder, error) {
 	if len(rooms) == 0 || len(rooms) > MaxRooms || len(start) != len(rooms) {
 		return nil, fmt.Errorf("cursor: %d rooms and %d positions; want 1 to %d of each", len(rooms), len(start), MaxRooms)
 	}
@@ -141,7 +141,7 @@ func (c Codec) NewEncoder(rooms []string, start []redisscripts.ID) (*Encoder, er
 // Set moves room i (its index in the rooms given to NewEncoder) to id. An
 // id whose epoch is not a redisscripts epoch is an error, and leaves the
 // token as it was.
-func (e *Encoder) Set(i int, id redisscripts.ID) error {
+func (e *Encoder) Set(i int, id chat.ID) error {
 	if i < 0 || i >= int(e.bin[2]) {
 		return fmt.Errorf("cursor: room index %d out of range", i)
 	}
@@ -161,7 +161,7 @@ func (e *Encoder) Token() string { return string(e.text) }
 // without an extra copy.
 func (e *Encoder) AppendToken(dst []byte) []byte { return append(dst, e.text...) }
 
-func (e *Encoder) put(i int, id redisscripts.ID) error {
+func (e *Encoder) put(i int, id chat.ID) error {
 	epoch, err := epochNumber(id.Epoch)
 	if err != nil || id.Seq < 0 || id.Seq > maxSeq || (epoch == 0 && id.Seq != 0) {
 		return fmt.Errorf("cursor: position %q cannot be encoded", id.String())
@@ -228,7 +228,7 @@ func (c Codec) Decode(token string, rooms []string) ([]Position, error) {
 }
 
 // entries checks token and returns its positions by room hash.
-func (c Codec) entries(token string) (map[uint64]redisscripts.ID, error) {
+func (c Codec) entries(token string) (map[uint64]chat.ID, error) {
 	invalid := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalid, why) }
 	if len(token) > MaxLen {
 		return nil, invalid("too long")
@@ -252,7 +252,7 @@ func (c Codec) entries(token string) (map[uint64]redisscripts.ID, error) {
 	if !hmac.Equal(want, bin[body:]) {
 		return nil, invalid("checksum mismatch")
 	}
-	entries := make(map[uint64]redisscripts.ID, n)
+	entries := make(map[uint64]chat.ID, n)
 	for i := range n {
 		e := bin[headerLen+entryLen*i:]
 		h := binary.BigEndian.Uint64(e)
@@ -263,7 +263,7 @@ func (c Codec) entries(token string) (map[uint64]redisscripts.ID, error) {
 		if epoch > maxEpoch || seq > maxSeq || (epoch == 0 && seq != 0) {
 			return nil, invalid("position out of range")
 		}
-		id := redisscripts.ID{Seq: int64(seq)}
+		id := chat.ID{Seq: int64(seq)}
 		if epoch != 0 {
 			id.Epoch = strconv.FormatUint(epoch, 36)
 		}

@@ -1,4 +1,4 @@
-package redisscripts
+package chat
 
 import (
 	"errors"

@@ -3,8 +3,8 @@ package cursor_test
 import (
 	"testing"
 
-	"roomcast/redisscripts"
-	"roomcast/redisscripts/cursor"
+	"roomcast/api/cursor"
+	"roomcast/broker/chat"
 )
 
 // BenchmarkSet is the cost per delivery on a 50-room stream: one room's
@@ -22,7 +22,7 @@ func BenchmarkSet(b *testing.B) {
 			frame := make([]byte, 0, 4096)
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
-				if err := e.Set(i%50, redisscripts.ID{Epoch: "mx2k9c1q7a", Seq: int64(i + 1)}); err != nil {
+				if err := e.Set(i%50, chat.ID{Epoch: "mx2k9c1q7a", Seq: int64(i + 1)}); err != nil {
 					b.Fatal(err)
 				}
 				frame = e.AppendToken(frame[:0])

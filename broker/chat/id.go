@@ -1,4 +1,4 @@
-package redisscripts
+package chat
 
 import (
 	"errors"
@@ -63,3 +63,22 @@ func (id ID) Follows(prev ID) bool {
 // Covered reports whether a reader positioned at pos has already seen id:
 // same epoch, sequence number not after pos.
 func (id ID) Covered(pos ID) bool { return id.Epoch == pos.Epoch && id.Seq <= pos.Seq }
+
+// IDOf returns the id of a message in the JSON form the post script writes,
+// without decoding the whole message.
+func IDOf(message []byte) (ID, error) {
+	const head = `{"id":"`
+	if len(message) < len(head) || string(message[:len(head)]) != head {
+		return ID{}, ErrInvalidID
+	}
+	rest := message[len(head):]
+	for i, c := range rest {
+		if c == '"' {
+			return ParseID(string(rest[:i]))
+		}
+		if i > 40 {
+			break
+		}
+	}
+	return ID{}, ErrInvalidID
+}
