@@ -7,6 +7,7 @@
 #	bench/run.sh [output file]
 #	bench/run.sh --compare BEFORE AFTER [output file]
 #	bench/run.sh --presets idle,fanout,... [--binary BIN | --compare BEFORE AFTER] [output file]
+#	bench/run.sh --floor US ...  (reuses a floor figure instead of measuring it)
 #
 # --compare measures two prebuilt roomcast binaries instead of the working
 # tree: it runs the scenarios of "Changes measured" in bench/README.md three
@@ -15,11 +16,15 @@
 # rooms, publish, storm, slow; "all" for every one) three times each, against
 # BIN, the working tree, or alternating BEFORE and AFTER, each run on a
 # fresh roomcast and redis-server, and ends with the medians.
+# Every mode first measures the floor once with bench/floor, while no
+# roomcast runs, and hands it to every load run (-floor), which reports the
+# server's CPU per delivery also as a multiple of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-before= after= presets= binary=
+before= after= presets= binary= floor_us=
 while [ $# -gt 0 ]; do
   case $1 in
+  --floor) floor_us=${2:?--floor needs the floor in µs}; shift 2 ;;
   --compare)
     [ $# -ge 3 ] || { echo "usage: $0 --compare BEFORE AFTER [output file]" >&2; exit 2; }
     before=$(realpath "$2") after=$(realpath "$3")
@@ -54,6 +59,20 @@ elif [ -z "$before" ]; then
   go build -o "$work/roomcast" .
 fi
 go build -o "$work/load" ./bench/load
+go build -o "$work/floor" ./bench/floor
+
+# measure_floor: bench/floor once, while no roomcast runs.
+measure_floor() {
+  if [ -n "$floor_us" ]; then
+    echo "== floor ${floor_us} µs per write (given with --floor)"
+    return
+  fi
+  echo "== floor: bench/floor | $(uptime)"
+  "$work/floor" -json >"$work/floor.txt"
+  cat "$work/floor.txt"
+  floor_us=$(python3 -c 'import json, sys
+print([json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")][-1]["us_per_write"])' "$work/floor.txt")
+}
 redis_port=$(free_port)
 port=$(free_port)
 url=http://127.0.0.1:$port
@@ -102,11 +121,12 @@ load() {
   start_server "$mode"
   local pids=(-pid "$server_pid")
   [ "$mode" = redis ] && pids+=(-redis-pid "$redis_pid")
-  "$work/load" -url "$url" "${pids[@]}" "$@" || echo "== load tool exit status $?"
+  "$work/load" -url "$url" "${pids[@]}" -floor "$floor_us" "$@" || echo "== load tool exit status $?"
 }
 
 if [ -n "$presets" ]; then
   echo "== $(date -u +%FT%TZ) $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs, ulimit -n $(ulimit -n)"
+  measure_floor
   bins=("$server_bin")
   [ -n "$before" ] && bins=("$before" "$after")
   for preset in ${presets//,/ }; do
@@ -117,7 +137,7 @@ if [ -n "$presets" ]; then
         start_server redis
         status=0
         "$work/load" -url "$url" -pid "$server_pid" -redis-pid "$redis_pid" -redis-addr "127.0.0.1:$redis_port" \
-          -preset "$preset" >"$work/run.txt" 2>&1 || status=$?
+          -floor "$floor_us" -preset "$preset" >"$work/run.txt" 2>&1 || status=$?
         tee -a "$work/runs.txt" <"$work/run.txt"
         [ "$status" = 0 ] || echo "== load tool exit status $status"
       done
@@ -130,6 +150,7 @@ fi
 
 if [ -n "$before" ]; then
   echo "== $(date -u +%FT%TZ) before $before, after $after, $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs"
+  measure_floor
   # compare ARGS...: three rounds of BEFORE then AFTER with the same load.
   compare() {
     for _ in 1 2 3; do
@@ -148,6 +169,7 @@ if [ -n "$before" ]; then
 fi
 
 echo "== $(date -u +%FT%TZ) roomcast $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+uncommitted') $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs, ulimit -n $(ulimit -n)"
+measure_floor
 echo "== (a) memory of idle streams"
 load redis -streams 5000 -rooms 10 -rate 0 -duration 2s -settle 3s
 echo "== (b, c) 1000 streams, 10 rooms, 500 messages/s for 10s; Redis and embedded, twice"

@@ -3,7 +3,9 @@
 # the load tool and the guarantees it checks cannot rot: builds roomcast and
 # the tool, starts a redis-server and roomcast on free loopback ports, and
 # fails if a run reports a stream that did not open or ended early, a lost
-# or duplicated message, or a stream that never caught up. .ci/test runs it.
+# or duplicated message, or a stream that never caught up. It also runs
+# bench/floor briefly and hands its figure to the storm run (-floor), so that
+# the floor and the report beside it cannot rot either. .ci/test runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in curl python3 redis-server; do
@@ -24,6 +26,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 go build -o "$work/roomcast" .
 go build -o "$work/load" ./bench/load
+go build -o "$work/floor" ./bench/floor
+echo "== smoke: floor, 100 connections, one short run"
+"$work/floor" -conns 100 -runs 1 -duration 200ms -json >"$work/floor.txt"
+cat "$work/floor.txt"
+floor_us=$(python3 -c 'import json, sys
+print([json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")][-1]["us_per_write"])' "$work/floor.txt")
 redis_port=$(free_port)
 port=$(free_port)
 url=http://127.0.0.1:$port
@@ -42,4 +50,4 @@ common=(-url "$url" -pid "$server_pid" -redis-pid "$redis_pid" -redis-addr "127.
 echo "== smoke: idle, 200 streams over 10 rooms"
 "$work/load" "${common[@]}" -preset idle -streams 200 -rooms 10 -duration 1s -settle 1s
 echo "== smoke: storm, 200 streams over 10 rooms resuming 50 behind, posting at 100/s"
-"$work/load" "${common[@]}" -preset storm -streams 200 -rooms 10 -rate 100 -duration 3s -drain 10s
+"$work/load" "${common[@]}" -floor "$floor_us" -preset storm -streams 200 -rooms 10 -rate 100 -duration 3s -drain 10s

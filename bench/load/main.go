@@ -63,6 +63,8 @@ type config struct {
 	benchmark  bool   // publish: also run redis-benchmark on the post script
 	script     string // the post script's source file, for -redis-benchmark
 	openAtOnce int    // streams opened concurrently
+	floor      floor  // CPU per delivery is also reported as a multiple of it
+	floorAuto  bool   // measure the floor with bench/floor before the run
 }
 
 func main() {
@@ -107,6 +109,8 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.benchmark, "redis-benchmark", false, "also run redis-benchmark with the same post script at -publishers connections (needs -redis-addr)")
 	fs.StringVar(&cfg.script, "script", "redisscripts/post_message.lua", "the post script, for -redis-benchmark")
 	fs.IntVar(&cfg.openAtOnce, "open-at-once", 32, "streams opened concurrently")
+	rawFloor := fs.String("floor", "", "report the server's CPU per delivery also as a multiple of this floor: "+
+		"bench/floor's µs of CPU per write, or auto to run bench/floor before the run")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -125,6 +129,10 @@ func parseFlags(args []string) (config, error) {
 		return cfg, err
 	}
 	cfg.url = u
+	if cfg.floor.us, cfg.floorAuto, err = parseFloor(*rawFloor); err != nil {
+		return cfg, err
+	}
+	cfg.floor.source = "given with -floor"
 	checks := []struct {
 		ok   bool
 		what string
@@ -227,6 +235,37 @@ func readRSS(pid int) (int64, error) {
 		return kb * 1024, nil
 	}
 	return 0, fmt.Errorf("process %d: no VmRSS in /proc status", pid)
+}
+
+// readWriteCalls returns how many write system calls (write, writev, …)
+// process pid has made, from the syscw line of /proc/PID/io.
+func readWriteCalls(pid int) (int64, error) {
+	counters, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0, fmt.Errorf("read write calls of process %d: %w", pid, err)
+	}
+	n, err := procCounter(string(counters), "syscw")
+	if err != nil {
+		return 0, fmt.Errorf("process %d: %w", pid, err)
+	}
+	return n, nil
+}
+
+// procCounter reads counter name from text of "name: value" lines, as in
+// /proc/PID/io.
+func procCounter(text, name string) (int64, error) {
+	for line := range strings.Lines(text) {
+		rest, ok := strings.CutPrefix(line, name+":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s %q: %w", name, strings.TrimSpace(rest), err)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("no %s counter", name)
 }
 
 // clockTick is the unit of the CPU times in /proc/PID/stat (USER_HZ), 100

@@ -24,6 +24,7 @@ type report struct {
 	// CPU time used by each process: [0] at the first post, [1] after the
 	// last delivery.
 	serverCPU, toolCPU, redisCPU [2]cpuTime
+	serverWrites                 [2]int64 // the server's write system calls; -1 where unread
 	posts                        publishResult
 	expected, received           int64 // deliveries of acknowledged posts
 	lost, duplicates             int64
@@ -111,6 +112,10 @@ func (r *report) readCPU(i int) error {
 	if r.cfg.pid != 0 {
 		if r.serverCPU[i], err = readCPU(r.cfg.pid); err != nil {
 			return err
+		}
+		// /proc/PID/io needs the server's owner or ptrace rights: optional.
+		if r.serverWrites[i], err = readWriteCalls(r.cfg.pid); err != nil {
+			r.serverWrites[i] = -1
 		}
 	}
 	if r.cfg.redisPID != 0 {
@@ -295,6 +300,17 @@ func (r *report) printSummary(w io.Writer) {
 	cpu := (server.user + server.system).Seconds() * 1e6
 	if r.cfg.pid != 0 && r.received > 0 {
 		add("cpu_us_per_delivery", "%.2f", cpu/float64(r.received))
+		if x, ok := r.floorMultiple(server); ok {
+			add("floor_us", "%.2f", r.cfg.floor.us)
+			add("cpu_floor_x", "%.2f", x)
+		}
+		if writes, ok := r.serverWriteCalls(); ok {
+			add("writes_per_delivery", "%.3f", float64(writes)/float64(r.received))
+			add("cpu_us_per_write", "%.2f", cpu/float64(writes))
+			if f := r.cfg.floor.us; f > 0 {
+				add("cpu_write_floor_x", "%.2f", cpu/float64(writes)/f)
+			}
+		}
 	}
 	if n := len(r.posts.acks); r.cfg.pid != 0 && n > 0 {
 		add("cpu_us_per_post", "%.2f", cpu/float64(n))
@@ -354,23 +370,59 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // delivery, per delivered message: less noisy than latency on a busy
 // machine.
 func (r *report) printCPU(w io.Writer) {
-	line := func(who string, c cpuTime) {
+	line := func(who string, c cpuTime, vsFloor bool) {
 		total := c.user + c.system
 		fmt.Fprintf(w, "CPU %-11s %v = user %v + system %v", who, total.Round(time.Millisecond),
 			c.user.Round(time.Millisecond), c.system.Round(time.Millisecond))
 		if r.received > 0 {
 			fmt.Fprintf(w, "; per delivery %v", (total / time.Duration(r.received)).Round(10*time.Nanosecond))
+			if x, ok := r.floorMultiple(c); ok && vsFloor {
+				fmt.Fprintf(w, " (%.2f× floor)", x)
+			}
 		}
 		if n := len(r.posts.acks); n > 0 {
 			fmt.Fprintf(w, "; per post %v", (total / time.Duration(n)).Round(10*time.Nanosecond))
 		}
 		fmt.Fprintf(w, "; %.0f%% of one core\n", 100*total.Seconds()/max(r.posts.elapsed.Seconds(), 1e-9))
 	}
-	line("load tool", r.toolCPU[1].sub(r.toolCPU[0]))
+	if f := r.cfg.floor; f.us > 0 {
+		fmt.Fprintf(w, "floor           %.2f µs CPU per write to a loopback connection (%s)\n", f.us, f.source)
+	}
+	line("load tool", r.toolCPU[1].sub(r.toolCPU[0]), false)
 	if r.cfg.pid != 0 {
-		line("server", r.serverCPU[1].sub(r.serverCPU[0]))
+		line("server", r.serverCPU[1].sub(r.serverCPU[0]), true)
 	}
 	if r.cfg.redisPID != 0 {
-		line("redis", r.redisCPU[1].sub(r.redisCPU[0]))
+		line("redis", r.redisCPU[1].sub(r.redisCPU[0]), false)
 	}
+	if writes, ok := r.serverWriteCalls(); ok && r.received > 0 {
+		server := r.serverCPU[1].sub(r.serverCPU[0])
+		perWrite := (server.user + server.system) / time.Duration(writes)
+		fmt.Fprintf(w, "server writes   %d write calls: %.3f per delivery; server CPU per write call %v",
+			writes, float64(writes)/float64(r.received), perWrite.Round(10*time.Nanosecond))
+		if f := r.cfg.floor.us; f > 0 {
+			fmt.Fprintf(w, " (%.2f× floor)", perWrite.Seconds()*1e6/f)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// serverWriteCalls is how many write system calls the server made from the
+// first post to the last delivery, if both counts were read.
+func (r *report) serverWriteCalls() (int64, bool) {
+	before, after := r.serverWrites[0], r.serverWrites[1]
+	if r.cfg.pid == 0 || before < 0 || after <= before {
+		return 0, false
+	}
+	return after - before, true
+}
+
+// floorMultiple is CPU time c per delivery divided by the floor, if there
+// is a floor and a delivery.
+func (r *report) floorMultiple(c cpuTime) (float64, bool) {
+	if r.cfg.floor.us <= 0 || r.received == 0 {
+		return 0, false
+	}
+	perDelivery := (c.user + c.system).Seconds() * 1e6 / float64(r.received)
+	return perDelivery / r.cfg.floor.us, true
 }

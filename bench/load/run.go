@@ -14,6 +14,14 @@ import (
 func run(ctx context.Context, cfg config) (*report, error) {
 	unknown := snapshot{goroutines: -1, slowDrops: -1, redisClients: -1}
 	rep := &report{cfg: cfg, before: unknown, idle: unknown, end: unknown}
+	if cfg.floorAuto {
+		// Before any stream is open, so that the run's own load does not move the floor.
+		f, err := measureFloor(ctx)
+		if err != nil {
+			return rep, err
+		}
+		rep.cfg.floor = f
+	}
 	need := uint64(cfg.streams+cfg.publishers) + 64
 	limit, err := raiseFileLimit(need)
 	rep.fileLimit, rep.filesNeeded = limit, need
