@@ -9,11 +9,14 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
@@ -25,7 +28,9 @@ import (
 )
 
 // The chat page says what works: its first screen is ready to join and
-// sends with Enter, a message sent while Redis is down waits as pending
+// sends with Enter, a room whose history is still on its way says that it
+// loads (not that it is empty), a text of only white space (by the server's
+// rule) is not sent, a message sent while Redis is down waits as pending
 // under a "can't send" badge and is stored exactly once when Redis is back,
 // a history that could not load is loaded and its banner cleared once Redis
 // answers, and a post whose answer is lost is sent again with the same
@@ -85,6 +90,78 @@ func TestChatPageShowsWhatWorks(t *testing.T) {
 		})()`)
 		if lines != 2 {
 			t.Fatalf("the message is drawn on %d lines, want 2", lines)
+		}
+	})
+
+	t.Run("LoadingUntilFirstPage", func(t *testing.T) {
+		const room = "slow-history"
+		srv := startServer(t, serverConfig{})
+		before := srv.post(t, room, "posted before the page opened")
+		front := historyHoldingProxy(t, srv.URL)
+		p := openPage(t, browser, front.URL+"/#"+url.Values{"room": {room}, "name": {"mia"}}.Encode(), "mia")
+		select {
+		case <-front.asked:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the page did not ask for the history of %s: %s", room, p.describe())
+		}
+		// Connected, with the history on its way: the room is not empty,
+		// its messages are loading.
+		p.await(`(() => {
+			const loading = document.getElementById('loading');
+			return document.getElementById('status').dataset.state === 'connected' &&
+				loading !== null && !loading.hidden && loading.getBoundingClientRect().height > 0 &&
+				loading.textContent.startsWith('Loading') && document.getElementById('empty').hidden;
+		})()`)
+		front.release()
+		p.awaitText(before.Text)
+		p.await(`document.getElementById('loading').hidden && document.getElementById('empty').hidden`)
+	})
+
+	t.Run("RefusesBlankText", func(t *testing.T) {
+		srv := startServer(t, serverConfig{})
+		p := openChat(t, browser, srv.URL, "blank", "noor")
+		// The page's rule is the server's: what strings.TrimSpace empties.
+		var want []int
+		for r := rune(0); r <= unicode.MaxRune; r++ {
+			if utf8.ValidRune(r) && strings.TrimSpace(string(r)) == "" {
+				want = append(want, int(r))
+			}
+		}
+		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+		defer cancel()
+		type blankRule struct {
+			Blank []int  `json:"blank"` // the characters that alone are blank
+			Mixed []bool `json:"mixed"` // '', white space of three kinds, text in spaces
+		}
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[blankRule](`import('/assets/rules.js').then(({ isBlank }) => {
+			const blank = [];
+			for (let c = 0; c <= 0x10FFFF; c++) {
+				if ((c < 0xD800 || c > 0xDFFF) && isBlank(String.fromCodePoint(c))) {
+					blank.push(c);
+				}
+			}
+			return { blank, mixed: [isBlank(''), isBlank(' \u0085\u3000\n'), isBlank(' a ')] };
+		})`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("evaluate isBlank: %v", err)
+		}
+		if !slices.Equal(got.Blank, want) {
+			t.Fatalf("the page takes as blank the characters %U, want %U", got.Blank, want)
+		}
+		if wantMixed := []bool{true, true, false}; !slices.Equal(got.Mixed, wantMixed) {
+			t.Fatalf("isBlank of '', white space, text in spaces = %v, want %v", got.Mixed, wantMixed)
+		}
+		// NEL is white space to Go, not to String.prototype.trim.
+		const nel = "\u0085 "
+		if n := p.evalInt(`(() => {
+			document.getElementById('text').value = '` + nel + `';
+			document.getElementById('compose').requestSubmit();
+			return document.querySelectorAll('#outbox > li').length;
+		})()`); n != 0 {
+			t.Fatalf("the page sent a text of white space (%d pending)", n)
+		}
+		if got := p.evalString(`document.getElementById('text').value`); got != nel {
+			t.Fatalf("message box holds %q, want the refused text kept", got)
 		}
 	})
 
@@ -223,6 +300,46 @@ func answerLosingProxy(t *testing.T, upstream string) *httptest.Server {
 		front.Close()
 	})
 	return front
+}
+
+// holdingProxy serves upstream through a reverse proxy that holds the first
+// request for a room's newest messages until release is called; asked is
+// closed when that request has come.
+type holdingProxy struct {
+	*httptest.Server
+	asked   chan struct{}
+	release func()
+}
+
+func historyHoldingProxy(t *testing.T, upstream string) *holdingProxy {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1 // streams pass at once
+	var held atomic.Bool
+	released := make(chan struct{})
+	h := &holdingProxy{asked: make(chan struct{}), release: sync.OnceFunc(func() { close(released) })}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/messages") &&
+			!r.URL.Query().Has("before") && held.CompareAndSwap(false, true) {
+			close(h.asked)
+			select {
+			case <-released:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.release()
+		h.CloseClientConnections()
+		h.Close()
+	})
+	return h
 }
 
 // historyTexts reads the texts of room's newest 200 messages from srv.

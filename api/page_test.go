@@ -55,8 +55,9 @@ func TestPageServesEmbeddedFiles(t *testing.T) {
 	tests := []struct {
 		name, path, contentType, contains string
 	}{
-		{name: "Page", path: "/", contentType: "text/html; charset=utf-8", contains: `<script src="/assets/app.js" defer>`},
-		{name: "Script", path: "/assets/app.js", contentType: "text/javascript; charset=utf-8", contains: "new EventSource("},
+		{name: "Page", path: "/", contentType: "text/html; charset=utf-8", contains: `<script type="module" src="/assets/app.js">`},
+		{name: "Script", path: "/assets/app.js", contentType: "text/javascript; charset=utf-8", contains: "from './session.js';"},
+		{name: "Module", path: "/assets/stream.js", contentType: "text/javascript; charset=utf-8", contains: "new EventSource("},
 		{name: "Style", path: "/assets/style.css", contentType: "text/css; charset=utf-8", contains: ".message"},
 		{name: "Icon", path: "/assets/icon.svg", contentType: "image/svg+xml", contains: "<svg"},
 	}
@@ -123,13 +124,67 @@ func TestPageSourceIsSelfContained(t *testing.T) {
 	if regexp.MustCompile(`<script>|\sstyle=|\son[a-z]+=`).Match(html) {
 		t.Fatalf("index.html has inline script, style or event handlers, which the page's policy forbids")
 	}
-	script, err := fs.ReadFile(web.FS(), "app.js")
+	for name, script := range webScripts(t) {
+		for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"} {
+			if strings.Contains(script, sink) {
+				t.Fatalf("%s uses %s; set text with textContent", name, sink)
+			}
+		}
+	}
+}
+
+// Every module the page imports is one of its files, and every file is
+// served as a script the browser runs as a module.
+func TestPageModulesAreServed(t *testing.T) {
+	t.Parallel()
+	srv := pageServer(t)
+	scripts := webScripts(t)
+	if _, ok := scripts["app.js"]; !ok || len(scripts) < 2 {
+		t.Fatalf("page scripts = %d files, want app.js and the modules it imports", len(scripts))
+	}
+	imports := regexp.MustCompile(`(?m)^import [^;]*? from '([^']*)';$`)
+	imported := map[string]bool{"app.js": true}
+	for name, script := range scripts {
+		for _, m := range imports.FindAllStringSubmatch(script, -1) {
+			dep, ok := strings.CutPrefix(m[1], "./")
+			if _, embedded := scripts[dep]; !ok || !embedded {
+				t.Fatalf("%s imports %q, want ./ and one of the page's files", name, m[1])
+			}
+			imported[dep] = true
+		}
+		if regexp.MustCompile(`\bimport\(|\brequire\(`).MatchString(script) {
+			t.Fatalf("%s loads code dynamically; import it by name", name)
+		}
+	}
+	for name := range scripts {
+		if !imported[name] {
+			t.Fatalf("%s is embedded but nothing imports it", name)
+		}
+		resp, _ := fetchPage(t, srv, "/assets/"+name)
+		if got, want := resp.StatusCode, http.StatusOK; got != want {
+			t.Fatalf("GET /assets/%s: status = %d, want %d", name, got, want)
+		}
+		// Browsers refuse a module of any other type under nosniff.
+		if got, want := resp.Header.Get("Content-Type"), "text/javascript; charset=utf-8"; got != want {
+			t.Fatalf("GET /assets/%s: Content-Type = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// webScripts returns the page's JavaScript files by name.
+func webScripts(t testing.TB) map[string]string {
+	t.Helper()
+	names, err := fs.Glob(web.FS(), "*.js")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"} {
-		if strings.Contains(string(script), sink) {
-			t.Fatalf("app.js uses %s; set text with textContent", sink)
+	scripts := map[string]string{}
+	for _, name := range names {
+		body, err := fs.ReadFile(web.FS(), name)
+		if err != nil {
+			t.Fatal(err)
 		}
+		scripts[name] = string(body)
 	}
+	return scripts
 }

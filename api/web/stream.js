@@ -1,0 +1,222 @@
+// The one stream that follows every joined room: an EventSource on
+// /stream?rooms=a,b,c, whose message ids are composite cursors. When the
+// set of rooms changes the stream is opened anew with last_event_id set to
+// the last id seen, so rooms carried over resume with no gap, and the
+// browser's own reconnect sends it as Last-Event-ID. A room the cursor does
+// not cover (new, or the stream began without a cursor) loads its latest
+// history once the stream is open, so nothing falls between the two. With
+// a token the stream sends it as access_token, since EventSource cannot
+// send headers.
+
+import { AccessError, getJSON } from './server.js';
+
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 15000;
+
+// parseEvent returns an event's JSON data, or null.
+function parseEvent(ev) {
+  try {
+    const data = JSON.parse(ev.data);
+    return data && typeof data === 'object' ? data : null;
+  } catch {
+    return null;
+  }
+}
+
+// Stream is a session's EventSource, opened anew for each set of rooms.
+export class Stream {
+  constructor(session) {
+    this.session = session;
+    this.source = null;
+    this.rooms = []; // the rooms of source
+    this.covered = new Set(); // the rooms source resumes from its cursor
+    this.heard = false; // source delivered a message
+    this.lastID = null; // the composite cursor of the last message seen
+    this.cursorRooms = new Set(); // the rooms lastID holds positions of
+    this.state = 'connecting'; // connecting, open or reconnecting
+    this.queued = false;
+    this.retryDelay = RETRY_MIN_MS;
+    this.retryTimer = 0;
+  }
+
+  // queue reopens the stream for the current rooms once the current task
+  // is done, so that joining several rooms at once opens one stream.
+  queue() {
+    if (this.queued) {
+      return;
+    }
+    this.queued = true;
+    queueMicrotask(() => {
+      this.queued = false;
+      if (!this.session.closed) {
+        this.open();
+      }
+    });
+  }
+
+  open() {
+    const s = this.session;
+    clearTimeout(this.retryTimer);
+    if (this.source) {
+      this.source.close();
+      this.source = null;
+    }
+    const rooms = Array.from(s.rooms.keys());
+    s.showState();
+    if (rooms.length === 0) {
+      return;
+    }
+    const from = this.lastID;
+    const query = new URLSearchParams({ rooms: rooms.join(',') });
+    if (from) {
+      query.set('last_event_id', from);
+    }
+    if (s.token) {
+      query.set('access_token', s.token);
+    } else {
+      query.set('user', s.user);
+    }
+    const es = new EventSource(`/stream?${query}`);
+    this.source = es;
+    this.rooms = rooms;
+    this.covered = new Set(from ? Array.from(this.cursorRooms).filter((r) => rooms.includes(r)) : []);
+    this.heard = false;
+    if (this.state === 'open') {
+      this.state = 'connecting';
+      s.showState();
+    }
+    const on = (type, handle) => es.addEventListener(type, (ev) => {
+      if (es === this.source) {
+        handle.call(this, ev, es);
+      }
+    });
+    on('open', this.opened);
+    on('message', this.message);
+    on('reset', this.reset);
+    on('join', (ev) => this.presence('join', ev));
+    on('leave', (ev) => this.presence('leave', ev));
+    on('typing', this.typing);
+    on('error', this.failed);
+  }
+
+  // stop closes the stream and cancels a reconnect.
+  stop() {
+    clearTimeout(this.retryTimer);
+    if (this.source) {
+      this.source.close();
+    }
+  }
+
+  // opened loads the history of every room the stream does not resume:
+  // what was posted there before the subscription began is only in
+  // history.
+  opened() {
+    const s = this.session;
+    this.retryDelay = RETRY_MIN_MS;
+    this.state = 'open';
+    s.showState();
+    // The open room's list may predate this stream's own join.
+    if (s.openRoom) {
+      s.openRoom.presence.load();
+    }
+    const covered = this.heard ? new Set(this.rooms) : this.covered;
+    for (const name of this.rooms) {
+      const room = s.rooms.get(name);
+      if (room && (!covered.has(name) || room.historyFailed)) {
+        room.refresh();
+      }
+    }
+  }
+
+  roomOf(data) {
+    return data && typeof data.room === 'string' ? this.session.rooms.get(data.room) : undefined;
+  }
+
+  message(ev) {
+    const s = this.session;
+    const m = parseEvent(ev);
+    const room = this.roomOf(m);
+    if (!room) {
+      return;
+    }
+    this.heard = true;
+    if (ev.lastEventId) {
+      this.lastID = ev.lastEventId;
+      this.cursorRooms = new Set(this.rooms);
+    }
+    room.received(m);
+    // A message arrived, so the server can store messages again.
+    if (s.outboxBlocked() || s.ready === false) {
+      s.recovered();
+    }
+  }
+
+  // reset shows the loss in the room's timeline; the stream goes on, and
+  // so the badge stays as it is.
+  reset(ev) {
+    const r = parseEvent(ev);
+    const room = this.roomOf(r);
+    if (room) {
+      room.showGap(typeof r.detail === 'string' && r.detail ? r.detail : 'some messages are no longer available');
+    }
+  }
+
+  presence(kind, ev) {
+    const p = parseEvent(ev);
+    const room = this.roomOf(p);
+    if (room && typeof p.user === 'string') {
+      room.presence.changed(kind, p);
+    }
+  }
+
+  typing(ev) {
+    const p = parseEvent(ev);
+    const room = this.roomOf(p);
+    if (room && typeof p.user === 'string') {
+      room.presence.typing(p.user);
+    }
+  }
+
+  failed(ev, es) {
+    this.state = 'reconnecting';
+    this.session.showState();
+    // EventSource reconnects by itself with Last-Event-ID, except after
+    // a refused response, which may be the end of the token (the server
+    // ends a stream when its token expires).
+    if (es.readyState === EventSource.CLOSED) {
+      es.close();
+      this.recover();
+    }
+  }
+
+  // recover follows a stream the server refused. A refusal for the
+  // token or permission ends the session; anything else is retried later.
+  async recover() {
+    const s = this.session;
+    for (const room of this.rooms) {
+      try {
+        await getJSON(`/rooms/${encodeURIComponent(room)}/messages?limit=1`, s.token);
+      } catch (err) {
+        if (err instanceof AccessError) {
+          s.deny(err);
+          return;
+        }
+      }
+    }
+    this.scheduleReconnect();
+  }
+
+  scheduleReconnect() {
+    if (this.session.closed) {
+      return;
+    }
+    const delay = this.retryDelay * (0.5 + Math.random() / 2);
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      if (!this.session.closed) {
+        this.open();
+      }
+    }, delay);
+  }
+}
