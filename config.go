@@ -25,6 +25,8 @@ import (
 // in its env tag, and `roomcast -h` prints them with their help tags.
 type config struct {
 	Addr                  string        `env:"ADDR" envDefault:":8080" help:"address to listen on"`
+	TLSCertFile           string        `env:"TLS_CERT_FILE" help:"PEM certificate (chain) to serve HTTPS with HTTP/2 on ADDR; set with TLS_KEY_FILE, or neither for plain HTTP"`
+	TLSKeyFile            string        `env:"TLS_KEY_FILE" help:"PEM private key of TLS_CERT_FILE"`
 	RedisURL              string        `env:"REDIS_URL" help:"redis:// or rediss:// URL; empty starts an embedded in-memory Redis (development only)"`
 	RedisCluster          bool          `env:"REDIS_CLUSTER" envDefault:"false" help:"treat REDIS_URL as a Redis Cluster seed (extra nodes as ?addr=host:port)"`
 	BrokerMode            string        `env:"BROKER_MODE" envDefault:"pattern" help:"pattern: one PSUBSCRIBE per instance receives every room; sharded: SPUBLISH/SSUBSCRIBE per room on its shard (Redis 7, REDIS_URL required)"`
@@ -128,6 +130,13 @@ func parseConfig(environ []string) (config, error) {
 		if !c.ok {
 			return cfg, configError{fmt.Errorf("%s: invalid value %q: want %s", c.name, vars[c.name], c.want)}
 		}
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		set, unset := "TLS_CERT_FILE", "TLS_KEY_FILE"
+		if cfg.TLSCertFile == "" {
+			set, unset = unset, set
+		}
+		return cfg, configError{fmt.Errorf("%s: not set, but %s is: set both for HTTPS, or neither", unset, set)}
 	}
 	return cfg, nil
 }

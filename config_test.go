@@ -107,3 +107,54 @@ func TestRunWarnsInOpenMode(t *testing.T) {
 		t.Fatalf("no open-mode warning in\n%s", log)
 	}
 }
+
+// TestTLSSettingsRefused checks that a TLS setting that cannot serve stops
+// start-up, before Redis is dialed, with one line naming the file at fault.
+func TestTLSSettingsRefused(t *testing.T) {
+	pair, other := newCertPair(t), newCertPair(t)
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not PEM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unreadable := filepath.Join(dir, "dir.pem") // a directory: unreadable also for root
+	if err := os.Mkdir(unreadable, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tt := range []struct {
+		name      string
+		cert, key string
+		want      string // the error's beginning
+	}{
+		{name: "cert without key", cert: pair.certFile, want: "TLS_KEY_FILE: not set, but TLS_CERT_FILE is"},
+		{name: "key without cert", key: pair.keyFile, want: "TLS_CERT_FILE: not set, but TLS_KEY_FILE is"},
+		{name: "missing cert", cert: missing, key: pair.keyFile, want: "TLS_CERT_FILE: open " + missing},
+		{name: "missing key", cert: pair.certFile, key: missing, want: "TLS_KEY_FILE: open " + missing},
+		{name: "unreadable cert", cert: unreadable, key: pair.keyFile, want: "TLS_CERT_FILE: read " + unreadable},
+		{name: "cert not PEM", cert: notPEM, key: pair.keyFile, want: "TLS_CERT_FILE: " + notPEM + " holds no PEM CERTIFICATE"},
+		{name: "key not PEM", cert: pair.certFile, key: notPEM, want: "TLS_KEY_FILE: " + notPEM + " holds no PEM PRIVATE KEY"},
+		{name: "swapped", cert: pair.keyFile, key: pair.certFile, want: "TLS_CERT_FILE: " + pair.keyFile + " holds no PEM CERTIFICATE"},
+		{name: "key of another cert", cert: pair.certFile, key: other.keyFile, want: "TLS_CERT_FILE, TLS_KEY_FILE: private key does not match public key"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// Redis at a closed port: the error must come before any dial.
+			environ := []string{"ADDR=127.0.0.1:0", "REDIS_URL=redis://" + closedPort(t), "TLS_CERT_FILE=" + tt.cert, "TLS_KEY_FILE=" + tt.key}
+			err := run(t.Context(), nil, environ, io.Discard, func(string) { t.Errorf("listening with %s", environ) })
+			if !errors.As(err, new(configError)) {
+				t.Fatalf("run = %v, want a configError (exit status 2)", err)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, tt.want) || strings.ContainsAny(msg, "\r\n") || strings.Contains(msg, "tls:") {
+				t.Fatalf("error %q: want one line starting with %q, in our words", msg, tt.want)
+			}
+		})
+	}
+	t.Run("exit status", func(t *testing.T) {
+		t.Setenv("ADDR", "127.0.0.1:0")
+		t.Setenv("TLS_CERT_FILE", pair.certFile)
+		t.Setenv("TLS_KEY_FILE", "")
+		if got := runMain(nil); got != 2 {
+			t.Fatalf("exit status with TLS_CERT_FILE alone = %d, want 2", got)
+		}
+	})
+}

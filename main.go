@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -68,6 +69,10 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		log.Warn(w)
 	}
 	redis.SetLogger(redisLog{log})
+	tlsConfig, err := serverTLS(cfg, log)
+	if err != nil {
+		return err
+	}
 
 	rdb, closeRedis, answered, err := connectRedis(ctx, cfg, log)
 	if err != nil {
@@ -115,10 +120,21 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
+		// An HTTP/2 stream's write deadline only queues a RST_STREAM, which
+		// waits behind a blocked connection write with its handler: close
+		// a connection that takes no bytes, as over HTTP/1.1.
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: cfg.StreamWriteTimeout},
 	}
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
-	log.Info("roomcast listening", "addr", ln.Addr().String())
+	go func() {
+		if tlsConfig != nil {
+			serveDone <- srv.ServeTLS(ln, "", "")
+		} else {
+			serveDone <- srv.Serve(ln)
+		}
+	}()
+	log.Info("roomcast listening", "addr", ln.Addr().String(), "tls", tlsConfig != nil)
 	if listening != nil {
 		listening(ln.Addr().String())
 	}
@@ -226,7 +242,8 @@ func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 }
 
 // probe GETs url and succeeds on a 200: a container health check for an
-// image without a shell or curl (`roomcast -probe http://127.0.0.1:8080/readyz`).
+// image without a shell or curl (`roomcast -probe http://127.0.0.1:8080/readyz`,
+// or https:// when TLS_CERT_FILE is set).
 func probe(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -234,7 +251,17 @@ func probe(ctx context.Context, url string) error {
 	if err != nil {
 		return configError{fmt.Errorf("-probe: %w", err)}
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if strings.HasPrefix(url, "https:") {
+		// It checks that this very process answers, at an address such as
+		// 127.0.0.1 that its certificate does not name; it sends nothing
+		// secret and trusts nothing it reads.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+		client = &http.Client{Transport: tr}
+		defer tr.CloseIdleConnections()
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("probe: %w", err)
 	}

@@ -145,6 +145,7 @@ func (in *instance) postMessage(t *testing.T, room, text string) []byte {
 type lineStream struct {
 	lines chan string // closed at the end of the stream
 	close func()
+	proto int // the answer's HTTP major version
 }
 
 func (in *instance) openLines(t *testing.T, path string) *lineStream {
@@ -164,7 +165,7 @@ func (in *instance) openLines(t *testing.T, path string) *lineStream {
 		resp.Body.Close()
 		t.Fatalf("GET %s: %d %q", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	s := &lineStream{lines: make(chan string, 1024)}
+	s := &lineStream{lines: make(chan string, 1024), proto: resp.ProtoMajor}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)

@@ -5,6 +5,7 @@
 // bounded in count and in time.
 //
 //	go run ./bench/load -url http://127.0.0.1:8080 -streams 1000 -rooms 10 -rate 500 -duration 10s -pid $PID
+//	go run ./bench/load -url https://127.0.0.1:8443 -h2 -insecure -preset idle -pid $PID
 //
 // bench/README.md has the results and how they were measured.
 //
@@ -65,6 +66,11 @@ type config struct {
 	openAtOnce int    // streams opened concurrently
 	floor      floor  // CPU per delivery is also reported as a multiple of it
 	floorAuto  bool   // measure the floor with bench/floor before the run
+	h2         bool   // speak HTTP/2 to an https:// -url
+	insecure   bool   // accept any certificate of an https:// -url
+	// streamsPerConn bounds the streams on one HTTP/2 connection; 0: as
+	// many as the server allows.
+	streamsPerConn int
 }
 
 func main() {
@@ -88,7 +94,7 @@ func main() {
 
 func parseFlags(args []string) (config, error) {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	rawURL := fs.String("url", "http://127.0.0.1:8080", "roomcast base URL; only http://127.0.0.1 is accepted")
+	rawURL := fs.String("url", "http://127.0.0.1:8080", "roomcast base URL; only http:// or https:// on 127.0.0.1 is accepted")
 	cfg := config{}
 	fs.IntVar(&cfg.streams, "streams", 1000, "SSE streams to open")
 	fs.IntVar(&cfg.rooms, "rooms", 10, "rooms the streams and messages are spread over")
@@ -111,6 +117,9 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.openAtOnce, "open-at-once", 32, "streams opened concurrently")
 	rawFloor := fs.String("floor", "", "report the server's CPU per delivery also as a multiple of this floor: "+
 		"bench/floor's µs of CPU per write, or auto to run bench/floor before the run")
+	fs.BoolVar(&cfg.h2, "h2", false, "speak HTTP/2 (an https:// -url, roomcast with TLS_CERT_FILE): streams share connections; without it https:// is HTTP/1.1 over TLS")
+	fs.BoolVar(&cfg.insecure, "insecure", false, "accept any certificate of an https:// -url, such as a self-signed one")
+	fs.IntVar(&cfg.streamsPerConn, "streams-per-conn", 0, "with -h2, at most this many streams per connection (1: a connection per stream, as one tab per browser); 0: as many as the server allows")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -152,6 +161,9 @@ func parseFlags(args []string) (config, error) {
 		{cfg.openAtOnce >= 1 && cfg.openAtOnce <= 2000, "-open-at-once must be 1 to 2000"},
 		{cfg.behind == 0 || cfg.rate > 0 && !cfg.maxRate, "-resume-behind needs a -rate and no -max-rate"},
 		{!cfg.benchmark || cfg.redisAddr != "", "-redis-benchmark needs -redis-addr"},
+		{!cfg.h2 || u.Scheme == "https", "-h2 needs an https:// -url"},
+		{cfg.streamsPerConn >= 0 && (cfg.streamsPerConn == 0 || cfg.h2), "-streams-per-conn needs -h2 and must be 0 or more"},
+		{cfg.stalled == 0 || u.Scheme == "http", "-stalled needs an http:// -url"},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -180,15 +192,15 @@ func (c config) expectedDeliveries() int64 {
 	return posts * int64((c.streams+c.rooms-1)/c.rooms)
 }
 
-// localURL parses the server's base URL and refuses anything but plain HTTP
-// on 127.0.0.1: the tool generates load and must not aim it elsewhere.
+// localURL parses the server's base URL and refuses anything but HTTP or
+// HTTPS on 127.0.0.1: the tool generates load and must not aim it elsewhere.
 func localURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("-url: %w", err)
 	}
-	if u.Scheme != "http" || u.Hostname() != "127.0.0.1" || u.User != nil {
-		return nil, fmt.Errorf("-url %q: only http://127.0.0.1[:port] is allowed", raw)
+	if u.Scheme != "http" && u.Scheme != "https" || u.Hostname() != "127.0.0.1" || u.User != nil {
+		return nil, fmt.Errorf("-url %q: only http://127.0.0.1[:port] or https://127.0.0.1[:port] is allowed", raw)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawQuery, u.Fragment = "", ""

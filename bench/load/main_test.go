@@ -10,7 +10,7 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func TestLocalURLAcceptsOnlyLoopbackHTTP(t *testing.T) {
+func TestLocalURLAcceptsOnlyLoopbackHTTPOrHTTPS(t *testing.T) {
 	for _, tc := range []struct {
 		raw  string
 		want string // "" when refused
@@ -20,7 +20,9 @@ func TestLocalURLAcceptsOnlyLoopbackHTTP(t *testing.T) {
 		{raw: "http://localhost:8080"},
 		{raw: "http://10.0.0.1:8080"},
 		{raw: "http://192.168.1.5"},
-		{raw: "https://127.0.0.1:8080"},
+		{raw: "https://127.0.0.1:8443", want: "https://127.0.0.1:8443"},
+		{raw: "https://localhost:8443"},
+		{raw: "ftp://127.0.0.1:8080"},
 		{raw: "http://user:pw@127.0.0.1:8080"},
 		{raw: "http://127.0.0.1.example.com"},
 		{raw: "127.0.0.1:8080"},
@@ -59,5 +61,31 @@ func TestPresetsParseAndYieldToExplicitFlags(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-redis-addr", "10.0.0.1:6379"}); err == nil {
 		t.Fatal("-redis-addr 10.0.0.1:6379 accepted")
+	}
+}
+
+func TestProtocolFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // the protocol, or "" when refused
+	}{
+		{args: nil, want: "HTTP/1.1"},
+		{args: []string{"-url", "https://127.0.0.1:8443", "-insecure"}, want: "HTTP/1.1 over TLS"},
+		{args: []string{"-url", "https://127.0.0.1:8443", "-h2", "-insecure"}, want: "HTTP/2 over TLS"},
+		{args: []string{"-url", "https://127.0.0.1:8443", "-h2", "-streams-per-conn", "1"}, want: "HTTP/2 over TLS"},
+		{args: []string{"-h2"}},
+		{args: []string{"-streams-per-conn", "6"}},
+		{args: []string{"-url", "https://127.0.0.1:8443", "-h2", "-streams-per-conn", "-1"}},
+		{args: []string{"-url", "https://127.0.0.1:8443", "-stalled", "1", "-streams", "10"}},
+	} {
+		cfg, err := parseFlags(tc.args)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("parseFlags(%q) accepted, want refused", tc.args)
+		case tc.want != "" && err != nil:
+			t.Errorf("parseFlags(%q): %v", tc.args, err)
+		case tc.want != "" && cfg.protocol() != tc.want:
+			t.Errorf("parseFlags(%q): protocol %s, want %s", tc.args, cfg.protocol(), tc.want)
+		}
 	}
 }

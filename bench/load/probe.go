@@ -17,14 +17,14 @@ import (
 
 // scrapeMetric reads one unlabelled sample (e.g. go_goroutines) from the
 // server's Prometheus endpoint.
-func scrapeMetric(ctx context.Context, base, name string) (float64, error) {
+func scrapeMetric(ctx context.Context, client *http.Client, base, name string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("scrape %s: %w", name, err)
 	}

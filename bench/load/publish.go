@@ -35,10 +35,9 @@ type publishResult struct {
 // stops when duration is over or ctx ends. With -max-rate every publisher
 // posts its next message as soon as the last one is answered.
 func publish(ctx context.Context, cfg config, rooms []string) publishResult {
-	client := &http.Client{
-		Timeout:   5 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.publishers},
-	}
+	tr := cfg.transport(nil)
+	tr.MaxIdleConnsPerHost = cfg.publishers
+	client := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	defer client.CloseIdleConnections()
 	rate := cfg.rate
 	if cfg.maxRate {

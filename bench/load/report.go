@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ type report struct {
 	filesNeeded        uint64
 	opened, openFailed int
 	openTime           time.Duration
+	streamConns        int64 // connections the streams used
 	rssBefore          int64 // bytes; 0 without -pid
 	rssIdle            int64 // with every stream open, before any post
 	rssEnd             int64 // after the last delivery
@@ -50,11 +52,13 @@ type snapshot struct {
 // probe reads a snapshot of the server and, with -redis-addr, its Redis.
 func (r *report) probe(ctx context.Context, into *snapshot) error {
 	*into = snapshot{goroutines: -1, slowDrops: -1, redisClients: -1}
+	client := &http.Client{Transport: r.cfg.transport(nil)}
+	defer client.CloseIdleConnections()
 	var err error
-	if into.goroutines, err = scrapeMetric(ctx, r.cfg.url.String(), "go_goroutines"); err != nil {
+	if into.goroutines, err = scrapeMetric(ctx, client, r.cfg.url.String(), "go_goroutines"); err != nil {
 		return err
 	}
-	if v, err := scrapeMetric(ctx, r.cfg.url.String(), "roomcast_slow_client_drops_total"); err == nil {
+	if v, err := scrapeMetric(ctx, client, r.cfg.url.String(), "roomcast_slow_client_drops_total"); err == nil {
 		into.slowDrops = v
 	}
 	if r.cfg.redisAddr != "" {
@@ -211,6 +215,7 @@ func (r *report) print(w io.Writer) {
 	for reason, n := range r.earlyReasons {
 		fmt.Fprintf(w, "  ended early   %d × %s\n", n, reason)
 	}
+	fmt.Fprintf(w, "protocol        %s, %d streams on %d connections\n", c.protocol(), r.opened, r.streamConns)
 	if c.pid != 0 {
 		fmt.Fprintf(w, "server RSS      before %s, idle %s, end %s\n", mib(r.rssBefore), mib(r.rssIdle), mib(r.rssEnd))
 		if r.opened > 0 {
@@ -286,6 +291,8 @@ func round(d time.Duration) time.Duration {
 func (r *report) printSummary(w io.Writer) {
 	fields := []string{"preset=" + cmp.Or(r.cfg.preset, "none")}
 	add := func(key string, format string, v any) { fields = append(fields, key+"="+fmt.Sprintf(format, v)) }
+	add("proto", "%s", map[string]string{"HTTP/1.1": "http1", "HTTP/1.1 over TLS": "https1", "HTTP/2 over TLS": "h2"}[r.cfg.protocol()])
+	add("stream_conns", "%d", r.streamConns)
 	if r.cfg.pid != 0 && r.opened > 0 {
 		add("rss_per_stream_B", "%d", (r.rssIdle-r.rssBefore)/int64(r.opened))
 	}

@@ -48,9 +48,9 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	if err != nil {
 		return rep, err
 	}
-	streams := openStreams(ctx, cfg.url.String(), rooms, cfg.streams, cfg.openAtOnce, nil)
+	streams := openStreams(ctx, newStreamClients(cfg), cfg.url.String(), rooms, cfg.streams, cfg.openAtOnce, nil)
 	defer streams.close()
-	rep.opened, rep.openFailed, rep.openTime = len(streams.all), streams.failed, streams.openTime
+	rep.opened, rep.openFailed, rep.openTime, rep.streamConns = len(streams.all), streams.failed, streams.openTime, streams.conns
 
 	if !sleep(ctx, cfg.settle) {
 		return rep, ctx.Err()

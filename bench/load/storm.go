@@ -58,9 +58,9 @@ func storm(ctx context.Context, cfg config, rep *report, rooms []string) error {
 	publishing.Go(func() { live = publish(ctx, cfg, rooms) })
 
 	start := time.Now()
-	streams := openStreams(ctx, cfg.url.String(), rooms, cfg.streams, cfg.openAtOnce, resume)
+	streams := openStreams(ctx, newStreamClients(cfg), cfg.url.String(), rooms, cfg.streams, cfg.openAtOnce, resume)
 	defer streams.close()
-	rep.opened, rep.openFailed, rep.openTime = len(streams.all), streams.failed, streams.openTime
+	rep.opened, rep.openFailed, rep.openTime, rep.streamConns = len(streams.all), streams.failed, streams.openTime, streams.conns
 	deadline := start.Add(cfg.duration + cfg.drain)
 	for !caughtUp(streams, newest) && time.Now().Before(deadline) {
 		if !sleep(ctx, 5*time.Millisecond) {
@@ -115,7 +115,9 @@ func caughtUp(streams *streamSet, seq int64) bool {
 // prefillRooms posts cfg.behind+1 messages to every room, from
 // cfg.publishers clients as fast as the server answers.
 func prefillRooms(ctx context.Context, cfg config, rooms []string) ([]ack, error) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.publishers}}
+	tr := cfg.transport(nil)
+	tr.MaxIdleConnsPerHost = cfg.publishers
+	client := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	defer client.CloseIdleConnections()
 	padding := strings.Repeat("x", cfg.size)
 	total := (cfg.behind + 1) * len(rooms)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -24,6 +23,7 @@ type stream struct {
 	body  io.ReadCloser
 	r     *bufio.Reader
 	done  chan struct{}
+	proto int // the answer's HTTP major version
 
 	epoch      string
 	seqs       []int64      // sequence numbers received, ascending
@@ -44,20 +44,17 @@ type streamSet struct {
 	received atomic.Int64  // message events received by all streams
 	closing  atomic.Bool
 	cancel   context.CancelFunc
+	clients  *streamClients
+	conns    int64 // connections open once every stream was
 }
 
 // openStreams opens n streams, stream i on room i%len(rooms), atOnce at a
 // time, and starts reading each. A stream counts as open once the server
 // sent its retry field, which it writes after subscribing to the room. If
 // resume is not nil, stream i resumes after message resume[i%len(rooms)].
-func openStreams(ctx context.Context, base string, rooms []string, n, atOnce int, resume []resumePoint) *streamSet {
+func openStreams(ctx context.Context, clients *streamClients, base string, rooms []string, n, atOnce int, resume []resumePoint) *streamSet {
 	ctx, cancel := context.WithCancel(ctx)
-	set := &streamSet{all: make([]*stream, 0, n), cancel: cancel}
-	client := &http.Client{Transport: &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		DisableCompression:    true,
-		ResponseHeaderTimeout: 10 * time.Second,
-	}}
+	set := &streamSet{all: make([]*stream, 0, n), cancel: cancel, clients: clients}
 	openCtx, stopOpening := context.WithTimeout(ctx, openTimeout)
 	defer stopOpening()
 
@@ -74,7 +71,12 @@ func openStreams(ctx context.Context, base string, rooms []string, n, atOnce int
 				if resume != nil {
 					from = resume[i%len(rooms)]
 				}
-				s, err := openStream(ctx, client, base+"/rooms/"+rooms[i%len(rooms)]+"/stream", from.id)
+				s, err := openStream(ctx, clients.client(i), base+"/rooms/"+rooms[i%len(rooms)]+"/stream", from.id)
+				if err == nil && clients.h2 && s.proto != 2 {
+					err = fmt.Errorf("answered over HTTP/%d, not HTTP/2", s.proto)
+					s.body.Close()
+					s = nil
+				}
 				mu.Lock()
 				if err != nil {
 					set.failed++
@@ -104,6 +106,7 @@ feed:
 	close(next)
 	wg.Wait()
 	set.openTime = time.Since(start)
+	set.conns = clients.conns.open.Load()
 	return set
 }
 
@@ -134,7 +137,7 @@ func openStream(ctx context.Context, client *http.Client, url, lastEventID strin
 		resp.Body.Close()
 		return nil, fmt.Errorf("GET %s: %s, %s", url, resp.Status, media)
 	}
-	s := &stream{body: resp.Body, r: bufio.NewReaderSize(resp.Body, 16<<10), done: make(chan struct{})}
+	s := &stream{body: resp.Body, r: bufio.NewReaderSize(resp.Body, 16<<10), done: make(chan struct{}), proto: resp.ProtoMajor}
 	// A server that accepts but never writes must not hold the tool.
 	timer := time.AfterFunc(10*time.Second, func() { resp.Body.Close() })
 	defer timer.Stop()
@@ -249,4 +252,5 @@ func (set *streamSet) close() {
 	for _, s := range set.all {
 		<-s.done
 	}
+	set.clients.close()
 }

@@ -198,7 +198,7 @@ func (s *Stream) endLocked(reason error) {
 func (s *Stream) Attach(conn net.Conn, preamble []byte) {
 	_ = conn.SetDeadline(time.Time{})
 	s.mu.Lock()
-	s.conn, s.w = conn, conn
+	s.conn, s.w = conn, joinWrites(conn)
 	s.wakeCh = make(chan struct{}, 1)
 	s.startLocked(preamble)
 	s.mu.Unlock()
@@ -376,8 +376,9 @@ func (s *Stream) behindLocked() *roomState {
 	return nil
 }
 
-// write sends s.out with one writev, renewing the write deadline only when
-// less than half of it is left.
+// write sends s.out with one writev (or as few writes as a connection
+// without writev allows), renewing the write deadline only when less than
+// half of it is left.
 func (s *Stream) write() error {
 	now := time.Now()
 	if t := s.e.opts.WriteTimeout; t > 0 && s.deadline.Sub(now) < t/2 {
@@ -386,7 +387,12 @@ func (s *Stream) write() error {
 			_ = c.SetWriteDeadline(s.deadline)
 		}
 	}
-	_, err := s.out.WriteTo(s.w)
+	var err error
+	if j, ok := s.w.(joinedConn); ok {
+		err = j.writeBuffers(s.out)
+	} else {
+		_, err = s.out.WriteTo(s.w)
+	}
 	if c, ok := s.w.(Conn); ok {
 		if err == nil {
 			err = c.Flush()
