@@ -9,10 +9,10 @@
 #	bench/run.sh --presets idle,fanout,... [--binary BIN | --compare BEFORE AFTER] [output file]
 #
 # --compare measures two prebuilt roomcast binaries instead of the working
-# tree: it runs the scenarios of "Changes measured" in bench/README.md three
+# tree: it runs three scenarios (bench/README.md, "Measuring a change") three
 # times, alternating BEFORE and AFTER, against one redis-server.
-# --presets runs the load tool's presets (issue 8's targets: idle, fanout,
-# rooms, publish, storm, slow; "all" for every one) three times each, against
+# --presets runs the load tool's presets (idle, fanout, rooms, publish,
+# storm, slow; "all" for every one) three times each, against
 # BIN, the working tree, or alternating BEFORE and AFTER, each run on a
 # fresh roomcast and redis-server, and ends with the medians.
 set -euo pipefail
@@ -45,6 +45,17 @@ cleanup() {
 }
 trap cleanup EXIT
 exec > >(tee "$out") 2>&1
+
+# label BIN names a binary in the output by its role and file name, so
+# that results carry no machine paths.
+label() {
+  case $1 in
+  "$work/roomcast") echo "roomcast@$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+uncommitted')" ;;
+  "$before") echo "before:$(basename "$1")" ;;
+  "$after") echo "after:$(basename "$1")" ;;
+  *) basename "$1" ;;
+  esac
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -98,7 +109,7 @@ start_server() {
 load() {
   local mode=$1
   shift
-  echo "== $mode$([ -n "$before" ] && echo " $server_bin"): $* | $(uptime)"
+  echo "== $mode$([ -n "$before" ] && echo " $(label "$server_bin")"): $* | $(uptime)"
   start_server "$mode"
   local pids=(-pid "$server_pid")
   [ "$mode" = redis ] && pids+=(-redis-pid "$redis_pid")
@@ -112,7 +123,7 @@ if [ -n "$presets" ]; then
   for preset in ${presets//,/ }; do
     for _ in 1 2 3; do
       for server_bin in "${bins[@]}"; do
-        echo "== run $server_bin preset=$preset | $(uptime)" | tee -a "$work/runs.txt"
+        echo "== run $(label "$server_bin") preset=$preset | $(uptime)" | tee -a "$work/runs.txt"
         start_redis # a fresh Redis: its client and command counts are the run's own
         start_server redis
         status=0
@@ -129,7 +140,7 @@ if [ -n "$presets" ]; then
 fi
 
 if [ -n "$before" ]; then
-  echo "== $(date -u +%FT%TZ) before $before, after $after, $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs"
+  echo "== $(date -u +%FT%TZ) before $(label "$before"), after $(label "$after"), $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs"
   # compare ARGS...: three rounds of BEFORE then AFTER with the same load.
   compare() {
     for _ in 1 2 3; do
