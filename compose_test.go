@@ -12,7 +12,7 @@ import (
 // TestComposeFile checks compose.yaml's essentials (no Docker engine runs
 // here): roomcast built from the Dockerfile on a Redis with AOF, both
 // with health checks and restart: unless-stopped, open mode by default,
-// and the README's Docker section printing this very file.
+// and broker/README.md's docker compose section printing this very file.
 func TestComposeFile(t *testing.T) {
 	raw, err := os.ReadFile("compose.yaml")
 	if err != nil {
@@ -91,12 +91,12 @@ func TestComposeFile(t *testing.T) {
 		t.Fatalf("-probe of a closed port succeeded")
 	}
 
-	readme, err := os.ReadFile("README.md")
+	deploy, err := os.ReadFile("broker/README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```yaml\n"+string(raw)+"```") {
-		t.Errorf("README does not print compose.yaml as it is")
+	if !strings.Contains(string(deploy), "```yaml\n"+string(raw)+"```") {
+		t.Errorf("broker/README.md does not print compose.yaml as it is")
 	}
 }
 

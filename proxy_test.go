@@ -18,7 +18,7 @@ import (
 	"roomcast/redisscripts/redistest"
 )
 
-// TestBehindNginx runs Debian's nginx with the README's configuration in
+// TestBehindNginx runs Debian's nginx with broker/README.md's configuration in
 // front of two roomcast instances on one Redis: streams, posts, resuming on
 // the other instance, and per-client limits that see the addresses the
 // clients connected to nginx from (127.0.0.2 and 127.0.0.3).
@@ -129,21 +129,21 @@ func viaNginx(url, from string) *instance {
 	return &instance{url: url, client: &http.Client{Transport: tr}, out: &syncBuffer{}}
 }
 
-// readmeNginx is the nginx configuration the README recommends.
-func readmeNginx(t *testing.T) string {
+// deployNginx is the nginx configuration broker/README.md recommends.
+func deployNginx(t *testing.T) string {
 	t.Helper()
-	readme, err := os.ReadFile("README.md")
+	deploy, err := os.ReadFile("broker/README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile("(?s)```nginx\n(.*?)```").FindSubmatch(readme)
+	m := regexp.MustCompile("(?s)```nginx\n(.*?)```").FindSubmatch(deploy)
 	if m == nil {
-		t.Fatal("README has no nginx configuration")
+		t.Fatal("broker/README.md has no nginx configuration")
 	}
 	return string(m[1])
 }
 
-// startNginx runs nginx in the foreground with the README's configuration,
+// startNginx runs nginx in the foreground with broker/README.md's configuration,
 // its upstream servers replaced by upstreams, on a free loopback port; it
 // returns nginx's URL and stops nginx when the test ends.
 func startNginx(t *testing.T, upstreams ...string) string {
@@ -158,10 +158,10 @@ func startNginx(t *testing.T, upstreams ...string) string {
 			t.Skip("nginx not installed")
 		}
 	}
-	site := readmeNginx(t)
+	site := deployNginx(t)
 	servers := regexp.MustCompile(`(?m)^\s*server \d+\.\d+\.\d+\.\d+:\d+;\n`)
 	if n := len(servers.FindAllString(site, -1)); n != len(upstreams) {
-		t.Fatalf("README's nginx configuration names %d upstream servers, want %d", n, len(upstreams))
+		t.Fatalf("broker/README.md's nginx configuration names %d upstream servers, want %d", n, len(upstreams))
 	}
 	i := 0
 	site = servers.ReplaceAllStringFunc(site, func(string) string {
@@ -176,7 +176,7 @@ func startNginx(t *testing.T, upstreams ...string) string {
 		}
 		listen := regexp.MustCompile(`listen 80;`)
 		if !listen.MatchString(site) {
-			t.Fatal("README's nginx configuration does not listen on port 80")
+			t.Fatal("broker/README.md's nginx configuration does not listen on port 80")
 		}
 		conf := fmt.Sprintf(`daemon off;
 master_process on;

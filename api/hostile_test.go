@@ -19,10 +19,10 @@ import (
 	"roomcast/redisscripts/redistest"
 )
 
-var updateREADME = flag.Bool("update-readme", false, "rewrite the hostile-input table in ../README.md")
+var updateREADME = flag.Bool("update-readme", false, "rewrite the hostile-input table in api/README.md")
 
 // hostile is one hostile request of TestHostileInputs, and its row in the
-// README's table.
+// table in api/README.md.
 type hostile struct {
 	input   string // what is hostile
 	request string // where it is sent
@@ -241,11 +241,11 @@ const (
 	tableEnd   = "<!-- /hostile-inputs -->"
 )
 
-// checkREADMETable fails unless README.md holds table between the markers;
+// checkREADMETable fails unless api/README.md holds table between the markers;
 // with -update-readme it writes it there instead.
 func checkREADMETable(t *testing.T, table string) {
 	t.Helper()
-	data, err := os.ReadFile("../README.md")
+	data, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func checkREADMETable(t *testing.T, table string) {
 	begin := strings.Index(readme, tableBegin)
 	end := strings.Index(readme, tableEnd)
 	if begin < 0 || end < begin {
-		t.Fatalf("README.md lacks the markers %q and %q", tableBegin, tableEnd)
+		t.Fatalf("api/README.md lacks the markers %q and %q", tableBegin, tableEnd)
 	}
 	current := readme[begin+len(tableBegin) : end]
 	if current == table {
@@ -261,11 +261,11 @@ func checkREADMETable(t *testing.T, table string) {
 	}
 	if *updateREADME {
 		updated := readme[:begin+len(tableBegin)] + table + readme[end:]
-		if err := os.WriteFile("../README.md", []byte(updated), 0o644); err != nil {
+		if err := os.WriteFile("README.md", []byte(updated), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	t.Fatalf("README.md's hostile-input table is not what the test sent; run\n"+
+	t.Fatalf("api/README.md's hostile-input table is not what the test sent; run\n"+
 		"  go test ./api -run TestHostileInputs -update-readme\nwant:\n%s", table)
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures BROKER_MODE=pattern against BROKER_MODE=sharded on a Redis
-# Cluster (bench/README.md, "Redis Cluster: pattern vs sharded"): starts a
+# Cluster (bench/README.md, "bench/cluster.sh: pattern against sharded"): starts a
 # three-master cluster and three roomcast instances on loopback ports below
 # 55000, runs one bench/load per instance at the same time (each instance
 # serves its own third of the rooms, and its posts go to its own rooms), and

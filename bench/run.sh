@@ -10,10 +10,10 @@
 #	bench/run.sh --floor US ...  (reuses a floor figure instead of measuring it)
 #
 # --compare measures two prebuilt roomcast binaries instead of the working
-# tree: it runs the scenarios of "Changes measured" in bench/README.md three
+# tree: it runs three scenarios (bench/README.md, "Measuring a change") three
 # times, alternating BEFORE and AFTER, against one redis-server.
-# --presets runs the load tool's presets (issue 8's targets: idle, fanout,
-# rooms, publish, storm, slow; "all" for every one) three times each, against
+# --presets runs the load tool's presets (idle, fanout, rooms, publish,
+# storm, slow; "all" for every one) three times each, against
 # BIN, the working tree, or alternating BEFORE and AFTER, each run on a
 # fresh roomcast and redis-server, and ends with the medians.
 # Every mode first measures the floor once with bench/floor, while no
@@ -50,6 +50,17 @@ cleanup() {
 }
 trap cleanup EXIT
 exec > >(tee "$out") 2>&1
+
+# label BIN names a binary in the output by its role and file name, so
+# that results carry no machine paths.
+label() {
+  case $1 in
+  "$work/roomcast") echo "roomcast@$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo '+uncommitted')" ;;
+  "$before") echo "before:$(basename "$1")" ;;
+  "$after") echo "after:$(basename "$1")" ;;
+  *) basename "$1" ;;
+  esac
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -117,7 +128,7 @@ start_server() {
 load() {
   local mode=$1
   shift
-  echo "== $mode$([ -n "$before" ] && echo " $server_bin"): $* | $(uptime)"
+  echo "== $mode$([ -n "$before" ] && echo " $(label "$server_bin")"): $* | $(uptime)"
   start_server "$mode"
   local pids=(-pid "$server_pid")
   [ "$mode" = redis ] && pids+=(-redis-pid "$redis_pid")
@@ -132,7 +143,7 @@ if [ -n "$presets" ]; then
   for preset in ${presets//,/ }; do
     for _ in 1 2 3; do
       for server_bin in "${bins[@]}"; do
-        echo "== run $server_bin preset=$preset | $(uptime)" | tee -a "$work/runs.txt"
+        echo "== run $(label "$server_bin") preset=$preset | $(uptime)" | tee -a "$work/runs.txt"
         start_redis # a fresh Redis: its client and command counts are the run's own
         start_server redis
         status=0
@@ -149,7 +160,7 @@ if [ -n "$presets" ]; then
 fi
 
 if [ -n "$before" ]; then
-  echo "== $(date -u +%FT%TZ) before $before, after $after, $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs"
+  echo "== $(date -u +%FT%TZ) before $(label "$before"), after $(label "$after"), $(go version) $(redis-server --version | cut -d' ' -f3) $(nproc) CPUs"
   measure_floor
   # compare ARGS...: three rounds of BEFORE then AFTER with the same load.
   compare() {

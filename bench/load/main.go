@@ -106,7 +106,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.size, "size", 200, "bytes of message text")
 	fs.IntVar(&cfg.pid, "pid", 0, "process id of the server, to report its resident memory (VmRSS) and CPU time")
 	fs.IntVar(&cfg.redisPID, "redis-pid", 0, "process id of redis-server, to report its CPU time too")
-	fs.StringVar(&cfg.preset, "preset", "", "a scenario of issue 8's targets: "+strings.Join(presetNames(), ", ")+
+	fs.StringVar(&cfg.preset, "preset", "", "a named scenario: "+strings.Join(presetNames(), ", ")+
 		"; flags given explicitly override its values")
 	fs.BoolVar(&cfg.maxRate, "max-rate", false, "post as fast as the server answers instead of at -rate")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "", "127.0.0.1:port of the server's Redis, to report its clients and command counts")

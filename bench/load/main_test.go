@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"regexp"
+	"strconv"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -87,5 +90,28 @@ func TestProtocolFlags(t *testing.T) {
 		case tc.want != "" && cfg.protocol() != tc.want:
 			t.Errorf("parseFlags(%q): protocol %s, want %s", tc.args, cfg.protocol(), tc.want)
 		}
+	}
+}
+
+// TestPostScriptCallGivesEveryArgument checks the redis-benchmark call of
+// the publish preset against the post script itself: a call short of an
+// ARGV makes the script fail in Redis, and redis-benchmark with it.
+func TestPostScriptCallGivesEveryArgument(t *testing.T) {
+	source, err := os.ReadFile("../../redisscripts/post_message.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, m := range regexp.MustCompile(`ARGV\[(\d+)\]`).FindAllStringSubmatch(string(source), -1) {
+		n, _ := strconv.Atoi(m[1])
+		want = max(want, n)
+	}
+	call := postScriptCall("sha", 200)
+	numKeys, err := strconv.Atoi(call[2])
+	if err != nil {
+		t.Fatalf("numkeys %q: %v", call[2], err)
+	}
+	if got := len(call) - 3 - numKeys; got != want {
+		t.Fatalf("the call gives %d ARGV, the script reads %d", got, want)
 	}
 }

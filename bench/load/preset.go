@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-// presets are the scenarios of issue 8's target table, as flag values.
+// presets are the named scenarios of bench/README.md, as flag values.
 // Flags given on the command line override them, so that the same scenario
 // runs at small scale in CI (e.g. -preset storm -streams 200 -rooms 10).
 var presets = map[string]map[string]string{

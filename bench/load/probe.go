@@ -105,13 +105,11 @@ func (p *redisProbe) benchmarkScript(ctx context.Context, addr, scriptFile strin
 		return 0, fmt.Errorf("redis-benchmark: load the post script: %w", err)
 	}
 	host, port, _ := strings.Cut(addr, ":")
-	fields := `"user":"load","text":"lt:1764000000000000000:1:` + strings.Repeat("x", size-24) + `"`
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "redis-benchmark", "-h", host, "-p", port, "-c", strconv.Itoa(clients),
-		"-n", strconv.Itoa(requests), "--csv",
-		"EVALSHA", sha, "2", "redisbench:{room}:meta", "redisbench:{room}:history",
-		"redisbench:{room}:channel", `"room"`, fields, "1000", "86400000", "", "0")
+	args := append([]string{"-h", host, "-p", port, "-c", strconv.Itoa(clients), "-n", strconv.Itoa(requests), "--csv"},
+		postScriptCall(sha, size)...)
+	cmd := exec.CommandContext(ctx, "redis-benchmark", args...)
 	out, err := cmd.Output()
 	if err != nil {
 		return 0, fmt.Errorf("redis-benchmark: %w", err)
@@ -124,4 +122,13 @@ func (p *redisProbe) benchmarkScript(ctx context.Context, addr, scriptFile strin
 		return 0, fmt.Errorf("redis-benchmark: unexpected output %q", out)
 	}
 	return strconv.ParseFloat(strings.Trim(cols[len(cols)-7], `"`), 64)
+}
+
+// postScriptCall is the EVALSHA of the post script as the server sends it
+// for a post without an idempotency key: the room's meta and history keys,
+// then every ARGV of redisscripts/post_message.lua in its order.
+func postScriptCall(sha string, size int) []string {
+	fields := `"user":"load","text":"lt:1764000000000000000:1:` + strings.Repeat("x", size-24) + `"`
+	return []string{"EVALSHA", sha, "2", "redisbench:{room}:meta", "redisbench:{room}:history",
+		"redisbench:{room}:channel", `"room"`, fields, "1000", "86400000", "", "0", "PUBLISH"}
 }
