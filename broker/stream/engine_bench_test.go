@@ -159,7 +159,8 @@ func benchStreamFanOut(b *testing.B, streams int, engine bool) {
 	total := int64(streams * len(preamble))
 	rec.await(b, total)
 
-	payloads := make([]string, 0, 4096)
+	const batch = 4096
+	var payloads []string
 	seq := int64(1)
 	before, cpuBefore := writeSyscalls(b), cpuTime()
 	b.ReportAllocs()
@@ -167,7 +168,7 @@ func benchStreamFanOut(b *testing.B, streams int, engine bool) {
 	for range b.N {
 		if len(payloads) == 0 {
 			b.StopTimer()
-			payloads = makePayloads(seq, cap(payloads))
+			payloads = makePayloads(seq, batch)
 			seq += int64(len(payloads))
 			b.StartTimer()
 		}
