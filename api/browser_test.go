@@ -184,7 +184,7 @@ func TestChatPageInBrowser(t *testing.T) {
 	t.Run("SignsInWithToken", func(t *testing.T) {
 		const room = "signed-in"
 		secure := startServer(t, serverConfig{Redis: rs, Security: api.Security{
-			Tokens: verifier(t, auth.Config{Secret: testSecret}), TokenCookie: "roomcast_token",
+			Tokens: verifier(t, auth.Config{Secret: testSecret}), JWTCookie: "roomcast_token",
 		}})
 		withToken := func(name, token string) string {
 			return secure.URL + "/#" + url.Values{"room": {room}, "name": {name}, "token": {token}}.Encode()

@@ -105,8 +105,9 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 		StreamWriteTimeout: opts.StreamWriteTimeout, StreamFlushDelay: opts.StreamFlushDelay,
 		ClientBuffer: opts.ClientBuffer, Metrics: m, Logger: log,
 	})
-	tracker := presence.New(presence.Options{Store: store, Grace: opts.PresenceGrace, Interval: opts.PresenceInterval,
-		MaxUsers: opts.PresenceMaxUsers, Timeout: opts.RedisTimeout, Logger: log})
+	tracker := presence.New(presence.Options{Store: store, PresenceGrace: opts.PresenceGrace,
+		PresenceInterval: opts.PresenceInterval, PresenceMaxUsers: opts.PresenceMaxUsers,
+		RedisTimeout: opts.RedisTimeout, Logger: log})
 	a := &App{Hub: hub, Streams: engine, Store: store, Presence: tracker, Metrics: m, rdb: rdb, log: log}
 
 	e := echo.New()
