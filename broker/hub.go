@@ -86,21 +86,21 @@ type Listener interface {
 // lock stripes and each room has its own lock, and the counters are atomic.
 // mu guards only the hub's lifecycle and health.
 type Hub struct {
-	opts    Options
-	sub     subscriber
-	log     *slog.Logger
-	reads   singleflight.Group
-	repairQ chan struct{} // one token per history read of a running repair
-	readQ   chan struct{} // one token per catch-up history read (catchup.go)
-	rooms   *stripes
-	started atomic.Bool   // the start gate: the first subscription was confirmed
-	closed  atomic.Bool   // set before shutdown drops every listener
-	startCh chan struct{} // closed with started
-
-	mu       sync.Mutex
-	running  bool
-	health   error         // nil while the subscription receives
+	opts     Options
+	sub      subscriber
+	log      *slog.Logger
+	reads    singleflight.Group
+	repairQ  chan struct{} // one token per history read of a running repair
+	readQ    chan struct{} // one token per catch-up history read (catchup.go)
+	rooms    *stripes
+	started  atomic.Bool   // the start gate: the first subscription was confirmed
+	closed   atomic.Bool   // set before shutdown drops every listener
+	startCh  chan struct{} // closed with started
 	checkNow chan struct{} // asks checkPeriodically to check room positions at once
+
+	mu      sync.Mutex
+	running bool
+	health  error // nil while the subscription receives
 
 	repairs sync.WaitGroup
 	stats   counters

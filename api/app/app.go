@@ -1,6 +1,7 @@
-// Package app wires roomcast together: the message store, the broker and
-// the HTTP API on one Redis client. main serves what New returns, and the
-// test harnesses use the very same wiring, so tests exercise what ships.
+// Package app wires roomcast together: the message store, the broker, the
+// stream engine and the HTTP API on one Redis client. main serves what New
+// returns, and the test harnesses use the very same wiring, so tests
+// exercise what ships.
 package app
 
 import (
