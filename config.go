@@ -225,7 +225,7 @@ func securityOptions(ctx context.Context, cfg config, rdb redis.UniversalClient,
 		return api.Security{}, configError{fmt.Errorf("CORS_ORIGINS: %w", err)}
 	}
 	sec := api.Security{
-		TokenCookie:         cfg.JWTCookie,
+		JWTCookie:           cfg.JWTCookie,
 		MaxStreamsPerClient: cfg.MaxStreamsPerClient,
 		MaxStreams:          cfg.MaxStreams,
 		TrustedProxies:      proxies,

@@ -86,9 +86,11 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 	a := app.New(rdb, app.Options{
 		KeyPrefix: cfg.KeyPrefix, HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL, RoomTTL: cfg.RoomTTL,
 		RedisTimeout: cfg.RedisTimeout, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.DeliveryCheckInterval,
-		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.HeartbeatInterval, Retry: cfg.SSERetry,
+		MaxMessageBytes: cfg.MaxMessageBytes, HeartbeatInterval: cfg.HeartbeatInterval, SSERetry: cfg.SSERetry,
 		StreamWriteTimeout: cfg.StreamWriteTimeout, StreamFlushDelay: cfg.StreamFlushDelay,
-		Sharded: cfg.BrokerMode == "sharded", Security: sec, Spec: spec, Logger: log,
+		BrokerMode: cfg.BrokerMode, Security: sec, Spec: spec, Logger: log,
+		// Presence is reported once per stream heartbeat: it has no
+		// setting of its own.
 		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.HeartbeatInterval, PresenceMaxUsers: cfg.PresenceMaxUsers,
 		StreamMaxRooms: cfg.StreamMaxRooms,
 	})

@@ -38,7 +38,7 @@ const (
 // authorize admits a request whose bearer token grants need on the :room
 // of its path; without a TokenVerifier it admits every request. The token
 // comes from the Authorization header, and for streams also from the
-// access_token query parameter or the TokenCookie cookie. It answers 401
+// access_token query parameter or the JWTCookie cookie. It answers 401
 // for a missing, invalid or expired token and 403 for a token without the
 // permission, and puts the claims in the context for the handler.
 func (h *Handler) authorize(need access, stream bool) echo.MiddlewareFunc {
@@ -59,7 +59,7 @@ func (h *Handler) checkToken(c echo.Context, need access, stream bool) error {
 	}
 	token := bearerToken(c.Request())
 	if token == "" && stream {
-		token = streamToken(c.Request(), h.Security.TokenCookie)
+		token = streamToken(c.Request(), h.Security.JWTCookie)
 	}
 	if token == "" {
 		return unauthorized(c, typeUnauthorized, "", "this request needs a bearer token")

@@ -71,8 +71,8 @@ func authServer(t testing.TB, sec api.Security) *testServer {
 	if sec.Tokens == nil {
 		sec.Tokens = verifier(t, auth.Config{Secret: testSecret})
 	}
-	if sec.TokenCookie == "" {
-		sec.TokenCookie = "roomcast_token"
+	if sec.JWTCookie == "" {
+		sec.JWTCookie = "roomcast_token"
 	}
 	return startServer(t, serverConfig{Security: sec})
 }
@@ -398,7 +398,7 @@ func TestAuthPostingUserIsTheSubject(t *testing.T) {
 
 func TestAuthStreamTokenSources(t *testing.T) {
 	t.Parallel()
-	s := authServer(t, api.Security{TokenCookie: "chat_token"})
+	s := authServer(t, api.Security{JWTCookie: "chat_token"})
 	token := hs256(t, "alice", nil)
 	for _, tc := range []struct {
 		name   string

@@ -14,7 +14,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"roomcast/api/sse"
-	"roomcast/broker"
 	"roomcast/broker/chat"
 )
 
@@ -243,15 +242,16 @@ func FuzzSSEFraming(f *testing.F) {
 			t.Fatalf("two frames %q parse to %+v, want two of %+v", frame, got, want)
 		}
 
-		// A live message: its text becomes JSON, which EncodeMessage frames.
+		// A live message: its text becomes JSON, which sse.Frames frames.
 		if !utf8.Valid(data) {
 			return
 		}
 		text := string(data)
 		msg, _ := json.Marshal(map[string]string{"id": "mb1x2y3z-1", "text": text})
-		got := parseSSE(EncodeMessage(&broker.Message{ID: chat.ID{Epoch: "mb1x2y3z", Seq: 1}, Data: msg}))
+		idLine, body := sse.Frames{}.Message(chat.ID{Epoch: "mb1x2y3z", Seq: 1}, msg)
+		got := parseSSE(append(append([]byte(nil), idLine...), body...))
 		if len(got) != 1 || got[0].id != "mb1x2y3z-1" || got[0].typ != "message" {
-			t.Fatalf("EncodeMessage of text %q parses to %+v", text, got)
+			t.Fatalf("the frame of text %q parses to %+v", text, got)
 		}
 		var back struct{ Text string }
 		if err := json.Unmarshal([]byte(got[0].data), &back); err != nil || back.Text != text {

@@ -25,22 +25,20 @@ type MessageStore interface {
 	History(ctx context.Context, room string, q chat.Query) (chat.Page, error)
 }
 
-// RoomSubscriber delivers the live messages of rooms and their recent
-// history to the stream engine (broker.Hub).
-type RoomSubscriber = stream.Rooms
+// StreamEngine runs event streams once their request is checked
+// (broker/stream.Engine).
+type StreamEngine interface {
+	Open(ctx context.Context, spec stream.Spec) (*stream.Stream, error)
+}
 
 // Options are a Handler's dependencies and limits.
 type Options struct {
 	Store           MessageStore
-	Rooms           RoomSubscriber
+	Streams         StreamEngine                // serves every stream once it is admitted
+	Frames          sse.Frames                  // the wire format of streams, shared with the hub and Streams
 	Ready           func(context.Context) error // nil when the service can serve
 	Spec            []byte                      // openapi.yaml, served as is
 	MaxMessageBytes int
-	Heartbeat       time.Duration // interval of stream keep-alive comments
-	Retry           time.Duration // reconnection delay streams advise
-	WriteTimeout    time.Duration // a stream write blocked longer than this ends the stream
-	StreamQueue     int           // frames a stream may have waiting before it is dropped as slow; 0: 256
-	FlushDelay      time.Duration // how long a stream holds a write to join more frames into it; 0: none
 	Logger          *slog.Logger
 	Metrics         *metrics.Metrics // nil: metrics are kept but only served if given
 	Security        Security         // authentication, limits, CORS; zero: open mode
@@ -55,7 +53,6 @@ type Options struct {
 type Handler struct {
 	Options
 	log     *slog.Logger
-	engine  *stream.Engine
 	streams *streamCounter
 }
 
@@ -67,14 +64,7 @@ func New(opts Options) *Handler {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	h := &Handler{Options: opts, log: opts.Logger, streams: &streamCounter{perClient: make(map[string]int)}}
-	h.engine = stream.New(stream.Options{
-		Rooms: opts.Rooms, Heartbeat: opts.Heartbeat, Ping: sse.AppendComment(nil, "ping"),
-		WriteTimeout: opts.WriteTimeout, FlushDelay: opts.FlushDelay, MaxQueue: opts.StreamQueue,
-		EncodeReset: func(r *chat.Reset) []byte { return sse.AppendEvent(nil, "", "reset", encodeReset(r)) },
-		Goodbye:     h.goodbye, OnReset: opts.Metrics.Reset, Logger: opts.Logger,
-	})
-	return h
+	return &Handler{Options: opts, log: opts.Logger, streams: &streamCounter{perClient: make(map[string]int)}}
 }
 
 // Register installs the routes, in the order openapi.yaml lists them, the

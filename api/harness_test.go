@@ -106,7 +106,7 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 	a := app.New(rdb, app.Options{
 		KeyPrefix: "roomcast:", HistoryMax: cfg.HistoryMax, IdempotencyTTL: time.Hour, RoomTTL: cfg.RoomTTL,
 		RedisTimeout: time.Second, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.CheckInterval,
-		MaxMessageBytes: cfg.MaxMessageBytes, Heartbeat: cfg.Heartbeat, Retry: time.Second,
+		MaxMessageBytes: cfg.MaxMessageBytes, HeartbeatInterval: cfg.Heartbeat, SSERetry: time.Second,
 		StreamWriteTimeout: cfg.WriteTimeout, Security: cfg.Security, Spec: testSpec(t), Logger: testLogger(),
 		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.PresenceBeat, PresenceMaxUsers: 100,
 		TypingInterval: cfg.TypingInterval, StreamMaxRooms: 50,

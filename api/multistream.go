@@ -1,10 +1,8 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 
@@ -13,7 +11,6 @@ import (
 	"roomcast/api/auth"
 	"roomcast/api/cursor"
 	"roomcast/api/sse"
-	"roomcast/broker"
 	"roomcast/broker/chat"
 	"roomcast/broker/stream"
 )
@@ -37,12 +34,7 @@ func (h *Handler) streamRooms(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ids := &compositeIDs{codec: h.Cursors, rooms: rooms, index: make(map[string]int, len(rooms)), log: h.log}
-	for i, room := range rooms {
-		ids.index[room] = i
-	}
-	spec := stream.Spec{Rooms: make([]stream.Room, len(rooms)),
-		IDLine: ids.line, WithoutID: withoutID, EncodeReset: ids.reset}
+	spec := stream.Spec{Rooms: make([]stream.Room, len(rooms)), Cursor: sse.NewCursor(h.Cursors, rooms)}
 	for i, room := range rooms {
 		spec.Rooms[i].Name = room
 		if resume != nil && resume[i].Known {
@@ -50,62 +42,6 @@ func (h *Handler) streamRooms(c echo.Context) error {
 		}
 	}
 	return h.openStream(c, spec, resume != nil)
-}
-
-// compositeIDs writes the id lines of a multi-room stream: the composite
-// cursor of every room's position. The engine calls it with the stream's
-// lock held, so it needs none; each message re-encodes only its room's
-// entry (cursor.Encoder.Set).
-type compositeIDs struct {
-	codec cursor.Codec
-	rooms []string
-	index map[string]int // of each room in rooms
-	log   *slog.Logger
-	enc   *cursor.Encoder // made at the first message, from every room's position
-	size  int             // of an id line
-}
-
-// line is the stream's stream.Spec.IDLine. A position that cannot be
-// encoded (not an epoch of redisscripts) gets no id line, so that the
-// client's Last-Event-ID stays at the last good cursor: it may then see
-// messages twice, never lose one.
-func (ci *compositeIDs) line(room string, m *broker.Message, positions func(string) chat.ID) []byte {
-	var err error
-	if ci.enc == nil {
-		start := make([]chat.ID, len(ci.rooms))
-		for i, r := range ci.rooms {
-			start[i] = positions(r)
-		}
-		if ci.enc, err = ci.codec.NewEncoder(ci.rooms, start); err == nil {
-			ci.size = len("id: \n") + len(ci.enc.Token()) // every token of an Encoder has one length
-		}
-	} else {
-		err = ci.enc.Set(ci.index[room], m.ID)
-	}
-	if err != nil {
-		ci.log.Warn("composite cursor not updated", "room", room, "err", err)
-		return nil
-	}
-	line := make([]byte, 0, ci.size)
-	line = append(line, "id: "...)
-	line = ci.enc.AppendToken(line)
-	return append(line, '\n')
-}
-
-// reset is the stream's stream.Spec.EncodeReset: the reset event names its
-// room, and the room's position in the cursor starts afresh.
-func (ci *compositeIDs) reset(room string, r *chat.Reset) []byte {
-	if ci.enc != nil {
-		_ = ci.enc.Set(ci.index[room], chat.ID{})
-	}
-	data, _ := json.Marshal(roomReset{Room: room, Reset: r})
-	return sse.AppendEvent(nil, "", "reset", data)
-}
-
-// roomReset is a Reset that names its room, as multi-room streams send it.
-type roomReset struct {
-	Room string `json:"room"`
-	*chat.Reset
 }
 
 // roomsParam returns the distinct rooms of the rooms query parameter, in

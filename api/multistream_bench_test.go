@@ -2,19 +2,18 @@ package api
 
 import (
 	"fmt"
-	"log/slog"
 	"testing"
 
 	"roomcast/api/cursor"
-	"roomcast/broker"
+	"roomcast/api/sse"
 	"roomcast/broker/chat"
 )
 
 // BenchmarkDeliveryFrame compares the bytes a stream builds per delivered
-// message: a single-room stream writes the frame the hub encoded once for
-// every stream of the room, a 50-room stream builds its own frame around
-// the composite cursor
-// (the id line compositeIDs writes, then the shared frame minus its id).
+// message: a single-room stream writes the id line and body the hub encoded
+// once for every stream of the room, a 50-room stream builds its own id
+// line around the composite cursor (sse.Cursor), then writes the shared
+// body.
 func BenchmarkDeliveryFrame(b *testing.B) {
 	data := []byte(`{"id":"mjuohs00-42","seq":42,"room":"lobby","user":"ada","text":"Hello, room!","time":"2026-01-01T09:30:00.123Z"}`)
 	rooms := make([]string, 50)
@@ -22,30 +21,30 @@ func BenchmarkDeliveryFrame(b *testing.B) {
 		rooms[i] = fmt.Sprintf("room-%03d", i)
 	}
 	b.Run("single-room", func(b *testing.B) {
-		m := &broker.Message{Room: "lobby", ID: chat.ID{Epoch: "mjuohs00", Seq: 42}, Data: data}
-		m.Frame = EncodeMessage(m)
+		idLine, body := sse.Frames{}.Message(chat.ID{Epoch: "mjuohs00", Seq: 42}, data)
 		buf := make([]byte, 0, 4096)
 		b.ReportAllocs()
 		for b.Loop() {
-			buf = append(buf[:0], m.Frame...)
+			buf = append(append(buf[:0], idLine...), body...)
 		}
 	})
 	b.Run("50-room", func(b *testing.B) {
-		ci := &compositeIDs{codec: cursor.Codec{}, rooms: rooms, index: make(map[string]int), log: slog.New(slog.DiscardHandler)}
-		for i, room := range rooms {
-			ci.index[room] = i
-		}
-		positions := func(string) chat.ID { return chat.ID{} }
+		c := sse.NewCursor(cursor.Codec{}, rooms)
+		positions := make([]chat.ID, len(rooms))
+		pos := func(j int) chat.ID { return positions[j] }
 		buf := make([]byte, 0, 4096)
 		b.ReportAllocs()
-		msgs := make([]*broker.Message, len(rooms))
-		for i, room := range rooms {
-			msgs[i] = &broker.Message{Room: room, ID: chat.ID{Epoch: "mjuohs00", Seq: int64(i + 1)}, Data: data}
-			msgs[i].Frame = EncodeMessage(msgs[i])
+		bodies := make([][]byte, len(rooms))
+		for i := range rooms {
+			_, bodies[i] = sse.Frames{}.Message(chat.ID{Epoch: "mjuohs00", Seq: int64(i + 1)}, data)
 		}
 		for i := 0; b.Loop(); i++ {
-			m := msgs[i%50]
-			buf = append(append(buf[:0], ci.line(rooms[i%50], m, positions)...), withoutID(m.Frame)...)
+			positions[i%50] = chat.ID{Epoch: "mjuohs00", Seq: int64(i%50 + 1)}
+			line, err := c.Line(i%50, pos)
+			if err != nil {
+				b.Fatal(err)
+			}
+			buf = append(append(buf[:0], line...), bodies[i%50]...)
 		}
 	})
 }

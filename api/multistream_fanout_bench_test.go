@@ -1,8 +1,8 @@
 package api
 
 // What a client following 50 rooms costs per delivered message: one
-// 50-room stream (composite-cursor id line + shared frame without its id)
-// against 50 single-room streams (the shared frame as is), both on the
+// 50-room stream (composite-cursor id line + the shared body) against 50
+// single-room streams (the shared id line and body as is), both on the
 // stream engine over real loopback connections, from the hub's receive to
 // the bytes read by the client.
 //
@@ -11,7 +11,6 @@ package api
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -20,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"roomcast/api/cursor"
+	"roomcast/api/sse"
 	"roomcast/broker"
 	"roomcast/broker/chat"
 	"roomcast/broker/stream"
@@ -85,10 +86,10 @@ func (f *frameCounter) await(frames int64) {
 
 func benchMultiRoomFanOut(b *testing.B, rooms int, multi bool) {
 	keys := redisscripts.NewKeys("bench:")
-	hub := broker.New(nil, broker.Options{Keys: keys, History: newRooms{}, Encode: EncodeMessage, Buffer: 1024,
-		CheckInterval: time.Minute, Timeout: time.Second})
-	e := stream.New(stream.Options{Rooms: hub, Heartbeat: time.Minute, Ping: []byte(": ping\n\n"),
-		WriteTimeout: 10 * time.Second, MaxQueue: 1024})
+	hub := broker.New(nil, broker.Options{Keys: keys, History: newRooms{}, Encoder: sse.Frames{}, ClientBuffer: 1024,
+		DeliveryCheckInterval: time.Minute, RedisTimeout: time.Second})
+	e := stream.New(stream.Options{Rooms: hub, Frames: sse.Frames{}, HeartbeatInterval: time.Minute,
+		StreamWriteTimeout: 10 * time.Second, ClientBuffer: 1024})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -100,10 +101,8 @@ func benchMultiRoomFanOut(b *testing.B, rooms int, multi bool) {
 	}
 	specs := make([]stream.Spec, 0, rooms)
 	if multi {
-		ids := &compositeIDs{rooms: names, index: make(map[string]int), log: slog.New(slog.DiscardHandler)}
-		spec := stream.Spec{IDLine: ids.line, WithoutID: withoutID, EncodeReset: ids.reset}
-		for i, name := range names {
-			ids.index[name] = i
+		spec := stream.Spec{Cursor: sse.NewCursor(cursor.Codec{}, names)}
+		for _, name := range names {
 			spec.Rooms = append(spec.Rooms, stream.Room{Name: name})
 		}
 		specs = append(specs, spec)

@@ -73,7 +73,7 @@ func (h *Handler) admitStream(c echo.Context) (release func(), err error) {
 	if err := h.streams.acquire(key, maxTotal, maxPerClient); err != nil {
 		var p *Problem
 		if errors.As(err, &p) {
-			p.retryAfter = max(1, ceilSeconds(h.Retry)) // as long as a stream's own retry delay
+			p.retryAfter = max(1, ceilSeconds(h.Frames.SSERetry)) // as long as a stream's own retry delay
 		}
 		return nil, err
 	}

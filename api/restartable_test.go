@@ -49,7 +49,7 @@ func (s *restartableServer) Start() {
 	a := app.New(rdb, app.Options{
 		KeyPrefix: "roomcast:", HistoryMax: 1000, IdempotencyTTL: time.Hour, RedisTimeout: time.Second,
 		ClientBuffer: 256, DeliveryCheckInterval: time.Second, MaxMessageBytes: browserMaxMessageBytes,
-		Heartbeat: 15 * time.Second, Retry: time.Second, StreamWriteTimeout: 5 * time.Second,
+		HeartbeatInterval: 15 * time.Second, SSERetry: time.Second, StreamWriteTimeout: 5 * time.Second,
 		Spec: testSpec(s.t), Logger: testLogger(),
 		PresenceGrace: 10 * time.Second, PresenceInterval: 15 * time.Second, PresenceMaxUsers: 100,
 	})

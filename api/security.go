@@ -23,9 +23,9 @@ type Security struct {
 	// Tokens verifies bearer tokens. When nil the API is open: anyone may
 	// post as anyone into any room (development only).
 	Tokens TokenVerifier
-	// TokenCookie names a cookie that may carry the token of a stream,
+	// JWTCookie names a cookie that may carry the token of a stream,
 	// since EventSource cannot send headers; "" for none.
-	TokenCookie string
+	JWTCookie string
 	// Posts limits how often each client may post; nil for no limit.
 	Posts PostLimiter
 	// MaxStreamsPerClient bounds the open streams of one user (one client

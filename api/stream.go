@@ -3,38 +3,14 @@ package api
 import (
 	"bytes"
 	"errors"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"roomcast/api/sse"
-	"roomcast/broker"
 	"roomcast/broker/chat"
 	"roomcast/broker/stream"
 )
-
-// EncodeMessage is the SSE frame of a live message (or of an ephemeral
-// event, without an id); the broker calls it once per message and every
-// stream of the room writes the same bytes.
-func EncodeMessage(m *broker.Message) []byte {
-	if m.Ephemeral() {
-		return sse.AppendEvent(make([]byte, 0, len(m.Data)+32), "", m.Event, m.Data)
-	}
-	return sse.AppendEvent(make([]byte, 0, len(m.Data)+64), m.ID.String(), "message", m.Data)
-}
-
-// withoutID is a message frame without its id field, for a stream that
-// writes ids of its own (stream.Spec.WithoutID).
-func withoutID(frame []byte) []byte {
-	if rest, ok := bytes.CutPrefix(frame, []byte("id: ")); ok {
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			return rest[i+1:]
-		}
-	}
-	return frame
-}
 
 // streamRoom streams a room's messages as Server-Sent Events, replaying
 // those after Last-Event-ID (or last_event_id) first.
@@ -77,7 +53,7 @@ func (h *Handler) openStream(c echo.Context, spec stream.Spec, resumed bool) err
 	leave := func() {}
 	spec.Expires = streamExpiry(c)
 	spec.OnEnd = func() { leave(); release(); closed() }
-	s, err := h.engine.Open(c.Request().Context(), spec)
+	s, err := h.Streams.Open(c.Request().Context(), spec)
 	if err != nil {
 		release()
 		closed()
@@ -100,7 +76,7 @@ func (h *Handler) openStream(c echo.Context, spec stream.Spec, resumed bool) err
 func (h *Handler) handOver(c echo.Context, s *stream.Stream) {
 	res := c.Response()
 	setStreamHeaders(res.Header())
-	retry := sse.AppendRetry(nil, h.Retry.Milliseconds())
+	retry := h.Frames.Opening()
 	rc := http.NewResponseController(res)
 	if c.Request().ProtoMajor == 1 {
 		conn, _, err := rc.Hijack()
@@ -145,27 +121,8 @@ func setStreamHeaders(header http.Header) {
 func (h *Handler) refuseStream(c echo.Context, why string) error {
 	setStreamHeaders(c.Response().Header())
 	c.Response().WriteHeader(http.StatusOK)
-	_, _ = c.Response().Write(sse.AppendComment(sse.AppendRetry(nil, retryJitter(h.Retry)), why))
+	_, _ = c.Response().Write(h.Frames.Refusal(why))
 	return nil
-}
-
-// goodbye is the last thing a stream ending for reason writes: when to
-// reconnect, and why it ends.
-func (h *Handler) goodbye(reason error) []byte {
-	switch {
-	case errors.Is(reason, broker.ErrSlow):
-		return sse.AppendComment(sse.AppendRetry(nil, h.Retry.Milliseconds()),
-			"disconnected: client too slow; reconnect with Last-Event-ID")
-	case errors.Is(reason, broker.ErrReset):
-		return sse.AppendComment(sse.AppendRetry(nil, retryJitter(h.Retry)),
-			"the room's history went back; reconnect with Last-Event-ID")
-	case errors.Is(reason, stream.ErrExpired):
-		return sse.AppendComment(nil, "token expired; reconnect with a new token")
-	case errors.Is(reason, broker.ErrClosed):
-		return sse.AppendComment(sse.AppendRetry(nil, retryJitter(h.Retry)), "server going away; reconnect")
-	default:
-		return sse.AppendComment(sse.AppendRetry(nil, retryJitter(h.Retry)), "interrupted; reconnect")
-	}
 }
 
 // resumePoint returns the position a stream resumes from: the Last-Event-ID
@@ -184,11 +141,4 @@ func resumePoint(r *http.Request) (*chat.ID, error) {
 		return nil, errInvalidCursor
 	}
 	return &id, nil
-}
-
-// retryJitter spreads the reconnections of many clients over up to the
-// configured delay, so that a restart does not make them all arrive at once.
-func retryJitter(retry time.Duration) int64 {
-	ms := max(retry.Milliseconds(), 2)
-	return ms/4 + rand.Int64N(ms*3/4)
 }

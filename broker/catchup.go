@@ -61,7 +61,7 @@ func (h *Hub) readAfter(ctx context.Context, name string, from chat.ID, catchUp 
 			}
 		}
 		h.stats.historyHits.Add(1)
-		ctx, cancel := context.WithTimeout(ctx, h.opts.Timeout)
+		ctx, cancel := context.WithTimeout(ctx, h.opts.RedisTimeout)
 		defer cancel()
 		page, err := h.readPage(ctx, name, from)
 		if err == nil && catchUp {

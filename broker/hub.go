@@ -1,9 +1,3 @@
-// Package broker delivers room messages published on Redis to the local
-// listeners of each room. One Hub per process holds ONE Redis connection
-// subscribed to every room with PSUBSCRIBE and fans each message out to
-// listeners that never block it, repairing gaps from the room's history and
-// keeping a ring of recent messages per room that serves catch-ups without
-// Redis.
 package broker
 
 import (
@@ -28,59 +22,38 @@ type History interface {
 	History(ctx context.Context, room string, q chat.Query) (chat.Page, error)
 }
 
-// RoomWatcher is told when a room gets its first local listener and when it
-// loses its last: the seam for a subscription per room (sharded Pub/Sub).
-// Its methods run with a lock of the hub held (the registry shard of the
-// room), so calls for one room come in order: they must not block and must
-// not call the hub.
-type RoomWatcher interface {
-	RoomOpened(room string)
-	RoomClosed(room string)
-}
-
-// RoomAwaiter is a RoomWatcher whose subscription of a room takes effect
-// only once Redis confirms it (SSUBSCRIBE). For a room's first listener,
-// Listen calls AwaitRoom after RoomOpened, without the hub's lock, and
-// reads the room's position only when it returns: so no message published
-// after that read can be missed. If AwaitRoom gives up first (ctx ended, or
-// its own deadline), it must Recheck the room once it is subscribed.
-type RoomAwaiter interface {
-	AwaitRoom(ctx context.Context, room string)
-}
-
-// Options configure a Hub.
+// Options configure a Hub. Fields named after a setting take its value
+// (the environment variable of the same name).
 type Options struct {
 	Keys    redisscripts.Keys
 	History History
-	// Encode turns a message (or ephemeral event) into the bytes every
-	// listener writes; it runs once per message.
-	Encode func(*Message) []byte
-	// Buffer is each Subscription's queue length; a subscription whose
-	// queue is full is dropped with ErrSlow.
-	Buffer int
-	// CheckInterval is how often the hub, when no message arrived, proves
-	// its subscription still works and compares each room's position with
-	// Redis.
-	CheckInterval time.Duration
-	// Timeout bounds each Redis operation of the hub.
-	Timeout time.Duration
+	// Encoder gives each message its wire bytes, once per message; nil
+	// leaves Message.IDLine and Body empty.
+	Encoder Encoder
+	// ClientBuffer is each Subscription's queue length; a subscription
+	// whose queue is full is dropped with ErrSlow.
+	ClientBuffer int
+	// DeliveryCheckInterval is how often the hub, when no message arrived,
+	// proves its subscription still works and compares each room's
+	// position with Redis.
+	DeliveryCheckInterval time.Duration
+	// RedisTimeout bounds each Redis operation of the hub.
+	RedisTimeout time.Duration
 	// Ring is how many recent messages each active room keeps to serve
 	// catch-ups and repairs without Redis; 0 means DefaultRing.
 	Ring int
 	// MaxRepairs bounds the history reads of repairs running at once, and
 	// apart from them those of catch-ups; 0 means DefaultMaxRepairs.
 	MaxRepairs int
-	// Watcher, if set, is told about rooms opening and closing; if it is a
-	// RoomAwaiter too, a room's first Listen waits for it.
-	Watcher RoomWatcher
-	Logger  *slog.Logger
-	// Shards, when set, selects the sharded broker mode: instead of one
-	// PSUBSCRIBE, each room with local subscribers is SSUBSCRIBEd on its
-	// shard (one connection per shard). Messages must then be published
-	// with SPUBLISH on Keys.ShardChannel (redisscripts.StoreOptions.Sharded).
+	Logger     *slog.Logger
+	// Shards, set for BROKER_MODE=sharded, routes each room to its Redis
+	// Cluster shard: instead of one PSUBSCRIBE, each room with local
+	// listeners is SSUBSCRIBEd on its shard (one connection per shard).
+	// Messages must then be published with SPUBLISH on Keys.ShardChannel
+	// (redisscripts.StoreOptions.Sharded).
 	Shards ShardRouter
 	// Linger is how long a room stays subscribed in sharded mode after its
-	// last local subscriber left; 0 means DefaultLinger.
+	// last local listener left; 0 means DefaultLinger.
 	Linger time.Duration
 }
 
@@ -106,77 +79,49 @@ type Listener interface {
 	Dropped(err error)
 }
 
-// Hub fans out room messages from one shared Redis subscription. Create it
-// with New, start it with Run, and Listen to rooms while it runs.
+// Hub fans out room messages from Redis Pub/Sub to local listeners. Create
+// it with New, start it with Run, and Listen to rooms once it has started.
 //
-// No lock covers the whole hub on the delivery path: rooms are found in a
-// sharded registry and each room has its own lock (rooms.go), and the
-// counters are atomic. mu guards only the hub's lifecycle and health.
+// No lock covers the whole hub on the delivery path: rooms are found in
+// lock stripes and each room has its own lock, and the counters are atomic.
+// mu guards only the hub's lifecycle and health.
 type Hub struct {
-	opts    Options
-	pubsub  PubSubber
-	log     *slog.Logger
-	probe   string // this hub's probe channel
-	reads   singleflight.Group
-	repairQ chan struct{} // one token per history read of a running repair
-	readQ   chan struct{} // one token per catch-up history read (catchup.go)
-	rooms   *registry
-	closed  atomic.Bool // set before shutdown drops every listener
+	opts     Options
+	sub      subscriber
+	log      *slog.Logger
+	reads    singleflight.Group
+	repairQ  chan struct{} // one token per history read of a running repair
+	readQ    chan struct{} // one token per catch-up history read (catchup.go)
+	rooms    *stripes
+	started  atomic.Bool   // the start gate: the first subscription was confirmed
+	closed   atomic.Bool   // set before shutdown drops every listener
+	startCh  chan struct{} // closed with started
+	checkNow chan struct{} // asks checkPeriodically to check room positions at once
 
-	mu           sync.Mutex
-	running      bool
-	health       map[string]error // per subscription; nil while it receives
-	started      chan struct{}    // closed when the first subscription is confirmed
-	checkNow     chan struct{}    // asks Run to check room positions at once
-	everReceived bool
+	mu      sync.Mutex
+	running bool
+	health  error // nil while the subscription receives
 
 	repairs sync.WaitGroup
 	stats   counters
-
-	shards *shardSubscriber // sharded mode only (BROKER_MODE=sharded)
 }
 
-// counters are the hub's Stats, updated without a lock.
-type counters struct {
-	rooms, subscribers                                            atomic.Int64
-	received, delivered, slowDrops, repairs, reconnects, ringHits atomic.Uint64
-	historyHits                                                   atomic.Uint64
-}
+// Sentinel errors of the hub's lifecycle.
+var (
+	// ErrNotReady is wrapped by Ready while the hub's subscription is not
+	// known to be receiving.
+	ErrNotReady = errors.New("broker subscription not receiving")
+	// ErrNotStarted is returned by Listen and Subscribe until the hub's
+	// first subscription is confirmed: a listener taken earlier could miss
+	// messages published in between. It wraps chat.ErrUnavailable, as the
+	// condition passes.
+	ErrNotStarted = fmt.Errorf("%w: broker not subscribed yet", chat.ErrUnavailable)
+)
 
-// Stats counts what a hub has done since it was created.
-type Stats struct {
-	Rooms       int    // rooms with local listeners now
-	Subscribers int    // listeners now
-	Received    uint64 // messages received from Redis Pub/Sub
-	Delivered   uint64 // messages taken by listeners, one per listener
-	SlowDrops   uint64 // listeners dropped because they could not keep up
-	Repairs     uint64 // gaps repaired from history
-	Reconnects  uint64 // times the Redis subscription was re-established
-	RingHits    uint64 // catch-ups served from a room's ring
-	HistoryHits uint64 // catch-up pages read from Redis (coalesced reads count once)
-}
-
-// Stats returns the hub's current counts; each is read atomically, not all
-// at one instant.
-func (h *Hub) Stats() Stats {
-	c := &h.stats
-	return Stats{
-		Rooms: int(c.rooms.Load()), Subscribers: int(c.subscribers.Load()),
-		Received: c.received.Load(), Delivered: c.delivered.Load(), SlowDrops: c.slowDrops.Load(),
-		Repairs: c.repairs.Load(), Reconnects: c.reconnects.Load(), RingHits: c.ringHits.Load(),
-		HistoryHits: c.historyHits.Load(),
-	}
-}
-
-// maxPending bounds the live messages held while a room is repaired; later
-// ones are read back from history instead.
-const maxPending = 1024
-
-// ErrNotReady is returned by Ready while the hub's subscription is not
-// known to be receiving.
-var ErrNotReady = errors.New("broker subscription not receiving")
-
-// New returns a hub that subscribes through pubsub.
+// New returns a hub that subscribes through pubsub: with one PSUBSCRIBE,
+// or per room on its Cluster shard when opts.Shards is set. A hub with a
+// nil pubsub and no Shards has no subscription: it is started from the
+// beginning and takes messages only through Receive.
 func New(pubsub PubSubber, opts Options) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -189,45 +134,92 @@ func New(pubsub PubSubber, opts Options) *Hub {
 	}
 	h := &Hub{
 		opts:     opts,
-		pubsub:   pubsub,
 		log:      opts.Logger,
-		probe:    opts.Keys.ProbeChannel(randomName()),
 		repairQ:  make(chan struct{}, opts.MaxRepairs),
 		readQ:    make(chan struct{}, opts.MaxRepairs),
-		rooms:    newRegistry(),
-		health:   map[string]error{"": ErrNotReady},
-		started:  make(chan struct{}),
+		rooms:    newStripes(),
+		health:   ErrNotReady,
+		startCh:  make(chan struct{}),
 		checkNow: make(chan struct{}, 1),
 	}
-	if opts.Shards != nil {
-		// Sharded mode: the shard subscriber watches rooms open and close
-		// (RoomWatcher, RoomAwaiter) and feeds the hub through its seams
-		// (Receive, Recheck, ReportHealth); Run runs it instead of PSUBSCRIBE.
-		h.shards = newShardSubscriber(h, opts)
-		h.opts.Watcher = joinWatchers(h.shards, opts.Watcher)
+	switch {
+	case opts.Shards != nil:
+		h.sub = newShardSubscriber(h)
+	case pubsub != nil:
+		h.sub = newPatternSubscriber(h, pubsub)
+	default:
+		h.sub = noSubscriber{}
+		h.reportHealth(nil)
 	}
 	return h
 }
 
-// Ready returns nil while every subscription of the hub receives messages,
-// and an error wrapping ErrNotReady otherwise.
-func (h *Hub) Ready() error {
+// Run runs the hub's subscriber and delivers messages until ctx ends. The
+// subscriber reconnects whenever its connection fails and has the rooms it
+// lost repaired from history, so listeners see no gap. When Run returns,
+// every listener is dropped with ErrClosed and Listen fails with ErrClosed.
+func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, err := range h.health {
-		if err != nil {
-			return err
-		}
+	if h.running || h.closed.Load() {
+		h.mu.Unlock()
+		return errors.New("broker: Run called twice")
 	}
+	h.running = true
+	h.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer h.shutdown(cancel)
+	h.repairs.Add(1)
+	go func() {
+		defer h.repairs.Done()
+		h.checkPeriodically(ctx)
+	}()
+	h.sub.run(ctx)
 	return nil
 }
 
-// WaitStarted blocks until Run has subscribed for the first time, so that
-// no message published after it returns can be missed; it returns ctx's
-// error if ctx ends first.
+func (h *Hub) shutdown(cancel context.CancelFunc) {
+	cancel()
+	h.repairs.Wait()
+	h.mu.Lock()
+	h.closed.Store(true) // before the rooms are emptied: Listen checks it under a room's lock
+	h.health = fmt.Errorf("%w: %w", ErrNotReady, ErrClosed)
+	h.mu.Unlock()
+	for _, r := range h.rooms.all() {
+		r.mu.Lock()
+		for l := range r.subs {
+			r.dropLocked(l, ErrClosed)
+		}
+		r.mu.Unlock()
+	}
+}
+
+// reportHealth records whether the hub's subscription receives (err nil)
+// or not. The first nil report opens the start gate.
+func (h *Hub) reportHealth(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.health = err
+	if err == nil && !h.started.Load() {
+		h.started.Store(true)
+		close(h.startCh)
+	}
+}
+
+// Ready returns nil while the hub's subscription receives messages, and an
+// error wrapping ErrNotReady otherwise.
+func (h *Hub) Ready() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.health
+}
+
+// WaitStarted blocks until the hub's subscription is confirmed for the
+// first time, so that no message published after it returns can be
+// missed; it returns ctx's error if ctx ends first.
 func (h *Hub) WaitStarted(ctx context.Context) error {
 	select {
-	case <-h.started:
+	case <-h.startCh:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for the redis subscription: %w", ctx.Err())
@@ -237,19 +229,21 @@ func (h *Hub) WaitStarted(ctx context.Context) error {
 // Listen adds l to room's listeners and returns the room's position at that
 // moment: l is then given every message after it. The first listener of a
 // room in this process reads the room's position from Redis, so Listen can
-// fail with chat.ErrUnavailable; it returns ErrClosed once the hub
-// has stopped. l may be called before Listen returns. The caller must
-// Unlisten when done, unless the hub dropped l.
+// fail with chat.ErrUnavailable; it returns ErrNotStarted before the hub's
+// first subscription and ErrClosed once the hub has stopped. l may be
+// called before Listen returns. The caller must Unlisten when done, unless
+// the hub dropped l.
 func (h *Hub) Listen(ctx context.Context, name string, l Listener) (chat.ID, error) {
+	if !h.started.Load() {
+		return chat.ID{}, ErrNotStarted
+	}
 	r, first, err := h.join(name, l)
 	if err != nil {
 		return chat.ID{}, err
 	}
 	if first {
-		if a, ok := h.opts.Watcher.(RoomAwaiter); ok {
-			a.AwaitRoom(ctx, name) // subscribed before the position read
-		}
-		h.initRoom(ctx, r)
+		h.sub.await(ctx, name) // subscribed before the position read
+		r.readPosition(ctx)
 	}
 	select {
 	case <-r.ready:
@@ -291,8 +285,8 @@ func (h *Hub) join(name string, l Listener) (r *room, first bool, err error) {
 			return nil, false, ErrClosed
 		}
 		// The listener starts after the last message delivered to the
-		// room; initRoom corrects this for a room whose position is still
-		// unknown.
+		// room; readPosition corrects this for a room whose position is
+		// still unknown.
 		r.subs[l] = r.last
 		r.list = nil
 		h.stats.subscribers.Add(1)
@@ -309,19 +303,16 @@ func (h *Hub) register(name string) *room {
 	if r := h.rooms.get(name); r != nil {
 		return r
 	}
-	s := h.rooms.shardOf(name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if r := s.rooms[name]; r != nil {
+	st := h.rooms.of(name)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if r := st.rooms[name]; r != nil {
 		return r
 	}
-	r := &room{name: name, subs: make(map[Listener]chat.ID), ready: make(chan struct{}), repairing: true,
-		ring: newRing(h.opts.Ring)}
-	s.rooms[name] = r
+	r := newRoom(h, name)
+	st.rooms[name] = r
 	h.stats.rooms.Add(1)
-	if h.opts.Watcher != nil {
-		h.opts.Watcher.RoomOpened(name)
-	}
+	h.sub.opened(name)
 	return r
 }
 
@@ -329,15 +320,13 @@ func (h *Hub) register(name string) *room {
 // registry; r.mu is held.
 func (h *Hub) unregisterLocked(r *room) {
 	r.gone = true
-	s := h.rooms.shardOf(r.name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.rooms[r.name] == r {
-		delete(s.rooms, r.name)
+	st := h.rooms.of(r.name)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.rooms[r.name] == r {
+		delete(st.rooms, r.name)
 		h.stats.rooms.Add(-1)
-		if h.opts.Watcher != nil {
-			h.opts.Watcher.RoomClosed(r.name)
-		}
+		h.sub.closed(r.name)
 	}
 }
 
@@ -366,142 +355,5 @@ func (h *Hub) Unlisten(name string, l Listener) bool {
 		return false
 	}
 	defer r.mu.Unlock()
-	return h.removeLocked(r, l)
-}
-
-// initRoom reads the position of a room that just got its first local
-// listener; messages arriving meanwhile wait in r.pending.
-func (h *Hub) initRoom(ctx context.Context, r *room) {
-	// Others may be waiting for this read: the first listener leaving
-	// must not fail it for them.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.opts.Timeout)
-	defer cancel()
-	ids, err := h.opts.History.Positions(ctx, []string{r.name})
-	slow := 0
-	defer func() { h.logSlow(r.name, slow) }() // once the lock is released
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	defer close(r.ready)
-	if err != nil {
-		r.initErr = fmt.Errorf("read room position: %w", err)
-		for l := range r.subs {
-			h.removeLocked(r, l)
-		}
-		return
-	}
-	r.last = ids[0]
-	for l := range r.subs {
-		r.subs[l] = r.last // all joined while the position was unknown
-	}
-	var done bool
-	if slow, done = h.flushPendingLocked(r); !done {
-		// A message went missing right behind the position just read: have
-		// Run compare the room with Redis, which repairs it from history.
-		r.pending, r.repairing = nil, false
-		select {
-		case h.checkNow <- struct{}{}:
-		default: // a check is already asked for
-		}
-	}
-}
-
-// removeLocked takes l out of r, unregistering r if left empty.
-func (h *Hub) removeLocked(r *room, l Listener) bool {
-	if _, ok := r.subs[l]; !ok {
-		return false
-	}
-	delete(r.subs, l)
-	r.list = nil
-	h.stats.subscribers.Add(-1)
-	if len(r.subs) == 0 {
-		h.unregisterLocked(r)
-	}
-	return true
-}
-
-// dropLocked removes l from r and tells it why.
-func (h *Hub) dropLocked(r *room, l Listener, err error) {
-	if !h.removeLocked(r, l) {
-		return
-	}
-	if err == ErrSlow {
-		h.stats.slowDrops.Add(1)
-	}
-	l.Dropped(err)
-}
-
-// deliverLocked gives m to every listener of r without ever blocking and
-// returns how many it dropped for being slow, for the caller to log once
-// the lock is released.
-func (h *Hub) deliverLocked(r *room, m *Message) (slow int) {
-	r.last = m.ID
-	r.ring.add(m)
-	taken := 0
-	for _, l := range r.listenersLocked() {
-		if l.Deliver(m) {
-			taken++
-			continue
-		}
-		slow++
-		h.dropLocked(r, l, ErrSlow)
-	}
-	h.stats.delivered.Add(uint64(taken)) // once per message: the counter is shared by every room
-	return slow
-}
-
-// dispatch routes one live message to its room.
-func (h *Hub) dispatch(ctx context.Context, m *Message) {
-	h.stats.received.Add(1)
-	r := h.lockRoom(m.Room)
-	if r == nil {
-		return
-	}
-	slow := 0
-	switch {
-	case m.Ephemeral():
-		taken := 0
-		for _, l := range r.listenersLocked() {
-			if l.Deliver(m) {
-				taken++
-			}
-		}
-		h.stats.delivered.Add(uint64(taken))
-	case r.repairing:
-		if len(r.pending) < maxPending {
-			r.pending = append(r.pending, m)
-		}
-	case m.ID.Covered(r.last):
-	case m.ID.Follows(r.last):
-		slow = h.deliverLocked(r, m)
-	default:
-		r.pending = append(r.pending, m)
-		h.startRepairLocked(ctx, r)
-	}
-	r.mu.Unlock()
-	h.logSlow(m.Room, slow)
-}
-
-func (h *Hub) logSlow(room string, n int) {
-	if n > 0 {
-		h.log.Warn("dropping slow listeners", "room", room, "count", n)
-	}
-}
-
-// flushPendingLocked delivers the pending messages that continue r's
-// sequence and reports whether all of them did; if not, r stays repairing and
-// the rest stays pending.
-func (h *Hub) flushPendingLocked(r *room) (slow int, done bool) {
-	for i, m := range r.pending {
-		switch {
-		case m.ID.Covered(r.last):
-		case m.ID.Follows(r.last):
-			slow += h.deliverLocked(r, m)
-		default:
-			r.pending = r.pending[i:]
-			return slow, false
-		}
-	}
-	r.pending = nil
-	r.repairing = false
-	return slow, true
+	return r.removeLocked(l)
 }

@@ -1,7 +1,7 @@
 package broker
 
 // Fan-out benchmarks. They run inside the package so that they can feed the
-// hub's receive path (channel → room, id parsing, Encode, dispatch) with
+// hub's receive path (channel → room, id parsing, encoding, dispatch) with
 // prepared Pub/Sub messages: a Redis round trip per message would hide the
 // cost of delivering to each extra subscriber. BenchmarkFanOutThroughRedis
 // measures the whole path, post included, for comparison.
@@ -9,6 +9,7 @@ package broker
 //	go test -run '^$' -bench 'FanOut' -benchmem ./broker/
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -21,7 +22,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"roomcast/api/sse"
 	"roomcast/broker/chat"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
@@ -29,10 +29,58 @@ import (
 
 var fanOutSizes = []int{1, 100, 10_000}
 
-// benchEncode is api.EncodeMessage, which this package cannot import.
+// benchEncode frames a message as api/sse does, with the same appends, so
+// that the benchmarks cost what they did; api/sse cannot be imported here,
+// as it imports this package (its goodbyes name the hub's errors).
 func benchEncode(m *Message) []byte {
-	return sse.AppendEvent(nil, m.ID.String(), "message", m.Data)
+	return appendEvent(nil, m.ID.String(), "message", m.Data)
 }
+
+// benchEncoder is the hub's Encoder made of benchEncode: one buffer per
+// message, cut after its id line.
+type benchEncoder struct{}
+
+func (benchEncoder) Message(id chat.ID, data []byte) (idLine, body []byte) {
+	frame := benchEncode(&Message{ID: id, Data: data})
+	n := bytes.IndexByte(frame, '\n') + 1
+	return frame[:n:n], frame[n:]
+}
+
+func (benchEncoder) Event(name string, data []byte) []byte {
+	return appendEvent(nil, "", name, data)
+}
+
+// appendEvent is a copy of sse.AppendEvent.
+func appendEvent(dst []byte, id, event string, data []byte) []byte {
+	if id != "" {
+		dst = append(dst, "id: "...)
+		dst = append(dst, fieldCleaner.Replace(id)...)
+		dst = append(dst, '\n')
+	}
+	if event != "" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, fieldCleaner.Replace(event)...)
+		dst = append(dst, '\n')
+	}
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		dst = append(dst, "data: "...)
+		if i < 0 {
+			dst = append(dst, data...)
+			dst = append(dst, '\n')
+			break
+		}
+		dst = append(dst, data[:i]...)
+		dst = append(dst, '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+	return append(dst, '\n')
+}
+
+var fieldCleaner = strings.NewReplacer("\r", "", "\n", "", "\x00", "")
 
 // emptyRooms is a History in which every room is new and empty.
 type emptyRooms struct{}
@@ -69,9 +117,9 @@ func payloads(keys redisscripts.Keys, room string, first int64, n int) []*redis.
 // encoded it itself). One op is one message; ns/delivery divides by the
 // number of subscribers.
 //
-// encode=once is the hub as built: Encode runs once per message and every
+// encode=once is the hub as built: its Encoder runs once per message and every
 // subscriber shares the frame. encode=per-subscriber is a variant that exists
-// only here: the hub has no Encode and each subscriber encodes the message
+// only here: the hub has no Encoder and each subscriber encodes the message
 // when it receives it, as a design that serialises per connection would.
 func BenchmarkFanOut(b *testing.B) {
 	for _, mode := range []string{"once", "per-subscriber"} {
@@ -85,9 +133,9 @@ func BenchmarkFanOut(b *testing.B) {
 
 func benchFanOut(b *testing.B, subscribers int, encodeOnce bool) {
 	keys := redisscripts.NewKeys("bench:")
-	opts := Options{Keys: keys, History: emptyRooms{}, Buffer: 4, CheckInterval: time.Minute, Timeout: time.Second}
+	opts := Options{Keys: keys, History: emptyRooms{}, ClientBuffer: 4, DeliveryCheckInterval: time.Minute, RedisTimeout: time.Second}
 	if encodeOnce {
-		opts.Encode = benchEncode
+		opts.Encoder = benchEncoder{}
 	}
 	h := New(nil, opts)
 	subs := make([]*Subscription, subscribers)
@@ -116,7 +164,7 @@ func benchFanOut(b *testing.B, subscribers int, encodeOnce bool) {
 			seq += batch
 			b.StartTimer()
 		}
-		h.receive(b.Context(), next[0])
+		h.Receive(b.Context(), next[0].Channel, next[0].Payload)
 		next = next[1:]
 		for _, s := range subs {
 			m, ok := <-s.ch
@@ -124,7 +172,7 @@ func benchFanOut(b *testing.B, subscribers int, encodeOnce bool) {
 				b.Fatalf("subscription dropped: %v", s.Err())
 			}
 			if encodeOnce {
-				frames += len(m.Frame)
+				frames += len(m.IDLine) + len(m.Body)
 			} else {
 				frames += len(benchEncode(m))
 			}
@@ -155,8 +203,8 @@ func benchFanOutThroughRedis(b *testing.B, subscribers int) {
 	rdb := srv.Client()
 	keys := redisscripts.NewKeys("bench:")
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 1000, IdempotencyTTL: time.Hour})
-	h := New(rdb, Options{Keys: keys, History: store, Encode: benchEncode, Buffer: 16,
-		CheckInterval: time.Minute, Timeout: 5 * time.Second})
+	h := New(rdb, Options{Keys: keys, History: store, Encoder: benchEncoder{}, ClientBuffer: 16,
+		DeliveryCheckInterval: time.Minute, RedisTimeout: 5 * time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = h.Run(ctx) }()
@@ -226,8 +274,8 @@ func BenchmarkFanOutBesideBigRoom(b *testing.B) {
 
 func benchBesideBigRoom(b *testing.B, listen bool) {
 	keys := redisscripts.NewKeys("bench:")
-	h := New(nil, Options{Keys: keys, History: emptyRooms{}, Encode: benchEncode, Buffer: 4,
-		CheckInterval: time.Minute, Timeout: time.Second})
+	h := New(nil, Options{Keys: keys, History: emptyRooms{}, Encoder: benchEncoder{}, ClientBuffer: 4,
+		DeliveryCheckInterval: time.Minute, RedisTimeout: time.Second})
 	ctx := b.Context()
 	const big = 10_000
 	for range big {

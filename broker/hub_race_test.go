@@ -99,8 +99,8 @@ func TestConcurrentListenersGetGapFreeSequences(t *testing.T) {
 	)
 	keys := redisscripts.NewKeys("race:")
 	hist := &memHistory{rooms: make(map[string][][]byte)}
-	h := New(nil, Options{Keys: keys, History: hist, Encode: benchEncode, Buffer: 4,
-		CheckInterval: 1e9, Timeout: 1e9})
+	h := New(nil, Options{Keys: keys, History: hist, Encoder: benchEncoder{}, ClientBuffer: 4,
+		DeliveryCheckInterval: 1e9, RedisTimeout: 1e9})
 	ctx := t.Context()
 	roomName := func(i int) string { return "r" + strconv.Itoa(i) }
 
@@ -202,9 +202,9 @@ func TestConcurrentListenersGetGapFreeSequences(t *testing.T) {
 	if st := h.Stats(); st.Subscribers != 0 || st.Rooms != 0 {
 		t.Errorf("after every listener left: %+v", st)
 	}
-	for i := range h.rooms.shards {
-		if n := len(h.rooms.shards[i].rooms); n != 0 {
-			t.Errorf("shard %d still holds %d rooms", i, n)
+	for i := range h.rooms {
+		if n := len(h.rooms[i].rooms); n != 0 {
+			t.Errorf("stripe %d still holds %d rooms", i, n)
 		}
 	}
 }

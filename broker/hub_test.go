@@ -51,8 +51,8 @@ func startNode(t *testing.T, srv *redistest.Server, cfg nodeConfig) *node {
 		DialTimeout: 500 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond})
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 10000, IdempotencyTTL: time.Hour})
 	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Buffer: cfg.buffer,
-		CheckInterval: cfg.checkInterval, Timeout: 500 * time.Millisecond,
+		Keys: keys, History: store, ClientBuffer: cfg.buffer,
+		DeliveryCheckInterval: cfg.checkInterval, RedisTimeout: 500 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -154,8 +154,8 @@ func TestHubEncodesEachMessageOnce(t *testing.T) {
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 100, IdempotencyTTL: time.Hour})
 	encoded := make(chan string, 10)
 	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Buffer: 16, CheckInterval: time.Second, Timeout: time.Second,
-		Encode: func(m *broker.Message) []byte { encoded <- m.ID.String(); return []byte("frame " + m.ID.String()) },
+		Keys: keys, History: store, ClientBuffer: 16, DeliveryCheckInterval: time.Second, RedisTimeout: time.Second,
+		Encoder: countingEncoder(encoded),
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
@@ -172,10 +172,10 @@ func TestHubEncodesEachMessageOnce(t *testing.T) {
 	var frames []*byte
 	for _, s := range subs {
 		m := receive(t, s)
-		if string(m.Frame) != "frame "+p.ID.String() {
-			t.Fatalf("frame = %q", m.Frame)
+		if frame := string(m.IDLine) + string(m.Body); frame != "frame "+p.ID.String() {
+			t.Fatalf("frame = %q", frame)
 		}
-		frames = append(frames, &m.Frame[0])
+		frames = append(frames, &m.IDLine[0])
 	}
 	if frames[0] != frames[1] || frames[1] != frames[2] {
 		t.Fatalf("subscribers got different frame buffers; want one shared encoding")
@@ -184,6 +184,17 @@ func TestHubEncodesEachMessageOnce(t *testing.T) {
 		t.Fatalf("Encode ran %d times, want 1", got)
 	}
 }
+
+// countingEncoder sends the id of every message it encodes.
+type countingEncoder chan<- string
+
+func (c countingEncoder) Message(id chat.ID, _ []byte) (idLine, body []byte) {
+	c <- id.String()
+	frame := []byte("frame " + id.String())
+	return frame[:6:6], frame[6:]
+}
+
+func (countingEncoder) Event(string, []byte) []byte { return nil }
 
 func TestTwoHubsOnOneRedis(t *testing.T) {
 	srv := redistest.Start(t)

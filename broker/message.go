@@ -13,7 +13,13 @@ type Message struct {
 	// a stored message.
 	Event string
 	Data  []byte // the message JSON exactly as stored, or the event's JSON
-	Frame []byte // encoded once for the wire by the hub's Encode option
+	// IDLine and Body are the message's frame, encoded once by the hub's
+	// Encoder and shared by every listener: IDLine names the message's
+	// position (nil for an ephemeral event), Body is the rest. A stream of
+	// one room writes both; a stream of several rooms writes its own id
+	// line, then Body.
+	IDLine []byte
+	Body   []byte
 }
 
 // Ephemeral reports whether m is an ephemeral event rather than a stored

@@ -305,8 +305,8 @@ func TestGapBehindANewRoomsPositionIsRepaired(t *testing.T) {
 	}
 	gate := &gatedHistory{Store: store, read: make(chan struct{}), release: make(chan struct{})}
 	// No periodic check during the test: the repair must follow at once.
-	hub := broker.New(rdb, broker.Options{Keys: keys, History: gate, Buffer: 16,
-		CheckInterval: time.Hour, Timeout: time.Second})
+	hub := broker.New(rdb, broker.Options{Keys: keys, History: gate, ClientBuffer: 16,
+		DeliveryCheckInterval: time.Hour, RedisTimeout: time.Second})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hub.Run(ctx) }()

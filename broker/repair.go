@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"fmt"
 
 	"roomcast/broker/chat"
 )
@@ -38,30 +37,19 @@ func (h *Hub) readPage(ctx context.Context, name string, from chat.ID) (Page, er
 	return out, nil
 }
 
-func (h *Hub) newMessage(room string, data []byte) (*Message, error) {
-	id, err := chat.IDOf(data)
-	if err != nil {
-		return nil, fmt.Errorf("message in room %q: %w", room, err)
-	}
-	m := &Message{Room: room, ID: id, Data: data}
-	if h.opts.Encode != nil {
-		m.Frame = h.opts.Encode(m)
-	}
-	return m, nil
-}
-
 // startRepairLocked marks r repairing and reads the messages it missed from
 // history in the background.
-func (h *Hub) startRepairLocked(ctx context.Context, r *room) {
+func (r *room) startRepairLocked(ctx context.Context) {
 	if r.repairing {
 		return
 	}
 	r.repairing = true
+	h := r.hub
 	h.stats.repairs.Add(1)
 	h.repairs.Add(1)
 	go func() {
 		defer h.repairs.Done()
-		h.repair(ctx, r)
+		r.repair(ctx)
 	}()
 }
 
@@ -69,7 +57,8 @@ func (h *Hub) startRepairLocked(ctx context.Context, r *room) {
 // live messages continue the sequence. It retries until ctx ends or the room
 // loses its last listener. At most MaxRepairs reads run at once, so that a
 // resubscribe that repairs every room cannot flood Redis.
-func (h *Hub) repair(ctx context.Context, r *room) {
+func (r *room) repair(ctx context.Context) {
+	h := r.hub
 	backoff := newBackoff()
 	for {
 		r.mu.Lock()
@@ -83,7 +72,7 @@ func (h *Hub) repair(ctx context.Context, r *room) {
 		select {
 		case h.repairQ <- struct{}{}:
 		case <-ctx.Done():
-			h.abandonRepair(r)
+			r.abandonRepair()
 			return
 		}
 		page, err := h.readAfter(ctx, r.name, from, false) // the ring only has what was delivered
@@ -91,14 +80,14 @@ func (h *Hub) repair(ctx context.Context, r *room) {
 		if err != nil {
 			h.log.Warn("repairing room from history", "room", r.name, "err", err)
 			if !backoff.wait(ctx) {
-				h.abandonRepair(r)
+				r.abandonRepair()
 				return
 			}
 			continue
 		}
 		backoff.reset()
 
-		slow, done, dropped := h.applyRepair(r, from, page)
+		slow, done, dropped := r.applyRepair(from, page)
 		h.logSlow(r.name, slow)
 		if dropped > 0 {
 			h.log.Warn("dropping live messages that history cannot connect", "room", r.name, "pending", dropped)
@@ -114,7 +103,7 @@ func (h *Hub) repair(ctx context.Context, r *room) {
 // the room's next message or check can repair it anew instead of leaving it
 // repairing for good. What was pending is in history, which that repair
 // reads.
-func (h *Hub) abandonRepair(r *room) {
+func (r *room) abandonRepair() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.repairing, r.pending = false, nil
@@ -122,7 +111,7 @@ func (h *Hub) abandonRepair(r *room) {
 
 // applyRepair delivers a page read by repair and reports whether the room
 // is whole again.
-func (h *Hub) applyRepair(r *room, from chat.ID, page Page) (slow int, done bool, dropped int) {
+func (r *room) applyRepair(from chat.ID, page Page) (slow int, done bool, dropped int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.gone {
@@ -130,13 +119,13 @@ func (h *Hub) applyRepair(r *room, from chat.ID, page Page) (slow int, done bool
 	}
 	for _, m := range page.Messages {
 		if !m.ID.Covered(r.last) {
-			slow += h.deliverLocked(r, m)
+			slow += r.deliverLocked(m)
 		}
 	}
 	if page.HasMore {
 		return slow, false, 0
 	}
-	s, done := h.flushPendingLocked(r)
+	s, done := r.flushLocked()
 	slow += s
 	if !done && r.last == from {
 		// History has nothing that leads to what is pending: Redis lost

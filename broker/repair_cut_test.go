@@ -31,8 +31,8 @@ func (s *stalledHistory) History(ctx context.Context, room string, q chat.Query)
 func TestRepairCutShortLeavesTheRoomRepairable(t *testing.T) {
 	keys := redisscripts.NewKeys("cut:")
 	hist := &stalledHistory{memHistory: &memHistory{rooms: make(map[string][][]byte)}}
-	h := New(nil, Options{Keys: keys, History: hist, Encode: benchEncode, Buffer: 16,
-		CheckInterval: time.Hour, Timeout: 200 * time.Millisecond}) // a stalled read ends as a Redis call times out
+	h := New(nil, Options{Keys: keys, History: hist, Encoder: benchEncoder{}, ClientBuffer: 16,
+		DeliveryCheckInterval: time.Hour, RedisTimeout: 200 * time.Millisecond}) // a stalled read ends as a Redis call times out
 	publish := func(ctx context.Context, seq int64, received bool) {
 		channel, payload := roomPayload(keys, "a", seq)
 		hist.store("a", payload)

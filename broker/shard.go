@@ -9,7 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// shard is one SSUBSCRIBE connection to one node.
+// shard is one SSUBSCRIBE connection to one Redis Cluster shard: the node
+// that masters its slots.
 type shard struct {
 	addr   string
 	node   *redis.Client
@@ -78,7 +79,7 @@ func (s *shardSubscriber) read(ctx context.Context, sh *shard) error {
 		probeSent = time.Time{}
 		switch m := msg.(type) {
 		case *redis.Message:
-			s.sink.Receive(ctx, m.Channel, m.Payload)
+			s.hub.Receive(ctx, m.Channel, m.Payload)
 		case *redis.Subscription:
 			if err := s.subscriptionEvent(sh, m); err != nil {
 				return err

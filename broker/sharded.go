@@ -13,34 +13,17 @@ import (
 	"roomcast/redisscripts"
 )
 
-// roomSink is what the sharded subscriber needs from the hub: the seams a
-// hub offers to any subscription that is not its own PSUBSCRIBE.
-type roomSink interface {
-	// Receive handles one Pub/Sub message.
-	Receive(ctx context.Context, channel, payload string)
-	// Recheck compares these rooms with Redis and repairs them from
-	// history; called after they were (re)subscribed.
-	Recheck(ctx context.Context, rooms []string)
-	// ReportHealth reports whether a subscription receives.
-	ReportHealth(subscription string, err error)
-}
-
-var (
-	_ roomSink    = (*Hub)(nil)
-	_ RoomWatcher = (*shardSubscriber)(nil)
-	_ RoomAwaiter = (*shardSubscriber)(nil)
-)
-
-// shardSubscriber subscribes, with SSUBSCRIBE, to the rooms that have local
-// subscribers, over one connection per shard (the master owning the slots).
-// The hub tells it when a room gets its first local listener (RoomOpened,
-// then AwaitRoom) and loses its last (RoomClosed); unsubscribing waits linger, so a reconnecting
-// client does not churn. One manager goroutine routes and batches the
-// changes; one goroutine per shard reads its connection.
+// shardSubscriber is the hub's subscriber in sharded mode: it subscribes,
+// with SSUBSCRIBE, to the rooms that have local listeners, over one
+// connection per Redis Cluster shard (the master owning the slots). The
+// hub tells it when a room gets its first local listener (opened, then
+// await) and loses its last (closed); unsubscribing waits linger, so a
+// reconnecting client does not churn. One manager goroutine routes and
+// batches the changes; one goroutine per shard reads its connection.
 type shardSubscriber struct {
+	hub     *Hub
 	router  ShardRouter
 	keys    redisscripts.Keys
-	sink    roomSink
 	log     *slog.Logger
 	id      string // names this process's probe channels
 	linger  time.Duration
@@ -58,7 +41,6 @@ type shardSubscriber struct {
 	lost    int                 // wanted rooms that were subscribed and are not now
 	lastErr error               // why they are not
 	backoff *backoff
-	retry   bool // the last sync failed: the manager retries after backoff
 	workers sync.WaitGroup
 }
 
@@ -75,14 +57,15 @@ type shardRoom struct {
 	recheck   bool          // repair it from history when confirmed
 }
 
-func newShardSubscriber(sink roomSink, opts Options) *shardSubscriber {
+func newShardSubscriber(h *Hub) *shardSubscriber {
+	opts := h.opts
 	linger := opts.Linger
 	if linger <= 0 {
 		linger = DefaultLinger
 	}
 	return &shardSubscriber{
-		router: opts.Shards, keys: opts.Keys, sink: sink, log: opts.Logger, id: randomName(),
-		linger: linger, timeout: opts.Timeout, check: opts.CheckInterval,
+		hub: h, router: opts.Shards, keys: opts.Keys, log: opts.Logger, id: randomName(),
+		linger: linger, timeout: opts.RedisTimeout, check: opts.DeliveryCheckInterval,
 		wake:  make(chan struct{}, 1),
 		rooms: make(map[string]*shardRoom), dirty: make(map[string]struct{}),
 		shards:  make(map[string]*shard),
@@ -91,12 +74,13 @@ func newShardSubscriber(sink roomSink, opts Options) *shardSubscriber {
 }
 
 // DefaultLinger is how long a room stays subscribed after its last local
-// subscriber left, in sharded mode, when Options.Linger is zero.
+// listener left, in sharded mode, when Options.Linger is zero.
 const DefaultLinger = 2 * time.Second
 
-// RoomOpened marks room wanted and has the manager subscribe it. It never
-// blocks: the hub calls it under its lock (lock order: hub, then s.mu).
-func (s *shardSubscriber) RoomOpened(name string) {
+// opened marks room wanted and has the manager subscribe it. It never
+// blocks: the hub calls it with the room's stripe locked (lock order: the
+// hub's locks, then s.mu).
+func (s *shardSubscriber) opened(name string) {
 	s.mu.Lock()
 	r := s.rooms[name]
 	if r == nil {
@@ -113,11 +97,11 @@ func (s *shardSubscriber) RoomOpened(name string) {
 	s.poke()
 }
 
-// AwaitRoom waits (at most the Redis timeout) until the subscription of a
-// room RoomOpened marked is confirmed, so that a position read afterwards
+// await waits (at most the Redis timeout) until the subscription of a
+// room that opened is confirmed, so that a position read afterwards
 // misses nothing. If the wait ends first, the room is rechecked once
 // subscribed, and the hub is not ready meanwhile if the timeout ran out.
-func (s *shardSubscriber) AwaitRoom(ctx context.Context, name string) {
+func (s *shardSubscriber) await(ctx context.Context, name string) {
 	s.mu.Lock()
 	r := s.rooms[name]
 	if r == nil || r.isOn {
@@ -154,9 +138,10 @@ func (s *shardSubscriber) AwaitRoom(ctx context.Context, name string) {
 	}
 }
 
-// RoomClosed marks room unwanted; it is unsubscribed after linger unless
-// opened again. It never blocks: the hub calls it under its lock.
-func (s *shardSubscriber) RoomClosed(name string) {
+// closed marks room unwanted; it is unsubscribed after linger unless
+// opened again. It never blocks: the hub calls it with the room's stripe
+// locked.
+func (s *shardSubscriber) closed(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.rooms[name]
@@ -224,7 +209,7 @@ func (s *shardSubscriber) run(ctx context.Context) {
 		}
 		s.reportHealth()
 		if names := s.takeRechecks(); len(names) > 0 {
-			s.sink.Recheck(ctx, names)
+			s.hub.checkRooms(ctx, names)
 		}
 	}
 }
@@ -406,38 +391,7 @@ func (s *shardSubscriber) reportHealth() {
 		err = fmt.Errorf("%w: %d rooms not subscribed: %w", ErrNotReady, s.lost, s.lastErr)
 	}
 	s.mu.Unlock()
-	// The hub's subscription "" is, in sharded mode, all the shards'
-	// connections: Run never starts the PSUBSCRIBE session that reports it.
-	s.sink.ReportHealth("", err)
-}
-
-// joinWatchers returns w, or w and also (a watcher given in Options) in turn.
-func joinWatchers(w *shardSubscriber, also RoomWatcher) RoomWatcher {
-	if also == nil {
-		return w
-	}
-	return watchers{w, also}
-}
-
-// watchers tells each of its watchers in turn.
-type watchers []RoomWatcher
-
-func (ws watchers) RoomOpened(room string) {
-	for _, w := range ws {
-		w.RoomOpened(room)
-	}
-}
-
-func (ws watchers) RoomClosed(room string) {
-	for _, w := range ws {
-		w.RoomClosed(room)
-	}
-}
-
-func (ws watchers) AwaitRoom(ctx context.Context, room string) {
-	for _, w := range ws {
-		if a, ok := w.(RoomAwaiter); ok {
-			a.AwaitRoom(ctx, room)
-		}
-	}
+	// The hub's subscription is, in sharded mode, all the shards'
+	// connections together.
+	s.hub.reportHealth(err)
 }

@@ -26,8 +26,8 @@ func TestShardedFirstListenWaitsForTheSubscription(t *testing.T) {
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
 		HistoryMax: 100, IdempotencyTTL: time.Hour, Sharded: true})
 	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Buffer: 16, CheckInterval: time.Hour,
-		Timeout: 5 * time.Second, Shards: broker.NewShardRouter(rdb),
+		Keys: keys, History: store, ClientBuffer: 16, DeliveryCheckInterval: time.Hour,
+		RedisTimeout: 5 * time.Second, Shards: broker.NewShardRouter(rdb),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

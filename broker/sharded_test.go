@@ -47,8 +47,8 @@ func startShardedBuffer(t testing.TB, buffer int, addrs ...string) *shardedNode 
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
 		HistoryMax: 10000, IdempotencyTTL: time.Hour, Sharded: true})
 	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Buffer: buffer, CheckInterval: 200 * time.Millisecond,
-		Timeout: timeout, Shards: broker.NewShardRouter(rdb), Linger: 100 * time.Millisecond,
+		Keys: keys, History: store, ClientBuffer: buffer, DeliveryCheckInterval: 200 * time.Millisecond,
+		RedisTimeout: timeout, Shards: broker.NewShardRouter(rdb), Linger: 100 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

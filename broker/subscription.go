@@ -42,10 +42,11 @@ var _ Listener = (*Subscription)(nil)
 
 // Subscribe starts a subscription to room. The first subscriber of a room
 // in this process reads the room's position from Redis, so Subscribe can
-// fail with chat.ErrUnavailable; it returns ErrClosed once the hub
-// has stopped. The caller must Close the subscription.
+// fail with chat.ErrUnavailable; it returns ErrNotStarted before the hub's
+// first subscription and ErrClosed once the hub has stopped. The caller
+// must Close the subscription.
 func (h *Hub) Subscribe(ctx context.Context, name string) (*Subscription, error) {
-	sub := &Subscription{hub: h, room: name, ch: make(chan *Message, h.opts.Buffer)}
+	sub := &Subscription{hub: h, room: name, ch: make(chan *Message, h.opts.ClientBuffer)}
 	start, err := h.Listen(ctx, name, sub)
 	if err != nil {
 		return nil, err

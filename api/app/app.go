@@ -1,6 +1,7 @@
-// Package app wires roomcast together: the message store, the broker and
-// the HTTP API on one Redis client. main serves what New returns, and the
-// test harnesses use the very same wiring, so tests exercise what ships.
+// Package app wires roomcast together: the message store, the broker, the
+// stream engine and the HTTP API on one Redis client. main serves what New
+// returns, and the test harnesses use the very same wiring, so tests
+// exercise what ships.
 package app
 
 import (
@@ -8,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,28 +16,31 @@ import (
 
 	"roomcast/api"
 	"roomcast/api/metrics"
+	"roomcast/api/sse"
 	"roomcast/broker"
-	"roomcast/broker/chat"
 	"roomcast/broker/presence"
+	"roomcast/broker/stream"
 	"roomcast/redisscripts"
 )
 
 // Options are the settings the wiring needs; main fills them from the
-// environment. Zero durations and sizes are not defaulted: pass real values.
+// environment, each field from the variable of the same name (KeyPrefix
+// from KEY_PREFIX, and so on), and hands each on under that name. Zero
+// durations and sizes are not defaulted: pass real values.
 type Options struct {
 	KeyPrefix             string
 	HistoryMax            int
 	IdempotencyTTL        time.Duration
 	RoomTTL               time.Duration
-	RedisTimeout          time.Duration // bound on each Redis call of the broker
-	ClientBuffer          int
+	RedisTimeout          time.Duration // bound on each Redis call of the broker and the presence tracker
+	ClientBuffer          int           // messages queued per stream (and per broker.Subscription) before it is dropped as slow
 	DeliveryCheckInterval time.Duration
 	MaxMessageBytes       int
-	Heartbeat             time.Duration
-	Retry                 time.Duration // reconnection delay advised to streams
+	HeartbeatInterval     time.Duration
+	SSERetry              time.Duration // reconnection delay advised to streams
 	StreamWriteTimeout    time.Duration
 	StreamFlushDelay      time.Duration // how long a stream holds a write to join more frames into it
-	Sharded               bool          // BROKER_MODE=sharded: SPUBLISH, and SSUBSCRIBE per room on each shard
+	BrokerMode            string        // "sharded": SPUBLISH, and SSUBSCRIBE per room on its shard; else one PSUBSCRIBE
 	PresenceGrace         time.Duration // a reconnection within it is neither a leave nor a join
 	PresenceInterval      time.Duration // how often each room with local listeners is reported to Redis
 	PresenceMaxUsers      int           // users a presence answer lists
@@ -53,13 +56,13 @@ type Options struct {
 type App struct {
 	Handler  http.Handler
 	Hub      *broker.Hub
+	Streams  *stream.Engine
 	Store    *redisscripts.Store
 	Presence *presence.Tracker
 	Metrics  *metrics.Metrics
 
-	rdb     redis.UniversalClient
-	log     *slog.Logger
-	started atomic.Bool // the hub has subscribed at least once
+	rdb redis.UniversalClient
+	log *slog.Logger
 }
 
 // The Redis store is what api and the presence tracker talk to.
@@ -68,8 +71,10 @@ var (
 	_ presence.Store     = (*redisscripts.Store)(nil)
 )
 
-// New wires the store, the broker and the API on rdb, and adds the metrics
-// hook to rdb. Nothing talks to Redis until Run.
+// New wires the store, the broker, the stream engine and the API on rdb,
+// and adds the metrics hook to rdb. The hub, the engine and the API share
+// one sse.Frames, the wire format of streams. Nothing talks to Redis until
+// Run.
 func New(rdb redis.UniversalClient, opts Options) *App {
 	log := opts.Logger
 	if log == nil {
@@ -78,31 +83,39 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 	m := metrics.New()
 	rdb.AddHook(m.RedisHook())
 	keys := redisscripts.NewKeys(opts.KeyPrefix)
+	// BROKER_MODE is two switches below: how the store publishes
+	// (StoreOptions.Sharded) and how the hub subscribes (a shard router).
+	sharded := opts.BrokerMode == "sharded"
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
 		HistoryMax: opts.HistoryMax, IdempotencyTTL: opts.IdempotencyTTL, RoomTTL: opts.RoomTTL,
-		Sharded: opts.Sharded,
+		Sharded: sharded,
 	})
 	var shards broker.ShardRouter
-	if opts.Sharded {
+	if sharded {
 		shards = broker.NewShardRouter(rdb)
 	}
+	frames := sse.Frames{SSERetry: opts.SSERetry}
 	hub := broker.New(rdb, broker.Options{
-		Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: opts.ClientBuffer,
-		CheckInterval: opts.DeliveryCheckInterval, Timeout: opts.RedisTimeout, Logger: log,
+		Keys: keys, History: store, Encoder: frames, ClientBuffer: opts.ClientBuffer,
+		DeliveryCheckInterval: opts.DeliveryCheckInterval, RedisTimeout: opts.RedisTimeout, Logger: log,
 		Shards: shards,
 	})
 	m.ObserveHub(hub.Stats)
-	tracker := presence.New(presence.Options{Store: store, Grace: opts.PresenceGrace, Interval: opts.PresenceInterval,
-		MaxUsers: opts.PresenceMaxUsers, Timeout: opts.RedisTimeout, Logger: log})
-	a := &App{Hub: hub, Store: store, Presence: tracker, Metrics: m, rdb: rdb, log: log}
+	engine := stream.New(stream.Options{
+		Rooms: hub, Frames: frames, HeartbeatInterval: opts.HeartbeatInterval,
+		StreamWriteTimeout: opts.StreamWriteTimeout, StreamFlushDelay: opts.StreamFlushDelay,
+		ClientBuffer: opts.ClientBuffer, Metrics: m, Logger: log,
+	})
+	tracker := presence.New(presence.Options{Store: store, PresenceGrace: opts.PresenceGrace,
+		PresenceInterval: opts.PresenceInterval, PresenceMaxUsers: opts.PresenceMaxUsers,
+		RedisTimeout: opts.RedisTimeout, Logger: log})
+	a := &App{Hub: hub, Streams: engine, Store: store, Presence: tracker, Metrics: m, rdb: rdb, log: log}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	api.New(api.Options{
-		Store: store, Rooms: startedRooms{a}, Spec: opts.Spec, Ready: a.ready,
-		MaxMessageBytes: opts.MaxMessageBytes, Heartbeat: opts.Heartbeat, Retry: opts.Retry,
-		WriteTimeout: opts.StreamWriteTimeout, StreamQueue: opts.ClientBuffer, FlushDelay: opts.StreamFlushDelay,
-		Logger: log, Metrics: m, Security: opts.Security,
+		Store: store, Streams: engine, Frames: frames, Spec: opts.Spec, Ready: a.ready,
+		MaxMessageBytes: opts.MaxMessageBytes, Logger: log, Metrics: m, Security: opts.Security,
 		Presence: tracker, Events: store, TypingInterval: opts.TypingInterval, StreamMaxRooms: opts.StreamMaxRooms,
 	}).Register(e)
 	a.Handler = e
@@ -113,9 +126,6 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 // keeps reconnecting to Redis with backoff, also when Redis does not answer
 // at start.
 func (a *App) Run(ctx context.Context) error {
-	go func() {
-		_ = a.WaitStarted(ctx)
-	}()
 	trackerDone := make(chan struct{})
 	go func() {
 		defer close(trackerDone)
@@ -126,14 +136,9 @@ func (a *App) Run(ctx context.Context) error {
 }
 
 // WaitStarted blocks until the broker has subscribed to Redis for the first
-// time, or ctx ends.
-func (a *App) WaitStarted(ctx context.Context) error {
-	if err := a.Hub.WaitStarted(ctx); err != nil {
-		return err
-	}
-	a.started.Store(true)
-	return nil
-}
+// time, or ctx ends. Until then streams are refused (broker.ErrNotStarted)
+// with an advice to retry.
+func (a *App) WaitStarted(ctx context.Context) error { return a.Hub.WaitStarted(ctx) }
 
 // ready is nil while Redis answers and live delivery works.
 func (a *App) ready(ctx context.Context) error {
@@ -142,28 +147,6 @@ func (a *App) ready(ctx context.Context) error {
 	}
 	return a.Hub.Ready()
 }
-
-// errNotStarted refuses streams until the broker's first subscription: a
-// stream opened before it could miss messages posted in between.
-var errNotStarted = fmt.Errorf("%w: broker not subscribed yet", chat.ErrUnavailable)
-
-// startedRooms serves streams through the hub once it has started.
-type startedRooms struct{ a *App }
-
-func (r startedRooms) Listen(ctx context.Context, room string, l broker.Listener) (chat.ID, error) {
-	if !r.a.started.Load() {
-		return chat.ID{}, errNotStarted
-	}
-	return r.a.Hub.Listen(ctx, room, l)
-}
-
-func (r startedRooms) Unlisten(room string, l broker.Listener) bool { return r.a.Hub.Unlisten(room, l) }
-
-func (r startedRooms) Since(ctx context.Context, room string, from chat.ID) (broker.Page, error) {
-	return r.a.Hub.Since(ctx, room, from)
-}
-
-var _ api.RoomSubscriber = startedRooms{}
 
 // AwaitRedis pings rdb with backoff until it answers or ctx ends, logging
 // each failure; it returns nil once Redis answered.

@@ -24,7 +24,9 @@ var (
 )
 
 // Config selects the verification key and the claims a token must carry.
-// Exactly one of Secret, PublicKeyFile and JWKSURL is set.
+// Exactly one of Secret, PublicKeyFile and JWKSURL is set. Each field is
+// the setting JWT_<FIELD> (JWT_SECRET, JWT_JWKS_URL, …): in this package,
+// which is the JWT verifier, the prefix would only repeat it.
 type Config struct {
 	Secret        []byte // HMAC key (HS256, HS384, HS512), at least 32 bytes
 	PublicKeyFile string // PEM public key or certificate: RSA (RS*, PS*), ECDSA (ES* by curve) or Ed25519 (EdDSA)

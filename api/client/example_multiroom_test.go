@@ -19,7 +19,9 @@ import (
 
 	"roomcast/api"
 	"roomcast/api/client"
+	"roomcast/api/sse"
 	"roomcast/broker"
+	"roomcast/broker/stream"
 	"roomcast/redisscripts"
 	"roomcast/redisscripts/redistest"
 )
@@ -219,8 +221,9 @@ func startServer(t *testing.T) (front, direct *httptest.Server) {
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1})
 	keys := redisscripts.NewKeys("roomcast:")
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 1000, IdempotencyTTL: time.Hour})
-	hub := broker.New(rdb, broker.Options{Keys: keys, History: store, Encode: api.EncodeMessage, Buffer: 256,
-		CheckInterval: time.Second, Timeout: time.Second})
+	frames := sse.Frames{SSERetry: time.Second}
+	hub := broker.New(rdb, broker.Options{Keys: keys, History: store, Encoder: frames, ClientBuffer: 256,
+		DeliveryCheckInterval: time.Second, RedisTimeout: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hub.Run(ctx) }()
@@ -228,8 +231,9 @@ func startServer(t *testing.T) (front, direct *httptest.Server) {
 		t.Fatalf("hub did not start: %v", err)
 	}
 	e := echo.New()
-	api.New(api.Options{Store: store, Rooms: hub, Events: store, MaxMessageBytes: 4096,
-		Heartbeat: 15 * time.Second, Retry: time.Second, WriteTimeout: 5 * time.Second}).Register(e)
+	engine := stream.New(stream.Options{Rooms: hub, Frames: frames, HeartbeatInterval: 15 * time.Second,
+		StreamWriteTimeout: 5 * time.Second})
+	api.New(api.Options{Store: store, Streams: engine, Frames: frames, Events: store, MaxMessageBytes: 4096}).Register(e)
 	front, direct = httptest.NewServer(e), httptest.NewServer(e)
 	t.Cleanup(func() {
 		cancel()

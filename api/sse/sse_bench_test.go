@@ -17,8 +17,8 @@ func benchMessage(size int) []byte {
 }
 
 // BenchmarkAppendEvent encodes one message event. fresh starts from a nil
-// buffer, as api.EncodeMessage does once per message; presized starts from
-// an empty buffer with room for the event; reused appends to a buffer kept
+// buffer; presized starts from an empty buffer with room for the event, as
+// Frames.Message does once per message; reused appends to a buffer kept
 // between calls, the cost of the encoding alone.
 func BenchmarkAppendEvent(b *testing.B) {
 	for _, size := range []int{200, 4096} {

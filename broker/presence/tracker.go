@@ -24,21 +24,23 @@ type Store interface {
 	PublishEvent(ctx context.Context, room, name string, data []byte) error
 }
 
-// Options configure a Tracker.
+// Options configure a Tracker. Fields named after a setting take its value
+// (the environment variable of the same name).
 type Options struct {
 	Store Store
-	// Grace is how long a user whose last stream closed stays present: a
-	// reconnection within it is neither a leave nor a join.
-	Grace time.Duration
-	// Interval is the heartbeat: how often each room with local listeners
-	// is reported and swept. A crashed instance's users are gone within
-	// Grace + Interval, and their leave is published by the next sweep.
-	Interval time.Duration
-	// MaxUsers bounds the users Read lists.
-	MaxUsers int
-	// Timeout bounds each Redis call.
-	Timeout time.Duration
-	Logger  *slog.Logger
+	// PresenceGrace is how long a user whose last stream closed stays
+	// present: a reconnection within it is neither a leave nor a join.
+	PresenceGrace time.Duration
+	// PresenceInterval is the heartbeat: how often each room with local
+	// listeners is reported and swept. A crashed instance's users are gone
+	// within PresenceGrace + PresenceInterval, and their leave is
+	// published by the next sweep.
+	PresenceInterval time.Duration
+	// PresenceMaxUsers bounds the users Read lists.
+	PresenceMaxUsers int
+	// RedisTimeout bounds each Redis call.
+	RedisTimeout time.Duration
+	Logger       *slog.Logger
 }
 
 // Tracker is one process's view of presence. Enter may be called before
@@ -141,10 +143,10 @@ func (t *Tracker) wake() {
 	}
 }
 
-// Read returns room's presence (at most MaxUsers listed), sweeping expired
-// entries first and publishing the leaves that the sweep finds.
+// Read returns room's presence (at most PresenceMaxUsers listed), sweeping
+// expired entries first and publishing the leaves that the sweep finds.
 func (t *Tracker) Read(ctx context.Context, roomName string) (chat.Presence, error) {
-	p, err := t.opts.Store.SyncPresence(ctx, roomName, chat.PresenceSync{List: t.opts.MaxUsers})
+	p, err := t.opts.Store.SyncPresence(ctx, roomName, chat.PresenceSync{List: t.opts.PresenceMaxUsers})
 	if err != nil {
 		return p, err
 	}
@@ -153,12 +155,13 @@ func (t *Tracker) Read(ctx context.Context, roomName string) (chat.Presence, err
 }
 
 // Run reports changes as they happen and every room with local streams
-// each Interval, until ctx ends, and returns nil. It reports nothing at the
-// end: this instance's entries then expire within Interval + Grace as a
-// crashed instance's do, which is at least Grace after the streams closed,
-// so clients that reconnect to another instance meanwhile do not flap.
+// each PresenceInterval, until ctx ends, and returns nil. It reports
+// nothing at the end: this instance's entries then expire within
+// PresenceInterval + PresenceGrace as a crashed instance's do, which is at
+// least PresenceGrace after the streams closed, so clients that reconnect
+// to another instance meanwhile do not flap.
 func (t *Tracker) Run(ctx context.Context) error {
-	tick := time.NewTicker(t.opts.Interval)
+	tick := time.NewTicker(t.opts.PresenceInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -195,7 +198,7 @@ func (t *Tracker) report(ctx context.Context, all bool) {
 		jobs = append(jobs, j)
 		delete(t.dirty, name)
 		if len(r.leaving) > 0 {
-			r.sweepUntil = now.Add(t.opts.Grace + 2*t.opts.Interval)
+			r.sweepUntil = now.Add(t.opts.PresenceGrace + 2*t.opts.PresenceInterval)
 		}
 		clear(r.leaving)
 		if r.idle(now) {
@@ -232,11 +235,11 @@ func (t *Tracker) retry(roomName string, leaving []string) {
 }
 
 func (t *Tracker) sync(ctx context.Context, roomName string, live, leaving []string) error {
-	ctx, cancel := context.WithTimeout(ctx, t.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, t.opts.RedisTimeout)
 	defer cancel()
 	p, err := t.opts.Store.SyncPresence(ctx, roomName, chat.PresenceSync{
 		Instance: t.instance, Live: live, Leaving: leaving,
-		LiveTTL: t.opts.Interval + t.opts.Grace, LeavingTTL: t.opts.Grace,
+		LiveTTL: t.opts.PresenceInterval + t.opts.PresenceGrace, LeavingTTL: t.opts.PresenceGrace,
 	})
 	if err != nil {
 		return err

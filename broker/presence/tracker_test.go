@@ -28,7 +28,7 @@ type instance struct {
 func startTracker(t *testing.T, rdb redis.Cmdable, grace, interval time.Duration) *instance {
 	t.Helper()
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 10})
-	tr := presence.New(presence.Options{Store: store, Grace: grace, Interval: interval, MaxUsers: 100, Timeout: time.Second})
+	tr := presence.New(presence.Options{Store: store, PresenceGrace: grace, PresenceInterval: interval, PresenceMaxUsers: 100, RedisTimeout: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = tr.Run(ctx) }()
@@ -165,7 +165,7 @@ func TestReadListsAtMostMaxUsers(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	store := redisscripts.NewStore(srv.Client(), keys, redisscripts.StoreOptions{HistoryMax: 10})
-	tr := presence.New(presence.Options{Store: store, Grace: time.Minute, Interval: time.Minute, MaxUsers: 2, Timeout: time.Second})
+	tr := presence.New(presence.Options{Store: store, PresenceGrace: time.Minute, PresenceInterval: time.Minute, PresenceMaxUsers: 2, RedisTimeout: time.Second})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = tr.Run(ctx) }()

@@ -40,9 +40,7 @@ func TestCatchUpOutlastsRedisBeingBrieflyUnavailable(t *testing.T) {
 	rooms := &flakyRooms{Hub: r.hub}
 	rooms.failures.Store(2)
 	r.engine = stream.New(stream.Options{
-		Rooms: rooms, Heartbeat: time.Minute, Ping: []byte(": ping\n\n"), WriteTimeout: 5 * time.Second, MaxQueue: 64,
-		EncodeReset: func(*chat.Reset) []byte { return []byte("event: reset\ndata: {}\n\n") },
-		Goodbye:     func(reason error) []byte { return []byte(": bye " + reason.Error() + "\n\n") },
+		Rooms: rooms, Frames: frames{}, HeartbeatInterval: time.Minute, StreamWriteTimeout: 5 * time.Second, ClientBuffer: 64,
 	})
 	conn := r.open(t, "r", &posted[0].ID)
 	rd := bufio.NewReader(conn)

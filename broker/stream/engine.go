@@ -6,8 +6,10 @@
 // its connection (which notices a client that leaves) and woken by a read
 // deadline in the past whenever there is something to write; it then
 // writes everything queued with one writev. Heartbeats come from one timer
-// wheel per engine. The wire format is not known here: the api package
-// gives the frames (Options), so this package depends on broker only.
+// wheel per engine. The wire format is not known here: messages come
+// encoded by the hub, and the other frames from Options.Frames, which the
+// app wiring builds once (api/sse.Frames) for the hub, the engine and the
+// api alike; this package depends on broker only.
 package stream
 
 import (
@@ -32,36 +34,49 @@ var _ Rooms = (*broker.Hub)(nil)
 // ErrExpired ends a stream whose Spec.Expires has passed.
 var ErrExpired = errors.New("stream credentials expired")
 
-// Options configure an Engine. The frame functions give the wire format.
-type Options struct {
-	Rooms Rooms
-	// Heartbeat is the longest a stream stays silent: a stream without
-	// writes for that long is sent Ping.
-	Heartbeat time.Duration
-	Ping      []byte
-	// WriteTimeout bounds a write; the deadline is renewed coarsely (when
-	// less than half of it is left), not per write.
-	WriteTimeout time.Duration
-	// FlushDelay, when positive, holds a woken stream this long before it
-	// writes, so that more frames go out in one system call.
-	FlushDelay time.Duration
-	// MaxQueue is how many frames a stream may have waiting; a stream
-	// beyond it is dropped as too slow.
-	MaxQueue int
-	// EncodeReset is the event that tells a client its resume point is
-	// lost.
-	EncodeReset func(*chat.Reset) []byte
+// Frames is the wire format of what a stream writes besides messages
+// (api/sse.Frames); the hub's Encoder gives messages theirs.
+type Frames interface {
+	// Reset is the event telling a client that room's position is lost;
+	// room is "" in a stream of one room, whose events name none.
+	Reset(room string, r *chat.Reset) []byte
 	// Goodbye is what a stream ending for reason writes last (a retry
 	// advice and why): broker.ErrSlow, broker.ErrReset, broker.ErrClosed,
 	// ErrExpired, or another error for a failure on the server's side.
-	Goodbye func(reason error) []byte
+	Goodbye(reason error) []byte
+	// Ping is the heartbeat of a stream silent for HeartbeatInterval.
+	Ping() []byte
+}
+
+// Metrics counts what streams do (api/metrics.Metrics).
+type Metrics interface {
+	// Reset counts a reset event sent.
+	Reset()
+}
+
+// Options configure an Engine. Fields named after a setting take its value
+// (the environment variable of the same name).
+type Options struct {
+	Rooms  Rooms
+	Frames Frames // required
+	// HeartbeatInterval is the longest a stream stays silent: a stream
+	// without writes for that long is sent a ping.
+	HeartbeatInterval time.Duration
+	// StreamWriteTimeout bounds a write; the deadline is renewed coarsely
+	// (when less than half of it is left), not per write.
+	StreamWriteTimeout time.Duration
+	// StreamFlushDelay, when positive, holds a woken stream this long
+	// before it writes, so that more frames go out in one system call.
+	StreamFlushDelay time.Duration
+	// ClientBuffer is how many messages a stream may have waiting; a stream
+	// beyond it is dropped as too slow. 0 means 256.
+	ClientBuffer int
 	// CatchUpRetry is how long a catch-up whose history read finds Redis
 	// unavailable keeps retrying before the stream ends; 0 means
 	// DefaultCatchUpRetry.
 	CatchUpRetry time.Duration
-	// OnReset counts reset events sent; may be nil.
-	OnReset func()
-	Logger  *slog.Logger
+	Metrics      Metrics // may be nil
+	Logger       *slog.Logger
 }
 
 // DefaultCatchUpRetry is Options.CatchUpRetry's default: a few times the
@@ -80,13 +95,13 @@ func New(opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.MaxQueue <= 0 {
-		opts.MaxQueue = 256
+	if opts.ClientBuffer <= 0 {
+		opts.ClientBuffer = 256
 	}
 	if opts.CatchUpRetry <= 0 {
 		opts.CatchUpRetry = DefaultCatchUpRetry
 	}
-	return &Engine{opts: opts, log: opts.Logger, wheel: newWheel(opts.Heartbeat)}
+	return &Engine{opts: opts, log: opts.Logger, wheel: newWheel(opts.HeartbeatInterval)}
 }
 
 // Room is one room of a stream and where it resumes.
@@ -101,20 +116,29 @@ type Spec struct {
 	Rooms []Room
 	// Expires, when not zero, ends the stream with ErrExpired.
 	Expires time.Time
-	// IDLine, when set, writes the id field of each stored message of
-	// the stream itself (a stream of several rooms writes one id for all
-	// their positions, from the positions it is given): the stream then
-	// writes IDLine's bytes followed by WithoutID of the shared frame.
-	// nil writes each message's shared frame as it is.
-	IDLine func(room string, m *broker.Message, positions func(room string) chat.ID) []byte
-	// WithoutID returns a frame without its id field; needed with IDLine.
-	WithoutID func(frame []byte) []byte
-	// EncodeReset, when set, is the stream's reset event for room instead
-	// of Options.EncodeReset (a stream of several rooms names the room).
-	EncodeReset func(room string, r *chat.Reset) []byte
+	// Cursor, set for a stream of several rooms, gives the stream one id
+	// for all their positions: each stored message is written as
+	// Cursor's id line, then the message's shared Body, and reset events
+	// name their room. nil writes each message's own id line.
+	Cursor Cursor
 	// OnEnd runs once when the stream has ended and its connection is
 	// closed.
 	OnEnd func()
+}
+
+// Cursor is the one id of a stream of several rooms (api/sse.Cursor). The
+// engine calls it with the stream's lock held, in the order of the
+// stream's writes, so it needs no lock of its own.
+type Cursor interface {
+	// Line returns the id line to write before a message of room i (its
+	// index in Spec.Rooms): the stream's position, which is pos(j) for
+	// each room j, pos(i) being the message's id. On error the message is
+	// written without an id line, so that the client's Last-Event-ID
+	// stays at the last good one: it may see messages twice, never lose
+	// one.
+	Line(i int, pos func(j int) chat.ID) ([]byte, error)
+	// Forget starts room i afresh, after its reset event.
+	Forget(i int)
 }
 
 // Open starts listening to spec's rooms for a new stream; live messages
@@ -123,10 +147,13 @@ type Spec struct {
 // either Attach the stream or Abort it.
 func (e *Engine) Open(ctx context.Context, spec Spec) (*Stream, error) {
 	s := &Stream{e: e, spec: spec, done: make(chan struct{})}
+	if spec.Cursor != nil {
+		s.positions = s.positionOf
+	}
 	s.rooms = make([]*roomState, len(spec.Rooms))
 	for i, r := range spec.Rooms {
 		// Live messages wait until the room's position is settled.
-		s.rooms[i] = &roomState{s: s, name: r.Name, behind: true}
+		s.rooms[i] = &roomState{s: s, index: i, name: r.Name, behind: true}
 	}
 	for i, r := range s.rooms {
 		start, err := e.opts.Rooms.Listen(ctx, r.name, r)

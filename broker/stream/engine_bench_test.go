@@ -87,15 +87,15 @@ func (r *received) await(b *testing.B, total int64) {
 
 func benchStreamFanOut(b *testing.B, streams int, engine bool) {
 	keys := redisscripts.NewKeys("bench:")
-	hub := broker.New(nil, broker.Options{Keys: keys, History: emptyRooms{}, Encode: encode, Buffer: 1024,
-		CheckInterval: time.Minute, Timeout: time.Second})
+	hub := broker.New(nil, broker.Options{Keys: keys, History: emptyRooms{}, Encoder: frames{}, ClientBuffer: 1024,
+		DeliveryCheckInterval: time.Minute, RedisTimeout: time.Second})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	e := stream.New(stream.Options{Rooms: hub, Heartbeat: time.Minute, Ping: []byte(": ping\n\n"),
-		WriteTimeout: 10 * time.Second, MaxQueue: 1024})
+	e := stream.New(stream.Options{Rooms: hub, Frames: frames{}, HeartbeatInterval: time.Minute,
+		StreamWriteTimeout: 10 * time.Second, ClientBuffer: 1024})
 
 	rec := &received{}
 	rec.cond = sync.NewCond(&rec.mu)
@@ -159,7 +159,8 @@ func benchStreamFanOut(b *testing.B, streams int, engine bool) {
 	total := int64(streams * len(preamble))
 	rec.await(b, total)
 
-	payloads := make([]string, 0, 4096)
+	const batch = 4096
+	var payloads []string
 	seq := int64(1)
 	before, cpuBefore := writeSyscalls(b), cpuTime()
 	b.ReportAllocs()
@@ -167,7 +168,7 @@ func benchStreamFanOut(b *testing.B, streams int, engine bool) {
 	for range b.N {
 		if len(payloads) == 0 {
 			b.StopTimer()
-			payloads = makePayloads(seq, cap(payloads))
+			payloads = makePayloads(seq, batch)
 			seq += int64(len(payloads))
 			b.StartTimer()
 		}
@@ -194,7 +195,8 @@ func handlerLoop(conn net.Conn, sub *broker.Subscription, preamble string) {
 	_ = w.Flush()
 	for m := range sub.C() {
 		_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		_, _ = w.Write(m.Frame)
+		_, _ = w.Write(m.IDLine)
+		_, _ = w.Write(m.Body)
 	batch:
 		for range 63 {
 			select {
@@ -202,7 +204,8 @@ func handlerLoop(conn net.Conn, sub *broker.Subscription, preamble string) {
 				if !ok {
 					break batch
 				}
-				_, _ = w.Write(next.Frame)
+				_, _ = w.Write(next.IDLine)
+				_, _ = w.Write(next.Body)
 			default:
 				break batch
 			}
@@ -215,7 +218,8 @@ func handlerLoop(conn net.Conn, sub *broker.Subscription, preamble string) {
 
 func frameLen(payload string) int64 {
 	id, _ := chat.IDOf([]byte(payload))
-	return int64(len(encode(&broker.Message{ID: id, Data: []byte(payload)})))
+	idLine, body := frames{}.Message(id, []byte(payload))
+	return int64(len(idLine) + len(body))
 }
 
 // makePayloads makes the Pub/Sub payloads seq first..first+n-1, as the

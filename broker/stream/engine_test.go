@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -28,14 +29,23 @@ func TestMain(m *testing.M) {
 
 var keys = redisscripts.NewKeys("roomcast:")
 
-// encode is a stand-in for the api's SSE encoder: the engine knows no
-// wire format of its own.
-func encode(m *broker.Message) []byte {
-	if m.Ephemeral() {
-		return []byte("event: " + m.Event + "\ndata: " + string(m.Data) + "\n\n")
-	}
-	return []byte("id: " + m.ID.String() + "\nevent: message\ndata: " + string(m.Data) + "\n\n")
+// frames is a stand-in for api/sse.Frames, as the hub's Encoder and the
+// engine's Frames: the engine knows no wire format of its own.
+type frames struct{}
+
+func (frames) Message(id chat.ID, data []byte) (idLine, body []byte) {
+	frame := []byte("id: " + id.String() + "\nevent: message\ndata: " + string(data) + "\n\n")
+	n := bytes.IndexByte(frame, '\n') + 1
+	return frame[:n:n], frame[n:]
 }
+
+func (frames) Event(name string, data []byte) []byte {
+	return []byte("event: " + name + "\ndata: " + string(data) + "\n\n")
+}
+
+func (frames) Reset(string, *chat.Reset) []byte { return []byte("event: reset\ndata: {}\n\n") }
+func (frames) Goodbye(reason error) []byte      { return []byte(": bye " + reason.Error() + "\n\n") }
+func (frames) Ping() []byte                     { return []byte(": ping\n\n") }
 
 // rig is a hub on a real Redis and an engine on top of it, with a
 // loopback listener whose accepted connections the engine owns.
@@ -52,8 +62,8 @@ func startRig(t testing.TB, heartbeat time.Duration) *rig {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 1000, IdempotencyTTL: time.Hour})
-	hub := broker.New(rdb, broker.Options{Keys: keys, History: store, Encode: encode, Buffer: 64,
-		CheckInterval: time.Minute, Timeout: time.Second})
+	hub := broker.New(rdb, broker.Options{Keys: keys, History: store, Encoder: frames{}, ClientBuffer: 64,
+		DeliveryCheckInterval: time.Minute, RedisTimeout: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hub.Run(ctx) }()
@@ -67,9 +77,7 @@ func startRig(t testing.TB, heartbeat time.Duration) *rig {
 	}
 	t.Cleanup(func() { ln.Close() })
 	e := stream.New(stream.Options{
-		Rooms: hub, Heartbeat: heartbeat, Ping: []byte(": ping\n\n"), WriteTimeout: 5 * time.Second, MaxQueue: 64,
-		EncodeReset: func(*chat.Reset) []byte { return []byte("event: reset\ndata: {}\n\n") },
-		Goodbye:     func(reason error) []byte { return []byte(": bye " + reason.Error() + "\n\n") },
+		Rooms: hub, Frames: frames{}, HeartbeatInterval: heartbeat, StreamWriteTimeout: 5 * time.Second, ClientBuffer: 64,
 	})
 	return &rig{rdb: rdb, store: store, hub: hub, engine: e, ln: ln}
 }
@@ -168,8 +176,8 @@ func TestHubStopClosesOwnedStreamsWithGoodbye(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := srv.Client()
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 10, IdempotencyTTL: time.Hour})
-	hub := broker.New(rdb, broker.Options{Keys: keys, History: store, Encode: encode, Buffer: 8,
-		CheckInterval: time.Minute, Timeout: time.Second})
+	hub := broker.New(rdb, broker.Options{Keys: keys, History: store, Encoder: frames{}, ClientBuffer: 8,
+		DeliveryCheckInterval: time.Minute, RedisTimeout: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hub.Run(ctx) }()
@@ -182,8 +190,8 @@ func TestHubStopClosesOwnedStreamsWithGoodbye(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	e := stream.New(stream.Options{Rooms: hub, Heartbeat: time.Minute, Ping: []byte(": ping\n\n"),
-		WriteTimeout: time.Second, Goodbye: func(reason error) []byte { return []byte(": bye " + reason.Error() + "\n\n") }})
+	e := stream.New(stream.Options{Rooms: hub, Frames: frames{}, HeartbeatInterval: time.Minute,
+		StreamWriteTimeout: time.Second})
 	r := &rig{hub: hub, engine: e, ln: ln}
 	conn := r.open(t, "r", nil)
 	rd := bufio.NewReader(conn)

@@ -12,22 +12,22 @@ import (
 	"time"
 
 	"roomcast/broker"
+	"roomcast/broker/chat"
 	"roomcast/broker/stream"
-	"roomcast/redisscripts"
 )
 
 // oneRoom is a hub with one new, empty room, whose listener the test
 // delivers to itself.
 type oneRoom struct{ listener broker.Listener }
 
-func (r *oneRoom) Listen(_ context.Context, _ string, l broker.Listener) (redisscripts.ID, error) {
+func (r *oneRoom) Listen(_ context.Context, _ string, l broker.Listener) (chat.ID, error) {
 	r.listener = l
-	return redisscripts.ID{}, nil
+	return chat.ID{}, nil
 }
 
 func (r *oneRoom) Unlisten(string, broker.Listener) bool { return true }
 
-func (r *oneRoom) Since(context.Context, string, redisscripts.ID) (broker.Page, error) {
+func (r *oneRoom) Since(context.Context, string, chat.ID) (broker.Page, error) {
 	return broker.Page{}, nil
 }
 
@@ -48,8 +48,8 @@ func (c *countedConn) Write(p []byte) (int, error) {
 // gets a round's frames in one write, not one write per frame.
 func TestFramesOfARoundShareOneWriteWithoutWritev(t *testing.T) {
 	rooms := &oneRoom{}
-	e := stream.New(stream.Options{Rooms: rooms, Heartbeat: time.Minute, Ping: []byte(": ping\n\n"),
-		WriteTimeout: 5 * time.Second, Goodbye: func(error) []byte { return nil }})
+	e := stream.New(stream.Options{Rooms: rooms, Frames: frames{}, HeartbeatInterval: time.Minute,
+		StreamWriteTimeout: 5 * time.Second})
 	s, err := e.Open(t.Context(), stream.Spec{Rooms: []stream.Room{{Name: "r"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -59,9 +59,10 @@ func TestFramesOfARoundShareOneWriteWithoutWritev(t *testing.T) {
 	var want strings.Builder
 	want.WriteString("retry: 1000\n\n")
 	for seq := range int64(3) {
-		frame := "id: e-" + strconv.FormatInt(seq+1, 10) + "\ndata: {}\n\n"
-		want.WriteString(frame)
-		rooms.listener.Deliver(&broker.Message{Room: "r", ID: redisscripts.ID{Epoch: "e", Seq: seq + 1}, Frame: []byte(frame)})
+		idLine, body := "id: e-"+strconv.FormatInt(seq+1, 10)+"\n", "data: {}\n\n"
+		want.WriteString(idLine + body)
+		rooms.listener.Deliver(&broker.Message{Room: "r", ID: chat.ID{Epoch: "e", Seq: seq + 1},
+			IDLine: []byte(idLine), Body: []byte(body)})
 	}
 	client, server := net.Pipe()
 	conn := &countedConn{Conn: server}
