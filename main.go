@@ -90,7 +90,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		StreamWriteTimeout: cfg.StreamWriteTimeout, StreamFlushDelay: cfg.StreamFlushDelay,
 		Sharded: cfg.BrokerMode == "sharded", Security: sec, Spec: spec, Logger: log,
 		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.HeartbeatInterval, PresenceMaxUsers: cfg.PresenceMaxUsers,
-		StreamMaxRooms: cfg.StreamMaxRooms,
+		StreamMaxRooms: cfg.StreamMaxRooms, CursorKey: []byte(cfg.CursorKey),
 	})
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)

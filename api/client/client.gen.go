@@ -132,8 +132,9 @@ func (e Readyz200JSONResponseBodyStatus) Valid() bool {
 
 // CompositeCursor The id of a message event on a multi-room stream: the position of
 // every room of the stream, as an opaque, URL-safe token of at most
-// 4096 characters. Pass it back unchanged as `Last-Event-ID` or
-// `last_event_id`.
+// 4096 characters, checksummed, or signed when the server is
+// configured with `CURSOR_KEY`. Pass it back unchanged as
+// `Last-Event-ID` or `last_event_id`.
 //
 // Examples: AQACS13Adue5wSIAAAGbdtqoAAAAAAAAAAAqs14lMoZFXUIAAAGbdtqoAAAAAAAAAAAHf8FF2A
 type CompositeCursor = string
@@ -854,8 +855,13 @@ type ClientInterface interface {
 	//   every room of the stream with no gap and no duplicate. It holds
 	//   the epoch and `seq` of each room's last message, 24 bytes a room
 	//   (the room is named by a 64-bit hash of its id), with a checksum,
-	//   base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
-	//   sends it back as `Last-Event-ID` when it reconnects;
+	//   base64url-encoded: 1,610 characters at 50 rooms. A server
+	//   configured with `CURSOR_KEY` (one key shared by every instance)
+	//   signs cursors with HMAC-SHA256 instead (1,620 characters at 50
+	//   rooms) and refuses any cursor it did not sign, checksummed ones
+	//   included; without a key anyone can build a cursor, which grants
+	//   nothing, as every room is still checked for read permission.
+	//   `EventSource` sends it back as `Last-Event-ID` when it reconnects;
 	//   `last_event_id` works too.
 	// - To change the set of rooms, open a new stream with the new `rooms`
 	//   and `last_event_id` set to the last id received: rooms carried
@@ -871,7 +877,8 @@ type ClientInterface interface {
 	// carry no `id`, so `Last-Event-ID` is always a message cursor.
 	// Errors: `400` for a bad or empty `rooms`, more than
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
-	// this server made (forged, damaged or truncated: `invalid-cursor`);
+	// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
+	// not signed with it: `invalid-cursor`);
 	// `401`, `403` and `429` as on `streamRoom`.
 	//
 	// Corresponds with GET /stream (the `StreamRooms` operationId).
@@ -1286,8 +1293,13 @@ func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONR
 //     every room of the stream with no gap and no duplicate. It holds
 //     the epoch and `seq` of each room's last message, 24 bytes a room
 //     (the room is named by a 64-bit hash of its id), with a checksum,
-//     base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
-//     sends it back as `Last-Event-ID` when it reconnects;
+//     base64url-encoded: 1,610 characters at 50 rooms. A server
+//     configured with `CURSOR_KEY` (one key shared by every instance)
+//     signs cursors with HMAC-SHA256 instead (1,620 characters at 50
+//     rooms) and refuses any cursor it did not sign, checksummed ones
+//     included; without a key anyone can build a cursor, which grants
+//     nothing, as every room is still checked for read permission.
+//     `EventSource` sends it back as `Last-Event-ID` when it reconnects;
 //     `last_event_id` works too.
 //   - To change the set of rooms, open a new stream with the new `rooms`
 //     and `last_event_id` set to the last id received: rooms carried
@@ -1303,7 +1315,8 @@ func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONR
 // carry no `id`, so `Last-Event-ID` is always a message cursor.
 // Errors: `400` for a bad or empty `rooms`, more than
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
-// this server made (forged, damaged or truncated: `invalid-cursor`);
+// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
+// not signed with it: `invalid-cursor`);
 // `401`, `403` and `429` as on `streamRoom`.
 //
 // Corresponds with GET /stream (the `StreamRooms` operationId).
@@ -2233,8 +2246,13 @@ type ClientWithResponsesInterface interface {
 	//   every room of the stream with no gap and no duplicate. It holds
 	//   the epoch and `seq` of each room's last message, 24 bytes a room
 	//   (the room is named by a 64-bit hash of its id), with a checksum,
-	//   base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
-	//   sends it back as `Last-Event-ID` when it reconnects;
+	//   base64url-encoded: 1,610 characters at 50 rooms. A server
+	//   configured with `CURSOR_KEY` (one key shared by every instance)
+	//   signs cursors with HMAC-SHA256 instead (1,620 characters at 50
+	//   rooms) and refuses any cursor it did not sign, checksummed ones
+	//   included; without a key anyone can build a cursor, which grants
+	//   nothing, as every room is still checked for read permission.
+	//   `EventSource` sends it back as `Last-Event-ID` when it reconnects;
 	//   `last_event_id` works too.
 	// - To change the set of rooms, open a new stream with the new `rooms`
 	//   and `last_event_id` set to the last id received: rooms carried
@@ -2250,7 +2268,8 @@ type ClientWithResponsesInterface interface {
 	// carry no `id`, so `Last-Event-ID` is always a message cursor.
 	// Errors: `400` for a bad or empty `rooms`, more than
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
-	// this server made (forged, damaged or truncated: `invalid-cursor`);
+	// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
+	// not signed with it: `invalid-cursor`);
 	// `401`, `403` and `429` as on `streamRoom`.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -3825,8 +3844,13 @@ func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room R
 //     every room of the stream with no gap and no duplicate. It holds
 //     the epoch and `seq` of each room's last message, 24 bytes a room
 //     (the room is named by a 64-bit hash of its id), with a checksum,
-//     base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
-//     sends it back as `Last-Event-ID` when it reconnects;
+//     base64url-encoded: 1,610 characters at 50 rooms. A server
+//     configured with `CURSOR_KEY` (one key shared by every instance)
+//     signs cursors with HMAC-SHA256 instead (1,620 characters at 50
+//     rooms) and refuses any cursor it did not sign, checksummed ones
+//     included; without a key anyone can build a cursor, which grants
+//     nothing, as every room is still checked for read permission.
+//     `EventSource` sends it back as `Last-Event-ID` when it reconnects;
 //     `last_event_id` works too.
 //   - To change the set of rooms, open a new stream with the new `rooms`
 //     and `last_event_id` set to the last id received: rooms carried
@@ -3842,7 +3866,8 @@ func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room R
 // carry no `id`, so `Last-Event-ID` is always a message cursor.
 // Errors: `400` for a bad or empty `rooms`, more than
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
-// this server made (forged, damaged or truncated: `invalid-cursor`);
+// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
+// not signed with it: `invalid-cursor`);
 // `401`, `403` and `429` as on `streamRoom`.
 //
 // Returns a wrapper object for the known response body format(s).
