@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"roomcast/api/app"
@@ -163,12 +162,12 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (_ redis.UniversalClient, _ func(), answered bool, _ error) {
 	url, stopEmbedded := cfg.RedisURL, func() {}
 	if url == "" {
-		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, nil, false, fmt.Errorf("start embedded redis: %w", err)
+		addr, stop, err := startEmbeddedRedis()
+		if err != nil {
+			return nil, nil, false, err
 		}
 		log.Warn("REDIS_URL is not set: using an embedded in-memory Redis; messages are lost on exit and instances do not share them (development only)")
-		url, stopEmbedded = "redis://"+mr.Addr(), mr.Close
+		url, stopEmbedded = "redis://"+addr, stop
 	}
 	var rdb redis.UniversalClient
 	if cfg.RedisCluster {
