@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -123,8 +124,8 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	return body, nil
 }
 
-// decodePost validates a POST body: one JSON object with a non-empty "text"
-// of at most maxText bytes and an optional "user" ("" when absent), nothing
+// decodePost validates a POST body: one JSON object with a "text" of at
+// most maxText bytes that is not only white space (Unicode White_Space) and an optional "user" ("" when absent), nothing
 // else.
 func decodePost(body []byte, maxText int) (chat.Post, error) {
 	invalid := func(detail string) error { return badRequest(typeInvalidBody, "Invalid message", detail) }
@@ -164,6 +165,9 @@ func decodePost(body []byte, maxText int) (chat.Post, error) {
 		return chat.Post{}, invalid(`"text" is required`)
 	case *in.Text == "":
 		return chat.Post{}, invalid(`"text" must not be empty`)
+	case strings.TrimSpace(*in.Text) == "":
+		// It would show as an empty message; the page refuses it too.
+		return chat.Post{}, invalid(`"text" must hold more than white space`)
 	case len(*in.Text) > maxText:
 		return chat.Post{}, invalid(fmt.Sprintf(`"text" is longer than %d bytes`, maxText))
 	}

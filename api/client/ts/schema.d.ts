@@ -453,8 +453,11 @@ export interface components {
         /** @description A message to post. */
         NewMessage: {
             /**
-             * @description The message: valid UTF-8, not empty, at most `MAX_MESSAGE_BYTES`
-             *     bytes (default 4096) once encoded as UTF-8. An escaped UTF-16
+             * @description The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+             *     (default 4096) once encoded as UTF-8, with at least one
+             *     character that is not Unicode `White_Space` (those the pattern
+             *     lists): an empty text, or one of white space only, which would
+             *     show as an empty message, is a `400`. An escaped UTF-16
              *     surrogate that is not half of a pair (`"\ud800"`) is a `400`,
              *     in `text` and `user`: it is no character, and the server never
              *     stores something other than what was posted.
