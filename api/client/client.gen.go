@@ -84,6 +84,7 @@ func (e ProblemType) Valid() bool {
 
 // Defines values for ResetReason.
 const (
+	Ahead        ResetReason = "ahead"
 	EpochChanged ResetReason = "epoch_changed"
 	Trimmed      ResetReason = "trimmed"
 )
@@ -91,6 +92,8 @@ const (
 // Valid indicates whether the value is a known member of the ResetReason enum.
 func (e ResetReason) Valid() bool {
 	switch e {
+	case Ahead:
+		return true
 	case EpochChanged:
 		return true
 	case Trimmed:
@@ -351,14 +354,20 @@ type Reset struct {
 	// Reason `epoch_changed`: the room's history was lost (Redis restarted
 	// without persistence, or the room expired) since the position was
 	// issued. `trimmed`: messages right after the position fell out of
-	// the retained history.
+	// the retained history. `ahead`: the position is of the room's
+	// current epoch but after its last message, so the room never gave
+	// it out (it was made up, or the room's newest messages were lost,
+	// as when Redis was restored from an older state).
 	Reason ResetReason `json:"reason"`
 }
 
 // ResetReason `epoch_changed`: the room's history was lost (Redis restarted
 // without persistence, or the room expired) since the position was
 // issued. `trimmed`: messages right after the position fell out of
-// the retained history.
+// the retained history. `ahead`: the position is of the room's
+// current epoch but after its last message, so the room never gave
+// it out (it was made up, or the room's newest messages were lost,
+// as when Redis was restored from an older state).
 type ResetReason string
 
 // RoomId 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
@@ -653,9 +662,10 @@ type ClientInterface interface {
 	//
 	// An `after` cursor that cannot be honoured exactly adds a `reset`
 	// object and reads from the oldest retained message: the room's
-	// history was lost since the cursor was issued (`epoch_changed`), or
-	// messages right after it were trimmed from history (`trimmed`). A
-	// `before` cursor from lost history gives an empty page.
+	// history was lost since the cursor was issued (`epoch_changed`),
+	// messages right after it were trimmed from history (`trimmed`), or
+	// it lies after the room's last message (`ahead`). A `before` cursor
+	// from lost history gives an empty page.
 	//
 	// Corresponds with GET /rooms/{room}/messages (the `ListMessages` operationId).
 	ListMessages(ctx context.Context, room Room, params *ListMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -763,7 +773,8 @@ type ClientInterface interface {
 	//    `data` is byte for byte the JSON the post answered with (schema
 	//    `Message`).
 	// 4. Where messages after the client's position can no longer be
-	//    delivered (history lost or trimmed), an event without `id`
+	//    delivered (history lost or trimmed, or a position after the
+	//    room's last message), an event without `id`
 	//    before the first message that follows:
 	//    ```
 	//    event: reset
@@ -1021,9 +1032,10 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 //
 // An `after` cursor that cannot be honoured exactly adds a `reset`
 // object and reads from the oldest retained message: the room's
-// history was lost since the cursor was issued (`epoch_changed`), or
-// messages right after it were trimmed from history (`trimmed`). A
-// `before` cursor from lost history gives an empty page.
+// history was lost since the cursor was issued (`epoch_changed`),
+// messages right after it were trimmed from history (`trimmed`), or
+// it lies after the room's last message (`ahead`). A `before` cursor
+// from lost history gives an empty page.
 //
 // Corresponds with GET /rooms/{room}/messages (the `ListMessages` operationId).
 func (c *Client) ListMessages(ctx context.Context, room Room, params *ListMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1171,7 +1183,8 @@ func (c *Client) GetPresence(ctx context.Context, room Room, reqEditors ...Reque
 //     `data` is byte for byte the JSON the post answered with (schema
 //     `Message`).
 //  4. Where messages after the client's position can no longer be
-//     delivered (history lost or trimmed), an event without `id`
+//     delivered (history lost or trimmed, or a position after the
+//     room's last message), an event without `id`
 //     before the first message that follows:
 //     ```
 //     event: reset
@@ -2038,9 +2051,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// An `after` cursor that cannot be honoured exactly adds a `reset`
 	// object and reads from the oldest retained message: the room's
-	// history was lost since the cursor was issued (`epoch_changed`), or
-	// messages right after it were trimmed from history (`trimmed`). A
-	// `before` cursor from lost history gives an empty page.
+	// history was lost since the cursor was issued (`epoch_changed`),
+	// messages right after it were trimmed from history (`trimmed`), or
+	// it lies after the room's last message (`ahead`). A `before` cursor
+	// from lost history gives an empty page.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2152,7 +2166,8 @@ type ClientWithResponsesInterface interface {
 	//    `data` is byte for byte the JSON the post answered with (schema
 	//    `Message`).
 	// 4. Where messages after the client's position can no longer be
-	//    delivered (history lost or trimmed), an event without `id`
+	//    delivered (history lost or trimmed, or a position after the
+	//    room's last message), an event without `id`
 	//    before the first message that follows:
 	//    ```
 	//    event: reset
@@ -3594,9 +3609,10 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 //
 // An `after` cursor that cannot be honoured exactly adds a `reset`
 // object and reads from the oldest retained message: the room's
-// history was lost since the cursor was issued (`epoch_changed`), or
-// messages right after it were trimmed from history (`trimmed`). A
-// `before` cursor from lost history gives an empty page.
+// history was lost since the cursor was issued (`epoch_changed`),
+// messages right after it were trimmed from history (`trimmed`), or
+// it lies after the room's last message (`ahead`). A `before` cursor
+// from lost history gives an empty page.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3732,7 +3748,8 @@ func (c *ClientWithResponses) GetPresenceWithResponse(ctx context.Context, room 
 //     `data` is byte for byte the JSON the post answered with (schema
 //     `Message`).
 //  4. Where messages after the client's position can no longer be
-//     delivered (history lost or trimmed), an event without `id`
+//     delivered (history lost or trimmed, or a position after the
+//     room's last message), an event without `id`
 //     before the first message that follows:
 //     ```
 //     event: reset

@@ -37,9 +37,10 @@ export interface paths {
          *
          *     An `after` cursor that cannot be honoured exactly adds a `reset`
          *     object and reads from the oldest retained message: the room's
-         *     history was lost since the cursor was issued (`epoch_changed`), or
-         *     messages right after it were trimmed from history (`trimmed`). A
-         *     `before` cursor from lost history gives an empty page.
+         *     history was lost since the cursor was issued (`epoch_changed`),
+         *     messages right after it were trimmed from history (`trimmed`), or
+         *     it lies after the room's last message (`ahead`). A `before` cursor
+         *     from lost history gives an empty page.
          */
         get: operations["listMessages"];
         put?: never;
@@ -116,7 +117,8 @@ export interface paths {
          *        `data` is byte for byte the JSON the post answered with (schema
          *        `Message`).
          *     4. Where messages after the client's position can no longer be
-         *        delivered (history lost or trimmed), an event without `id`
+         *        delivered (history lost or trimmed, or a position after the
+         *        room's last message), an event without `id`
          *        before the first message that follows:
          *        ```
          *        event: reset
@@ -521,10 +523,13 @@ export interface components {
              * @description `epoch_changed`: the room's history was lost (Redis restarted
              *     without persistence, or the room expired) since the position was
              *     issued. `trimmed`: messages right after the position fell out of
-             *     the retained history.
+             *     the retained history. `ahead`: the position is of the room's
+             *     current epoch but after its last message, so the room never gave
+             *     it out (it was made up, or the room's newest messages were lost,
+             *     as when Redis was restored from an older state).
              * @enum {string}
              */
-            reason: "epoch_changed" | "trimmed";
+            reason: "epoch_changed" | "trimmed" | "ahead";
             /** @description A human-readable explanation. */
             detail: string;
             /** @description The position the reader asked to resume from. */
