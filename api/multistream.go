@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -123,7 +124,8 @@ func (h *Handler) roomsParam(c echo.Context) ([]string, error) {
 	var rooms []string
 	for _, room := range strings.Split(list, ",") {
 		if !chat.ValidRoom(room) {
-			return nil, errInvalidRoom
+			return nil, badRequest(typeInvalidRoom, errInvalidRoom.Title,
+				fmt.Sprintf("rooms lists %s: %s", shorten(strconv.QuoteToASCII(room)), errInvalidRoom.Detail))
 		}
 		if seen[room] {
 			continue

@@ -261,7 +261,8 @@ type Problem struct {
 
 	// Type What went wrong; stable, for programs to branch on.
 	//
-	// - `urn:roomcast:problem:invalid-room`: the room id is not valid.
+	// - `urn:roomcast:problem:invalid-room`: the room id is not valid
+	//   (on `streamRooms` the `detail` names it).
 	// - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
 	//   `last_event_id` or `Last-Event-ID` is not a message id, or
 	//   both `before` and `after` were given; on `streamRooms`, not a
@@ -299,7 +300,8 @@ type Problem struct {
 
 // ProblemType What went wrong; stable, for programs to branch on.
 //
-//   - `urn:roomcast:problem:invalid-room`: the room id is not valid.
+//   - `urn:roomcast:problem:invalid-room`: the room id is not valid
+//     (on `streamRooms` the `detail` names it).
 //   - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
 //     `last_event_id` or `Last-Event-ID` is not a message id, or
 //     both `before` and `after` were given; on `streamRooms`, not a
@@ -859,9 +861,10 @@ type ClientInterface interface {
 	// the stream of `streamRoom` with these differences:
 	//
 	// - `rooms` lists the rooms, comma-separated; duplicates are ignored.
-	//   Each must be a valid room id the token may read: a room it may not
-	//   read refuses the whole stream with `403`, whose `detail` names the
-	//   room.
+	//   Each must be a valid room id the token may read: an invalid one
+	//   refuses the whole stream with `400` (`invalid-room`), a room the
+	//   token may not read with `403`, and the `detail` of either names
+	//   the room (quoted, non-ASCII characters escaped).
 	// - Messages of all the rooms arrive as `event: message` (the
 	//   `Message` carries its `room`), in `seq` order within each room.
 	// - Each message event's `id` is a composite cursor (schema
@@ -1299,9 +1302,10 @@ func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONR
 // the stream of `streamRoom` with these differences:
 //
 //   - `rooms` lists the rooms, comma-separated; duplicates are ignored.
-//     Each must be a valid room id the token may read: a room it may not
-//     read refuses the whole stream with `403`, whose `detail` names the
-//     room.
+//     Each must be a valid room id the token may read: an invalid one
+//     refuses the whole stream with `400` (`invalid-room`), a room the
+//     token may not read with `403`, and the `detail` of either names
+//     the room (quoted, non-ASCII characters escaped).
 //   - Messages of all the rooms arrive as `event: message` (the
 //     `Message` carries its `room`), in `seq` order within each room.
 //   - Each message event's `id` is a composite cursor (schema
@@ -2254,9 +2258,10 @@ type ClientWithResponsesInterface interface {
 	// the stream of `streamRoom` with these differences:
 	//
 	// - `rooms` lists the rooms, comma-separated; duplicates are ignored.
-	//   Each must be a valid room id the token may read: a room it may not
-	//   read refuses the whole stream with `403`, whose `detail` names the
-	//   room.
+	//   Each must be a valid room id the token may read: an invalid one
+	//   refuses the whole stream with `400` (`invalid-room`), a room the
+	//   token may not read with `403`, and the `detail` of either names
+	//   the room (quoted, non-ASCII characters escaped).
 	// - Messages of all the rooms arrive as `event: message` (the
 	//   `Message` carries its `room`), in `seq` order within each room.
 	// - Each message event's `id` is a composite cursor (schema
@@ -3854,9 +3859,10 @@ func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room R
 // the stream of `streamRoom` with these differences:
 //
 //   - `rooms` lists the rooms, comma-separated; duplicates are ignored.
-//     Each must be a valid room id the token may read: a room it may not
-//     read refuses the whole stream with `403`, whose `detail` names the
-//     room.
+//     Each must be a valid room id the token may read: an invalid one
+//     refuses the whole stream with `400` (`invalid-room`), a room the
+//     token may not read with `403`, and the `detail` of either names
+//     the room (quoted, non-ASCII characters escaped).
 //   - Messages of all the rooms arrive as `event: message` (the
 //     `Message` carries its `room`), in `seq` order within each room.
 //   - Each message event's `id` is a composite cursor (schema
