@@ -27,30 +27,35 @@ const DefaultStreamMaxRooms = 50
 // resume from it exactly; the others start live.
 // GET /stream
 func (h *Handler) streamRooms(c echo.Context) error {
-	if err := h.checkToken(c, anyRoom, true); err != nil {
-		return err
-	}
 	rooms, err := h.roomsParam(c)
 	if err != nil {
 		return err
 	}
-	resume, err := h.resumeRooms(c.Request(), rooms)
-	if err != nil {
+	if err := h.checkToken(c, anyRoom, true); err != nil {
 		return err
 	}
-	ids := &compositeIDs{codec: h.Cursors, rooms: rooms, index: make(map[string]int, len(rooms)), log: h.log}
-	for i, room := range rooms {
-		ids.index[room] = i
+	if err := canReadAll(c, rooms); err != nil {
+		return err
 	}
-	spec := stream.Spec{Rooms: make([]stream.Room, len(rooms)),
-		IDLine: ids.line, WithoutID: withoutID, EncodeReset: ids.reset}
-	for i, room := range rooms {
-		spec.Rooms[i].Name = room
-		if resume != nil && resume[i].Known {
-			spec.Rooms[i].Resume = &resume[i].ID
+	return h.openStream(c, func() (stream.Spec, bool, error) {
+		resume, err := h.resumeRooms(c.Request(), rooms)
+		if err != nil {
+			return stream.Spec{}, false, err
 		}
-	}
-	return h.openStream(c, spec, resume != nil)
+		ids := &compositeIDs{codec: h.Cursors, rooms: rooms, index: make(map[string]int, len(rooms)), log: h.log}
+		for i, room := range rooms {
+			ids.index[room] = i
+		}
+		spec := stream.Spec{Rooms: make([]stream.Room, len(rooms)),
+			IDLine: ids.line, WithoutID: withoutID, EncodeReset: ids.reset}
+		for i, room := range rooms {
+			spec.Rooms[i].Name = room
+			if resume != nil && resume[i].Known {
+				spec.Rooms[i].Resume = &resume[i].ID
+			}
+		}
+		return spec, resume != nil, nil
+	})
 }
 
 // compositeIDs writes the id lines of a multi-room stream: the composite
@@ -110,7 +115,7 @@ type roomReset struct {
 }
 
 // roomsParam returns the distinct rooms of the rooms query parameter, in
-// the order given, each one the token may read.
+// the order given.
 func (h *Handler) roomsParam(c echo.Context) ([]string, error) {
 	list := c.QueryParam("rooms")
 	if list == "" {
@@ -136,14 +141,20 @@ func (h *Handler) roomsParam(c echo.Context) ([]string, error) {
 				fmt.Sprintf("a stream may watch at most %d rooms", maxRooms))
 		}
 	}
+	return rooms, nil
+}
+
+// canReadAll answers 403, naming the room, unless the request's token may
+// read every one of rooms; in open mode every room may be read.
+func canReadAll(c echo.Context, rooms []string) error {
 	if claims, ok := c.Get(claimsKey).(auth.Claims); ok {
 		for _, room := range rooms {
 			if !claims.Rooms.CanRead(room) {
-				return nil, forbidden(c, "the token does not allow reading room "+room)
+				return forbidden(c, "the token does not allow reading room "+room)
 			}
 		}
 	}
-	return rooms, nil
+	return nil
 }
 
 // resumeRooms decodes the composite cursor of Last-Event-ID (or

@@ -47,21 +47,26 @@ func (h *Handler) streamRoom(c echo.Context) error {
 	if err := h.checkToken(c, readAccess, true); err != nil {
 		return err
 	}
-	resume, err := resumePoint(c.Request())
-	if err != nil {
-		return err
-	}
-	return h.openStream(c, stream.Spec{Rooms: []stream.Room{{Name: room, Resume: resume}}}, resume != nil)
+	return h.openStream(c, func() (stream.Spec, bool, error) {
+		resume, err := resumePoint(c.Request())
+		if err != nil {
+			return stream.Spec{}, false, err
+		}
+		return stream.Spec{Rooms: []stream.Room{{Name: room, Resume: resume}}}, resume != nil, nil
+	})
 }
 
-// openStream is where both kinds of stream start, once their request is
-// checked: it admits the stream under the stream limits, opens it in the
-// engine, counts its user in each room's presence, then hands it over and
-// returns (over HTTP/1.1 the engine owns the connection from then on).
-// Everything it takes is given back by the stream's OnEnd. Guards are plain
-// calls rather than middleware, so that no middleware frame stays behind a
-// handed-over stream.
-func (h *Handler) openStream(c echo.Context, spec stream.Spec, resumed bool) error {
+// openStream is where both kinds of stream start, once their rooms and
+// token are checked: it checks the stream's user, admits the stream under
+// the stream limits, and only then reads its resume point with resume
+// (which returns the stream's spec, and whether it resumes), the order
+// openapi.yaml gives. It opens the stream in the engine, counts its user
+// in each room's presence, then hands it over and returns (over HTTP/1.1
+// the engine owns the connection from then on). Everything it takes is
+// given back by the stream's OnEnd. Guards are plain calls rather than
+// middleware, so that no middleware frame stays behind a handed-over
+// stream.
+func (h *Handler) openStream(c echo.Context, resume func() (spec stream.Spec, resumed bool, err error)) error {
 	user, err := streamUser(c)
 	if err != nil {
 		return err
@@ -71,6 +76,11 @@ func (h *Handler) openStream(c echo.Context, spec stream.Spec, resumed bool) err
 		h.log.Warn("stream refused: MAX_STREAMS reached", "max", h.Security.MaxStreams)
 		return h.refuseStream(c, "server busy, retry shortly")
 	} else if err != nil {
+		return err
+	}
+	spec, resumed, err := resume()
+	if err != nil {
+		release()
 		return err
 	}
 	closed := h.Metrics.StreamOpened()

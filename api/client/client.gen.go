@@ -805,8 +805,10 @@ type ClientInterface interface {
 	// again after that delay: when the stream cannot be started in Redis
 	// (`: unavailable, retry shortly`), and when the server already has
 	// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-	// checks run in this order: room id (400), token (401, 403), streams
-	// open (the busy `200`, then 429), resume point (400). Error statuses
+	// checks run in this order: room id (400), token (401, 403), `user`
+	// (400, 403), streams open (the busy `200`, then 429), resume point
+	// (400): a client at a stream limit is told so whatever its resume
+	// point. Error statuses
 	// are only for requests that a retry cannot fix: `400` for a bad room
 	// id or resume point, `401` and `403` for the token, and `429` when the
 	// client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -896,7 +898,10 @@ type ClientInterface interface {
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
 	// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
 	// not signed with it: `invalid-cursor`);
-	// `401`, `403` and `429` as on `streamRoom`.
+	// `401`, `403` and `429` as on `streamRoom`. The checks run in the
+	// order of `streamRoom`'s: `rooms` (400), token (401), read
+	// permission on each room (403), `user` (400, 403), streams open (the
+	// busy `200`, then 429), cursor (400).
 	//
 	// Corresponds with GET /stream (the `StreamRooms` operationId).
 	StreamRooms(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1216,8 +1221,10 @@ func (c *Client) GetPresence(ctx context.Context, room Room, reqEditors ...Reque
 // again after that delay: when the stream cannot be started in Redis
 // (`: unavailable, retry shortly`), and when the server already has
 // `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-// checks run in this order: room id (400), token (401, 403), streams
-// open (the busy `200`, then 429), resume point (400). Error statuses
+// checks run in this order: room id (400), token (401, 403), `user`
+// (400, 403), streams open (the busy `200`, then 429), resume point
+// (400): a client at a stream limit is told so whatever its resume
+// point. Error statuses
 // are only for requests that a retry cannot fix: `400` for a bad room
 // id or resume point, `401` and `403` for the token, and `429` when the
 // client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -1337,7 +1344,10 @@ func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONR
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
 // this server made (forged, damaged or truncated, or with `CURSOR_KEY`
 // not signed with it: `invalid-cursor`);
-// `401`, `403` and `429` as on `streamRoom`.
+// `401`, `403` and `429` as on `streamRoom`. The checks run in the
+// order of `streamRoom`'s: `rooms` (400), token (401), read
+// permission on each room (403), `user` (400, 403), streams open (the
+// busy `200`, then 429), cursor (400).
 //
 // Corresponds with GET /stream (the `StreamRooms` operationId).
 func (c *Client) StreamRooms(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2200,8 +2210,10 @@ type ClientWithResponsesInterface interface {
 	// again after that delay: when the stream cannot be started in Redis
 	// (`: unavailable, retry shortly`), and when the server already has
 	// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-	// checks run in this order: room id (400), token (401, 403), streams
-	// open (the busy `200`, then 429), resume point (400). Error statuses
+	// checks run in this order: room id (400), token (401, 403), `user`
+	// (400, 403), streams open (the busy `200`, then 429), resume point
+	// (400): a client at a stream limit is told so whatever its resume
+	// point. Error statuses
 	// are only for requests that a retry cannot fix: `400` for a bad room
 	// id or resume point, `401` and `403` for the token, and `429` when the
 	// client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -2293,7 +2305,10 @@ type ClientWithResponsesInterface interface {
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
 	// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
 	// not signed with it: `invalid-cursor`);
-	// `401`, `403` and `429` as on `streamRoom`.
+	// `401`, `403` and `429` as on `streamRoom`. The checks run in the
+	// order of `streamRoom`'s: `rooms` (400), token (401), read
+	// permission on each room (403), `user` (400, 403), streams open (the
+	// busy `200`, then 429), cursor (400).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3783,8 +3798,10 @@ func (c *ClientWithResponses) GetPresenceWithResponse(ctx context.Context, room 
 // again after that delay: when the stream cannot be started in Redis
 // (`: unavailable, retry shortly`), and when the server already has
 // `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-// checks run in this order: room id (400), token (401, 403), streams
-// open (the busy `200`, then 429), resume point (400). Error statuses
+// checks run in this order: room id (400), token (401, 403), `user`
+// (400, 403), streams open (the busy `200`, then 429), resume point
+// (400): a client at a stream limit is told so whatever its resume
+// point. Error statuses
 // are only for requests that a retry cannot fix: `400` for a bad room
 // id or resume point, `401` and `403` for the token, and `429` when the
 // client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -3894,7 +3911,10 @@ func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room R
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
 // this server made (forged, damaged or truncated, or with `CURSOR_KEY`
 // not signed with it: `invalid-cursor`);
-// `401`, `403` and `429` as on `streamRoom`.
+// `401`, `403` and `429` as on `streamRoom`. The checks run in the
+// order of `streamRoom`'s: `rooms` (400), token (401), read
+// permission on each room (403), `user` (400, 403), streams open (the
+// busy `200`, then 429), cursor (400).
 //
 // Returns a wrapper object for the known response body format(s).
 //

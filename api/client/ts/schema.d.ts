@@ -147,8 +147,10 @@ export interface paths {
          *     again after that delay: when the stream cannot be started in Redis
          *     (`: unavailable, retry shortly`), and when the server already has
          *     `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-         *     checks run in this order: room id (400), token (401, 403), streams
-         *     open (the busy `200`, then 429), resume point (400). Error statuses
+         *     checks run in this order: room id (400), token (401, 403), `user`
+         *     (400, 403), streams open (the busy `200`, then 429), resume point
+         *     (400): a client at a stream limit is told so whatever its resume
+         *     point. Error statuses
          *     are only for requests that a retry cannot fix: `400` for a bad room
          *     id or resume point, `401` and `403` for the token, and `429` when the
          *     client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -288,7 +290,10 @@ export interface paths {
          *     `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
          *     this server made (forged, damaged or truncated, or with `CURSOR_KEY`
          *     not signed with it: `invalid-cursor`);
-         *     `401`, `403` and `429` as on `streamRoom`.
+         *     `401`, `403` and `429` as on `streamRoom`. The checks run in the
+         *     order of `streamRoom`'s: `rooms` (400), token (401), read
+         *     permission on each room (403), `user` (400, 403), streams open (the
+         *     busy `200`, then 429), cursor (400).
          */
         get: operations["streamRooms"];
         put?: never;
