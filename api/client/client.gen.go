@@ -598,7 +598,10 @@ type ClientInterface interface {
 	// through history. Served with an `ETag` and `Cache-Control: no-cache`,
 	// so browsers revalidate it (`If-None-Match` answers `304`), and with
 	// a `Content-Security-Policy` that allows only its own script, style
-	// and connections. `Range` is ignored: the files are small.
+	// and connections. `Range`, `If-Range`, `If-Match`,
+	// `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+	// files are small and carry no `Last-Modified`): the answer is the
+	// whole file.
 	//
 	// Corresponds with GET / (the `GetPage` operationId).
 	GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -914,7 +917,10 @@ type ClientInterface interface {
 // through history. Served with an `ETag` and `Cache-Control: no-cache`,
 // so browsers revalidate it (`If-None-Match` answers `304`), and with
 // a `Content-Security-Policy` that allows only its own script, style
-// and connections. `Range` is ignored: the files are small.
+// and connections. `Range`, `If-Range`, `If-Match`,
+// `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+// files are small and carry no `Last-Modified`): the answer is the
+// whole file.
 //
 // Corresponds with GET / (the `GetPage` operationId).
 func (c *Client) GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1987,7 +1993,10 @@ type ClientWithResponsesInterface interface {
 	// through history. Served with an `ETag` and `Cache-Control: no-cache`,
 	// so browsers revalidate it (`If-None-Match` answers `304`), and with
 	// a `Content-Security-Policy` that allows only its own script, style
-	// and connections. `Range` is ignored: the files are small.
+	// and connections. `Range`, `If-Range`, `If-Match`,
+	// `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+	// files are small and carry no `Last-Modified`): the answer is the
+	// whole file.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3515,7 +3524,10 @@ func (r StreamRoomsResponse) ContentType() string {
 // through history. Served with an `ETag` and `Cache-Control: no-cache`,
 // so browsers revalidate it (`If-None-Match` answers `304`), and with
 // a `Content-Security-Policy` that allows only its own script, style
-// and connections. `Range` is ignored: the files are small.
+// and connections. `Range`, `If-Range`, `If-Match`,
+// `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+// files are small and carry no `Last-Modified`): the answer is the
+// whole file.
 //
 // Returns a wrapper object for the known response body format(s).
 //

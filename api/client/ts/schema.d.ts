@@ -404,7 +404,10 @@ export interface paths {
          *     through history. Served with an `ETag` and `Cache-Control: no-cache`,
          *     so browsers revalidate it (`If-None-Match` answers `304`), and with
          *     a `Content-Security-Policy` that allows only its own script, style
-         *     and connections. `Range` is ignored: the files are small.
+         *     and connections. `Range`, `If-Range`, `If-Match`,
+         *     `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+         *     files are small and carry no `Last-Modified`): the answer is the
+         *     whole file.
          */
         get: operations["getPage"];
         put?: never;
