@@ -120,15 +120,17 @@ func FuzzResumePoint(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	f.Fuzz(func(t *testing.T, header, query string) {
-		r := &http.Request{
-			Header: http.Header{"Last-Event-Id": {header}},
-			URL:    &url.URL{Path: "/rooms/r/stream", RawQuery: url.Values{"last_event_id": {query}}.Encode()},
+		// An empty query is left out: given empty, it is a 400 of its own
+		// (TestEmptyValues).
+		r := &http.Request{Header: http.Header{"Last-Event-Id": {header}}, URL: &url.URL{Path: "/rooms/r/stream"}}
+		if query != "" {
+			r.URL.RawQuery = url.Values{"last_event_id": {query}}.Encode()
 		}
 		text := header
 		if text == "" {
 			text = query
 		}
-		id, err := resumePoint(r)
+		id, err := resumePoint(echo.New().NewContext(r, nil))
 		switch {
 		case text == "":
 			if id != nil || err != nil {

@@ -288,22 +288,24 @@ func (h *Handler) listMessages(c echo.Context) error {
 
 func historyQuery(c echo.Context) (chat.Query, error) {
 	q := chat.Query{Direction: chat.Latest, Limit: defaultLimit}
-	if text := c.QueryParam("limit"); text != "" {
+	if text, given := queryParam(c, "limit"); given {
 		n, err := strconv.Atoi(text)
 		if err != nil || n < 1 || n > maxLimit {
 			return q, badRequest(typeInvalidParameter, "Invalid limit", "limit must be an integer from 1 to 200")
 		}
 		q.Limit = n
 	}
-	before, after := c.QueryParam("before"), c.QueryParam("after")
-	if before != "" && after != "" {
+	before, hasBefore := queryParam(c, "before")
+	after, hasAfter := queryParam(c, "after")
+	if hasBefore && hasAfter {
 		return q, badRequest(typeInvalidCursor, "Invalid cursor", "give before or after, not both")
 	}
 	for _, cursor := range []struct {
 		text      string
+		given     bool
 		direction chat.Direction
-	}{{before, chat.Before}, {after, chat.After}} {
-		if cursor.text == "" {
+	}{{before, hasBefore, chat.Before}, {after, hasAfter, chat.After}} {
+		if !cursor.given {
 			continue
 		}
 		id, err := chat.ParseID(cursor.text)

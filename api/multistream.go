@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strconv"
 	"strings"
 
@@ -38,7 +37,7 @@ func (h *Handler) streamRooms(c echo.Context) error {
 		return err
 	}
 	return h.openStream(c, func() (stream.Spec, bool, error) {
-		resume, err := h.resumeRooms(c.Request(), rooms)
+		resume, err := h.resumeRooms(c, rooms)
 		if err != nil {
 			return stream.Spec{}, false, err
 		}
@@ -158,14 +157,11 @@ func canReadAll(c echo.Context, rooms []string) error {
 }
 
 // resumeRooms decodes the composite cursor of Last-Event-ID (or
-// last_event_id) for rooms; nil when neither is given.
-func (h *Handler) resumeRooms(r *http.Request, rooms []string) ([]cursor.Position, error) {
-	text := r.Header.Get("Last-Event-ID")
-	if text == "" {
-		text = r.URL.Query().Get("last_event_id")
-	}
-	if text == "" {
-		return nil, nil
+// last_event_id, see resumeText) for rooms; nil when none is given.
+func (h *Handler) resumeRooms(c echo.Context, rooms []string) ([]cursor.Position, error) {
+	text, err := resumeText(c)
+	if text == "" || err != nil {
+		return nil, err
 	}
 	pos, err := h.Cursors.Decode(text, rooms)
 	if errors.Is(err, cursor.ErrInvalid) {

@@ -48,7 +48,7 @@ func (h *Handler) streamRoom(c echo.Context) error {
 		return err
 	}
 	return h.openStream(c, func() (stream.Spec, bool, error) {
-		resume, err := resumePoint(c.Request())
+		resume, err := resumePoint(c)
 		if err != nil {
 			return stream.Spec{}, false, err
 		}
@@ -178,16 +178,12 @@ func (h *Handler) goodbye(reason error) []byte {
 	}
 }
 
-// resumePoint returns the position a stream resumes from: the Last-Event-ID
-// header that EventSource sends on reconnect, else the last_event_id query
-// parameter; nil when neither is given.
-func resumePoint(r *http.Request) (*chat.ID, error) {
-	text := r.Header.Get("Last-Event-ID")
-	if text == "" {
-		text = r.URL.Query().Get("last_event_id")
-	}
-	if text == "" {
-		return nil, nil
+// resumePoint returns the position a stream resumes from (see
+// resumeText); nil when none is given.
+func resumePoint(c echo.Context) (*chat.ID, error) {
+	text, err := resumeText(c)
+	if text == "" || err != nil {
+		return nil, err
 	}
 	id, err := chat.ParseID(text)
 	if err != nil {
@@ -195,6 +191,27 @@ func resumePoint(r *http.Request) (*chat.ID, error) {
 	}
 	return &id, nil
 }
+
+// resumeText is the resume point of a stream as sent: the Last-Event-ID
+// header that EventSource sends on reconnect, else the last_event_id query
+// parameter; "" when neither is given. An empty header counts as absent,
+// as an empty last event id means none in Server-Sent Events (EventSource
+// then sends no header, but a proxy might pass an empty one on); an empty
+// last_event_id, which only a client's own code can send, is a 400 like
+// every other empty query value.
+func resumeText(c echo.Context) (string, error) {
+	query, given := queryParam(c, "last_event_id")
+	if given && query == "" {
+		return "", errEmptyResumePoint
+	}
+	if header := c.Request().Header.Get("Last-Event-ID"); header != "" {
+		return header, nil
+	}
+	return query, nil
+}
+
+var errEmptyResumePoint = badRequest(typeInvalidCursor, "Invalid cursor",
+	"last_event_id is empty; leave it out to start live")
 
 // retryJitter spreads the reconnections of many clients over up to the
 // configured delay, so that a restart does not make them all arrive at once.

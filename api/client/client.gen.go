@@ -487,8 +487,8 @@ type StreamRoomParams struct {
 
 	// LastEventID Resume after this message id; `EventSource` sends the id of the
 	// last event it received when it reconnects. Takes precedence over
-	// `last_event_id`.
-	LastEventID *MessageId `json:"Last-Event-ID,omitempty"`
+	// `last_event_id`. Empty counts as absent.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // StreamRoomsParams defines parameters for StreamRooms.
@@ -507,8 +507,8 @@ type StreamRoomsParams struct {
 
 	// LastEventID Resume after this composite cursor; `EventSource` sends the id of
 	// the last event it received when it reconnects. Takes precedence
-	// over `last_event_id`.
-	LastEventID *CompositeCursor `json:"Last-Event-ID,omitempty"`
+	// over `last_event_id`. Empty counts as absent.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // PostMessageJSONRequestBody defines body for PostMessage for application/json ContentType.

@@ -1283,9 +1283,9 @@ export interface operations {
                 /**
                  * @description Resume after this message id; `EventSource` sends the id of the
                  *     last event it received when it reconnects. Takes precedence over
-                 *     `last_event_id`.
+                 *     `last_event_id`. Empty counts as absent.
                  */
-                "Last-Event-ID"?: components["schemas"]["MessageId"];
+                "Last-Event-ID"?: string;
             };
             path: {
                 /**
@@ -1415,9 +1415,9 @@ export interface operations {
                 /**
                  * @description Resume after this composite cursor; `EventSource` sends the id of
                  *     the last event it received when it reconnects. Takes precedence
-                 *     over `last_event_id`.
+                 *     over `last_event_id`. Empty counts as absent.
                  */
-                "Last-Event-ID"?: components["schemas"]["CompositeCursor"];
+                "Last-Event-ID"?: string;
             };
             path?: never;
             cookie?: never;
