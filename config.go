@@ -63,11 +63,16 @@ type config struct {
 	PresenceGrace         time.Duration `env:"PRESENCE_GRACE" envDefault:"10s" help:"how long a user stays present after their last stream of a room closed; a reconnection within it is neither leave nor join"`
 	PresenceMaxUsers      int           `env:"PRESENCE_MAX_USERS" envDefault:"100" help:"users listed by GET /rooms/{room}/presence (the count is exact)"`
 	StreamMaxRooms        int           `env:"STREAM_MAX_ROOMS" envDefault:"50" help:"rooms one GET /stream?rooms= may watch"`
+	CursorKey             string        `env:"CURSOR_KEY" help:"HMAC key (at least 32 bytes, the same on every instance) signing the cursors of GET /stream, which then refuses cursors it did not sign; empty: cursors carry a checksum only"`
 }
 
 func (c config) redisTimeouts() (dial, read, write, pool time.Duration) {
 	return c.RedisTimeout, c.RedisTimeout, c.RedisTimeout, c.RedisTimeout
 }
+
+// minCursorKeyBytes is the shortest CURSOR_KEY: 256 bits, as for HS256
+// keys (RFC 7518, section 3.2).
+const minCursorKeyBytes = 32
 
 // configError is a bad setting; roomcast exits with status 2 on it.
 type configError struct{ error }
@@ -137,6 +142,10 @@ func parseConfig(environ []string) (config, error) {
 			set, unset = unset, set
 		}
 		return cfg, configError{fmt.Errorf("%s: not set, but %s is: set both for HTTPS, or neither", unset, set)}
+	}
+	// A key is a secret: the error gives its length, not its value.
+	if n := len(cfg.CursorKey); n > 0 && n < minCursorKeyBytes {
+		return cfg, configError{fmt.Errorf("CURSOR_KEY: %d bytes: want at least %d, the same on every instance", n, minCursorKeyBytes)}
 	}
 	return cfg, nil
 }

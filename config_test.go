@@ -48,6 +48,7 @@ func TestSecuritySettingsRefused(t *testing.T) {
 		{env: []string{"PRESENCE_GRACE=10ms"}, name: "PRESENCE_GRACE"},
 		{env: []string{"PRESENCE_MAX_USERS=0"}, name: "PRESENCE_MAX_USERS"},
 		{env: []string{"STREAM_MAX_ROOMS=101"}, name: "STREAM_MAX_ROOMS"},
+		{env: []string{"CURSOR_KEY=s3cr3t-short"}, name: "CURSOR_KEY"},
 	} {
 		t.Run(strings.Join(tt.env, " "), func(t *testing.T) {
 			err := run(t.Context(), nil, append([]string{"ADDR=127.0.0.1:0"}, tt.env...), io.Discard,

@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"roomcast/api/app"
@@ -92,7 +91,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		// Presence is reported once per stream heartbeat: it has no
 		// setting of its own.
 		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.HeartbeatInterval, PresenceMaxUsers: cfg.PresenceMaxUsers,
-		StreamMaxRooms: cfg.StreamMaxRooms,
+		StreamMaxRooms: cfg.StreamMaxRooms, CursorKey: []byte(cfg.CursorKey),
 	})
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)
@@ -165,12 +164,12 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 func connectRedis(ctx context.Context, cfg config, log *slog.Logger) (_ redis.UniversalClient, _ func(), answered bool, _ error) {
 	url, stopEmbedded := cfg.RedisURL, func() {}
 	if url == "" {
-		mr := miniredis.NewMiniRedis()
-		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
-			return nil, nil, false, fmt.Errorf("start embedded redis: %w", err)
+		addr, stop, err := startEmbeddedRedis()
+		if err != nil {
+			return nil, nil, false, err
 		}
 		log.Warn("REDIS_URL is not set: using an embedded in-memory Redis; messages are lost on exit and instances do not share them (development only)")
-		url, stopEmbedded = "redis://"+mr.Addr(), mr.Close
+		url, stopEmbedded = "redis://"+addr, stop
 	}
 	var rdb redis.UniversalClient
 	if cfg.RedisCluster {

@@ -254,8 +254,8 @@ func TestResumeFromAnIDAheadOfTheRoom(t *testing.T) {
 	epoch, _, _ := strings.Cut(posted[0].ID, "-")
 	c := s.openStream(t, "/rooms/r/stream", "Last-Event-ID", epoch+"-99999")
 	c.awaitOpen()
-	if ev := c.next(); ev.Event != "reset" || !strings.Contains(ev.Data, `"reason":"epoch_changed"`) {
-		t.Fatalf("first event %q %s, want a reset", ev.Event, ev.Data)
+	if ev := c.next(); ev.Event != "reset" || !strings.Contains(ev.Data, `"reason":"ahead"`) {
+		t.Fatalf("first event %q %s, want a reset with the reason ahead", ev.Event, ev.Data)
 	}
 	posted = append(posted, s.post(t, "r", "live"))
 	for _, want := range posted {

@@ -148,3 +148,15 @@ func requestID(given string) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// queryParam is the first value of the query parameter name, and whether
+// the request gives the parameter at all. A parameter given with an empty
+// value ("?limit=") is given: its schema allows no empty value, so the
+// caller refuses it with 400 rather than take it for absent.
+func queryParam(c echo.Context, name string) (value string, given bool) {
+	values, given := c.QueryParams()[name]
+	if len(values) == 0 {
+		return "", given
+	}
+	return values[0], given
+}

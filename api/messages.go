@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -123,8 +124,8 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	return body, nil
 }
 
-// decodePost validates a POST body: one JSON object with a non-empty "text"
-// of at most maxText bytes and an optional "user" ("" when absent), nothing
+// decodePost validates a POST body: one JSON object with a "text" of at
+// most maxText bytes that is not only white space (Unicode White_Space) and an optional "user" ("" when absent), nothing
 // else.
 func decodePost(body []byte, maxText int) (chat.Post, error) {
 	invalid := func(detail string) error { return badRequest(typeInvalidBody, "Invalid message", detail) }
@@ -164,6 +165,9 @@ func decodePost(body []byte, maxText int) (chat.Post, error) {
 		return chat.Post{}, invalid(`"text" is required`)
 	case *in.Text == "":
 		return chat.Post{}, invalid(`"text" must not be empty`)
+	case strings.TrimSpace(*in.Text) == "":
+		// It would show as an empty message; the page refuses it too.
+		return chat.Post{}, invalid(`"text" must hold more than white space`)
 	case len(*in.Text) > maxText:
 		return chat.Post{}, invalid(fmt.Sprintf(`"text" is longer than %d bytes`, maxText))
 	}
@@ -284,22 +288,24 @@ func (h *Handler) listMessages(c echo.Context) error {
 
 func historyQuery(c echo.Context) (chat.Query, error) {
 	q := chat.Query{Direction: chat.Latest, Limit: defaultLimit}
-	if text := c.QueryParam("limit"); text != "" {
+	if text, given := queryParam(c, "limit"); given {
 		n, err := strconv.Atoi(text)
 		if err != nil || n < 1 || n > maxLimit {
 			return q, badRequest(typeInvalidParameter, "Invalid limit", "limit must be an integer from 1 to 200")
 		}
 		q.Limit = n
 	}
-	before, after := c.QueryParam("before"), c.QueryParam("after")
-	if before != "" && after != "" {
+	before, hasBefore := queryParam(c, "before")
+	after, hasAfter := queryParam(c, "after")
+	if hasBefore && hasAfter {
 		return q, badRequest(typeInvalidCursor, "Invalid cursor", "give before or after, not both")
 	}
 	for _, cursor := range []struct {
 		text      string
+		given     bool
 		direction chat.Direction
-	}{{before, chat.Before}, {after, chat.After}} {
-		if cursor.text == "" {
+	}{{before, hasBefore, chat.Before}, {after, hasAfter, chat.After}} {
+		if !cursor.given {
 			continue
 		}
 		id, err := chat.ParseID(cursor.text)

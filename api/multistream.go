@@ -3,7 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
-	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -23,29 +23,34 @@ const DefaultStreamMaxRooms = 50
 // resume from it exactly; the others start live.
 // GET /stream
 func (h *Handler) streamRooms(c echo.Context) error {
-	if err := h.checkToken(c, anyRoom, true); err != nil {
-		return err
-	}
 	rooms, err := h.roomsParam(c)
 	if err != nil {
 		return err
 	}
-	resume, err := h.resumeRooms(c.Request(), rooms)
-	if err != nil {
+	if err := h.checkToken(c, anyRoom, true); err != nil {
 		return err
 	}
-	spec := stream.Spec{Rooms: make([]stream.Room, len(rooms)), Cursor: sse.NewCursor(h.Cursors, rooms)}
-	for i, room := range rooms {
-		spec.Rooms[i].Name = room
-		if resume != nil && resume[i].Known {
-			spec.Rooms[i].Resume = &resume[i].ID
-		}
+	if err := canReadAll(c, rooms); err != nil {
+		return err
 	}
-	return h.openStream(c, spec, resume != nil)
+	return h.openStream(c, func() (stream.Spec, bool, error) {
+		resume, err := h.resumeRooms(c, rooms)
+		if err != nil {
+			return stream.Spec{}, false, err
+		}
+		spec := stream.Spec{Rooms: make([]stream.Room, len(rooms)), Cursor: sse.NewCursor(h.Cursors, rooms)}
+		for i, room := range rooms {
+			spec.Rooms[i].Name = room
+			if resume != nil && resume[i].Known {
+				spec.Rooms[i].Resume = &resume[i].ID
+			}
+		}
+		return spec, resume != nil, nil
+	})
 }
 
 // roomsParam returns the distinct rooms of the rooms query parameter, in
-// the order given, each one the token may read.
+// the order given.
 func (h *Handler) roomsParam(c echo.Context) ([]string, error) {
 	list := c.QueryParam("rooms")
 	if list == "" {
@@ -59,7 +64,8 @@ func (h *Handler) roomsParam(c echo.Context) ([]string, error) {
 	var rooms []string
 	for _, room := range strings.Split(list, ",") {
 		if !chat.ValidRoom(room) {
-			return nil, errInvalidRoom
+			return nil, badRequest(typeInvalidRoom, errInvalidRoom.Title,
+				fmt.Sprintf("rooms lists %s: %s", shorten(strconv.QuoteToASCII(room)), errInvalidRoom.Detail))
 		}
 		if seen[room] {
 			continue
@@ -70,25 +76,28 @@ func (h *Handler) roomsParam(c echo.Context) ([]string, error) {
 				fmt.Sprintf("a stream may watch at most %d rooms", maxRooms))
 		}
 	}
-	if claims, ok := c.Get(claimsKey).(auth.Claims); ok {
-		for _, room := range rooms {
-			if !claims.Rooms.CanRead(room) {
-				return nil, forbidden(c, "the token does not allow reading room "+room)
-			}
-		}
-	}
 	return rooms, nil
 }
 
-// resumeRooms decodes the composite cursor of Last-Event-ID (or
-// last_event_id) for rooms; nil when neither is given.
-func (h *Handler) resumeRooms(r *http.Request, rooms []string) ([]cursor.Position, error) {
-	text := r.Header.Get("Last-Event-ID")
-	if text == "" {
-		text = r.URL.Query().Get("last_event_id")
+// canReadAll answers 403, naming the room, unless the request's token may
+// read every one of rooms; in open mode every room may be read.
+func canReadAll(c echo.Context, rooms []string) error {
+	if claims, ok := c.Get(claimsKey).(auth.Claims); ok {
+		for _, room := range rooms {
+			if !claims.Rooms.CanRead(room) {
+				return forbidden(c, "the token does not allow reading room "+room)
+			}
+		}
 	}
-	if text == "" {
-		return nil, nil
+	return nil
+}
+
+// resumeRooms decodes the composite cursor of Last-Event-ID (or
+// last_event_id, see resumeText) for rooms; nil when none is given.
+func (h *Handler) resumeRooms(c echo.Context, rooms []string) ([]cursor.Position, error) {
+	text, err := resumeText(c)
+	if text == "" || err != nil {
+		return nil, err
 	}
 	pos, err := h.Cursors.Decode(text, rooms)
 	if errors.Is(err, cursor.ErrInvalid) {

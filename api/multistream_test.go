@@ -126,10 +126,13 @@ func TestMultiRoomStreamRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name, query string
 		typ         string
+		detail      string // what the problem's detail must hold, if anything
 	}{
 		{name: "no rooms", query: "rooms=", typ: "urn:roomcast:problem:invalid-parameter"},
-		{name: "bad room", query: "rooms=a,b*c", typ: "urn:roomcast:problem:invalid-room"},
-		{name: "empty room", query: "rooms=a,,b", typ: "urn:roomcast:problem:invalid-room"},
+		{name: "bad room", query: "rooms=a,b*c", typ: "urn:roomcast:problem:invalid-room", detail: `"b*c"`},
+		{name: "room with a space", query: "rooms=a,b%20c", typ: "urn:roomcast:problem:invalid-room", detail: `"b c"`},
+		{name: "room with a control character", query: "rooms=a%0D%0Ab", typ: "urn:roomcast:problem:invalid-room", detail: `"a\r\nb"`},
+		{name: "empty room", query: "rooms=a,,b", typ: "urn:roomcast:problem:invalid-room", detail: `""`},
 		{name: "too many rooms", query: "rooms=" + many + ",x", typ: "urn:roomcast:problem:invalid-parameter"},
 		{name: "forged cursor", query: "rooms=a,b&last_event_id=" + string(forged), typ: "urn:roomcast:problem:invalid-cursor"},
 		{name: "truncated cursor", query: "rooms=a,b&last_event_id=" + token[:len(token)-5], typ: "urn:roomcast:problem:invalid-cursor"},
@@ -139,6 +142,9 @@ func TestMultiRoomStreamRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := s.do(t, http.MethodGet, "/stream?"+tc.query, "")
 			expectStatus(t, resp, body, http.StatusBadRequest, tc.typ)
+			if p := problemOf(t, resp, body); !strings.Contains(p.Detail, tc.detail) {
+				t.Fatalf("detail %q does not name the room %s", p.Detail, tc.detail)
+			}
 		})
 	}
 	// 50 distinct rooms are allowed; duplicates do not count.

@@ -166,8 +166,8 @@ func (h *Handler) enterPresence(rooms []stream.Room, user string) (leave func())
 // with 403); in open mode the user query parameter, if any, else the
 // stream is not listed.
 func streamUser(c echo.Context) (string, error) {
-	query := c.QueryParam("user")
-	if query != "" && !validUser(query) {
+	query, given := queryParam(c, "user")
+	if given && !validUser(query) {
 		return "", badRequest(typeInvalidParameter, "Invalid user", "user must be 1 to 64 printable characters")
 	}
 	if _, ok := c.Get(claimsKey).(auth.Claims); !ok {

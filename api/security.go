@@ -78,14 +78,24 @@ func (h *Handler) useSecurity(e *echo.Echo) {
 	if len(h.Security.CORSOrigins) > 0 {
 		origins := slices.Clone(h.Security.CORSOrigins)
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
-			AllowOriginFunc:  func(origin string) (bool, error) { return slices.Contains(origins, origin), nil },
-			AllowMethods:     []string{http.MethodGet, http.MethodHead, http.MethodPost},
+			Skipper:         unknownPathOptions,
+			AllowOriginFunc: func(origin string) (bool, error) { return slices.Contains(origins, origin), nil },
+			// Not HEAD: no operation has it, it is always a 405.
+			AllowMethods:     []string{http.MethodGet, http.MethodPost},
 			AllowHeaders:     corsAllowHeaders,
 			ExposeHeaders:    corsExposeHeaders,
 			AllowCredentials: true,
 			MaxAge:           600,
 		}))
 	}
+}
+
+// unknownPathOptions reports whether c is an OPTIONS request for a path no
+// route has, which the CORS middleware would answer 204 before the router's
+// 404 (it answers every OPTIONS it sees); the router notes the methods of a
+// path it knows (echo.ContextKeyHeaderAllow), and of no other.
+func unknownPathOptions(c echo.Context) bool {
+	return c.Request().Method == http.MethodOptions && c.Get(echo.ContextKeyHeaderAllow) == nil
 }
 
 // clientIPExtractor takes the client's IP from X-Forwarded-For only when

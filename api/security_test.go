@@ -47,7 +47,7 @@ func TestCORS(t *testing.T) {
 	for name, want := range map[string]string{
 		"Access-Control-Allow-Origin":      origin,
 		"Access-Control-Allow-Credentials": "true",
-		"Access-Control-Allow-Methods":     "GET,HEAD,POST",
+		"Access-Control-Allow-Methods":     "GET,POST", // not HEAD, which is always a 405
 		"Access-Control-Allow-Headers":     "Authorization,Content-Type,Idempotency-Key,Last-Event-ID",
 	} {
 		if got := resp.Header.Get(name); got != want {
@@ -62,6 +62,17 @@ func TestCORS(t *testing.T) {
 		if got := resp.Header.Get("Access-Control-Allow-Credentials"); got != "" {
 			t.Fatalf("preflight from %s: Access-Control-Allow-Credentials = %q, want none", from, got)
 		}
+	}
+
+	// A path the spec does not list is a 404 for every method, OPTIONS
+	// and preflights included (checkedClient checks the problem).
+	for _, header := range [][]string{
+		{"Origin", origin, "Access-Control-Request-Method", "POST"},
+		{"Origin", origin},
+		nil,
+	} {
+		resp, body := s.do(t, http.MethodOptions, "/rooms/r/nope", "", header...)
+		expectStatus(t, resp, body, http.StatusNotFound, "urn:roomcast:problem:not-found")
 	}
 
 	// A refused request still tells the listed origin why, readable by

@@ -23,21 +23,26 @@ func (h *Handler) streamRoom(c echo.Context) error {
 	if err := h.checkToken(c, readAccess, true); err != nil {
 		return err
 	}
-	resume, err := resumePoint(c.Request())
-	if err != nil {
-		return err
-	}
-	return h.openStream(c, stream.Spec{Rooms: []stream.Room{{Name: room, Resume: resume}}}, resume != nil)
+	return h.openStream(c, func() (stream.Spec, bool, error) {
+		resume, err := resumePoint(c)
+		if err != nil {
+			return stream.Spec{}, false, err
+		}
+		return stream.Spec{Rooms: []stream.Room{{Name: room, Resume: resume}}}, resume != nil, nil
+	})
 }
 
-// openStream is where both kinds of stream start, once their request is
-// checked: it admits the stream under the stream limits, opens it in the
-// engine, counts its user in each room's presence, then hands it over and
-// returns (over HTTP/1.1 the engine owns the connection from then on).
-// Everything it takes is given back by the stream's OnEnd. Guards are plain
-// calls rather than middleware, so that no middleware frame stays behind a
-// handed-over stream.
-func (h *Handler) openStream(c echo.Context, spec stream.Spec, resumed bool) error {
+// openStream is where both kinds of stream start, once their rooms and
+// token are checked: it checks the stream's user, admits the stream under
+// the stream limits, and only then reads its resume point with resume
+// (which returns the stream's spec, and whether it resumes), the order
+// openapi.yaml gives. It opens the stream in the engine, counts its user
+// in each room's presence, then hands it over and returns (over HTTP/1.1
+// the engine owns the connection from then on). Everything it takes is
+// given back by the stream's OnEnd. Guards are plain calls rather than
+// middleware, so that no middleware frame stays behind a handed-over
+// stream.
+func (h *Handler) openStream(c echo.Context, resume func() (spec stream.Spec, resumed bool, err error)) error {
 	user, err := streamUser(c)
 	if err != nil {
 		return err
@@ -47,6 +52,11 @@ func (h *Handler) openStream(c echo.Context, spec stream.Spec, resumed bool) err
 		h.log.Warn("stream refused: MAX_STREAMS reached", "max", h.Security.MaxStreams)
 		return h.refuseStream(c, "server busy, retry shortly")
 	} else if err != nil {
+		return err
+	}
+	spec, resumed, err := resume()
+	if err != nil {
+		release()
 		return err
 	}
 	closed := h.Metrics.StreamOpened()
@@ -125,16 +135,12 @@ func (h *Handler) refuseStream(c echo.Context, why string) error {
 	return nil
 }
 
-// resumePoint returns the position a stream resumes from: the Last-Event-ID
-// header that EventSource sends on reconnect, else the last_event_id query
-// parameter; nil when neither is given.
-func resumePoint(r *http.Request) (*chat.ID, error) {
-	text := r.Header.Get("Last-Event-ID")
-	if text == "" {
-		text = r.URL.Query().Get("last_event_id")
-	}
-	if text == "" {
-		return nil, nil
+// resumePoint returns the position a stream resumes from (see
+// resumeText); nil when none is given.
+func resumePoint(c echo.Context) (*chat.ID, error) {
+	text, err := resumeText(c)
+	if text == "" || err != nil {
+		return nil, err
 	}
 	id, err := chat.ParseID(text)
 	if err != nil {
@@ -142,3 +148,24 @@ func resumePoint(r *http.Request) (*chat.ID, error) {
 	}
 	return &id, nil
 }
+
+// resumeText is the resume point of a stream as sent: the Last-Event-ID
+// header that EventSource sends on reconnect, else the last_event_id query
+// parameter; "" when neither is given. An empty header counts as absent,
+// as an empty last event id means none in Server-Sent Events (EventSource
+// then sends no header, but a proxy might pass an empty one on); an empty
+// last_event_id, which only a client's own code can send, is a 400 like
+// every other empty query value.
+func resumeText(c echo.Context) (string, error) {
+	query, given := queryParam(c, "last_event_id")
+	if given && query == "" {
+		return "", errEmptyResumePoint
+	}
+	if header := c.Request().Header.Get("Last-Event-ID"); header != "" {
+		return header, nil
+	}
+	return query, nil
+}
+
+var errEmptyResumePoint = badRequest(typeInvalidCursor, "Invalid cursor",
+	"last_event_id is empty; leave it out to start live")

@@ -53,7 +53,16 @@ func resetFor(cursor chat.ID, epoch string, last, oldest int64) *chat.Reset {
 		first = chat.ID{Epoch: epoch, Seq: oldest}.String()
 	}
 	switch {
-	case cursor.Epoch != epoch || cursor.Seq > last:
+	case cursor.Epoch == epoch && cursor.Seq > last:
+		// Not a position this room gave out: made up, or the room's
+		// newest messages were lost (Redis restored from an older state).
+		return &chat.Reset{
+			Reason:         chat.ResetAhead,
+			Detail:         "this position is after the room's last message; messages up to it may have been lost",
+			LastEventID:    cursor.String(),
+			FirstAvailable: first,
+		}
+	case cursor.Epoch != epoch:
 		return &chat.Reset{
 			Reason:         chat.ResetEpochChanged,
 			Detail:         "the room's history was lost since this position; messages after it may be missing",

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"roomcast/api"
+	"roomcast/api/cursor"
 	"roomcast/api/metrics"
 	"roomcast/api/sse"
 	"roomcast/broker"
@@ -46,6 +47,7 @@ type Options struct {
 	PresenceMaxUsers      int           // users a presence answer lists
 	TypingInterval        time.Duration // shortest time between typing events of a user in a room; 0: the API's default
 	StreamMaxRooms        int           // rooms one multi-room stream may watch; 0: the API's default
+	CursorKey             []byte        // signs the cursors of multi-room streams (CURSOR_KEY); empty: checksummed only
 	Security              api.Security
 	Spec                  []byte // openapi.yaml, served as is
 	Logger                *slog.Logger
@@ -117,6 +119,7 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 		Store: store, Streams: engine, Frames: frames, Spec: opts.Spec, Ready: a.ready,
 		MaxMessageBytes: opts.MaxMessageBytes, Logger: log, Metrics: m, Security: opts.Security,
 		Presence: tracker, Events: store, TypingInterval: opts.TypingInterval, StreamMaxRooms: opts.StreamMaxRooms,
+		Cursors: cursor.NewCodec(opts.CursorKey),
 	}).Register(e)
 	a.Handler = e
 	return a

@@ -84,6 +84,7 @@ func (e ProblemType) Valid() bool {
 
 // Defines values for ResetReason.
 const (
+	Ahead        ResetReason = "ahead"
 	EpochChanged ResetReason = "epoch_changed"
 	Trimmed      ResetReason = "trimmed"
 )
@@ -91,6 +92,8 @@ const (
 // Valid indicates whether the value is a known member of the ResetReason enum.
 func (e ResetReason) Valid() bool {
 	switch e {
+	case Ahead:
+		return true
 	case EpochChanged:
 		return true
 	case Trimmed:
@@ -132,8 +135,9 @@ func (e Readyz200JSONResponseBodyStatus) Valid() bool {
 
 // CompositeCursor The id of a message event on a multi-room stream: the position of
 // every room of the stream, as an opaque, URL-safe token of at most
-// 4096 characters. Pass it back unchanged as `Last-Event-ID` or
-// `last_event_id`.
+// 4096 characters, checksummed, or signed when the server is
+// configured with `CURSOR_KEY`. Pass it back unchanged as
+// `Last-Event-ID` or `last_event_id`.
 //
 // Examples: AQACS13Adue5wSIAAAGbdtqoAAAAAAAAAAAqs14lMoZFXUIAAAGbdtqoAAAAAAAAAAAHf8FF2A
 type CompositeCursor = string
@@ -195,8 +199,11 @@ type MessageId = string
 
 // NewMessage A message to post.
 type NewMessage struct {
-	// Text The message: valid UTF-8, not empty, at most `MAX_MESSAGE_BYTES`
-	// bytes (default 4096) once encoded as UTF-8. An escaped UTF-16
+	// Text The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+	// (default 4096) once encoded as UTF-8, with at least one
+	// character that is not Unicode `White_Space` (those the pattern
+	// lists): an empty text, or one of white space only, which would
+	// show as an empty message, is a `400`. An escaped UTF-16
 	// surrogate that is not half of a pair (`"\ud800"`) is a `400`,
 	// in `text` and `user`: it is no character, and the server never
 	// stores something other than what was posted.
@@ -254,7 +261,8 @@ type Problem struct {
 
 	// Type What went wrong; stable, for programs to branch on.
 	//
-	// - `urn:roomcast:problem:invalid-room`: the room id is not valid.
+	// - `urn:roomcast:problem:invalid-room`: the room id is not valid
+	//   (on `streamRooms` the `detail` names it).
 	// - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
 	//   `last_event_id` or `Last-Event-ID` is not a message id, or
 	//   both `before` and `after` were given; on `streamRooms`, not a
@@ -292,7 +300,8 @@ type Problem struct {
 
 // ProblemType What went wrong; stable, for programs to branch on.
 //
-//   - `urn:roomcast:problem:invalid-room`: the room id is not valid.
+//   - `urn:roomcast:problem:invalid-room`: the room id is not valid
+//     (on `streamRooms` the `detail` names it).
 //   - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
 //     `last_event_id` or `Last-Event-ID` is not a message id, or
 //     both `before` and `after` were given; on `streamRooms`, not a
@@ -347,14 +356,20 @@ type Reset struct {
 	// Reason `epoch_changed`: the room's history was lost (Redis restarted
 	// without persistence, or the room expired) since the position was
 	// issued. `trimmed`: messages right after the position fell out of
-	// the retained history.
+	// the retained history. `ahead`: the position is of the room's
+	// current epoch but after its last message, so the room never gave
+	// it out (it was made up, or the room's newest messages were lost,
+	// as when Redis was restored from an older state).
 	Reason ResetReason `json:"reason"`
 }
 
 // ResetReason `epoch_changed`: the room's history was lost (Redis restarted
 // without persistence, or the room expired) since the position was
 // issued. `trimmed`: messages right after the position fell out of
-// the retained history.
+// the retained history. `ahead`: the position is of the room's
+// current epoch but after its last message, so the room never gave
+// it out (it was made up, or the room's newest messages were lost,
+// as when Redis was restored from an older state).
 type ResetReason string
 
 // RoomId 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
@@ -472,8 +487,8 @@ type StreamRoomParams struct {
 
 	// LastEventID Resume after this message id; `EventSource` sends the id of the
 	// last event it received when it reconnects. Takes precedence over
-	// `last_event_id`.
-	LastEventID *MessageId `json:"Last-Event-ID,omitempty"`
+	// `last_event_id`. Empty counts as absent.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // StreamRoomsParams defines parameters for StreamRooms.
@@ -492,8 +507,8 @@ type StreamRoomsParams struct {
 
 	// LastEventID Resume after this composite cursor; `EventSource` sends the id of
 	// the last event it received when it reconnects. Takes precedence
-	// over `last_event_id`.
-	LastEventID *CompositeCursor `json:"Last-Event-ID,omitempty"`
+	// over `last_event_id`. Empty counts as absent.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // PostMessageJSONRequestBody defines body for PostMessage for application/json ContentType.
@@ -583,7 +598,10 @@ type ClientInterface interface {
 	// through history. Served with an `ETag` and `Cache-Control: no-cache`,
 	// so browsers revalidate it (`If-None-Match` answers `304`), and with
 	// a `Content-Security-Policy` that allows only its own script, style
-	// and connections. `Range` is ignored: the files are small.
+	// and connections. `Range`, `If-Range`, `If-Match`,
+	// `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+	// files are small and carry no `Last-Modified`): the answer is the
+	// whole file.
 	//
 	// Corresponds with GET / (the `GetPage` operationId).
 	GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -649,9 +667,10 @@ type ClientInterface interface {
 	//
 	// An `after` cursor that cannot be honoured exactly adds a `reset`
 	// object and reads from the oldest retained message: the room's
-	// history was lost since the cursor was issued (`epoch_changed`), or
-	// messages right after it were trimmed from history (`trimmed`). A
-	// `before` cursor from lost history gives an empty page.
+	// history was lost since the cursor was issued (`epoch_changed`),
+	// messages right after it were trimmed from history (`trimmed`), or
+	// it lies after the room's last message (`ahead`). A `before` cursor
+	// from lost history gives an empty page.
 	//
 	// Corresponds with GET /rooms/{room}/messages (the `ListMessages` operationId).
 	ListMessages(ctx context.Context, room Room, params *ListMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -759,7 +778,8 @@ type ClientInterface interface {
 	//    `data` is byte for byte the JSON the post answered with (schema
 	//    `Message`).
 	// 4. Where messages after the client's position can no longer be
-	//    delivered (history lost or trimmed), an event without `id`
+	//    delivered (history lost or trimmed, or a position after the
+	//    room's last message), an event without `id`
 	//    before the first message that follows:
 	//    ```
 	//    event: reset
@@ -788,8 +808,10 @@ type ClientInterface interface {
 	// again after that delay: when the stream cannot be started in Redis
 	// (`: unavailable, retry shortly`), and when the server already has
 	// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-	// checks run in this order: room id (400), token (401, 403), streams
-	// open (the busy `200`, then 429), resume point (400). Error statuses
+	// checks run in this order: room id (400), token (401, 403), `user`
+	// (400, 403), streams open (the busy `200`, then 429), resume point
+	// (400): a client at a stream limit is told so whatever its resume
+	// point. Error statuses
 	// are only for requests that a retry cannot fix: `400` for a bad room
 	// id or resume point, `401` and `403` for the token, and `429` when the
 	// client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -844,9 +866,10 @@ type ClientInterface interface {
 	// the stream of `streamRoom` with these differences:
 	//
 	// - `rooms` lists the rooms, comma-separated; duplicates are ignored.
-	//   Each must be a valid room id the token may read: a room it may not
-	//   read refuses the whole stream with `403`, whose `detail` names the
-	//   room.
+	//   Each must be a valid room id the token may read: an invalid one
+	//   refuses the whole stream with `400` (`invalid-room`), a room the
+	//   token may not read with `403`, and the `detail` of either names
+	//   the room (quoted, non-ASCII characters escaped).
 	// - Messages of all the rooms arrive as `event: message` (the
 	//   `Message` carries its `room`), in `seq` order within each room.
 	// - Each message event's `id` is a composite cursor (schema
@@ -854,8 +877,13 @@ type ClientInterface interface {
 	//   every room of the stream with no gap and no duplicate. It holds
 	//   the epoch and `seq` of each room's last message, 24 bytes a room
 	//   (the room is named by a 64-bit hash of its id), with a checksum,
-	//   base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
-	//   sends it back as `Last-Event-ID` when it reconnects;
+	//   base64url-encoded: 1,610 characters at 50 rooms. A server
+	//   configured with `CURSOR_KEY` (one key shared by every instance)
+	//   signs cursors with HMAC-SHA256 instead (1,620 characters at 50
+	//   rooms) and refuses any cursor it did not sign, checksummed ones
+	//   included; without a key anyone can build a cursor, which grants
+	//   nothing, as every room is still checked for read permission.
+	//   `EventSource` sends it back as `Last-Event-ID` when it reconnects;
 	//   `last_event_id` works too.
 	// - To change the set of rooms, open a new stream with the new `rooms`
 	//   and `last_event_id` set to the last id received: rooms carried
@@ -871,8 +899,12 @@ type ClientInterface interface {
 	// carry no `id`, so `Last-Event-ID` is always a message cursor.
 	// Errors: `400` for a bad or empty `rooms`, more than
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
-	// this server made (forged, damaged or truncated: `invalid-cursor`);
-	// `401`, `403` and `429` as on `streamRoom`.
+	// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
+	// not signed with it: `invalid-cursor`);
+	// `401`, `403` and `429` as on `streamRoom`. The checks run in the
+	// order of `streamRoom`'s: `rooms` (400), token (401), read
+	// permission on each room (403), `user` (400, 403), streams open (the
+	// busy `200`, then 429), cursor (400).
 	//
 	// Corresponds with GET /stream (the `StreamRooms` operationId).
 	StreamRooms(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -885,7 +917,10 @@ type ClientInterface interface {
 // through history. Served with an `ETag` and `Cache-Control: no-cache`,
 // so browsers revalidate it (`If-None-Match` answers `304`), and with
 // a `Content-Security-Policy` that allows only its own script, style
-// and connections. `Range` is ignored: the files are small.
+// and connections. `Range`, `If-Range`, `If-Match`,
+// `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+// files are small and carry no `Last-Modified`): the answer is the
+// whole file.
 //
 // Corresponds with GET / (the `GetPage` operationId).
 func (c *Client) GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1011,9 +1046,10 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 //
 // An `after` cursor that cannot be honoured exactly adds a `reset`
 // object and reads from the oldest retained message: the room's
-// history was lost since the cursor was issued (`epoch_changed`), or
-// messages right after it were trimmed from history (`trimmed`). A
-// `before` cursor from lost history gives an empty page.
+// history was lost since the cursor was issued (`epoch_changed`),
+// messages right after it were trimmed from history (`trimmed`), or
+// it lies after the room's last message (`ahead`). A `before` cursor
+// from lost history gives an empty page.
 //
 // Corresponds with GET /rooms/{room}/messages (the `ListMessages` operationId).
 func (c *Client) ListMessages(ctx context.Context, room Room, params *ListMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1161,7 +1197,8 @@ func (c *Client) GetPresence(ctx context.Context, room Room, reqEditors ...Reque
 //     `data` is byte for byte the JSON the post answered with (schema
 //     `Message`).
 //  4. Where messages after the client's position can no longer be
-//     delivered (history lost or trimmed), an event without `id`
+//     delivered (history lost or trimmed, or a position after the
+//     room's last message), an event without `id`
 //     before the first message that follows:
 //     ```
 //     event: reset
@@ -1190,8 +1227,10 @@ func (c *Client) GetPresence(ctx context.Context, room Room, reqEditors ...Reque
 // again after that delay: when the stream cannot be started in Redis
 // (`: unavailable, retry shortly`), and when the server already has
 // `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-// checks run in this order: room id (400), token (401, 403), streams
-// open (the busy `200`, then 429), resume point (400). Error statuses
+// checks run in this order: room id (400), token (401, 403), `user`
+// (400, 403), streams open (the busy `200`, then 429), resume point
+// (400): a client at a stream limit is told so whatever its resume
+// point. Error statuses
 // are only for requests that a retry cannot fix: `400` for a bad room
 // id or resume point, `401` and `403` for the token, and `429` when the
 // client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -1276,9 +1315,10 @@ func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONR
 // the stream of `streamRoom` with these differences:
 //
 //   - `rooms` lists the rooms, comma-separated; duplicates are ignored.
-//     Each must be a valid room id the token may read: a room it may not
-//     read refuses the whole stream with `403`, whose `detail` names the
-//     room.
+//     Each must be a valid room id the token may read: an invalid one
+//     refuses the whole stream with `400` (`invalid-room`), a room the
+//     token may not read with `403`, and the `detail` of either names
+//     the room (quoted, non-ASCII characters escaped).
 //   - Messages of all the rooms arrive as `event: message` (the
 //     `Message` carries its `room`), in `seq` order within each room.
 //   - Each message event's `id` is a composite cursor (schema
@@ -1286,8 +1326,13 @@ func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONR
 //     every room of the stream with no gap and no duplicate. It holds
 //     the epoch and `seq` of each room's last message, 24 bytes a room
 //     (the room is named by a 64-bit hash of its id), with a checksum,
-//     base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
-//     sends it back as `Last-Event-ID` when it reconnects;
+//     base64url-encoded: 1,610 characters at 50 rooms. A server
+//     configured with `CURSOR_KEY` (one key shared by every instance)
+//     signs cursors with HMAC-SHA256 instead (1,620 characters at 50
+//     rooms) and refuses any cursor it did not sign, checksummed ones
+//     included; without a key anyone can build a cursor, which grants
+//     nothing, as every room is still checked for read permission.
+//     `EventSource` sends it back as `Last-Event-ID` when it reconnects;
 //     `last_event_id` works too.
 //   - To change the set of rooms, open a new stream with the new `rooms`
 //     and `last_event_id` set to the last id received: rooms carried
@@ -1303,8 +1348,12 @@ func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONR
 // carry no `id`, so `Last-Event-ID` is always a message cursor.
 // Errors: `400` for a bad or empty `rooms`, more than
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
-// this server made (forged, damaged or truncated: `invalid-cursor`);
-// `401`, `403` and `429` as on `streamRoom`.
+// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
+// not signed with it: `invalid-cursor`);
+// `401`, `403` and `429` as on `streamRoom`. The checks run in the
+// order of `streamRoom`'s: `rooms` (400), token (401), read
+// permission on each room (403), `user` (400, 403), streams open (the
+// busy `200`, then 429), cursor (400).
 //
 // Corresponds with GET /stream (the `StreamRooms` operationId).
 func (c *Client) StreamRooms(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1944,7 +1993,10 @@ type ClientWithResponsesInterface interface {
 	// through history. Served with an `ETag` and `Cache-Control: no-cache`,
 	// so browsers revalidate it (`If-None-Match` answers `304`), and with
 	// a `Content-Security-Policy` that allows only its own script, style
-	// and connections. `Range` is ignored: the files are small.
+	// and connections. `Range`, `If-Range`, `If-Match`,
+	// `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+	// files are small and carry no `Last-Modified`): the answer is the
+	// whole file.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2022,9 +2074,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// An `after` cursor that cannot be honoured exactly adds a `reset`
 	// object and reads from the oldest retained message: the room's
-	// history was lost since the cursor was issued (`epoch_changed`), or
-	// messages right after it were trimmed from history (`trimmed`). A
-	// `before` cursor from lost history gives an empty page.
+	// history was lost since the cursor was issued (`epoch_changed`),
+	// messages right after it were trimmed from history (`trimmed`), or
+	// it lies after the room's last message (`ahead`). A `before` cursor
+	// from lost history gives an empty page.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2136,7 +2189,8 @@ type ClientWithResponsesInterface interface {
 	//    `data` is byte for byte the JSON the post answered with (schema
 	//    `Message`).
 	// 4. Where messages after the client's position can no longer be
-	//    delivered (history lost or trimmed), an event without `id`
+	//    delivered (history lost or trimmed, or a position after the
+	//    room's last message), an event without `id`
 	//    before the first message that follows:
 	//    ```
 	//    event: reset
@@ -2165,8 +2219,10 @@ type ClientWithResponsesInterface interface {
 	// again after that delay: when the stream cannot be started in Redis
 	// (`: unavailable, retry shortly`), and when the server already has
 	// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-	// checks run in this order: room id (400), token (401, 403), streams
-	// open (the busy `200`, then 429), resume point (400). Error statuses
+	// checks run in this order: room id (400), token (401, 403), `user`
+	// (400, 403), streams open (the busy `200`, then 429), resume point
+	// (400): a client at a stream limit is told so whatever its resume
+	// point. Error statuses
 	// are only for requests that a retry cannot fix: `400` for a bad room
 	// id or resume point, `401` and `403` for the token, and `429` when the
 	// client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -2223,9 +2279,10 @@ type ClientWithResponsesInterface interface {
 	// the stream of `streamRoom` with these differences:
 	//
 	// - `rooms` lists the rooms, comma-separated; duplicates are ignored.
-	//   Each must be a valid room id the token may read: a room it may not
-	//   read refuses the whole stream with `403`, whose `detail` names the
-	//   room.
+	//   Each must be a valid room id the token may read: an invalid one
+	//   refuses the whole stream with `400` (`invalid-room`), a room the
+	//   token may not read with `403`, and the `detail` of either names
+	//   the room (quoted, non-ASCII characters escaped).
 	// - Messages of all the rooms arrive as `event: message` (the
 	//   `Message` carries its `room`), in `seq` order within each room.
 	// - Each message event's `id` is a composite cursor (schema
@@ -2233,8 +2290,13 @@ type ClientWithResponsesInterface interface {
 	//   every room of the stream with no gap and no duplicate. It holds
 	//   the epoch and `seq` of each room's last message, 24 bytes a room
 	//   (the room is named by a 64-bit hash of its id), with a checksum,
-	//   base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
-	//   sends it back as `Last-Event-ID` when it reconnects;
+	//   base64url-encoded: 1,610 characters at 50 rooms. A server
+	//   configured with `CURSOR_KEY` (one key shared by every instance)
+	//   signs cursors with HMAC-SHA256 instead (1,620 characters at 50
+	//   rooms) and refuses any cursor it did not sign, checksummed ones
+	//   included; without a key anyone can build a cursor, which grants
+	//   nothing, as every room is still checked for read permission.
+	//   `EventSource` sends it back as `Last-Event-ID` when it reconnects;
 	//   `last_event_id` works too.
 	// - To change the set of rooms, open a new stream with the new `rooms`
 	//   and `last_event_id` set to the last id received: rooms carried
@@ -2250,8 +2312,12 @@ type ClientWithResponsesInterface interface {
 	// carry no `id`, so `Last-Event-ID` is always a message cursor.
 	// Errors: `400` for a bad or empty `rooms`, more than
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
-	// this server made (forged, damaged or truncated: `invalid-cursor`);
-	// `401`, `403` and `429` as on `streamRoom`.
+	// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
+	// not signed with it: `invalid-cursor`);
+	// `401`, `403` and `429` as on `streamRoom`. The checks run in the
+	// order of `streamRoom`'s: `rooms` (400), token (401), read
+	// permission on each room (403), `user` (400, 403), streams open (the
+	// busy `200`, then 429), cursor (400).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3458,7 +3524,10 @@ func (r StreamRoomsResponse) ContentType() string {
 // through history. Served with an `ETag` and `Cache-Control: no-cache`,
 // so browsers revalidate it (`If-None-Match` answers `304`), and with
 // a `Content-Security-Policy` that allows only its own script, style
-// and connections. `Range` is ignored: the files are small.
+// and connections. `Range`, `If-Range`, `If-Match`,
+// `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+// files are small and carry no `Last-Modified`): the answer is the
+// whole file.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3572,9 +3641,10 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 //
 // An `after` cursor that cannot be honoured exactly adds a `reset`
 // object and reads from the oldest retained message: the room's
-// history was lost since the cursor was issued (`epoch_changed`), or
-// messages right after it were trimmed from history (`trimmed`). A
-// `before` cursor from lost history gives an empty page.
+// history was lost since the cursor was issued (`epoch_changed`),
+// messages right after it were trimmed from history (`trimmed`), or
+// it lies after the room's last message (`ahead`). A `before` cursor
+// from lost history gives an empty page.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -3710,7 +3780,8 @@ func (c *ClientWithResponses) GetPresenceWithResponse(ctx context.Context, room 
 //     `data` is byte for byte the JSON the post answered with (schema
 //     `Message`).
 //  4. Where messages after the client's position can no longer be
-//     delivered (history lost or trimmed), an event without `id`
+//     delivered (history lost or trimmed, or a position after the
+//     room's last message), an event without `id`
 //     before the first message that follows:
 //     ```
 //     event: reset
@@ -3739,8 +3810,10 @@ func (c *ClientWithResponses) GetPresenceWithResponse(ctx context.Context, room 
 // again after that delay: when the stream cannot be started in Redis
 // (`: unavailable, retry shortly`), and when the server already has
 // `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-// checks run in this order: room id (400), token (401, 403), streams
-// open (the busy `200`, then 429), resume point (400). Error statuses
+// checks run in this order: room id (400), token (401, 403), `user`
+// (400, 403), streams open (the busy `200`, then 429), resume point
+// (400): a client at a stream limit is told so whatever its resume
+// point. Error statuses
 // are only for requests that a retry cannot fix: `400` for a bad room
 // id or resume point, `401` and `403` for the token, and `429` when the
 // client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -3815,9 +3888,10 @@ func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room R
 // the stream of `streamRoom` with these differences:
 //
 //   - `rooms` lists the rooms, comma-separated; duplicates are ignored.
-//     Each must be a valid room id the token may read: a room it may not
-//     read refuses the whole stream with `403`, whose `detail` names the
-//     room.
+//     Each must be a valid room id the token may read: an invalid one
+//     refuses the whole stream with `400` (`invalid-room`), a room the
+//     token may not read with `403`, and the `detail` of either names
+//     the room (quoted, non-ASCII characters escaped).
 //   - Messages of all the rooms arrive as `event: message` (the
 //     `Message` carries its `room`), in `seq` order within each room.
 //   - Each message event's `id` is a composite cursor (schema
@@ -3825,8 +3899,13 @@ func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room R
 //     every room of the stream with no gap and no duplicate. It holds
 //     the epoch and `seq` of each room's last message, 24 bytes a room
 //     (the room is named by a 64-bit hash of its id), with a checksum,
-//     base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
-//     sends it back as `Last-Event-ID` when it reconnects;
+//     base64url-encoded: 1,610 characters at 50 rooms. A server
+//     configured with `CURSOR_KEY` (one key shared by every instance)
+//     signs cursors with HMAC-SHA256 instead (1,620 characters at 50
+//     rooms) and refuses any cursor it did not sign, checksummed ones
+//     included; without a key anyone can build a cursor, which grants
+//     nothing, as every room is still checked for read permission.
+//     `EventSource` sends it back as `Last-Event-ID` when it reconnects;
 //     `last_event_id` works too.
 //   - To change the set of rooms, open a new stream with the new `rooms`
 //     and `last_event_id` set to the last id received: rooms carried
@@ -3842,8 +3921,12 @@ func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room R
 // carry no `id`, so `Last-Event-ID` is always a message cursor.
 // Errors: `400` for a bad or empty `rooms`, more than
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
-// this server made (forged, damaged or truncated: `invalid-cursor`);
-// `401`, `403` and `429` as on `streamRoom`.
+// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
+// not signed with it: `invalid-cursor`);
+// `401`, `403` and `429` as on `streamRoom`. The checks run in the
+// order of `streamRoom`'s: `rooms` (400), token (401), read
+// permission on each room (403), `user` (400, 403), streams open (the
+// busy `200`, then 429), cursor (400).
 //
 // Returns a wrapper object for the known response body format(s).
 //

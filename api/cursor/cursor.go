@@ -27,8 +27,9 @@
 // A checksum catches a truncated or damaged token. Without a key anyone can
 // build a valid token, which grants nothing: every room is still checked
 // for read permission, and a position is only a place to resume from, as a
-// Last-Event-ID of a single-room stream is. With a key (shared by every
-// instance) a token not made by the deployment is refused.
+// Last-Event-ID of a single-room stream is. With a key (the setting
+// CURSOR_KEY, shared by every instance) a token not made by the deployment
+// is refused.
 package cursor
 
 import (

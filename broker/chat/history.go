@@ -37,4 +37,5 @@ type Reset struct {
 const (
 	ResetEpochChanged = "epoch_changed" // Redis lost the room's state since the cursor
 	ResetTrimmed      = "trimmed"       // messages after the cursor fell out of history
+	ResetAhead        = "ahead"         // the cursor is past the room's last message, in its epoch
 )

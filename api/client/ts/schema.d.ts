@@ -37,9 +37,10 @@ export interface paths {
          *
          *     An `after` cursor that cannot be honoured exactly adds a `reset`
          *     object and reads from the oldest retained message: the room's
-         *     history was lost since the cursor was issued (`epoch_changed`), or
-         *     messages right after it were trimmed from history (`trimmed`). A
-         *     `before` cursor from lost history gives an empty page.
+         *     history was lost since the cursor was issued (`epoch_changed`),
+         *     messages right after it were trimmed from history (`trimmed`), or
+         *     it lies after the room's last message (`ahead`). A `before` cursor
+         *     from lost history gives an empty page.
          */
         get: operations["listMessages"];
         put?: never;
@@ -116,7 +117,8 @@ export interface paths {
          *        `data` is byte for byte the JSON the post answered with (schema
          *        `Message`).
          *     4. Where messages after the client's position can no longer be
-         *        delivered (history lost or trimmed), an event without `id`
+         *        delivered (history lost or trimmed, or a position after the
+         *        room's last message), an event without `id`
          *        before the first message that follows:
          *        ```
          *        event: reset
@@ -145,8 +147,10 @@ export interface paths {
          *     again after that delay: when the stream cannot be started in Redis
          *     (`: unavailable, retry shortly`), and when the server already has
          *     `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
-         *     checks run in this order: room id (400), token (401, 403), streams
-         *     open (the busy `200`, then 429), resume point (400). Error statuses
+         *     checks run in this order: room id (400), token (401, 403), `user`
+         *     (400, 403), streams open (the busy `200`, then 429), resume point
+         *     (400): a client at a stream limit is told so whatever its resume
+         *     point. Error statuses
          *     are only for requests that a retry cannot fix: `400` for a bad room
          *     id or resume point, `401` and `403` for the token, and `429` when the
          *     client already has `MAX_STREAMS_PER_CLIENT` streams open. Responses
@@ -251,9 +255,10 @@ export interface paths {
          *     the stream of `streamRoom` with these differences:
          *
          *     - `rooms` lists the rooms, comma-separated; duplicates are ignored.
-         *       Each must be a valid room id the token may read: a room it may not
-         *       read refuses the whole stream with `403`, whose `detail` names the
-         *       room.
+         *       Each must be a valid room id the token may read: an invalid one
+         *       refuses the whole stream with `400` (`invalid-room`), a room the
+         *       token may not read with `403`, and the `detail` of either names
+         *       the room (quoted, non-ASCII characters escaped).
          *     - Messages of all the rooms arrive as `event: message` (the
          *       `Message` carries its `room`), in `seq` order within each room.
          *     - Each message event's `id` is a composite cursor (schema
@@ -261,8 +266,13 @@ export interface paths {
          *       every room of the stream with no gap and no duplicate. It holds
          *       the epoch and `seq` of each room's last message, 24 bytes a room
          *       (the room is named by a 64-bit hash of its id), with a checksum,
-         *       base64url-encoded: 1,610 characters at 50 rooms. `EventSource`
-         *       sends it back as `Last-Event-ID` when it reconnects;
+         *       base64url-encoded: 1,610 characters at 50 rooms. A server
+         *       configured with `CURSOR_KEY` (one key shared by every instance)
+         *       signs cursors with HMAC-SHA256 instead (1,620 characters at 50
+         *       rooms) and refuses any cursor it did not sign, checksummed ones
+         *       included; without a key anyone can build a cursor, which grants
+         *       nothing, as every room is still checked for read permission.
+         *       `EventSource` sends it back as `Last-Event-ID` when it reconnects;
          *       `last_event_id` works too.
          *     - To change the set of rooms, open a new stream with the new `rooms`
          *       and `last_event_id` set to the last id received: rooms carried
@@ -278,8 +288,12 @@ export interface paths {
          *     carry no `id`, so `Last-Event-ID` is always a message cursor.
          *     Errors: `400` for a bad or empty `rooms`, more than
          *     `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
-         *     this server made (forged, damaged or truncated: `invalid-cursor`);
-         *     `401`, `403` and `429` as on `streamRoom`.
+         *     this server made (forged, damaged or truncated, or with `CURSOR_KEY`
+         *     not signed with it: `invalid-cursor`);
+         *     `401`, `403` and `429` as on `streamRoom`. The checks run in the
+         *     order of `streamRoom`'s: `rooms` (400), token (401), read
+         *     permission on each room (403), `user` (400, 403), streams open (the
+         *     busy `200`, then 429), cursor (400).
          */
         get: operations["streamRooms"];
         put?: never;
@@ -390,7 +404,10 @@ export interface paths {
          *     through history. Served with an `ETag` and `Cache-Control: no-cache`,
          *     so browsers revalidate it (`If-None-Match` answers `304`), and with
          *     a `Content-Security-Policy` that allows only its own script, style
-         *     and connections. `Range` is ignored: the files are small.
+         *     and connections. `Range`, `If-Range`, `If-Match`,
+         *     `If-Modified-Since` and `If-Unmodified-Since` are ignored (the
+         *     files are small and carry no `Last-Modified`): the answer is the
+         *     whole file.
          */
         get: operations["getPage"];
         put?: never;
@@ -447,8 +464,11 @@ export interface components {
         /** @description A message to post. */
         NewMessage: {
             /**
-             * @description The message: valid UTF-8, not empty, at most `MAX_MESSAGE_BYTES`
-             *     bytes (default 4096) once encoded as UTF-8. An escaped UTF-16
+             * @description The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+             *     (default 4096) once encoded as UTF-8, with at least one
+             *     character that is not Unicode `White_Space` (those the pattern
+             *     lists): an empty text, or one of white space only, which would
+             *     show as an empty message, is a `400`. An escaped UTF-16
              *     surrogate that is not half of a pair (`"\ud800"`) is a `400`,
              *     in `text` and `user`: it is no character, and the server never
              *     stores something other than what was posted.
@@ -512,10 +532,13 @@ export interface components {
              * @description `epoch_changed`: the room's history was lost (Redis restarted
              *     without persistence, or the room expired) since the position was
              *     issued. `trimmed`: messages right after the position fell out of
-             *     the retained history.
+             *     the retained history. `ahead`: the position is of the room's
+             *     current epoch but after its last message, so the room never gave
+             *     it out (it was made up, or the room's newest messages were lost,
+             *     as when Redis was restored from an older state).
              * @enum {string}
              */
-            reason: "epoch_changed" | "trimmed";
+            reason: "epoch_changed" | "trimmed" | "ahead";
             /** @description A human-readable explanation. */
             detail: string;
             /** @description The position the reader asked to resume from. */
@@ -526,8 +549,9 @@ export interface components {
         /**
          * @description The id of a message event on a multi-room stream: the position of
          *     every room of the stream, as an opaque, URL-safe token of at most
-         *     4096 characters. Pass it back unchanged as `Last-Event-ID` or
-         *     `last_event_id`.
+         *     4096 characters, checksummed, or signed when the server is
+         *     configured with `CURSOR_KEY`. Pass it back unchanged as
+         *     `Last-Event-ID` or `last_event_id`.
          * @example AQACS13Adue5wSIAAAGbdtqoAAAAAAAAAAAqs14lMoZFXUIAAAGbdtqoAAAAAAAAAAAHf8FF2A
          */
         CompositeCursor: string;
@@ -584,7 +608,8 @@ export interface components {
             /**
              * @description What went wrong; stable, for programs to branch on.
              *
-             *     - `urn:roomcast:problem:invalid-room`: the room id is not valid.
+             *     - `urn:roomcast:problem:invalid-room`: the room id is not valid
+             *       (on `streamRooms` the `detail` names it).
              *     - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
              *       `last_event_id` or `Last-Event-ID` is not a message id, or
              *       both `before` and `after` were given; on `streamRooms`, not a
@@ -1258,9 +1283,9 @@ export interface operations {
                 /**
                  * @description Resume after this message id; `EventSource` sends the id of the
                  *     last event it received when it reconnects. Takes precedence over
-                 *     `last_event_id`.
+                 *     `last_event_id`. Empty counts as absent.
                  */
-                "Last-Event-ID"?: components["schemas"]["MessageId"];
+                "Last-Event-ID"?: string;
             };
             path: {
                 /**
@@ -1390,9 +1415,9 @@ export interface operations {
                 /**
                  * @description Resume after this composite cursor; `EventSource` sends the id of
                  *     the last event it received when it reconnects. Takes precedence
-                 *     over `last_event_id`.
+                 *     over `last_event_id`. Empty counts as absent.
                  */
-                "Last-Event-ID"?: components["schemas"]["CompositeCursor"];
+                "Last-Event-ID"?: string;
             };
             path?: never;
             cookie?: never;

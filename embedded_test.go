@@ -1,0 +1,95 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEmbeddedRedisExpiresKeys runs roomcast on the embedded default and
+// proves that its keys expire as on Redis: the typing throttle lets a
+// user's typing through again after its 2 s window, a room is gone after
+// ROOM_TTL and an Idempotency-Key is forgotten after IDEMPOTENCY_TTL.
+func TestEmbeddedRedisExpiresKeys(t *testing.T) {
+	t.Parallel()
+	in := startRun(t, "ROOM_TTL=1s", "IDEMPOTENCY_TTL=1s", "POST_RATE=0")
+
+	t.Run("typing repeats after its window", func(t *testing.T) {
+		stream := in.openLines(t, "/rooms/typing/stream")
+		if line, _ := stream.next(t); !strings.HasPrefix(line, "retry: ") {
+			t.Fatalf("stream began with %q, want a retry line", line)
+		}
+		// Typing is posted on every tick, as a page does on every
+		// keystroke; the server lets one event through per window.
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(10 * time.Second)
+		var seen []time.Time
+		for len(seen) < 2 {
+			select {
+			case line, ok := <-stream.lines:
+				if !ok {
+					t.Fatal("the stream ended")
+				}
+				if line == "event: typing" {
+					seen = append(seen, time.Now())
+				}
+			case <-tick.C:
+				if resp, body := in.request(t, http.MethodPost, "/rooms/typing/typing", `{"user":"ada"}`,
+					"Content-Type", "application/json"); resp.StatusCode != http.StatusNoContent {
+					t.Fatalf("POST typing = %d %s", resp.StatusCode, body)
+				}
+			case <-deadline:
+				t.Fatalf("%d typing events within 10s of typing every 100ms, want 2: the throttle key never expires", len(seen))
+			}
+		}
+		if gap := seen[1].Sub(seen[0]); gap < time.Second {
+			t.Fatalf("typing events %v apart, want about 2s: the throttle let typing through early", gap)
+		}
+	})
+
+	t.Run("rooms expire after ROOM_TTL", func(t *testing.T) {
+		in.postMessage(t, "expiring", "soon gone")
+		pollUntil(t, "the room to expire after ROOM_TTL=1s", func() bool {
+			resp, body := in.request(t, http.MethodGet, "/rooms/expiring/messages", "")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("history = %d %s", resp.StatusCode, body)
+			}
+			return string(body) == `{"messages":[],"has_more":false}`+"\n"
+		})
+	})
+
+	t.Run("Idempotency-Keys expire after IDEMPOTENCY_TTL", func(t *testing.T) {
+		post := func(text string) *http.Response {
+			resp, body := in.request(t, http.MethodPost, "/rooms/idem/messages", `{"text":"`+text+`"}`,
+				"Content-Type", "application/json", "Idempotency-Key", "k1")
+			if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusUnprocessableEntity {
+				t.Fatalf("POST = %d %s", resp.StatusCode, body)
+			}
+			return resp
+		}
+		post("first")
+		// The same key with another text is a 422 while the key is
+		// remembered, and a new message once it is forgotten.
+		pollUntil(t, "the Idempotency-Key to expire after IDEMPOTENCY_TTL=1s", func() bool {
+			resp := post("second")
+			return resp.StatusCode == http.StatusCreated && resp.Header.Get("Idempotent-Replayed") == ""
+		})
+	})
+}
+
+// pollUntil checks cond every 50ms until it holds, failing the test after
+// 10s.
+func pollUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}
