@@ -120,6 +120,15 @@ func rusage(who int) (cpu, error) {
 	return cpu{time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())}, nil
 }
 
+// usage is the CPU used so far by the calling OS thread and by the process.
+func usage() (thread, process cpu, err error) {
+	if thread, err = rusage(rusageThread); err != nil {
+		return cpu{}, cpu{}, err
+	}
+	process, err = rusage(syscall.RUSAGE_SELF)
+	return thread, process, err
+}
+
 // runCPU is what one run cost.
 type runCPU struct {
 	writes  int
@@ -141,11 +150,7 @@ func writeRun(ctx context.Context, conns []net.Conn, frame []byte, rate int, dur
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var r runCPU
-	thread0, err := rusage(rusageThread)
-	if err != nil {
-		return r, err
-	}
-	process0, err := rusage(syscall.RUSAGE_SELF)
+	thread0, process0, err := usage()
 	if err != nil {
 		return r, err
 	}
@@ -168,11 +173,7 @@ func writeRun(ctx context.Context, conns []net.Conn, frame []byte, rate int, dur
 		}
 	}
 	r.wall = time.Since(start)
-	thread1, err := rusage(rusageThread)
-	if err != nil {
-		return r, err
-	}
-	process1, err := rusage(syscall.RUSAGE_SELF)
+	thread1, process1, err := usage()
 	if err != nil {
 		return r, err
 	}
