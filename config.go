@@ -52,7 +52,8 @@ type config struct {
 	JWTAudience           string        `env:"JWT_AUDIENCE" help:"aud that tokens must include; empty: not checked"`
 	JWTLeeway             time.Duration `env:"JWT_LEEWAY" envDefault:"30s" help:"clock skew allowed on exp, nbf and iat"`
 	JWTCookie             string        `env:"JWT_COOKIE" envDefault:"roomcast_token" help:"cookie that may carry a stream's token, as EventSource cannot send headers"`
-	JWTDefaultRooms       string        `env:"JWT_DEFAULT_ROOMS" envDefault:"read:*,write:*" help:"permissions of tokens without a rooms claim: read:PATTERN and write:PATTERN, comma-separated, or none"`
+	JWTDefaultRooms       string        `env:"JWT_DEFAULT_ROOMS" envDefault:"read:*,write:*" help:"permissions of tokens without a rooms claim: read:PATTERN, write:PATTERN and moderate:PATTERN, comma-separated, or none"`
+	ServerAPIKeys         []string      `env:"SERVER_API_KEYS" envSeparator:"," help:"comma-separated keys (each at least 32 bytes) of your backend: a request with one in X-API-Key may act as any user in any room"`
 	PostRate              float64       `env:"POST_RATE" envDefault:"5" help:"posts a second per user (per client IP in open mode), shared by instances via Redis; 0 turns the limit off"`
 	PostBurst             int           `env:"POST_BURST" envDefault:"20" help:"posts a client may send at once before POST_RATE applies"`
 	MaxStreamsPerClient   int           `env:"MAX_STREAMS_PER_CLIENT" envDefault:"16" help:"open streams per user (per client IP in open mode), 429 beyond; 0: no limit"`
@@ -146,6 +147,10 @@ func parseConfig(environ []string) (config, error) {
 	// A key is a secret: the error gives its length, not its value.
 	if n := len(cfg.CursorKey); n > 0 && n < minCursorKeyBytes {
 		return cfg, configError{fmt.Errorf("CURSOR_KEY: %d bytes: want at least %d, the same on every instance", n, minCursorKeyBytes)}
+	}
+	// Likewise: a key's position and length, never its value.
+	if _, err := auth.ParseAPIKeys(cfg.ServerAPIKeys); err != nil {
+		return cfg, configError{fmt.Errorf("SERVER_API_KEYS: %w", err)}
 	}
 	return cfg, nil
 }
@@ -243,6 +248,12 @@ func securityOptions(ctx context.Context, cfg config, rdb redis.UniversalClient,
 	}
 	if cfg.PostRate > 0 {
 		sec.Posts = redisscripts.NewRateLimiter(rdb, redisscripts.NewKeys(cfg.KeyPrefix), "post", cfg.PostRate, cfg.PostBurst)
+	}
+	if sec.APIKeys, err = auth.ParseAPIKeys(cfg.ServerAPIKeys); err != nil {
+		return api.Security{}, configError{fmt.Errorf("SERVER_API_KEYS: %w", err)} // parseConfig checked them
+	}
+	if n := sec.APIKeys.Len(); n > 0 {
+		log.Info("server API keys on: requests with one in X-API-Key may act as any user in any room", "keys", n)
 	}
 	var keys []string
 	for name, value := range map[string]string{

@@ -16,7 +16,10 @@ import (
 	"roomcast/redisscripts/redistest"
 )
 
-const testJWTSecret = "s3cr3t-value-of-more-than-32-bytes!"
+const (
+	testJWTSecret = "s3cr3t-value-of-more-than-32-bytes!"
+	testAPIKey    = "s3cr3t-server-key-of-32-bytes-or-more"
+)
 
 func TestSecuritySettingsRefused(t *testing.T) {
 	dir := t.TempDir()
@@ -49,6 +52,7 @@ func TestSecuritySettingsRefused(t *testing.T) {
 		{env: []string{"PRESENCE_MAX_USERS=0"}, name: "PRESENCE_MAX_USERS"},
 		{env: []string{"STREAM_MAX_ROOMS=101"}, name: "STREAM_MAX_ROOMS"},
 		{env: []string{"CURSOR_KEY=s3cr3t-short"}, name: "CURSOR_KEY"},
+		{env: []string{"SERVER_API_KEYS=" + testAPIKey + ",s3cr3t-short"}, name: "SERVER_API_KEYS"},
 	} {
 		t.Run(strings.Join(tt.env, " "), func(t *testing.T) {
 			err := run(t.Context(), nil, append([]string{"ADDR=127.0.0.1:0"}, tt.env...), io.Discard,
@@ -99,6 +103,27 @@ func TestRunWithJWTSecret(t *testing.T) {
 		if strings.Contains(log, secret) {
 			t.Fatalf("log holds a token or the secret:\n%s", log)
 		}
+	}
+}
+
+func TestRunWithServerAPIKeys(t *testing.T) {
+	r := redistest.Start(t)
+	in := startRun(t, "REDIS_URL="+r.URL(), "JWT_SECRET="+testJWTSecret, "SERVER_API_KEYS= "+testAPIKey+" ,"+testAPIKey+"-2")
+	post := func(key string) (*http.Response, []byte) {
+		return in.request(t, http.MethodPost, "/rooms/lobby/messages", `{"text":"hi","user":"bob"}`,
+			"Content-Type", "application/json", "X-API-Key", key)
+	}
+	resp, body := post(testAPIKey + "-2")
+	var m struct{ User string }
+	if err := json.Unmarshal(body, &m); resp.StatusCode != http.StatusCreated || err != nil || m.User != "bob" {
+		t.Fatalf("POST with the second key: %d %s, want 201 as bob", resp.StatusCode, body)
+	}
+	if resp, body := post(testAPIKey + "-3"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST with an unknown key: %d %s, want 401", resp.StatusCode, body)
+	}
+	log := in.out.String()
+	if !strings.Contains(log, "server API keys on") || strings.Contains(log, "s3cr3t") {
+		t.Fatalf("log does not announce the keys, or shows one:\n%s", log)
 	}
 }
 

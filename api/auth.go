@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,13 +27,18 @@ type access int
 const (
 	readAccess access = iota
 	writeAccess
-	anyRoom // the token only; the handler checks the rooms
+	moderateAccess
+	anyRoom    // the token only; the handler checks the rooms
+	serverOnly // a server API key only (in open mode without keys: anyone)
 )
 
 const (
-	claimsKey     = "roomcast.claims" // echo.Context key of a request's auth.Claims
-	maxTokenBytes = 8 << 10
-	realm         = `Bearer realm="roomcast"`
+	claimsKey      = "roomcast.claims" // echo.Context key of a request's auth.Claims
+	maxTokenBytes  = 8 << 10
+	realm          = `Bearer realm="roomcast"`
+	apiKeyRealm    = `APIKey realm="roomcast"`
+	apiKeyHeader   = "X-API-Key"
+	maxAPIKeyBytes = 1 << 10
 )
 
 // authorize admits a request whose bearer token grants need on the :room
@@ -52,8 +58,20 @@ func (h *Handler) authorize(need access, stream bool) echo.MiddlewareFunc {
 	}
 }
 
-// checkToken is authorize as a plain call, for the stream handler.
+// checkToken is authorize as a plain call, for the stream handler. A
+// request with an X-API-Key header is decided by that key alone: a
+// known key holds every permission, any other is a 401, whatever else the
+// request carries.
 func (h *Handler) checkToken(c echo.Context, need access, stream bool) error {
+	if values := c.Request().Header.Values(apiKeyHeader); len(values) > 0 {
+		return h.checkAPIKey(c, values)
+	}
+	if need == serverOnly {
+		if h.Security.Tokens == nil && h.Security.APIKeys.Len() == 0 {
+			return nil // open mode: development only, like every route then
+		}
+		return unauthorizedKey(c, "this request needs a server API key in X-API-Key")
+	}
 	if h.Security.Tokens == nil {
 		return nil
 	}
@@ -82,8 +100,47 @@ func (h *Handler) checkToken(c echo.Context, need access, stream bool) error {
 	if need == readAccess && !claims.Rooms.CanRead(room) {
 		return forbidden(c, "the token does not allow reading this room")
 	}
+	if need == moderateAccess && !claims.Rooms.CanModerate(room) {
+		return forbidden(c, "the token does not allow moderating this room")
+	}
 	c.Set(claimsKey, claims)
 	return nil
+}
+
+// checkAPIKey admits a request whose X-API-Key is one of the server's keys
+// (one header value, compared in constant time) with auth.ServerClaims,
+// and answers 401 otherwise, also when the server has no keys: a key that
+// fails never falls back to the request's token or to open mode. The key
+// is never logged; metrics count requests by the key's position.
+func (h *Handler) checkAPIKey(c echo.Context, values []string) error {
+	index := 0
+	if len(values) == 1 && len(values[0]) <= maxAPIKeyBytes {
+		index = h.Security.APIKeys.Match(values[0])
+	}
+	h.Metrics.APIKeyRequest(index)
+	if index == 0 {
+		return unauthorizedKey(c, "the API key is not one of this server's keys")
+	}
+	c.Set(claimsKey, auth.ServerClaims(index))
+	return nil
+}
+
+// mayModerate reports whether the request may act on other users'
+// messages in room: with a server API key always, with a token when its
+// rooms claim grants moderate on room, in open mode always (anyone may do
+// anything there).
+func (h *Handler) mayModerate(c echo.Context, room string) bool {
+	claims, ok := c.Get(claimsKey).(auth.Claims)
+	if !ok {
+		return h.Security.Tokens == nil
+	}
+	return claims.Rooms.CanModerate(room)
+}
+
+// isServer reports whether the request was made with a server API key.
+func isServer(c echo.Context) bool {
+	claims, ok := c.Get(claimsKey).(auth.Claims)
+	return ok && claims.Server()
 }
 
 // bearerToken is the token of an "Authorization: Bearer" header, or "".
@@ -122,6 +179,13 @@ func unauthorized(c echo.Context, typ, code, detail string) error {
 	return &Problem{Type: typ, Title: "Unauthorized", Status: http.StatusUnauthorized, Detail: detail}
 }
 
+// unauthorizedKey answers 401 to a request that needs a server API key and
+// has none, or one that is not the server's.
+func unauthorizedKey(c echo.Context, detail string) error {
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate, apiKeyRealm)
+	return &Problem{Type: typeUnauthorized, Title: "Unauthorized", Status: http.StatusUnauthorized, Detail: detail}
+}
+
 // forbidden answers 403 for a valid token that lacks a permission.
 func forbidden(c echo.Context, detail string) error {
 	c.Response().Header().Set(echo.HeaderWWWAuthenticate,
@@ -144,16 +208,22 @@ func challengeText(text string) string {
 	}, text)
 }
 
+// serverUser is the user of a post with a server API key that names none.
+const serverUser = "system"
+
 // postingUser is the user a message is posted as. With a token it is the
 // token's subject, and a body naming another user is refused with 403;
-// in open mode it is the body's user, or "anonymous" when there is none.
+// in open mode it is the body's user, or "anonymous" when there is none;
+// with a server API key the body's user, or "system".
 func postingUser(c echo.Context, bodyUser string) (string, error) {
 	claims, ok := c.Get(claimsKey).(auth.Claims)
-	if !ok {
-		if bodyUser == "" {
-			return "anonymous", nil
-		}
+	switch {
+	case bodyUser != "" && (!ok || claims.Server()):
 		return bodyUser, nil
+	case !ok:
+		return "anonymous", nil
+	case claims.Server():
+		return serverUser, nil
 	}
 	if bodyUser != "" && bodyUser != claims.Subject {
 		return "", forbidden(c, `"user" differs from the token's subject; leave it out`)
@@ -164,10 +234,13 @@ func postingUser(c echo.Context, bodyUser string) (string, error) {
 	return claims.Subject, nil
 }
 
-// clientKey names the client that limits apply to: the token's subject, or
-// in open mode the client's IP address.
+// clientKey names the client that limits apply to: the token's subject,
+// the server API key's position, or in open mode the client's IP address.
 func clientKey(c echo.Context) string {
 	if claims, ok := c.Get(claimsKey).(auth.Claims); ok {
+		if claims.Server() {
+			return "key:" + strconv.Itoa(claims.Key)
+		}
 		return "user:" + claims.Subject
 	}
 	return "ip:" + c.RealIP()

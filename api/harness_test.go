@@ -64,6 +64,7 @@ type serverConfig struct {
 	PresenceGrace   time.Duration
 	PresenceBeat    time.Duration // the presence heartbeat
 	TypingInterval  time.Duration
+	Logger          *slog.Logger // nil: testLogger()
 }
 
 func testLogger() *slog.Logger {
@@ -98,6 +99,9 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 	cfg.WriteTimeout = cmp(cfg.WriteTimeout, 5*time.Second)
 	cfg.PresenceGrace = cmp(cfg.PresenceGrace, 10*time.Second)
 	cfg.PresenceBeat = cmp(cfg.PresenceBeat, 15*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger()
+	}
 
 	// As main configures it: bounded waits and no automatic resends.
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr, MaxRetries: -1,
@@ -107,7 +111,7 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		KeyPrefix: "roomcast:", HistoryMax: cfg.HistoryMax, IdempotencyTTL: time.Hour, RoomTTL: cfg.RoomTTL,
 		RedisTimeout: time.Second, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.CheckInterval,
 		MaxMessageBytes: cfg.MaxMessageBytes, HeartbeatInterval: cfg.Heartbeat, SSERetry: time.Second,
-		StreamWriteTimeout: cfg.WriteTimeout, Security: cfg.Security, Spec: testSpec(t), Logger: testLogger(),
+		StreamWriteTimeout: cfg.WriteTimeout, Security: cfg.Security, Spec: testSpec(t), Logger: cfg.Logger,
 		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.PresenceBeat, PresenceMaxUsers: 100,
 		TypingInterval: cfg.TypingInterval, StreamMaxRooms: 50,
 	})

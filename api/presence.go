@@ -163,14 +163,14 @@ func (h *Handler) enterPresence(rooms []stream.Room, user string) (leave func())
 
 // streamUser is the user a stream is listed as, "" for none. The user is
 // the token's subject (a user query parameter naming another is refused
-// with 403); in open mode the user query parameter, if any, else the
-// stream is not listed.
+// with 403); in open mode and with a server API key the user query
+// parameter, if any, else the stream is not listed.
 func streamUser(c echo.Context) (string, error) {
 	query, given := queryParam(c, "user")
 	if given && !validUser(query) {
 		return "", badRequest(typeInvalidParameter, "Invalid user", "user must be 1 to 64 printable characters")
 	}
-	if _, ok := c.Get(claimsKey).(auth.Claims); !ok {
+	if claims, ok := c.Get(claimsKey).(auth.Claims); !ok || claims.Server() {
 		return query, nil
 	}
 	return postingUser(c, query)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"roomcast/api/auth"
 )
 
 // Security configures who may use the API and how much. The zero value is
@@ -23,6 +25,10 @@ type Security struct {
 	// Tokens verifies bearer tokens. When nil the API is open: anyone may
 	// post as anyone into any room (development only).
 	Tokens TokenVerifier
+	// APIKeys are the server API keys: a request with one in X-API-Key
+	// holds every permission on every room and may act as any user. They
+	// work with or without Tokens.
+	APIKeys auth.APIKeys
 	// JWTCookie names a cookie that may carry the token of a stream,
 	// since EventSource cannot send headers; "" for none.
 	JWTCookie string

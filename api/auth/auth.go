@@ -42,14 +42,22 @@ type Config struct {
 	Logger *slog.Logger // JWKS refresh failures
 }
 
-// Claims is what a verified token says about its bearer.
+// Claims is what a verified token, or a server API key, says about its
+// bearer.
 type Claims struct {
-	Subject string
+	Subject string // "" for a server API key
 	// ValidUntil is when the token stops being accepted: exp plus the
-	// leeway.
+	// leeway; zero for a server API key, which does not expire.
 	ValidUntil time.Time
 	Rooms      Rooms
+	// Key is the position of the server API key of the request in
+	// SERVER_API_KEYS, counted from 1; 0 for a token. A request with a key
+	// may act as any user (see ServerClaims).
+	Key int
 }
+
+// Server reports whether the claims are a server API key's.
+func (c Claims) Server() bool { return c.Key > 0 }
 
 // Verifier checks tokens. It is safe for concurrent use.
 type Verifier struct {

@@ -5,13 +5,21 @@ import (
 	"strings"
 )
 
-// Rooms are the rooms a token may read (history and streams) and write
-// (post to), as room-id patterns: an exact room id, or a prefix followed by
-// "*" that matches every room starting with it ("support-*"); "*" alone
-// matches every room. Writing does not imply reading.
+// Rooms are the rooms a token may read (history and streams), write (post
+// to) and moderate (act on other users' messages), as room-id patterns: an
+// exact room id, or a prefix followed by "*" that matches every room
+// starting with it ("support-*"); "*" alone matches every room. No
+// permission implies another.
 type Rooms struct {
-	Read  []string `json:"read"`
-	Write []string `json:"write"`
+	Read     []string `json:"read"`
+	Write    []string `json:"write"`
+	Moderate []string `json:"moderate"`
+}
+
+// AllRooms grants every permission on every room: what a server API key
+// holds (ServerClaims).
+func AllRooms() Rooms {
+	return Rooms{Read: []string{"*"}, Write: []string{"*"}, Moderate: []string{"*"}}
 }
 
 // CanRead reports whether a pattern of r.Read matches room.
@@ -19,6 +27,9 @@ func (r Rooms) CanRead(room string) bool { return matchAny(r.Read, room) }
 
 // CanWrite reports whether a pattern of r.Write matches room.
 func (r Rooms) CanWrite(room string) bool { return matchAny(r.Write, room) }
+
+// CanModerate reports whether a pattern of r.Moderate matches room.
+func (r Rooms) CanModerate(room string) bool { return matchAny(r.Moderate, room) }
 
 func matchAny(patterns []string, room string) bool {
 	for _, p := range patterns {
@@ -34,8 +45,8 @@ func matchAny(patterns []string, room string) bool {
 }
 
 // ParseRooms parses permissions written as a comma-separated list of
-// "read:PATTERN" and "write:PATTERN" entries, such as "read:*,write:support-*".
-// "" and "none" grant nothing.
+// "read:PATTERN", "write:PATTERN" and "moderate:PATTERN" entries, such as
+// "read:*,write:support-*". "" and "none" grant nothing.
 func ParseRooms(spec string) (Rooms, error) {
 	var r Rooms
 	if spec == "" || spec == "none" {
@@ -44,16 +55,19 @@ func ParseRooms(spec string) (Rooms, error) {
 	for entry := range strings.SplitSeq(spec, ",") {
 		entry = strings.TrimSpace(entry)
 		kind, pattern, _ := strings.Cut(entry, ":")
-		if kind != "read" && kind != "write" {
-			return Rooms{}, fmt.Errorf("%q: want read:PATTERN or write:PATTERN", entry)
+		if kind != "read" && kind != "write" && kind != "moderate" {
+			return Rooms{}, fmt.Errorf("%q: want read:PATTERN, write:PATTERN or moderate:PATTERN", entry)
 		}
 		if !validPattern(pattern) {
 			return Rooms{}, fmt.Errorf("%q: want a room id, a prefix followed by *, or * after %s:", entry, kind)
 		}
-		if kind == "read" {
+		switch kind {
+		case "read":
 			r.Read = append(r.Read, pattern)
-		} else {
+		case "write":
 			r.Write = append(r.Write, pattern)
+		default:
+			r.Moderate = append(r.Moderate, pattern)
 		}
 	}
 	return r, nil

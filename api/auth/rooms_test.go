@@ -63,3 +63,25 @@ func TestParseRooms(t *testing.T) {
 		}
 	}
 }
+
+func TestRoomsModerate(t *testing.T) {
+	r, err := auth.ParseRooms("read:*,moderate:support-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.Moderate, []string{"support-*"}) {
+		t.Fatalf("Moderate = %q, want [support-*]", r.Moderate)
+	}
+	for room, want := range map[string]bool{"support-1": true, "lobby": false} {
+		if got := r.CanModerate(room); got != want {
+			t.Errorf("CanModerate(%q) = %v, want %v", room, got, want)
+		}
+	}
+	if r.CanWrite("support-1") {
+		t.Errorf("moderate implies write; it must not")
+	}
+	all := auth.AllRooms()
+	if !all.CanRead("x") || !all.CanWrite("x") || !all.CanModerate("x") {
+		t.Errorf("AllRooms() = %+v, want every permission on every room", all)
+	}
+}

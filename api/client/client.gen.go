@@ -689,7 +689,8 @@ type ClientInterface interface {
 	//
 	// With authentication, the message is posted as the token's subject; a
 	// body `user` that differs from it is a `403`. In open mode it is posted
-	// as the body's `user`, or `anonymous`.
+	// as the body's `user`, or `anonymous`; with a server API key as the
+	// body's `user`, or `system`, and without a post rate limit.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
 	// safe: a post with a key its user already used in this room for the
@@ -721,7 +722,8 @@ type ClientInterface interface {
 	//
 	// With authentication, the message is posted as the token's subject; a
 	// body `user` that differs from it is a `403`. In open mode it is posted
-	// as the body's `user`, or `anonymous`.
+	// as the body's `user`, or `anonymous`; with a server API key as the
+	// body's `user`, or `system`, and without a post rate limit.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
 	// safe: a post with a key its user already used in this room for the
@@ -1078,7 +1080,8 @@ func (c *Client) ListMessages(ctx context.Context, room Room, params *ListMessag
 //
 // With authentication, the message is posted as the token's subject; a
 // body `user` that differs from it is a `403`. In open mode it is posted
-// as the body's `user`, or `anonymous`.
+// as the body's `user`, or `anonymous`; with a server API key as the
+// body's `user`, or `system`, and without a post rate limit.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
 // safe: a post with a key its user already used in this room for the
@@ -1120,7 +1123,8 @@ func (c *Client) PostMessageWithBody(ctx context.Context, room Room, params *Pos
 //
 // With authentication, the message is posted as the token's subject; a
 // body `user` that differs from it is a `403`. In open mode it is posted
-// as the body's `user`, or `anonymous`.
+// as the body's `user`, or `anonymous`; with a server API key as the
+// body's `user`, or `system`, and without a post rate limit.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
 // safe: a post with a key its user already used in this room for the
@@ -2098,7 +2102,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// With authentication, the message is posted as the token's subject; a
 	// body `user` that differs from it is a `403`. In open mode it is posted
-	// as the body's `user`, or `anonymous`.
+	// as the body's `user`, or `anonymous`; with a server API key as the
+	// body's `user`, or `system`, and without a post rate limit.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
 	// safe: a post with a key its user already used in this room for the
@@ -2130,7 +2135,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// With authentication, the message is posted as the token's subject; a
 	// body `user` that differs from it is a `403`. In open mode it is posted
-	// as the body's `user`, or `anonymous`.
+	// as the body's `user`, or `anonymous`; with a server API key as the
+	// body's `user`, or `system`, and without a post rate limit.
 	//
 	// With an `Idempotency-Key`, retrying a post whose answer was lost is
 	// safe: a post with a key its user already used in this room for the
@@ -3671,7 +3677,8 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, room
 //
 // With authentication, the message is posted as the token's subject; a
 // body `user` that differs from it is a `403`. In open mode it is posted
-// as the body's `user`, or `anonymous`.
+// as the body's `user`, or `anonymous`; with a server API key as the
+// body's `user`, or `system`, and without a post rate limit.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
 // safe: a post with a key its user already used in this room for the
@@ -3709,7 +3716,8 @@ func (c *ClientWithResponses) PostMessageWithBodyWithResponse(ctx context.Contex
 //
 // With authentication, the message is posted as the token's subject; a
 // body `user` that differs from it is a `403`. In open mode it is posted
-// as the body's `user`, or `anonymous`.
+// as the body's `user`, or `anonymous`; with a server API key as the
+// body's `user`, or `system`, and without a post rate limit.
 //
 // With an `Idempotency-Key`, retrying a post whose answer was lost is
 // safe: a post with a key its user already used in this room for the

@@ -28,6 +28,7 @@ type Metrics struct {
 	posted        *prometheus.CounterVec
 	redisDuration *prometheus.HistogramVec
 	redisErrors   *prometheus.CounterVec
+	apiKeys       *prometheus.CounterVec
 }
 
 // New returns metrics registered in a new registry, with the Go runtime
@@ -59,8 +60,12 @@ func New() *Metrics {
 		redisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "roomcast_redis_errors_total", Help: "Redis commands that failed, by command name.",
 		}, []string{"command"}),
+		apiKeys: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomcast_api_key_requests_total",
+			Help: "Requests with an X-API-Key header, by the key's position in SERVER_API_KEYS (from 1), or unknown.",
+		}, []string{"key"}),
 	}
-	m.reg.MustRegister(m.httpDuration, m.streamsOpen, m.resumes, m.resets, m.posted, m.redisDuration, m.redisErrors,
+	m.reg.MustRegister(m.httpDuration, m.streamsOpen, m.resumes, m.resets, m.posted, m.redisDuration, m.redisErrors, m.apiKeys,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -107,6 +112,17 @@ func (m *Metrics) Reset() { m.resets.Inc() }
 
 // Posted counts an accepted post.
 func (m *Metrics) Posted(replayed bool) { m.posted.WithLabelValues(strconv.FormatBool(replayed)).Inc() }
+
+// APIKeyRequest counts a request with a server API key: index is the
+// key's position in SERVER_API_KEYS, from 1, or 0 for a key that is none
+// of them. The key's value is never a label.
+func (m *Metrics) APIKeyRequest(index int) {
+	label := "unknown"
+	if index > 0 {
+		label = strconv.Itoa(index)
+	}
+	m.apiKeys.WithLabelValues(label).Inc()
+}
 
 // Middleware records each request's duration by route template, so that
 // room ids do not become labels.

@@ -58,7 +58,8 @@ export interface paths {
          *
          *     With authentication, the message is posted as the token's subject; a
          *     body `user` that differs from it is a `403`. In open mode it is posted
-         *     as the body's `user`, or `anonymous`.
+         *     as the body's `user`, or `anonymous`; with a server API key as the
+         *     body's `user`, or `system`, and without a post rate limit.
          *
          *     With an `Idempotency-Key`, retrying a post whose answer was lost is
          *     safe: a post with a key its user already used in this room for the
@@ -779,7 +780,10 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No bearer token, or an invalid or expired one, on a server that requires one. */
+        /**
+         * @description No bearer token, or an invalid or expired one, on a server that
+         *     requires one; or an `X-API-Key` that is not one of the server's.
+         */
         Unauthorized: {
             headers: {
                 "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
@@ -1107,7 +1111,8 @@ export interface components {
         /**
          * @description Posts this client may make in a burst (`POST_BURST`). A server with a
          *     post rate limit sends the three `RateLimit-*` headers on every answer
-         *     to a post past the token check; other operations never send them.
+         *     to a post past the token check, but to posts with a server API key,
+         *     which are not limited; other operations never send them.
          * @example 20
          */
         RateLimitLimit: number;
@@ -1130,7 +1135,9 @@ export interface components {
          * @description The RFC 6750 bearer challenge, with `error="invalid_token"` for a bad
          *     or expired token and `error="insufficient_scope"` for a missing
          *     permission. `error_description` holds only the characters RFC 6750
-         *     allows there (printable ASCII without `"` and `\`).
+         *     allows there (printable ASCII without `"` and `\`). A request with
+         *     an `X-API-Key` that is not the server's, and a request without a
+         *     key to an operation that needs one, get `APIKey realm="roomcast"`.
          * @example Bearer realm="roomcast", error="invalid_token", error_description="the token has expired"
          */
         WWWAuthenticate: string;
