@@ -148,6 +148,7 @@ func deployNginx(t *testing.T) string {
 // returns nginx's URL and stops nginx when the test ends.
 func startNginx(t *testing.T, upstreams ...string) string {
 	t.Helper()
+	redistest.SkipIfShort(t, "runs nginx")
 	path, err := exec.LookPath("nginx")
 	if err != nil {
 		path = "/usr/sbin/nginx"

@@ -110,20 +110,13 @@ func startTLS(t *testing.T, pair certPair, client *http.Client, environ ...strin
 	return in
 }
 
-func skipInQuickTier(t *testing.T) {
-	t.Helper()
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("starts a TLS server and waits for heartbeats; not in the -short tier")
-	}
-}
-
 // TestHTTP2StreamsShareOneConnection opens more streams than the six
 // connections a browser allows per host over HTTP/1.1, all on one HTTP/2
 // connection, where each is served by its handler rather than hijacked:
 // a post reaches every one, heartbeats arrive, and shutdown ends them all
 // and returns.
 func TestHTTP2StreamsShareOneConnection(t *testing.T) {
-	skipInQuickTier(t)
+	redistest.SkipIfShort(t, "a TLS server that waits for heartbeats")
 	pair := newCertPair(t)
 	var dials atomic.Int32
 	in := startTLS(t, pair, tlsClient(pair, true, &dials))
@@ -167,7 +160,7 @@ func TestHTTP2StreamsShareOneConnection(t *testing.T) {
 // TestHTTP1StreamOverTLS streams over HTTP/1.1 over TLS, where the stream
 // engine owns the TLS connection as it owns a plain one.
 func TestHTTP1StreamOverTLS(t *testing.T) {
-	skipInQuickTier(t)
+	redistest.SkipIfShort(t, "a TLS server that waits for heartbeats")
 	pair := newCertPair(t)
 	var dials atomic.Int32
 	in := startTLS(t, pair, tlsClient(pair, false, &dials))
@@ -197,7 +190,7 @@ func TestHTTP1StreamOverTLS(t *testing.T) {
 // wait for good: the connection must be closed, and every goroutine of it
 // and of its streams end.
 func TestHTTP2ConnectionThatTakesNoBytesIsClosed(t *testing.T) {
-	skipInQuickTier(t)
+	redistest.SkipIfShort(t, "a TLS server that waits for heartbeats")
 	pair := newCertPair(t)
 	var dials atomic.Int32
 	in := startTLS(t, pair, tlsClient(pair, true, &dials),

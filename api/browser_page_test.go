@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"roomcast/redisscripts/redistest"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 // chromium the test is skipped, except under CI=true, where it fails.
 func startBrowser(t *testing.T) context.Context {
 	t.Helper()
+	redistest.SkipIfShort(t, "drives chromium")
 	path, err := exec.LookPath("chromium")
 	if err != nil {
 		if os.Getenv("CI") == "true" {

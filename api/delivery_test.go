@@ -20,6 +20,7 @@ import (
 // resume with Last-Event-ID, as EventSource does. Every client must end
 // with exactly the acknowledged sequence. ROOMCAST_SOAK_SEED replays a run.
 func TestSoakReconnectingClientsGetEveryMessageOnce(t *testing.T) {
+	redistest.SkipIfShort(t, "soak")
 	seed := soakSeed(t)
 	const publishers, perPublisher, clients = 4, 250, 4
 	s := startServer(t, serverConfig{ClientBuffer: 64})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"roomcast/redisscripts/redistest"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 // both instances: each client ends with exactly each room's messages, in
 // order. ROOMCAST_SOAK_SEED replays a run.
 func TestSoakMultiRoomClientsAcrossInstancesGetEveryMessageOnce(t *testing.T) {
+	redistest.SkipIfShort(t, "soak")
 	seed := soakSeed(t)
 	const clients, perRoom = 4, 60
 	rooms := []string{"soak-a", "soak-b", "soak-c"}

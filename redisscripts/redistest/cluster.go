@@ -13,7 +13,8 @@ import (
 
 // StartCluster starts a Redis Cluster of n primaries (no replicas), with
 // the 16384 hash slots split evenly, and waits until every node reports the
-// cluster healthy. It fails or skips like Start.
+// cluster healthy. It fails or skips like Start, and skips under -short
+// (see SkipIfShort).
 func StartCluster(tb testing.TB, n int) []*Server {
 	tb.Helper()
 	return StartClusterWithReplicas(tb, n, 0)[:n]
@@ -22,9 +23,11 @@ func StartCluster(tb testing.TB, n int) []*Server {
 // StartClusterWithReplicas starts a Redis Cluster of n primaries and
 // replicas replicas per primary: nodes[0:n] are the primaries, and
 // nodes[n+i*replicas+j] is the j-th replica of nodes[i]. It waits until the
-// cluster is healthy and every replica is in sync.
+// cluster is healthy and every replica is in sync. Under -short it skips
+// (see SkipIfShort).
 func StartClusterWithReplicas(tb testing.TB, n, replicas int) []*Server {
 	tb.Helper()
+	SkipIfShort(tb, "a Redis Cluster")
 	nodes := make([]*Server, n*(1+replicas))
 	for i := range nodes {
 		nodes[i] = Start(tb, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
