@@ -65,6 +65,10 @@ type config struct {
 	PresenceMaxUsers      int           `env:"PRESENCE_MAX_USERS" envDefault:"100" help:"users listed by GET /rooms/{room}/presence (the count is exact)"`
 	StreamMaxRooms        int           `env:"STREAM_MAX_ROOMS" envDefault:"50" help:"rooms one GET /stream?rooms= may watch"`
 	CursorKey             string        `env:"CURSOR_KEY" help:"HMAC key (at least 32 bytes, the same on every instance) signing the cursors of GET /stream, which then refuses cursors it did not sign; empty: cursors carry a checksum only"`
+
+	// Read state: set apart so that its long name does not realign the
+	// fields above.
+	ReadReceiptsMaxWatchers int `env:"READ_RECEIPTS_MAX_WATCHERS" envDefault:"100" help:"rooms with at most this many present users send read receipts to their members (one per user per room per second); 0: none"`
 }
 
 func (c config) redisTimeouts() (dial, read, write, pool time.Duration) {
@@ -131,6 +135,7 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.PresenceGrace >= 100*time.Millisecond, "PRESENCE_GRACE", "at least 100ms"},
 		{cfg.PresenceMaxUsers >= 1 && cfg.PresenceMaxUsers <= 10_000, "PRESENCE_MAX_USERS", "1 to 10000"},
 		{cfg.StreamMaxRooms >= 1 && cfg.StreamMaxRooms <= 100, "STREAM_MAX_ROOMS", "1 to 100"},
+		{cfg.ReadReceiptsMaxWatchers >= 0 && cfg.ReadReceiptsMaxWatchers <= 100_000, "READ_RECEIPTS_MAX_WATCHERS", "0 to 100000"},
 	}
 	for _, c := range checks {
 		if !c.ok {

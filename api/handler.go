@@ -47,6 +47,7 @@ type Options struct {
 	TypingInterval  time.Duration    // shortest time between typing events of a user in a room; 0: DefaultTypingInterval
 	StreamMaxRooms  int              // rooms one multi-room stream may watch; 0: DefaultStreamMaxRooms
 	Cursors         cursor.Codec     // composite cursors of multi-room streams; every instance alike
+	Reads           ReadStore        // read markers (PUT /rooms/{room}/read, GET /me/rooms)
 }
 
 // Handler serves roomcast's HTTP API.
@@ -80,6 +81,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/rooms/:room/presence", h.getPresence, g.read...)
 	e.POST("/rooms/:room/typing", h.postTyping, g.typing...)
 	e.GET("/stream", h.streamRooms, g.streams...)
+	e.PUT("/rooms/:room/read", h.putRead, g.mark...)
+	e.GET("/me/rooms", h.getMyRooms, g.me...)
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.GET("/openapi.yaml", h.openapi)

@@ -66,6 +66,12 @@ func problemFor(err error) *Problem {
 	case errors.Is(err, chat.ErrIdempotencyConflict):
 		return &Problem{Type: typeIdempotencyConflict, Title: "Idempotency key reused", Status: http.StatusUnprocessableEntity,
 			Detail: "this Idempotency-Key was already used for a message with other content"}
+	case errors.Is(err, chat.ErrEmptyRoom):
+		return &Problem{Type: typeNotFound, Title: "Not Found", Status: http.StatusNotFound,
+			Detail: "the room has no messages"}
+	case errors.Is(err, chat.ErrUnknownMessage):
+		return &Problem{Type: typeNotFound, Title: "Not Found", Status: http.StatusNotFound,
+			Detail: "no message of the room has this id"}
 	case errors.Is(err, chat.ErrUnavailable), errors.Is(err, broker.ErrClosed):
 		return &Problem{Type: typeUnavailable, Title: "Service unavailable", Status: http.StatusServiceUnavailable,
 			Detail: "the message store cannot be reached; retry shortly", retryAfter: 1}

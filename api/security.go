@@ -87,7 +87,7 @@ func (h *Handler) useSecurity(e *echo.Echo) {
 			Skipper:         unknownPathOptions,
 			AllowOriginFunc: func(origin string) (bool, error) { return slices.Contains(origins, origin), nil },
 			// Not HEAD: no operation has it, it is always a 405.
-			AllowMethods:     []string{http.MethodGet, http.MethodPost},
+			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut},
 			AllowHeaders:     corsAllowHeaders,
 			ExposeHeaders:    corsExposeHeaders,
 			AllowCredentials: true,
@@ -210,6 +210,7 @@ func isReadTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceede
 // roomGuards are the middleware of the room routes, outermost first.
 type roomGuards struct {
 	post, read, stream, typing, streams []echo.MiddlewareFunc
+	mark, me                            []echo.MiddlewareFunc // read state
 }
 
 // guards returns the middleware that authorise and limit the room routes.
@@ -228,6 +229,11 @@ func (h *Handler) guards() roomGuards {
 		// Typing has a rate of its own (one event per TypingInterval), so
 		// it does not use up the client's posts.
 		typing: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false)},
+		// A marker only moves forward, and each move publishes one event,
+		// so marks cannot make more events than the room has messages:
+		// they use no rate of their own.
+		mark: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(readAccess, false)},
+		me:   []echo.MiddlewareFunc{h.authorize(anyRoom, false)},
 	}
 }
 

@@ -42,6 +42,17 @@ func (k Keys) typing(room, user string) string {
 	return k.prefix + "{" + room + "}:typing:" + strconv.Itoa(len(user)) + ":" + user
 }
 
+// read holds a room's read markers (user -> seq) and live the seqs of its
+// retained messages that are not tombstones (read_state.lua).
+func (k Keys) read(room string) string { return k.prefix + "{" + room + "}:read" }
+func (k Keys) live(room string) string { return k.prefix + "{" + room + "}:live" }
+
+// userRooms indexes the rooms a user has a read marker in (GET /me/rooms).
+// It is the user's, so it lives outside every room's slot; see indexRoom.
+func (k Keys) userRooms(user string) string {
+	return k.prefix + "user:" + strconv.Itoa(len(user)) + ":" + user + ":rooms"
+}
+
 func (k Keys) rate(name, client string) string { return k.prefix + "rate:" + name + ":" + client }
 
 // Channel is the Pub/Sub channel on which room's messages are published.

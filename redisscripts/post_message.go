@@ -16,7 +16,7 @@ import (
 //go:embed post_message.lua
 var postMessageSource string
 
-var postMessageScript = redis.NewScript(postMessageSource)
+var postMessageScript = redis.NewScript(readStateSource + postMessageSource)
 
 // Post stores p in its room's history and publishes it on the room's
 // channel (see PublishRoom for which) in one atomic step. Concurrent posts
@@ -32,7 +32,14 @@ func (s *Store) Post(ctx context.Context, p chat.Post) (chat.Posted, error) {
 	if err != nil {
 		return chat.Posted{}, wrapRedisError("post message", err)
 	}
-	return postedOf(reply)
+	posted, err := postedOf(reply)
+	if err == nil && firstMarker(reply) {
+		// The message is stored and published: a failure here must not
+		// become an error that makes the client post again. The next mark
+		// that moves the user's marker adds the room to the index.
+		_ = s.indexRoom(ctx, p.User, p.Room)
+	}
+	return posted, err
 }
 
 // postCall is the KEYS and ARGV of the post script for p.
@@ -46,7 +53,7 @@ func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 	}
 	fields = fields[1 : len(fields)-1] // the members without the braces
 	room, _ := json.Marshal(p.Room)
-	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room)}
+	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room), s.keys.read(p.Room), s.keys.live(p.Room)}
 	fingerprint := ""
 	if p.IdempotencyKey != "" {
 		keys = append(keys, s.keys.idempotency(p.Room, p.User, p.IdempotencyKey))
@@ -54,16 +61,17 @@ func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 		fingerprint = hex.EncodeToString(sum[:])
 	}
 	return keys, []any{s.roomChannel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(),
-		fingerprint, s.roomTTL.Milliseconds(), s.publishCommand()}, nil
+		fingerprint, s.roomTTL.Milliseconds(), s.publishCommand(), p.User}, nil
 }
 
-// postedOf checks the post script's reply {status, message}.
+// postedOf checks the post script's reply {status, message[, first
+// marker]} (firstMarker reads the third).
 func postedOf(raw any) (chat.Posted, error) {
 	reply, ok := raw.([]any)
 	if !ok {
 		return chat.Posted{}, fmt.Errorf("post message: unexpected reply %T", raw)
 	}
-	if len(reply) != 2 {
+	if len(reply) != 2 && len(reply) != 3 {
 		return chat.Posted{}, fmt.Errorf("post message: unexpected reply length %d", len(reply))
 	}
 	status, _ := reply[0].(int64)
@@ -76,4 +84,15 @@ func postedOf(raw any) (chat.Posted, error) {
 		return chat.Posted{}, fmt.Errorf("post message: reply: %w", err)
 	}
 	return chat.Posted{ID: id, JSON: []byte(message), Replayed: status == 1}, nil
+}
+
+// firstMarker reports whether a post script's reply says that the poster
+// had no read marker in the room before the message.
+func firstMarker(raw any) bool {
+	reply, _ := raw.([]any)
+	if len(reply) != 3 {
+		return false
+	}
+	first, _ := reply[2].(int64)
+	return first == 1
 }

@@ -1,10 +1,14 @@
 -- Stores one message in its room's history and publishes it, atomically.
 -- Returns {status, message_json}; status 0 = stored now, 1 = the message
 -- stored earlier under the same idempotency key, 2 = that key was used for
--- a different message (message_json is then empty).
+-- a different message (message_json is then empty). A new message's reply
+-- has a third element: 1 when the poster had no read marker in the room
+-- before (read_state.lua, prepended to this script, has the read state).
 local meta_key = KEYS[1]
 local history_key = KEYS[2]
-local idempotency_key = KEYS[3]
+local read_key = KEYS[3]
+local live_key = KEYS[4]
+local idempotency_key = KEYS[5]
 local channel = ARGV[1]
 local room_json = ARGV[2]
 local fields_json = ARGV[3]
@@ -13,6 +17,7 @@ local idempotency_ttl_ms = ARGV[5]
 local fingerprint = ARGV[6]
 local room_ttl_ms = tonumber(ARGV[7]) -- 0: the room never expires
 local publish = ARGV[8] -- PUBLISH, or SPUBLISH for sharded Pub/Sub
+local user = ARGV[9]
 
 if idempotency_key then
   local earlier = redis.call('GET', idempotency_key)
@@ -67,6 +72,7 @@ if not epoch then
   -- within the same millisecond.
   epoch = base36(us)
   redis.call('DEL', history_key)
+  read_state_reset(read_key, live_key)
   redis.call('HSET', meta_key, 'epoch', epoch)
 end
 local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
@@ -76,6 +82,7 @@ local message = string.format('{"id":"%s-%d","seq":%d,"room":%s,%s,"time":"%s"}'
 
 redis.call('ZADD', history_key, seq, message)
 redis.call('ZREMRANGEBYRANK', history_key, 0, -(history_max + 1))
+local first_marker = read_state_posted(read_key, live_key, user, seq, history_max)
 if idempotency_key then
   redis.call('SET', idempotency_key, fingerprint .. '\n' .. message, 'PX', idempotency_ttl_ms)
 end
@@ -84,6 +91,7 @@ if room_ttl_ms > 0 then
   -- epoch, and clients resuming from before are told with a reset.
   redis.call('PEXPIRE', meta_key, room_ttl_ms)
   redis.call('PEXPIRE', history_key, room_ttl_ms)
+  read_state_expire(read_key, live_key, room_ttl_ms)
 end
 redis.call(publish, channel, message)
-return {0, message}
+return {0, message, first_marker}

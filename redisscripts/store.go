@@ -22,6 +22,9 @@ type Store struct {
 	roomTTL        time.Duration
 	posts          *batcher // the post script's calls
 	sharded        bool
+	// readReceiptsMax is the most present users a room may have for its
+	// read events to be receipts for everyone (READ_RECEIPTS_MAX_WATCHERS).
+	readReceiptsMax int
 }
 
 // StoreOptions are a Store's limits.
@@ -33,13 +36,17 @@ type StoreOptions struct {
 	// (sharded Pub/Sub, BROKER_MODE=sharded) instead of PUBLISH on
 	// Keys.Channel. Every instance of a deployment must agree on it.
 	Sharded bool
+	// ReadReceiptsMaxWatchers is the most present users a room may have
+	// for a read marker's move to be a read receipt for its other members;
+	// 0 turns receipts off.
+	ReadReceiptsMaxWatchers int
 }
 
 // NewStore returns a Store on rdb for the deployment keys describes.
 func NewStore(rdb redis.Cmdable, keys Keys, opts StoreOptions) *Store {
 	return &Store{rdb: rdb, keys: keys, historyMax: opts.HistoryMax,
 		idempotencyTTL: opts.IdempotencyTTL, roomTTL: opts.RoomTTL, sharded: opts.Sharded,
-		posts: newBatcher(rdb, postMessageScript)}
+		posts: newBatcher(rdb, postMessageScript), readReceiptsMax: opts.ReadReceiptsMaxWatchers}
 }
 
 // wrapRedisError marks connection-level failures as ErrUnavailable so that

@@ -51,6 +51,10 @@ type Options struct {
 	Security              api.Security
 	Spec                  []byte // openapi.yaml, served as is
 	Logger                *slog.Logger
+
+	// ReadReceiptsMaxWatchers: present users up to which a read marker's
+	// move is a receipt for the room's members; 0: none.
+	ReadReceiptsMaxWatchers int
 }
 
 // App is roomcast's HTTP handler and the parts behind it. Serve Handler
@@ -90,7 +94,7 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 	sharded := opts.BrokerMode == "sharded"
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
 		HistoryMax: opts.HistoryMax, IdempotencyTTL: opts.IdempotencyTTL, RoomTTL: opts.RoomTTL,
-		Sharded: sharded,
+		Sharded: sharded, ReadReceiptsMaxWatchers: opts.ReadReceiptsMaxWatchers,
 	})
 	var shards broker.ShardRouter
 	if sharded {
@@ -119,7 +123,7 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 		Store: store, Streams: engine, Frames: frames, Spec: opts.Spec, Ready: a.ready,
 		MaxMessageBytes: opts.MaxMessageBytes, Logger: log, Metrics: m, Security: opts.Security,
 		Presence: tracker, Events: store, TypingInterval: opts.TypingInterval, StreamMaxRooms: opts.StreamMaxRooms,
-		Cursors: cursor.NewCodec(opts.CursorKey),
+		Cursors: cursor.NewCodec(opts.CursorKey), Reads: store,
 	}).Register(e)
 	a.Handler = e
 	return a

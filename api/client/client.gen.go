@@ -197,6 +197,13 @@ type Message struct {
 // Examples: mjuohs00-42
 type MessageId = string
 
+// MyRooms The caller's read state per room.
+type MyRooms struct {
+	// Next Pass as `cursor` for the next page; absent on the last page and when `rooms` was given.
+	Next  *string         `json:"next,omitempty"`
+	Rooms []RoomReadState `json:"rooms"`
+}
+
 // NewMessage A message to post.
 type NewMessage struct {
 	// Text The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
@@ -266,12 +273,14 @@ type Problem struct {
 	// - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
 	//   `last_event_id` or `Last-Event-ID` is not a message id, or
 	//   both `before` and `after` were given; on `streamRooms`, not a
-	//   composite cursor this server made.
+	//   composite cursor this server made; on `getMyRooms`, a `cursor`
+	//   that is not a `next`.
 	// - `urn:roomcast:problem:invalid-parameter`: a bad `limit`,
 	//   `Idempotency-Key`, stream `user`, or `rooms` list (empty or
-	//   over `STREAM_MAX_ROOMS`).
+	//   over `STREAM_MAX_ROOMS`, or over 100 on `getMyRooms`, or with
+	//   `cursor` or `limit` there).
 	// - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
-	//   valid message.
+	//   valid message (or read marker).
 	// - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad
 	//   one.
 	// - `urn:roomcast:problem:token-expired`: 401, the token has
@@ -290,7 +299,8 @@ type Problem struct {
 	//   faster than allowed; retry after `Retry-After`.
 	// - `urn:roomcast:problem:too-many-streams`: 429, the client has
 	//   as many streams open as allowed.
-	// - `urn:roomcast:problem:not-found`: 404, no such path.
+	// - `urn:roomcast:problem:not-found`: 404, no such path; or no
+	//   such message in the room (`markRead`).
 	// - `urn:roomcast:problem:method-not-allowed`: 405.
 	// - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
 	//   reached or live delivery is down; retry after `Retry-After`.
@@ -305,12 +315,14 @@ type Problem struct {
 //   - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
 //     `last_event_id` or `Last-Event-ID` is not a message id, or
 //     both `before` and `after` were given; on `streamRooms`, not a
-//     composite cursor this server made.
+//     composite cursor this server made; on `getMyRooms`, a `cursor`
+//     that is not a `next`.
 //   - `urn:roomcast:problem:invalid-parameter`: a bad `limit`,
 //     `Idempotency-Key`, stream `user`, or `rooms` list (empty or
-//     over `STREAM_MAX_ROOMS`).
+//     over `STREAM_MAX_ROOMS`, or over 100 on `getMyRooms`, or with
+//     `cursor` or `limit` there).
 //   - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
-//     valid message.
+//     valid message (or read marker).
 //   - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad
 //     one.
 //   - `urn:roomcast:problem:token-expired`: 401, the token has
@@ -329,12 +341,42 @@ type Problem struct {
 //     faster than allowed; retry after `Retry-After`.
 //   - `urn:roomcast:problem:too-many-streams`: 429, the client has
 //     as many streams open as allowed.
-//   - `urn:roomcast:problem:not-found`: 404, no such path.
+//   - `urn:roomcast:problem:not-found`: 404, no such path; or no
+//     such message in the room (`markRead`).
 //   - `urn:roomcast:problem:method-not-allowed`: 405.
 //   - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
 //     reached or live delivery is down; retry after `Retry-After`.
 //   - `urn:roomcast:problem:internal`: 500, an unexpected failure.
 type ProblemType string
+
+// ReadMark The caller's read marker in a room.
+type ReadMark struct {
+	// LastRead The newest message the caller has read.
+	//
+	// Examples: mjuohs00-42
+	LastRead MessageId `json:"last_read"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Unread Retained messages after `last_read`, tombstones and the caller's own not counted.
+	Unread int64 `json:"unread"`
+}
+
+// ReadMarkRequest Where the caller has read up to.
+type ReadMarkRequest struct {
+	// Id The newest message the caller has read.
+	//
+	// Examples: mjuohs00-42
+	Id MessageId `json:"id"`
+
+	// User As a post's `user`; `anonymous` by default. With authentication, leave it out.
+	//
+	// Examples: ada
+	User *string `json:"user,omitempty"`
+}
 
 // Reset Why a reader positioned at a message id cannot be given every message
 // after it. Sent in a history page for an `after` cursor, and as the
@@ -377,6 +419,26 @@ type ResetReason string
 // Examples: lobby
 type RoomId = string
 
+// RoomReadState The caller's read state in one room.
+type RoomReadState struct {
+	// LastMessage The room's newest message, latest version; absent when the room has none.
+	LastMessage *Message `json:"last_message,omitempty"`
+
+	// LastRead The newest message the caller has read; absent when the caller has no marker in the room.
+	//
+	// Examples: mjuohs00-42
+	LastRead *MessageId `json:"last_read,omitempty"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Unread Retained messages after `last_read` (all retained ones without
+	// a marker), tombstones and the caller's own not counted.
+	Unread int64 `json:"unread"`
+}
+
 // TypingRequest Who is typing, in open mode; leave it out with authentication.
 type TypingRequest struct {
 	// User As a post's `user`; `anonymous` by default.
@@ -414,8 +476,14 @@ type Internal = Problem
 // InvalidHistoryQuery RFC 9457 problem details.
 type InvalidHistoryQuery = Problem
 
+// InvalidMark RFC 9457 problem details.
+type InvalidMark = Problem
+
 // InvalidMultiStreamRequest RFC 9457 problem details.
 type InvalidMultiStreamRequest = Problem
+
+// InvalidMyRoomsQuery RFC 9457 problem details.
+type InvalidMyRoomsQuery = Problem
 
 // InvalidPost RFC 9457 problem details.
 type InvalidPost = Problem
@@ -428,6 +496,9 @@ type InvalidStreamRequest = Problem
 
 // InvalidTyping RFC 9457 problem details.
 type InvalidTyping = Problem
+
+// MessageNotFound RFC 9457 problem details.
+type MessageNotFound = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
@@ -449,6 +520,23 @@ type UnsupportedMediaType = Problem
 
 // Healthz200JSONResponseBodyStatus defines parameters for Healthz.
 type Healthz200JSONResponseBodyStatus string
+
+// GetMyRoomsParams defines parameters for GetMyRooms.
+type GetMyRoomsParams struct {
+	// Rooms The rooms wanted, comma-separated room ids (1 to 100 distinct ones); not with `cursor` or `limit`.
+	Rooms *string `form:"rooms,omitempty" json:"rooms,omitempty"`
+
+	// Cursor The `next` of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Rooms per page, 1 to 100 (default 100).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// User In open mode, whose read state (same rules as a post's `user`;
+	// default `anonymous`). With authentication the token's subject,
+	// and a `user` naming another is a `403`.
+	User *string `form:"user,omitempty" json:"user,omitempty"`
+}
 
 // Readyz200JSONResponseBodyStatus defines parameters for Readyz.
 type Readyz200JSONResponseBodyStatus string
@@ -513,6 +601,9 @@ type StreamRoomsParams struct {
 
 // PostMessageJSONRequestBody defines body for PostMessage for application/json ContentType.
 type PostMessageJSONRequestBody = NewMessage
+
+// MarkReadJSONRequestBody defines body for MarkRead for application/json ContentType.
+type MarkReadJSONRequestBody = ReadMarkRequest
 
 // PostTypingJSONRequestBody defines body for PostTyping for application/json ContentType.
 type PostTypingJSONRequestBody = TypingRequest
@@ -621,6 +712,32 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMyRooms The caller's read state per room, for unread badges
+	//
+	// For each room: the caller's marker (`last_read`, absent without
+	// one), the number of unread messages and the room's newest message.
+	// `unread` is exact: the retained messages after the marker (at most
+	// `HISTORY_MAX`; every retained one without a marker), not counting
+	// tombstones or the caller's own messages. Its cost does not grow
+	// with the rooms' history: a few O(log n) reads per room, and all
+	// rooms of one answer in one round trip per Redis node.
+	//
+	// With `rooms`, the answer lists exactly those rooms, in that order
+	// (a room without messages has `unread` 0 and no `last_message`);
+	// each needs read permission, and a `403` names the room refused.
+	// Without it, the answer lists the rooms the caller has a marker in,
+	// in byte order of their ids, `limit` at a time (default and most
+	// 100); `next`, when present, is the `cursor` of the next page. Rooms
+	// the token may no longer read, and rooms that expired or were lost
+	// with their markers, are left out, so a page may hold fewer than
+	// `limit` rooms and still have a `next`.
+	//
+	// The user is the token's subject (a `user` naming another is a
+	// `403`); in open mode the `user` parameter, or `anonymous`.
+	//
+	// Corresponds with GET /me/rooms (the `GetMyRooms` operationId).
+	GetMyRooms(ctx context.Context, params *GetMyRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMetrics Prometheus metrics
 	//
@@ -756,6 +873,62 @@ type ClientInterface interface {
 	// Corresponds with GET /rooms/{room}/presence (the `GetPresence` operationId).
 	GetPresence(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// MarkReadWithBody Move the caller's read marker in a room
+	//
+	// Sets the caller's last-read marker in the room to the message `id`,
+	// if it is newer than the marker: markers only move forward, so an
+	// older id (another tab behind) leaves it where it is and answers
+	// where it is. Posting a message moves the poster's marker to it, so
+	// a user's own messages never count as unread.
+	//
+	// When the marker moves, every stream of the user that carries the
+	// room gets an `event: read` (schema `ReadEvent`, without `user`),
+	// and, in rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present
+	// users (default 100; 0: never), the other streams of the room get a
+	// read receipt (`ReadEvent` with `user`), at most one per user and
+	// room per second, carrying the newest marker. Neither is stored or
+	// has an `id`.
+	//
+	// The user follows the rules of a post's `user`: with authentication
+	// the token's subject (a body naming another user is a `403`); in open
+	// mode the body's `user`, or `anonymous`. Needs read permission on
+	// the room. The id must name a message of the room's current epoch
+	// up to its newest one (a trimmed message is fine); anything else is
+	// a `404` and changes nothing.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /rooms/{room}/read (the `MarkRead` operationId).
+	MarkReadWithBody(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MarkRead Move the caller's read marker in a room
+	//
+	// Sets the caller's last-read marker in the room to the message `id`,
+	// if it is newer than the marker: markers only move forward, so an
+	// older id (another tab behind) leaves it where it is and answers
+	// where it is. Posting a message moves the poster's marker to it, so
+	// a user's own messages never count as unread.
+	//
+	// When the marker moves, every stream of the user that carries the
+	// room gets an `event: read` (schema `ReadEvent`, without `user`),
+	// and, in rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present
+	// users (default 100; 0: never), the other streams of the room get a
+	// read receipt (`ReadEvent` with `user`), at most one per user and
+	// room per second, carrying the newest marker. Neither is stored or
+	// has an `id`.
+	//
+	// The user follows the rules of a post's `user`: with authentication
+	// the token's subject (a body naming another user is a `403`); in open
+	// mode the body's `user`, or `anonymous`. Needs read permission on
+	// the room. The id must name a message of the room's current epoch
+	// up to its newest one (a trimmed message is fine); anything else is
+	// a `404` and changes nothing.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /rooms/{room}/read (the `MarkRead` operationId).
+	MarkRead(ctx context.Context, room Room, body MarkReadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// StreamRoom Stream a room's messages as Server-Sent Events
 	//
 	// A `text/event-stream` (HTML Living Standard, "Server-sent events")
@@ -797,6 +970,13 @@ type ClientInterface interface {
 	//    `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
 	//    counted in the room's presence (`getPresence`) under its user:
 	//    the token's subject, or in open mode the `user` parameter.
+	// 7. `event: read`, without `id`, whose data is a `ReadEvent`: the
+	//    stream's user moved their read marker in the room (`markRead`,
+	//    on any device, or by posting: then right after the post's
+	//    message), or, with `user`, a read receipt of another user
+	//    (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
+	//    at most one per user and room per second). A stream without a
+	//    user gets receipts only.
 	//
 	// The stream has no end of its own. When the server ends it (client too
 	// slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -895,9 +1075,10 @@ type ClientInterface interface {
 	//   whose data is a `RoomReset` (a `Reset` with the `room`); the other
 	//   rooms are unaffected.
 	// - `event: join`, `event: leave` and `event: typing` (schema
-	//   `RoomEvent`) as on `streamRoom`.
+	//   `RoomEvent`), and `event: read` (schema `ReadEvent`), as on
+	//   `streamRoom`.
 	//
-	// Events that are not messages (`reset`, `join`, `leave`, `typing`)
+	// Events that are not messages (`reset`, `join`, `leave`, `typing`, `read`)
 	// carry no `id`, so `Last-Event-ID` is always a message cursor.
 	// Errors: `400` for a bad or empty `rooms`, more than
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
@@ -963,6 +1144,42 @@ func (c *Client) GetAsset(ctx context.Context, file string, reqEditors ...Reques
 // Corresponds with GET /healthz (the `Healthz` operationId).
 func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewHealthzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMyRooms The caller's read state per room, for unread badges
+//
+// For each room: the caller's marker (`last_read`, absent without
+// one), the number of unread messages and the room's newest message.
+// `unread` is exact: the retained messages after the marker (at most
+// `HISTORY_MAX`; every retained one without a marker), not counting
+// tombstones or the caller's own messages. Its cost does not grow
+// with the rooms' history: a few O(log n) reads per room, and all
+// rooms of one answer in one round trip per Redis node.
+//
+// With `rooms`, the answer lists exactly those rooms, in that order
+// (a room without messages has `unread` 0 and no `last_message`);
+// each needs read permission, and a `403` names the room refused.
+// Without it, the answer lists the rooms the caller has a marker in,
+// in byte order of their ids, `limit` at a time (default and most
+// 100); `next`, when present, is the `cursor` of the next page. Rooms
+// the token may no longer read, and rooms that expired or were lost
+// with their markers, are left out, so a page may hold fewer than
+// `limit` rooms and still have a `next`.
+//
+// The user is the token's subject (a `user` naming another is a
+// `403`); in open mode the `user` parameter, or `anonymous`.
+//
+// Corresponds with GET /me/rooms (the `GetMyRooms` operationId).
+func (c *Client) GetMyRooms(ctx context.Context, params *GetMyRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMyRoomsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1177,6 +1394,82 @@ func (c *Client) GetPresence(ctx context.Context, room Room, reqEditors ...Reque
 	return c.Client.Do(req)
 }
 
+// MarkReadWithBody Move the caller's read marker in a room
+//
+// Sets the caller's last-read marker in the room to the message `id`,
+// if it is newer than the marker: markers only move forward, so an
+// older id (another tab behind) leaves it where it is and answers
+// where it is. Posting a message moves the poster's marker to it, so
+// a user's own messages never count as unread.
+//
+// When the marker moves, every stream of the user that carries the
+// room gets an `event: read` (schema `ReadEvent`, without `user`),
+// and, in rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present
+// users (default 100; 0: never), the other streams of the room get a
+// read receipt (`ReadEvent` with `user`), at most one per user and
+// room per second, carrying the newest marker. Neither is stored or
+// has an `id`.
+//
+// The user follows the rules of a post's `user`: with authentication
+// the token's subject (a body naming another user is a `403`); in open
+// mode the body's `user`, or `anonymous`. Needs read permission on
+// the room. The id must name a message of the room's current epoch
+// up to its newest one (a trimmed message is fine); anything else is
+// a `404` and changes nothing.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /rooms/{room}/read (the `MarkRead` operationId).
+func (c *Client) MarkReadWithBody(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMarkReadRequestWithBody(c.Server, room, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MarkRead Move the caller's read marker in a room
+//
+// Sets the caller's last-read marker in the room to the message `id`,
+// if it is newer than the marker: markers only move forward, so an
+// older id (another tab behind) leaves it where it is and answers
+// where it is. Posting a message moves the poster's marker to it, so
+// a user's own messages never count as unread.
+//
+// When the marker moves, every stream of the user that carries the
+// room gets an `event: read` (schema `ReadEvent`, without `user`),
+// and, in rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present
+// users (default 100; 0: never), the other streams of the room get a
+// read receipt (`ReadEvent` with `user`), at most one per user and
+// room per second, carrying the newest marker. Neither is stored or
+// has an `id`.
+//
+// The user follows the rules of a post's `user`: with authentication
+// the token's subject (a body naming another user is a `403`); in open
+// mode the body's `user`, or `anonymous`. Needs read permission on
+// the room. The id must name a message of the room's current epoch
+// up to its newest one (a trimmed message is fine); anything else is
+// a `404` and changes nothing.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /rooms/{room}/read (the `MarkRead` operationId).
+func (c *Client) MarkRead(ctx context.Context, room Room, body MarkReadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMarkReadRequest(c.Server, room, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // StreamRoom Stream a room's messages as Server-Sent Events
 //
 // A `text/event-stream` (HTML Living Standard, "Server-sent events")
@@ -1218,6 +1511,13 @@ func (c *Client) GetPresence(ctx context.Context, room Room, reqEditors ...Reque
 //     `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
 //     counted in the room's presence (`getPresence`) under its user:
 //     the token's subject, or in open mode the `user` parameter.
+//  7. `event: read`, without `id`, whose data is a `ReadEvent`: the
+//     stream's user moved their read marker in the room (`markRead`,
+//     on any device, or by posting: then right after the post's
+//     message), or, with `user`, a read receipt of another user
+//     (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
+//     at most one per user and room per second). A stream without a
+//     user gets receipts only.
 //
 // The stream has no end of its own. When the server ends it (client too
 // slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -1346,9 +1646,10 @@ func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONR
 //     whose data is a `RoomReset` (a `Reset` with the `room`); the other
 //     rooms are unaffected.
 //   - `event: join`, `event: leave` and `event: typing` (schema
-//     `RoomEvent`) as on `streamRoom`.
+//     `RoomEvent`), and `event: read` (schema `ReadEvent`), as on
+//     `streamRoom`.
 //
-// Events that are not messages (`reset`, `join`, `leave`, `typing`)
+// Events that are not messages (`reset`, `join`, `leave`, `typing`, `read`)
 // carry no `id`, so `Last-Event-ID` is always a message cursor.
 // Errors: `400` for a bad or empty `rooms`, more than
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
@@ -1450,6 +1751,96 @@ func NewHealthzRequest(server string) (*http.Request, error) {
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMyRoomsRequest constructs an http.Request for the GetMyRooms method
+func NewGetMyRoomsRequest(server string, params *GetMyRoomsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/me/rooms")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Rooms != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "rooms", *params.Rooms, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.User != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user", *params.User, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -1718,6 +2109,53 @@ func NewGetPresenceRequest(server string, room Room) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewMarkReadRequest calls the generic MarkRead builder with application/json body
+func NewMarkReadRequest(server string, room Room, body MarkReadJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewMarkReadRequestWithBody(server, room, "application/json", bodyReader)
+}
+
+// NewMarkReadRequestWithBody constructs an http.Request for the MarkRead method, with any body, and a specified content type
+func NewMarkReadRequestWithBody(server string, room Room, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s/read", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -2027,6 +2465,34 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	HealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzResponse, error)
 
+	// GetMyRoomsWithResponse The caller's read state per room, for unread badges
+	//
+	// For each room: the caller's marker (`last_read`, absent without
+	// one), the number of unread messages and the room's newest message.
+	// `unread` is exact: the retained messages after the marker (at most
+	// `HISTORY_MAX`; every retained one without a marker), not counting
+	// tombstones or the caller's own messages. Its cost does not grow
+	// with the rooms' history: a few O(log n) reads per room, and all
+	// rooms of one answer in one round trip per Redis node.
+	//
+	// With `rooms`, the answer lists exactly those rooms, in that order
+	// (a room without messages has `unread` 0 and no `last_message`);
+	// each needs read permission, and a `403` names the room refused.
+	// Without it, the answer lists the rooms the caller has a marker in,
+	// in byte order of their ids, `limit` at a time (default and most
+	// 100); `next`, when present, is the `cursor` of the next page. Rooms
+	// the token may no longer read, and rooms that expired or were lost
+	// with their markers, are left out, so a page may hold fewer than
+	// `limit` rooms and still have a `next`.
+	//
+	// The user is the token's subject (a `user` naming another is a
+	// `403`); in open mode the `user` parameter, or `anonymous`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /me/rooms (the `GetMyRooms` operationId).
+	GetMyRoomsWithResponse(ctx context.Context, params *GetMyRoomsParams, reqEditors ...RequestEditorFn) (*GetMyRoomsResponse, error)
+
 	// GetMetricsWithResponse Prometheus metrics
 	//
 	// The process's metrics in the Prometheus text exposition format (or
@@ -2171,6 +2637,62 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /rooms/{room}/presence (the `GetPresence` operationId).
 	GetPresenceWithResponse(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*GetPresenceResponse, error)
 
+	// MarkReadWithBodyWithResponse Move the caller's read marker in a room
+	//
+	// Sets the caller's last-read marker in the room to the message `id`,
+	// if it is newer than the marker: markers only move forward, so an
+	// older id (another tab behind) leaves it where it is and answers
+	// where it is. Posting a message moves the poster's marker to it, so
+	// a user's own messages never count as unread.
+	//
+	// When the marker moves, every stream of the user that carries the
+	// room gets an `event: read` (schema `ReadEvent`, without `user`),
+	// and, in rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present
+	// users (default 100; 0: never), the other streams of the room get a
+	// read receipt (`ReadEvent` with `user`), at most one per user and
+	// room per second, carrying the newest marker. Neither is stored or
+	// has an `id`.
+	//
+	// The user follows the rules of a post's `user`: with authentication
+	// the token's subject (a body naming another user is a `403`); in open
+	// mode the body's `user`, or `anonymous`. Needs read permission on
+	// the room. The id must name a message of the room's current epoch
+	// up to its newest one (a trimmed message is fine); anything else is
+	// a `404` and changes nothing.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /rooms/{room}/read (the `MarkRead` operationId).
+	MarkReadWithBodyWithResponse(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MarkReadResponse, error)
+
+	// MarkReadWithResponse Move the caller's read marker in a room
+	//
+	// Sets the caller's last-read marker in the room to the message `id`,
+	// if it is newer than the marker: markers only move forward, so an
+	// older id (another tab behind) leaves it where it is and answers
+	// where it is. Posting a message moves the poster's marker to it, so
+	// a user's own messages never count as unread.
+	//
+	// When the marker moves, every stream of the user that carries the
+	// room gets an `event: read` (schema `ReadEvent`, without `user`),
+	// and, in rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present
+	// users (default 100; 0: never), the other streams of the room get a
+	// read receipt (`ReadEvent` with `user`), at most one per user and
+	// room per second, carrying the newest marker. Neither is stored or
+	// has an `id`.
+	//
+	// The user follows the rules of a post's `user`: with authentication
+	// the token's subject (a body naming another user is a `403`); in open
+	// mode the body's `user`, or `anonymous`. Needs read permission on
+	// the room. The id must name a message of the room's current epoch
+	// up to its newest one (a trimmed message is fine); anything else is
+	// a `404` and changes nothing.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /rooms/{room}/read (the `MarkRead` operationId).
+	MarkReadWithResponse(ctx context.Context, room Room, body MarkReadJSONRequestBody, reqEditors ...RequestEditorFn) (*MarkReadResponse, error)
+
 	// StreamRoomWithResponse Stream a room's messages as Server-Sent Events
 	//
 	// A `text/event-stream` (HTML Living Standard, "Server-sent events")
@@ -2212,6 +2734,13 @@ type ClientWithResponsesInterface interface {
 	//    `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
 	//    counted in the room's presence (`getPresence`) under its user:
 	//    the token's subject, or in open mode the `user` parameter.
+	// 7. `event: read`, without `id`, whose data is a `ReadEvent`: the
+	//    stream's user moved their read marker in the room (`markRead`,
+	//    on any device, or by posting: then right after the post's
+	//    message), or, with `user`, a read receipt of another user
+	//    (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
+	//    at most one per user and room per second). A stream without a
+	//    user gets receipts only.
 	//
 	// The stream has no end of its own. When the server ends it (client too
 	// slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -2312,9 +2841,10 @@ type ClientWithResponsesInterface interface {
 	//   whose data is a `RoomReset` (a `Reset` with the `room`); the other
 	//   rooms are unaffected.
 	// - `event: join`, `event: leave` and `event: typing` (schema
-	//   `RoomEvent`) as on `streamRoom`.
+	//   `RoomEvent`), and `event: read` (schema `ReadEvent`), as on
+	//   `streamRoom`.
 	//
-	// Events that are not messages (`reset`, `join`, `leave`, `typing`)
+	// Events that are not messages (`reset`, `join`, `leave`, `typing`, `read`)
 	// carry no `id`, so `Last-Event-ID` is always a message cursor.
 	// Errors: `400` for a bad or empty `rooms`, more than
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
@@ -2491,6 +3021,136 @@ func (r HealthzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r HealthzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetMyRoomsResponse200Headers the declared response headers of an HTTP 200 response for GetMyRooms
+type GetMyRoomsResponse200Headers struct {
+	XRequestId string
+}
+
+// GetMyRoomsResponse400Headers the declared response headers of an HTTP 400 response for GetMyRooms
+type GetMyRoomsResponse400Headers struct {
+	XRequestId string
+}
+
+// GetMyRoomsResponse401Headers the declared response headers of an HTTP 401 response for GetMyRooms
+type GetMyRoomsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetMyRoomsResponse403Headers the declared response headers of an HTTP 403 response for GetMyRooms
+type GetMyRoomsResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    string
+	XRequestId         string
+}
+
+// GetMyRoomsResponse500Headers the declared response headers of an HTTP 500 response for GetMyRooms
+type GetMyRoomsResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// GetMyRoomsResponse503Headers the declared response headers of an HTTP 503 response for GetMyRooms
+type GetMyRoomsResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type GetMyRoomsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MyRooms
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidMyRoomsQuery
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMyRoomsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetMyRoomsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetMyRoomsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetMyRoomsResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetMyRoomsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMyRoomsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMyRoomsResponse) GetJSON200() *MyRooms {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetMyRoomsResponse) GetApplicationproblemJSON400() *InvalidMyRoomsQuery {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetMyRoomsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetMyRoomsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetMyRoomsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMyRoomsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMyRoomsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMyRoomsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMyRoomsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMyRoomsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3139,6 +3799,201 @@ func (r GetPresenceResponse) ContentType() string {
 	return ""
 }
 
+// MarkReadResponse200Headers the declared response headers of an HTTP 200 response for MarkRead
+type MarkReadResponse200Headers struct {
+	XRequestId string
+}
+
+// MarkReadResponse400Headers the declared response headers of an HTTP 400 response for MarkRead
+type MarkReadResponse400Headers struct {
+	XRequestId string
+}
+
+// MarkReadResponse401Headers the declared response headers of an HTTP 401 response for MarkRead
+type MarkReadResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// MarkReadResponse403Headers the declared response headers of an HTTP 403 response for MarkRead
+type MarkReadResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    string
+	XRequestId         string
+}
+
+// MarkReadResponse404Headers the declared response headers of an HTTP 404 response for MarkRead
+type MarkReadResponse404Headers struct {
+	XRequestId string
+}
+
+// MarkReadResponse408Headers the declared response headers of an HTTP 408 response for MarkRead
+type MarkReadResponse408Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// MarkReadResponse413Headers the declared response headers of an HTTP 413 response for MarkRead
+type MarkReadResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// MarkReadResponse415Headers the declared response headers of an HTTP 415 response for MarkRead
+type MarkReadResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// MarkReadResponse500Headers the declared response headers of an HTTP 500 response for MarkRead
+type MarkReadResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// MarkReadResponse503Headers the declared response headers of an HTTP 503 response for MarkRead
+type MarkReadResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type MarkReadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReadMark
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidMark
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *MessageNotFound
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *BodyTimeout
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *BodyTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *MarkReadResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *MarkReadResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *MarkReadResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *MarkReadResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *MarkReadResponse404Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *MarkReadResponse408Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *MarkReadResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *MarkReadResponse415Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *MarkReadResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *MarkReadResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r MarkReadResponse) GetJSON200() *ReadMark {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationproblemJSON400() *InvalidMark {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationproblemJSON404() *MessageNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationproblemJSON408() *BodyTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationproblemJSON413() *BodyTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r MarkReadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MarkReadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MarkReadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MarkReadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // StreamRoomResponse200Headers the declared response headers of an HTTP 200 response for StreamRoom
 type StreamRoomResponse200Headers struct {
 	CacheControl    string
@@ -3578,6 +4433,40 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 	return ParseHealthzResponse(rsp)
 }
 
+// GetMyRoomsWithResponse The caller's read state per room, for unread badges
+//
+// For each room: the caller's marker (`last_read`, absent without
+// one), the number of unread messages and the room's newest message.
+// `unread` is exact: the retained messages after the marker (at most
+// `HISTORY_MAX`; every retained one without a marker), not counting
+// tombstones or the caller's own messages. Its cost does not grow
+// with the rooms' history: a few O(log n) reads per room, and all
+// rooms of one answer in one round trip per Redis node.
+//
+// With `rooms`, the answer lists exactly those rooms, in that order
+// (a room without messages has `unread` 0 and no `last_message`);
+// each needs read permission, and a `403` names the room refused.
+// Without it, the answer lists the rooms the caller has a marker in,
+// in byte order of their ids, `limit` at a time (default and most
+// 100); `next`, when present, is the `cursor` of the next page. Rooms
+// the token may no longer read, and rooms that expired or were lost
+// with their markers, are left out, so a page may hold fewer than
+// `limit` rooms and still have a `next`.
+//
+// The user is the token's subject (a `user` naming another is a
+// `403`); in open mode the `user` parameter, or `anonymous`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /me/rooms (the `GetMyRooms` operationId).
+func (c *ClientWithResponses) GetMyRoomsWithResponse(ctx context.Context, params *GetMyRoomsParams, reqEditors ...RequestEditorFn) (*GetMyRoomsResponse, error) {
+	rsp, err := c.GetMyRooms(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMyRoomsResponse(rsp)
+}
+
 // GetMetricsWithResponse Prometheus metrics
 //
 // The process's metrics in the Prometheus text exposition format (or
@@ -3764,6 +4653,74 @@ func (c *ClientWithResponses) GetPresenceWithResponse(ctx context.Context, room 
 	return ParseGetPresenceResponse(rsp)
 }
 
+// MarkReadWithBodyWithResponse Move the caller's read marker in a room
+//
+// Sets the caller's last-read marker in the room to the message `id`,
+// if it is newer than the marker: markers only move forward, so an
+// older id (another tab behind) leaves it where it is and answers
+// where it is. Posting a message moves the poster's marker to it, so
+// a user's own messages never count as unread.
+//
+// When the marker moves, every stream of the user that carries the
+// room gets an `event: read` (schema `ReadEvent`, without `user`),
+// and, in rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present
+// users (default 100; 0: never), the other streams of the room get a
+// read receipt (`ReadEvent` with `user`), at most one per user and
+// room per second, carrying the newest marker. Neither is stored or
+// has an `id`.
+//
+// The user follows the rules of a post's `user`: with authentication
+// the token's subject (a body naming another user is a `403`); in open
+// mode the body's `user`, or `anonymous`. Needs read permission on
+// the room. The id must name a message of the room's current epoch
+// up to its newest one (a trimmed message is fine); anything else is
+// a `404` and changes nothing.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /rooms/{room}/read (the `MarkRead` operationId).
+func (c *ClientWithResponses) MarkReadWithBodyWithResponse(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MarkReadResponse, error) {
+	rsp, err := c.MarkReadWithBody(ctx, room, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMarkReadResponse(rsp)
+}
+
+// MarkReadWithResponse Move the caller's read marker in a room
+//
+// Sets the caller's last-read marker in the room to the message `id`,
+// if it is newer than the marker: markers only move forward, so an
+// older id (another tab behind) leaves it where it is and answers
+// where it is. Posting a message moves the poster's marker to it, so
+// a user's own messages never count as unread.
+//
+// When the marker moves, every stream of the user that carries the
+// room gets an `event: read` (schema `ReadEvent`, without `user`),
+// and, in rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present
+// users (default 100; 0: never), the other streams of the room get a
+// read receipt (`ReadEvent` with `user`), at most one per user and
+// room per second, carrying the newest marker. Neither is stored or
+// has an `id`.
+//
+// The user follows the rules of a post's `user`: with authentication
+// the token's subject (a body naming another user is a `403`); in open
+// mode the body's `user`, or `anonymous`. Needs read permission on
+// the room. The id must name a message of the room's current epoch
+// up to its newest one (a trimmed message is fine); anything else is
+// a `404` and changes nothing.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /rooms/{room}/read (the `MarkRead` operationId).
+func (c *ClientWithResponses) MarkReadWithResponse(ctx context.Context, room Room, body MarkReadJSONRequestBody, reqEditors ...RequestEditorFn) (*MarkReadResponse, error) {
+	rsp, err := c.MarkRead(ctx, room, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMarkReadResponse(rsp)
+}
+
 // StreamRoomWithResponse Stream a room's messages as Server-Sent Events
 //
 // A `text/event-stream` (HTML Living Standard, "Server-sent events")
@@ -3805,6 +4762,13 @@ func (c *ClientWithResponses) GetPresenceWithResponse(ctx context.Context, room 
 //     `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
 //     counted in the room's presence (`getPresence`) under its user:
 //     the token's subject, or in open mode the `user` parameter.
+//  7. `event: read`, without `id`, whose data is a `ReadEvent`: the
+//     stream's user moved their read marker in the room (`markRead`,
+//     on any device, or by posting: then right after the post's
+//     message), or, with `user`, a read receipt of another user
+//     (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
+//     at most one per user and room per second). A stream without a
+//     user gets receipts only.
 //
 // The stream has no end of its own. When the server ends it (client too
 // slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -3923,9 +4887,10 @@ func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room R
 //     whose data is a `RoomReset` (a `Reset` with the `room`); the other
 //     rooms are unaffected.
 //   - `event: join`, `event: leave` and `event: typing` (schema
-//     `RoomEvent`) as on `streamRoom`.
+//     `RoomEvent`), and `event: read` (schema `ReadEvent`), as on
+//     `streamRoom`.
 //
-// Events that are not messages (`reset`, `join`, `leave`, `typing`)
+// Events that are not messages (`reset`, `join`, `leave`, `typing`, `read`)
 // carry no `id`, so `Last-Event-ID` is always a message cursor.
 // Errors: `400` for a bad or empty `rooms`, more than
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
@@ -4112,6 +5077,214 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetMyRoomsResponse parses an HTTP response from a GetMyRoomsWithResponse call
+func ParseGetMyRoomsResponse(rsp *http.Response) (*GetMyRoomsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMyRoomsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MyRooms
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidMyRoomsQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMyRoomsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetMyRoomsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetMyRoomsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetMyRoomsResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetMyRoomsResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMyRoomsResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5100,6 +6273,345 @@ func ParseGetPresenceResponse(rsp *http.Response) (*GetPresenceResponse, error) 
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetPresenceResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseMarkReadResponse parses an HTTP response from a MarkReadWithResponse call
+func ParseMarkReadResponse(rsp *http.Response) (*MarkReadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MarkReadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReadMark
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidMark
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest MessageNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest BodyTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers MarkReadResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers MarkReadResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers MarkReadResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers MarkReadResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers MarkReadResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 408:
+		var headers MarkReadResponse408Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 413:
+		var headers MarkReadResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers MarkReadResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 500:
+		var headers MarkReadResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers MarkReadResponse503Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

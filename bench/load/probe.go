@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -92,15 +93,20 @@ func (p *redisProbe) scriptCalls(ctx context.Context) (int64, error) {
 }
 
 // benchmarkScript runs redis-benchmark with the post script, as the server
-// calls it (2 keys of one room with a full history, the message arguments,
+// calls it (4 keys of one room with a full history, the message arguments,
 // no idempotency key), on a channel nobody listens to, over clients
-// connections, and returns its requests per second.
+// connections, and returns its requests per second. The script runs with
+// read_state.lua of its directory in front, as the server runs it.
 func (p *redisProbe) benchmarkScript(ctx context.Context, addr, scriptFile string, clients, requests, size int) (float64, error) {
 	source, err := os.ReadFile(scriptFile)
 	if err != nil {
 		return 0, fmt.Errorf("redis-benchmark: read the post script: %w", err)
 	}
-	sha, err := p.rdb.ScriptLoad(ctx, string(source)).Result()
+	lib, err := os.ReadFile(filepath.Join(filepath.Dir(scriptFile), "read_state.lua"))
+	if err != nil {
+		return 0, fmt.Errorf("redis-benchmark: read the post script's helpers: %w", err)
+	}
+	sha, err := p.rdb.ScriptLoad(ctx, string(lib)+string(source)).Result()
 	if err != nil {
 		return 0, fmt.Errorf("redis-benchmark: load the post script: %w", err)
 	}
@@ -125,10 +131,11 @@ func (p *redisProbe) benchmarkScript(ctx context.Context, addr, scriptFile strin
 }
 
 // postScriptCall is the EVALSHA of the post script as the server sends it
-// for a post without an idempotency key: the room's meta and history keys,
-// then every ARGV of redisscripts/post_message.lua in its order.
+// for a post without an idempotency key: the room's meta, history, read and
+// live keys, then every ARGV of redisscripts/post_message.lua in its order.
 func postScriptCall(sha string, size int) []string {
 	fields := `"user":"load","text":"lt:1764000000000000000:1:` + strings.Repeat("x", size-24) + `"`
-	return []string{"EVALSHA", sha, "2", "redisbench:{room}:meta", "redisbench:{room}:history",
-		"redisbench:{room}:channel", `"room"`, fields, "1000", "86400000", "", "0", "PUBLISH"}
+	return []string{"EVALSHA", sha, "4", "redisbench:{room}:meta", "redisbench:{room}:history",
+		"redisbench:{room}:read", "redisbench:{room}:live",
+		"redisbench:{room}:channel", `"room"`, fields, "1000", "86400000", "", "0", "PUBLISH", "load"}
 }

@@ -196,3 +196,26 @@ test("errors are typed problem details", async () => {
   const history = await api.GET("/rooms/{room}/messages", { params: { path: { room: "ts-errors" } } });
   assert.deepEqual(history.data?.messages.map((m) => m.text), ["first"], "a refused post stored something");
 });
+
+test("read markers: PUT /rooms/{room}/read and unread badges from GET /me/rooms", async () => {
+  const room = "ts-reads";
+  /** @type {Message[]} */
+  const posted = [];
+  for (let i = 0; i < 3; i++) {
+    const { data } = await api.POST("/rooms/{room}/messages", { params: { path: { room } }, body: { text: `m${i}`, user: "ada" } });
+    assert.ok(data);
+    posted.push(data);
+  }
+  const mark = await api.PUT("/rooms/{room}/read", { params: { path: { room } }, body: { id: posted[0].id, user: "bo" } });
+  assert.equal(mark.response.status, 200);
+  assert.deepEqual(mark.data, { room, last_read: posted[0].id, unread: 2 });
+
+  const mine = await api.GET("/me/rooms", { params: { query: { user: "bo" } } });
+  assert.equal(mine.error, undefined);
+  assert.deepEqual(mine.data?.rooms.map((r) => [r.room, r.last_read, r.unread, r.last_message?.id]),
+    [[room, posted[0].id, 2, posted[2].id]]);
+
+  const missing = await api.PUT("/rooms/{room}/read", { params: { path: { room: "ts-reads-empty" } }, body: { id: posted[0].id } });
+  assert.equal(missing.response.status, 404);
+  assert.equal(missing.error?.type, "urn:roomcast:problem:not-found");
+});

@@ -135,6 +135,13 @@ export interface paths {
          *        `PRESENCE_GRACE`, or they are typing (`postTyping`). A stream is
          *        counted in the room's presence (`getPresence`) under its user:
          *        the token's subject, or in open mode the `user` parameter.
+         *     7. `event: read`, without `id`, whose data is a `ReadEvent`: the
+         *        stream's user moved their read marker in the room (`markRead`,
+         *        on any device, or by posting: then right after the post's
+         *        message), or, with `user`, a read receipt of another user
+         *        (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
+         *        at most one per user and room per second). A stream without a
+         *        user gets receipts only.
          *
          *     The stream has no end of its own. When the server ends it (client too
          *     slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -283,9 +290,10 @@ export interface paths {
          *       whose data is a `RoomReset` (a `Reset` with the `room`); the other
          *       rooms are unaffected.
          *     - `event: join`, `event: leave` and `event: typing` (schema
-         *       `RoomEvent`) as on `streamRoom`.
+         *       `RoomEvent`), and `event: read` (schema `ReadEvent`), as on
+         *       `streamRoom`.
          *
-         *     Events that are not messages (`reset`, `join`, `leave`, `typing`)
+         *     Events that are not messages (`reset`, `join`, `leave`, `typing`, `read`)
          *     carry no `id`, so `Last-Event-ID` is always a message cursor.
          *     Errors: `400` for a bad or empty `rooms`, more than
          *     `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
@@ -297,6 +305,92 @@ export interface paths {
          *     busy `200`, then 429), cursor (400).
          */
         get: operations["streamRooms"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rooms/{room}/read": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Move the caller's read marker in a room
+         * @description Sets the caller's last-read marker in the room to the message `id`,
+         *     if it is newer than the marker: markers only move forward, so an
+         *     older id (another tab behind) leaves it where it is and answers
+         *     where it is. Posting a message moves the poster's marker to it, so
+         *     a user's own messages never count as unread.
+         *
+         *     When the marker moves, every stream of the user that carries the
+         *     room gets an `event: read` (schema `ReadEvent`, without `user`),
+         *     and, in rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present
+         *     users (default 100; 0: never), the other streams of the room get a
+         *     read receipt (`ReadEvent` with `user`), at most one per user and
+         *     room per second, carrying the newest marker. Neither is stored or
+         *     has an `id`.
+         *
+         *     The user follows the rules of a post's `user`: with authentication
+         *     the token's subject (a body naming another user is a `403`); in open
+         *     mode the body's `user`, or `anonymous`. Needs read permission on
+         *     the room. The id must name a message of the room's current epoch
+         *     up to its newest one (a trimmed message is fine); anything else is
+         *     a `404` and changes nothing.
+         */
+        put: operations["markRead"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/me/rooms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's read state per room, for unread badges
+         * @description For each room: the caller's marker (`last_read`, absent without
+         *     one), the number of unread messages and the room's newest message.
+         *     `unread` is exact: the retained messages after the marker (at most
+         *     `HISTORY_MAX`; every retained one without a marker), not counting
+         *     tombstones or the caller's own messages. Its cost does not grow
+         *     with the rooms' history: a few O(log n) reads per room, and all
+         *     rooms of one answer in one round trip per Redis node.
+         *
+         *     With `rooms`, the answer lists exactly those rooms, in that order
+         *     (a room without messages has `unread` 0 and no `last_message`);
+         *     each needs read permission, and a `403` names the room refused.
+         *     Without it, the answer lists the rooms the caller has a marker in,
+         *     in byte order of their ids, `limit` at a time (default and most
+         *     100); `next`, when present, is the `cursor` of the next page. Rooms
+         *     the token may no longer read, and rooms that expired or were lost
+         *     with their markers, are left out, so a page may hold fewer than
+         *     `limit` rooms and still have a `next`.
+         *
+         *     The user is the token's subject (a `user` naming another is a
+         *     `403`); in open mode the `user` parameter, or `anonymous`.
+         */
+        get: operations["getMyRooms"];
         put?: never;
         post?: never;
         delete?: never;
@@ -604,6 +698,64 @@ export interface components {
              */
             user?: string;
         };
+        /** @description Where the caller has read up to. */
+        ReadMarkRequest: {
+            /** @description The newest message the caller has read. */
+            id: components["schemas"]["MessageId"];
+            /**
+             * @description As a post's `user`; `anonymous` by default. With authentication, leave it out.
+             * @example ada
+             */
+            user?: string;
+        };
+        /** @description The caller's read marker in a room. */
+        ReadMark: {
+            room: components["schemas"]["RoomId"];
+            /** @description The newest message the caller has read. */
+            last_read: components["schemas"]["MessageId"];
+            /**
+             * Format: int64
+             * @description Retained messages after `last_read`, tombstones and the caller's own not counted.
+             */
+            unread: number;
+        };
+        /** @description The caller's read state in one room. */
+        RoomReadState: {
+            room: components["schemas"]["RoomId"];
+            /** @description The newest message the caller has read; absent when the caller has no marker in the room. */
+            last_read?: components["schemas"]["MessageId"];
+            /**
+             * Format: int64
+             * @description Retained messages after `last_read` (all retained ones without
+             *     a marker), tombstones and the caller's own not counted.
+             */
+            unread: number;
+            /** @description The room's newest message, latest version; absent when the room has none. */
+            last_message?: components["schemas"]["Message"];
+        };
+        /** @description The caller's read state per room. */
+        MyRooms: {
+            rooms: components["schemas"]["RoomReadState"][];
+            /** @description Pass as `cursor` for the next page; absent on the last page and when `rooms` was given. */
+            next?: string;
+        };
+        /**
+         * @description The data of a stream's `read` event, which carries no `id` and is
+         *     not stored (a stream that resumes does not get the ones it missed:
+         *     it reads `getMyRooms`). Without `user`: the stream's own user moved
+         *     their marker in `room` to `id`, on any device or by posting (sent
+         *     right after the post's `message` event). With `user`: a read
+         *     receipt, another user's marker moved (only in rooms with at most
+         *     `READ_RECEIPTS_MAX_WATCHERS` present users, at most one per user
+         *     and room per second, carrying the newest marker).
+         */
+        ReadEvent: {
+            room: components["schemas"]["RoomId"];
+            /** @description The newest message read. */
+            id: components["schemas"]["MessageId"];
+            /** @description Whose marker moved, on a read receipt; absent on the stream user's own. */
+            user?: string;
+        };
         /** @description RFC 9457 problem details. */
         Problem: {
             /**
@@ -614,12 +766,14 @@ export interface components {
              *     - `urn:roomcast:problem:invalid-cursor`: a `before`, `after`,
              *       `last_event_id` or `Last-Event-ID` is not a message id, or
              *       both `before` and `after` were given; on `streamRooms`, not a
-             *       composite cursor this server made.
+             *       composite cursor this server made; on `getMyRooms`, a `cursor`
+             *       that is not a `next`.
              *     - `urn:roomcast:problem:invalid-parameter`: a bad `limit`,
              *       `Idempotency-Key`, stream `user`, or `rooms` list (empty or
-             *       over `STREAM_MAX_ROOMS`).
+             *       over `STREAM_MAX_ROOMS`, or over 100 on `getMyRooms`, or with
+             *       `cursor` or `limit` there).
              *     - `urn:roomcast:problem:invalid-body`: the posted JSON is not a
-             *       valid message.
+             *       valid message (or read marker).
              *     - `urn:roomcast:problem:unauthorized`: 401, no token, or a bad
              *       one.
              *     - `urn:roomcast:problem:token-expired`: 401, the token has
@@ -638,7 +792,8 @@ export interface components {
              *       faster than allowed; retry after `Retry-After`.
              *     - `urn:roomcast:problem:too-many-streams`: 429, the client has
              *       as many streams open as allowed.
-             *     - `urn:roomcast:problem:not-found`: 404, no such path.
+             *     - `urn:roomcast:problem:not-found`: 404, no such path; or no
+             *       such message in the room (`markRead`).
              *     - `urn:roomcast:problem:method-not-allowed`: 405.
              *     - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
              *       reached or live delivery is down; retry after `Retry-After`.
@@ -775,6 +930,69 @@ export interface components {
                  *       "title": "Invalid cursor",
                  *       "status": 400,
                  *       "detail": "the cursor was not made by this server, or was damaged or cut short"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A bad room id (`invalid-room`) or body (`invalid-body`). */
+        InvalidMark: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-body",
+                 *       "title": "Invalid read marker",
+                 *       "status": 400,
+                 *       "detail": "\"id\" must be a message id"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description A bad, empty or too long `rooms` list (`invalid-room`,
+         *     `invalid-parameter`), `rooms` with `cursor` or `limit`, a bad
+         *     `limit` or `user` (`invalid-parameter`), or a `cursor` that is not
+         *     a `next` (`invalid-cursor`).
+         */
+        InvalidMyRoomsQuery: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-parameter",
+                 *       "title": "Invalid limit",
+                 *       "status": 400,
+                 *       "detail": "limit must be 1 to 100"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The room has no messages, or the id names none of its messages (an
+         *     id of an earlier epoch of the room, or after its newest message).
+         *     Nothing was changed.
+         */
+        MessageNotFound: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:not-found",
+                 *       "title": "Not Found",
+                 *       "status": 404,
+                 *       "detail": "no message of the room has this id"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1452,6 +1670,87 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyStreams"];
+        };
+    };
+    markRead: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReadMarkRequest"];
+            };
+        };
+        responses: {
+            /** @description The marker, where it is now. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReadMark"];
+                };
+            };
+            400: components["responses"]["InvalidMark"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["MessageNotFound"];
+            408: components["responses"]["BodyTimeout"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getMyRooms: {
+        parameters: {
+            query?: {
+                /** @description The rooms wanted, comma-separated room ids (1 to 100 distinct ones); not with `cursor` or `limit`. */
+                rooms?: string;
+                /** @description The `next` of the previous page. */
+                cursor?: string;
+                /** @description Rooms per page, 1 to 100 (default 100). */
+                limit?: number;
+                /**
+                 * @description In open mode, whose read state (same rules as a post's `user`;
+                 *     default `anonymous`). With authentication the token's subject,
+                 *     and a `user` naming another is a `403`.
+                 */
+                user?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's read state in each room. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MyRooms"];
+                };
+            };
+            400: components["responses"]["InvalidMyRoomsQuery"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     healthz: {
