@@ -290,3 +290,24 @@ func TestReadAuth(t *testing.T) {
 		t.Fatalf("ann's rooms with a support-* token = %+v, want support-1 only", got)
 	}
 }
+
+// TestReadServerKey: the backend's server API key marks and reads on
+// behalf of any user.
+func TestReadServerKey(t *testing.T) {
+	t.Parallel()
+	s := authServer(t, api.Security{APIKeys: testAPIKeys(t), Tokens: verifier(t, auth.Config{Secret: testSecret})})
+	resp, body := s.postAs(t, "lobby", `{"text":"x","user":"ann"}`, apiKey(testKey)...)
+	expectStatus(t, resp, body, http.StatusCreated, "")
+	var m message
+	_ = json.Unmarshal(body, &m)
+	resp, body = s.do(t, http.MethodPut, "/rooms/lobby/read", `{"id":"`+m.ID+`","user":"bob"}`,
+		append([]string{"Content-Type", "application/json"}, apiKey(testKey)...)...)
+	expectStatus(t, resp, body, http.StatusOK, "")
+	got := s.myRooms(t, "", bearer(hs256(t, "bob", nil))...)
+	if len(got.Rooms) != 1 || got.Rooms[0].LastRead != m.ID {
+		t.Fatalf("bob's rooms after the backend marked them = %+v", got)
+	}
+	if got := s.myRooms(t, "user=ann", apiKey(testKey)...); len(got.Rooms) != 1 || got.Rooms[0].Unread != 0 {
+		t.Fatalf("ann's rooms read with the server key = %+v, want lobby with her own post read", got)
+	}
+}

@@ -734,7 +734,8 @@ type ClientInterface interface {
 	// `limit` rooms and still have a `next`.
 	//
 	// The user is the token's subject (a `user` naming another is a
-	// `403`); in open mode the `user` parameter, or `anonymous`.
+	// `403`); with a server API key the `user` parameter, or `system`; in
+	// open mode the `user` parameter, or `anonymous`.
 	//
 	// Corresponds with GET /me/rooms (the `GetMyRooms` operationId).
 	GetMyRooms(ctx context.Context, params *GetMyRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -890,9 +891,9 @@ type ClientInterface interface {
 	// has an `id`.
 	//
 	// The user follows the rules of a post's `user`: with authentication
-	// the token's subject (a body naming another user is a `403`); in open
-	// mode the body's `user`, or `anonymous`. Needs read permission on
-	// the room. The id must name a message of the room's current epoch
+	// the token's subject (a body naming another user is a `403`); with a
+	// server API key, or in open mode, the body's `user` (default `system`
+	// or `anonymous`). Needs read permission on the room. The id must name a message of the room's current epoch
 	// up to its newest one (a trimmed message is fine); anything else is
 	// a `404` and changes nothing.
 	//
@@ -918,9 +919,9 @@ type ClientInterface interface {
 	// has an `id`.
 	//
 	// The user follows the rules of a post's `user`: with authentication
-	// the token's subject (a body naming another user is a `403`); in open
-	// mode the body's `user`, or `anonymous`. Needs read permission on
-	// the room. The id must name a message of the room's current epoch
+	// the token's subject (a body naming another user is a `403`); with a
+	// server API key, or in open mode, the body's `user` (default `system`
+	// or `anonymous`). Needs read permission on the room. The id must name a message of the room's current epoch
 	// up to its newest one (a trimmed message is fine); anything else is
 	// a `404` and changes nothing.
 	//
@@ -1175,7 +1176,8 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // `limit` rooms and still have a `next`.
 //
 // The user is the token's subject (a `user` naming another is a
-// `403`); in open mode the `user` parameter, or `anonymous`.
+// `403`); with a server API key the `user` parameter, or `system`; in
+// open mode the `user` parameter, or `anonymous`.
 //
 // Corresponds with GET /me/rooms (the `GetMyRooms` operationId).
 func (c *Client) GetMyRooms(ctx context.Context, params *GetMyRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1411,9 +1413,9 @@ func (c *Client) GetPresence(ctx context.Context, room Room, reqEditors ...Reque
 // has an `id`.
 //
 // The user follows the rules of a post's `user`: with authentication
-// the token's subject (a body naming another user is a `403`); in open
-// mode the body's `user`, or `anonymous`. Needs read permission on
-// the room. The id must name a message of the room's current epoch
+// the token's subject (a body naming another user is a `403`); with a
+// server API key, or in open mode, the body's `user` (default `system`
+// or `anonymous`). Needs read permission on the room. The id must name a message of the room's current epoch
 // up to its newest one (a trimmed message is fine); anything else is
 // a `404` and changes nothing.
 //
@@ -1449,9 +1451,9 @@ func (c *Client) MarkReadWithBody(ctx context.Context, room Room, contentType st
 // has an `id`.
 //
 // The user follows the rules of a post's `user`: with authentication
-// the token's subject (a body naming another user is a `403`); in open
-// mode the body's `user`, or `anonymous`. Needs read permission on
-// the room. The id must name a message of the room's current epoch
+// the token's subject (a body naming another user is a `403`); with a
+// server API key, or in open mode, the body's `user` (default `system`
+// or `anonymous`). Needs read permission on the room. The id must name a message of the room's current epoch
 // up to its newest one (a trimmed message is fine); anything else is
 // a `404` and changes nothing.
 //
@@ -2486,7 +2488,8 @@ type ClientWithResponsesInterface interface {
 	// `limit` rooms and still have a `next`.
 	//
 	// The user is the token's subject (a `user` naming another is a
-	// `403`); in open mode the `user` parameter, or `anonymous`.
+	// `403`); with a server API key the `user` parameter, or `system`; in
+	// open mode the `user` parameter, or `anonymous`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2654,9 +2657,9 @@ type ClientWithResponsesInterface interface {
 	// has an `id`.
 	//
 	// The user follows the rules of a post's `user`: with authentication
-	// the token's subject (a body naming another user is a `403`); in open
-	// mode the body's `user`, or `anonymous`. Needs read permission on
-	// the room. The id must name a message of the room's current epoch
+	// the token's subject (a body naming another user is a `403`); with a
+	// server API key, or in open mode, the body's `user` (default `system`
+	// or `anonymous`). Needs read permission on the room. The id must name a message of the room's current epoch
 	// up to its newest one (a trimmed message is fine); anything else is
 	// a `404` and changes nothing.
 	//
@@ -2682,9 +2685,9 @@ type ClientWithResponsesInterface interface {
 	// has an `id`.
 	//
 	// The user follows the rules of a post's `user`: with authentication
-	// the token's subject (a body naming another user is a `403`); in open
-	// mode the body's `user`, or `anonymous`. Needs read permission on
-	// the room. The id must name a message of the room's current epoch
+	// the token's subject (a body naming another user is a `403`); with a
+	// server API key, or in open mode, the body's `user` (default `system`
+	// or `anonymous`). Needs read permission on the room. The id must name a message of the room's current epoch
 	// up to its newest one (a trimmed message is fine); anything else is
 	// a `404` and changes nothing.
 	//
@@ -4454,7 +4457,8 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 // `limit` rooms and still have a `next`.
 //
 // The user is the token's subject (a `user` naming another is a
-// `403`); in open mode the `user` parameter, or `anonymous`.
+// `403`); with a server API key the `user` parameter, or `system`; in
+// open mode the `user` parameter, or `anonymous`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4670,9 +4674,9 @@ func (c *ClientWithResponses) GetPresenceWithResponse(ctx context.Context, room 
 // has an `id`.
 //
 // The user follows the rules of a post's `user`: with authentication
-// the token's subject (a body naming another user is a `403`); in open
-// mode the body's `user`, or `anonymous`. Needs read permission on
-// the room. The id must name a message of the room's current epoch
+// the token's subject (a body naming another user is a `403`); with a
+// server API key, or in open mode, the body's `user` (default `system`
+// or `anonymous`). Needs read permission on the room. The id must name a message of the room's current epoch
 // up to its newest one (a trimmed message is fine); anything else is
 // a `404` and changes nothing.
 //
@@ -4704,9 +4708,9 @@ func (c *ClientWithResponses) MarkReadWithBodyWithResponse(ctx context.Context, 
 // has an `id`.
 //
 // The user follows the rules of a post's `user`: with authentication
-// the token's subject (a body naming another user is a `403`); in open
-// mode the body's `user`, or `anonymous`. Needs read permission on
-// the room. The id must name a message of the room's current epoch
+// the token's subject (a body naming another user is a `403`); with a
+// server API key, or in open mode, the body's `user` (default `system`
+// or `anonymous`). Needs read permission on the room. The id must name a message of the room's current epoch
 // up to its newest one (a trimmed message is fine); anything else is
 // a `404` and changes nothing.
 //

@@ -346,9 +346,9 @@ export interface paths {
          *     has an `id`.
          *
          *     The user follows the rules of a post's `user`: with authentication
-         *     the token's subject (a body naming another user is a `403`); in open
-         *     mode the body's `user`, or `anonymous`. Needs read permission on
-         *     the room. The id must name a message of the room's current epoch
+         *     the token's subject (a body naming another user is a `403`); with a
+         *     server API key, or in open mode, the body's `user` (default `system`
+         *     or `anonymous`). Needs read permission on the room. The id must name a message of the room's current epoch
          *     up to its newest one (a trimmed message is fine); anything else is
          *     a `404` and changes nothing.
          */
@@ -388,7 +388,8 @@ export interface paths {
          *     `limit` rooms and still have a `next`.
          *
          *     The user is the token's subject (a `user` naming another is a
-         *     `403`); in open mode the `user` parameter, or `anonymous`.
+         *     `403`); with a server API key the `user` parameter, or `system`; in
+         *     open mode the `user` parameter, or `anonymous`.
          */
         get: operations["getMyRooms"];
         put?: never;
