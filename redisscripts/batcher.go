@@ -15,15 +15,15 @@ const maxBatch = 128
 // while one pipeline is in flight, new calls queue, and the next pipeline
 // takes every queued call at once. A call arriving when nothing is in
 // flight goes out at once, so a lone post pays no wait; batches form only
-// when posts already overlap. Each call is sent at most once: the client's
-// MaxRetries -1 holds for pipelines too, and the only resend is the EVAL of
-// a call Redis answered NOSCRIPT, which means the script did not run.
+// when posts already overlap. Each call is sent at most once (onceScripter,
+// whatever the client's retry settings); the only resend is the EVAL of a
+// call Redis answered NOSCRIPT, which means the script did not run.
 //
 // No goroutine outlives the queue: the caller that finds the batcher idle
 // sends the first batch; if calls queued behind it, one goroutine sends
 // them and ends when the queue is empty.
 type batcher struct {
-	rdb    redis.Cmdable
+	rdb    Client
 	script *redis.Script
 
 	mu    sync.Mutex
@@ -44,7 +44,7 @@ type scriptCall struct {
 	done  chan struct{}
 }
 
-func newBatcher(rdb redis.Cmdable, script *redis.Script) *batcher {
+func newBatcher(rdb Client, script *redis.Script) *batcher {
 	return &batcher{rdb: rdb, script: script}
 }
 
@@ -139,14 +139,14 @@ func (b *batcher) send(batch []*scriptCall) {
 			c.finish(nil, err)
 			return
 		}
-		c.finish(b.script.Run(ctx, b.rdb, c.keys, c.args...).Result())
+		c.finish(b.script.Run(ctx, onceScripter{b.rdb}, c.keys, c.args...).Result())
 		return
 	}
 	cmds := make([]*redis.Cmd, len(batch))
 	for attempt := range 2 {
 		pipe := b.rdb.Pipeline()
 		for i, c := range batch {
-			if attempt == 1 && (cmds[i] == nil || !redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT")) {
+			if attempt == 1 && (cmds[i] == nil || !isNoScript(cmds[i].Err())) {
 				continue
 			}
 			if err := c.ctx.Err(); err != nil {
@@ -155,9 +155,9 @@ func (b *batcher) send(batch []*scriptCall) {
 				continue
 			}
 			if attempt == 0 {
-				cmds[i] = b.script.EvalSha(ctx, pipe, c.keys, c.args...)
+				cmds[i] = b.script.EvalSha(ctx, onceScripter{pipe}, c.keys, c.args...)
 			} else {
-				cmds[i] = b.script.Eval(ctx, pipe, c.keys, c.args...)
+				cmds[i] = b.script.Eval(ctx, onceScripter{pipe}, c.keys, c.args...)
 			}
 		}
 		if pipe.Len() == 0 {

@@ -13,9 +13,16 @@ import (
 	"roomcast/broker/chat"
 )
 
+// Client is the go-redis client a Store runs on: a *redis.Client or a
+// *redis.ClusterClient.
+type Client interface {
+	redis.Cmdable
+	processor
+}
+
 // Store reads and writes room messages through the Lua scripts.
 type Store struct {
-	rdb            redis.Cmdable
+	rdb            Client
 	keys           Keys
 	historyMax     int
 	idempotencyTTL time.Duration
@@ -43,7 +50,7 @@ type StoreOptions struct {
 }
 
 // NewStore returns a Store on rdb for the deployment keys describes.
-func NewStore(rdb redis.Cmdable, keys Keys, opts StoreOptions) *Store {
+func NewStore(rdb Client, keys Keys, opts StoreOptions) *Store {
 	return &Store{rdb: rdb, keys: keys, historyMax: opts.HistoryMax,
 		idempotencyTTL: opts.IdempotencyTTL, roomTTL: opts.RoomTTL, sharded: opts.Sharded,
 		posts: newBatcher(rdb, postMessageScript), readReceiptsMax: opts.ReadReceiptsMaxWatchers}

@@ -25,7 +25,7 @@ type instance struct {
 	stop context.CancelFunc // a crash: the tracker stops, nothing is cleaned up
 }
 
-func startTracker(t *testing.T, rdb redis.Cmdable, grace, interval time.Duration) *instance {
+func startTracker(t *testing.T, rdb redis.UniversalClient, grace, interval time.Duration) *instance {
 	t.Helper()
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{HistoryMax: 10})
 	tr := presence.New(presence.Options{Store: store, PresenceGrace: grace, PresenceInterval: interval, PresenceMaxUsers: 100, RedisTimeout: time.Second})
