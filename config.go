@@ -65,6 +65,12 @@ type config struct {
 	PresenceMaxUsers      int           `env:"PRESENCE_MAX_USERS" envDefault:"100" help:"users listed by GET /rooms/{room}/presence (the count is exact)"`
 	StreamMaxRooms        int           `env:"STREAM_MAX_ROOMS" envDefault:"50" help:"rooms one GET /stream?rooms= may watch"`
 	CursorKey             string        `env:"CURSOR_KEY" help:"HMAC key (at least 32 bytes, the same on every instance) signing the cursors of GET /stream, which then refuses cursors it did not sign; empty: cursors carry a checksum only"`
+	WebhookURL            string        `env:"WEBHOOK_URL" help:"http(s) URL that receives every room event as a signed POST (Standard Webhooks); empty: webhooks off"`
+	WebhookSecret         string        `env:"WEBHOOK_SECRET" help:"whsec_ and the base64 of 24 to 64 random bytes: the key signing webhooks; required with WEBHOOK_URL"`
+	WebhookEvents         []string      `env:"WEBHOOK_EVENTS" envSeparator:"," help:"comma-separated webhook event types to send (README, Webhooks); empty: all"`
+	WebhookMaxAge         time.Duration `env:"WEBHOOK_MAX_AGE" envDefault:"24h" help:"how long a failing webhook event is retried before it becomes a dead letter"`
+	WebhookLease          time.Duration `env:"WEBHOOK_LEASE" envDefault:"10s" help:"how long a room's webhooks stay with the instance sending them without word from it; another takes over after it"`
+	WebhookTimeout        time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"5s" help:"longest wait for a webhook receiver's answer; at most half of WEBHOOK_LEASE"`
 
 	// Read state: set apart so that its long name does not realign the
 	// fields above.
@@ -136,6 +142,9 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.PresenceMaxUsers >= 1 && cfg.PresenceMaxUsers <= 10_000, "PRESENCE_MAX_USERS", "1 to 10000"},
 		{cfg.StreamMaxRooms >= 1 && cfg.StreamMaxRooms <= 100, "STREAM_MAX_ROOMS", "1 to 100"},
 		{cfg.ReadReceiptsMaxWatchers >= 0 && cfg.ReadReceiptsMaxWatchers <= 100_000, "READ_RECEIPTS_MAX_WATCHERS", "0 to 100000"},
+		{cfg.WebhookMaxAge >= time.Second, "WEBHOOK_MAX_AGE", "at least 1s"},
+		{cfg.WebhookLease >= time.Second, "WEBHOOK_LEASE", "at least 1s"},
+		{cfg.WebhookTimeout > 0 && cfg.WebhookTimeout <= cfg.WebhookLease/2, "WEBHOOK_TIMEOUT", "a positive duration, at most half of WEBHOOK_LEASE"},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -157,6 +166,9 @@ func parseConfig(environ []string) (config, error) {
 	if _, err := auth.ParseAPIKeys(cfg.ServerAPIKeys); err != nil {
 		return cfg, configError{fmt.Errorf("SERVER_API_KEYS: %w", err)}
 	}
+	if err := checkWebhooks(cfg); err != nil {
+		return cfg, configError{err}
+	}
 	return cfg, nil
 }
 
@@ -174,6 +186,13 @@ func ineffectiveSettings(cfg config, environ []string) []string {
 		for _, name := range []string{"JWT_ISSUER", "JWT_AUDIENCE", "JWT_LEEWAY", "JWT_COOKIE", "JWT_DEFAULT_ROOMS"} {
 			if set[name] {
 				out = append(out, name+" is set but has no effect: no JWT key is set (JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL)")
+			}
+		}
+	}
+	if cfg.WebhookURL == "" {
+		for _, name := range []string{"WEBHOOK_SECRET", "WEBHOOK_EVENTS", "WEBHOOK_MAX_AGE", "WEBHOOK_LEASE", "WEBHOOK_TIMEOUT"} {
+			if set[name] {
+				out = append(out, name+" is set but has no effect: WEBHOOK_URL is not set")
 			}
 		}
 	}

@@ -151,6 +151,17 @@ func TestRunConfigErrors(t *testing.T) {
 		{env: "JWT_DEFAULT_ROOMS=read:foo,bar", more: []string{"JWT_SECRET=" + testJWTSecret}, item: `"bar"`},
 		{env: "JWT_DEFAULT_ROOMS=read:foo,write:a b", more: []string{"JWT_SECRET=" + testJWTSecret}, item: `"write:a b"`},
 		{env: "JWT_DEFAULT_ROOMS=admin:*", more: []string{"JWT_SECRET=" + testJWTSecret}, item: `"admin:*"`},
+		{env: "WEBHOOK_URL=ftp://user:s3cret@hooks.example", item: "http://"},
+		{env: "WEBHOOK_URL=/hooks", item: "http://"},
+		{env: "WEBHOOK_URL=http://hooks.example", want: "WEBHOOK_SECRET", item: "not set"},
+		{env: "WEBHOOK_SECRET=s3cret", more: []string{"WEBHOOK_URL=http://hooks.example"}, item: `"whsec_"`},
+		{env: "WEBHOOK_SECRET=whsec_czNjcmV0", more: []string{"WEBHOOK_URL=http://hooks.example"}, item: "6 bytes"},
+		{env: "WEBHOOK_EVENTS=message.created,message.sent", more: []string{"WEBHOOK_URL=http://hooks.example",
+			"WEBHOOK_SECRET=" + webhookSecret}, item: `"message.sent"`},
+		{env: "WEBHOOK_MAX_AGE=0s"},
+		{env: "WEBHOOK_LEASE=500ms"},
+		{env: "WEBHOOK_TIMEOUT=6s"},
+		{env: "WEBHOOK_TIMEOUT=2s", more: []string{"WEBHOOK_LEASE=3s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.env, func(t *testing.T) {
@@ -174,8 +185,8 @@ func TestRunConfigErrors(t *testing.T) {
 			if !strings.HasPrefix(msg, name+":") || strings.ContainsAny(msg, "\r\n") {
 				t.Fatalf("error %q is not one line starting with %s", msg, name)
 			}
-			if strings.Contains(value, "s3cret") && strings.Contains(msg, "s3cret") {
-				t.Fatalf("error %q shows the Redis password", msg)
+			if strings.Contains(tt.env, "s3cret") && strings.Contains(msg, "s3cret") {
+				t.Fatalf("error %q shows a secret", msg)
 			}
 			item := tt.item
 			if item == "" {
@@ -199,9 +210,10 @@ func TestRunConfigErrors(t *testing.T) {
 // TestRunWarnsAboutIneffectiveSettings checks that a setting without
 // effect is a warning at start that names it.
 func TestRunWarnsAboutIneffectiveSettings(t *testing.T) {
-	in := startRun(t, "JWT_ISSUER=https://login.example", "JWT_DEFAULT_ROOMS=read:*", "POST_RATE=0", "POST_BURST=3")
+	in := startRun(t, "JWT_ISSUER=https://login.example", "JWT_DEFAULT_ROOMS=read:*", "POST_RATE=0", "POST_BURST=3",
+		"WEBHOOK_SECRET="+webhookSecret, "WEBHOOK_EVENTS=message.created")
 	log := in.out.String()
-	for _, name := range []string{"JWT_ISSUER", "JWT_DEFAULT_ROOMS", "POST_BURST"} {
+	for _, name := range []string{"JWT_ISSUER", "JWT_DEFAULT_ROOMS", "POST_BURST", "WEBHOOK_SECRET", "WEBHOOK_EVENTS"} {
 		if !strings.Contains(log, "level=WARN msg=\""+name+" is set but has no effect") {
 			t.Errorf("no warning that %s has no effect in\n%s", name, log)
 		}

@@ -14,7 +14,8 @@ import (
 // room share the hash tag {room}, so a script touching them runs on one
 // Redis Cluster node.
 type Keys struct {
-	prefix string
+	prefix  string
+	perSlot bool // a bucket per Cluster hash slot (see buckets.go)
 }
 
 // NewKeys returns the key layout for a deployment whose keys and channels

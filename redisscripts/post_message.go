@@ -60,8 +60,13 @@ func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 		sum := sha256.Sum256(fields)
 		fingerprint = hex.EncodeToString(sum[:])
 	}
+	webhookRoom := ""
+	if s.webhooks.messages {
+		keys = append(keys, s.keys.webhookOutbox(p.Room), s.keys.webhookDue(s.keys.bucketTag(p.Room)))
+		webhookRoom = p.Room
+	}
 	return keys, []any{s.roomChannel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(),
-		fingerprint, s.roomTTL.Milliseconds(), s.publishCommand(), p.User}, nil
+		fingerprint, s.roomTTL.Milliseconds(), s.publishCommand(), p.User, webhookRoom}, nil
 }
 
 // postedOf checks the post script's reply {status, message[, first

@@ -8,7 +8,7 @@ local meta_key = KEYS[1]
 local history_key = KEYS[2]
 local read_key = KEYS[3]
 local live_key = KEYS[4]
-local idempotency_key = KEYS[5]
+local idempotency_key = ARGV[6] ~= '' and KEYS[5] or nil -- a fingerprint comes with a key
 local channel = ARGV[1]
 local room_json = ARGV[2]
 local fields_json = ARGV[3]
@@ -18,6 +18,8 @@ local fingerprint = ARGV[6]
 local room_ttl_ms = tonumber(ARGV[7]) -- 0: the room never expires
 local publish = ARGV[8] -- PUBLISH, or SPUBLISH for sharded Pub/Sub
 local user = ARGV[9]
+local webhook_room = ARGV[10] -- '': no message.created webhook; else the last two KEYS are
+                              -- the room's webhook outbox and its bucket's index of due rooms
 
 if idempotency_key then
   local earlier = redis.call('GET', idempotency_key)
@@ -92,6 +94,11 @@ if room_ttl_ms > 0 then
   redis.call('PEXPIRE', meta_key, room_ttl_ms)
   redis.call('PEXPIRE', history_key, room_ttl_ms)
   read_state_expire(read_key, live_key, room_ttl_ms)
+end
+if webhook_room ~= '' then
+  -- The event enters the outbox with the message, or neither is stored.
+  redis.call('XADD', KEYS[#KEYS - 1], '*', 'type', 'message.created', 'data', message)
+  redis.call('ZADD', KEYS[#KEYS], 'NX', ms, webhook_room)
 end
 redis.call(publish, channel, message)
 return {0, message, first_marker}

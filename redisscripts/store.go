@@ -28,10 +28,12 @@ type Store struct {
 	idempotencyTTL time.Duration
 	roomTTL        time.Duration
 	posts          *batcher // the post script's calls
+	claims         *batcher // the webhook claim script's calls
 	sharded        bool
 	// readReceiptsMax is the most present users a room may have for its
 	// read events to be receipts for everyone (READ_RECEIPTS_MAX_WATCHERS).
 	readReceiptsMax int
+	webhooks        webhookEvents
 }
 
 // StoreOptions are a Store's limits.
@@ -47,13 +49,18 @@ type StoreOptions struct {
 	// for a read marker's move to be a read receipt for its other members;
 	// 0 turns receipts off.
 	ReadReceiptsMaxWatchers int
+	// WebhookEvents are the webhook event types (chat.WebhookEventTypes)
+	// that posts and presence changes put in their room's outbox, in the
+	// same script; empty: none, webhooks are off.
+	WebhookEvents []string
 }
 
 // NewStore returns a Store on rdb for the deployment keys describes.
 func NewStore(rdb Client, keys Keys, opts StoreOptions) *Store {
 	return &Store{rdb: rdb, keys: keys, historyMax: opts.HistoryMax,
 		idempotencyTTL: opts.IdempotencyTTL, roomTTL: opts.RoomTTL, sharded: opts.Sharded,
-		posts: newBatcher(rdb, postMessageScript), readReceiptsMax: opts.ReadReceiptsMaxWatchers}
+		posts: newBatcher(rdb, postMessageScript), readReceiptsMax: opts.ReadReceiptsMaxWatchers,
+		claims: newBatcher(rdb, webhookClaimScript), webhooks: newWebhookEvents(opts.WebhookEvents)}
 }
 
 // wrapRedisError marks connection-level failures as ErrUnavailable so that

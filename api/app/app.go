@@ -21,6 +21,7 @@ import (
 	"roomcast/broker"
 	"roomcast/broker/presence"
 	"roomcast/broker/stream"
+	"roomcast/broker/webhook"
 	"roomcast/redisscripts"
 )
 
@@ -48,6 +49,7 @@ type Options struct {
 	TypingInterval        time.Duration // shortest time between typing events of a user in a room; 0: the API's default
 	StreamMaxRooms        int           // rooms one multi-room stream may watch; 0: the API's default
 	CursorKey             []byte        // signs the cursors of multi-room streams (CURSOR_KEY); empty: checksummed only
+	Webhooks              Webhooks      // events out to the backend; zero: off
 	Security              api.Security
 	Spec                  []byte // openapi.yaml, served as is
 	Logger                *slog.Logger
@@ -66,6 +68,7 @@ type App struct {
 	Store    *redisscripts.Store
 	Presence *presence.Tracker
 	Metrics  *metrics.Metrics
+	Webhooks *webhook.Deliverer // nil without a WebhookURL
 
 	rdb redis.UniversalClient
 	log *slog.Logger
@@ -89,12 +92,15 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 	m := metrics.New()
 	rdb.AddHook(m.RedisHook())
 	keys := redisscripts.NewKeys(opts.KeyPrefix)
+	if _, cluster := rdb.(*redis.ClusterClient); cluster {
+		keys = keys.PerSlotBuckets()
+	}
 	// BROKER_MODE is two switches below: how the store publishes
 	// (StoreOptions.Sharded) and how the hub subscribes (a shard router).
 	sharded := opts.BrokerMode == "sharded"
 	store := redisscripts.NewStore(rdb, keys, redisscripts.StoreOptions{
 		HistoryMax: opts.HistoryMax, IdempotencyTTL: opts.IdempotencyTTL, RoomTTL: opts.RoomTTL,
-		Sharded: sharded, ReadReceiptsMaxWatchers: opts.ReadReceiptsMaxWatchers,
+		Sharded: sharded, ReadReceiptsMaxWatchers: opts.ReadReceiptsMaxWatchers, WebhookEvents: opts.Webhooks.events(),
 	})
 	var shards broker.ShardRouter
 	if sharded {
@@ -116,6 +122,7 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 		PresenceInterval: opts.PresenceInterval, PresenceMaxUsers: opts.PresenceMaxUsers,
 		RedisTimeout: opts.RedisTimeout, Logger: log})
 	a := &App{Hub: hub, Streams: engine, Store: store, Presence: tracker, Metrics: m, rdb: rdb, log: log}
+	a.Webhooks = opts.Webhooks.deliverer(store, rdb, opts.RedisTimeout, m, log)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -139,6 +146,14 @@ func (a *App) Run(ctx context.Context) error {
 		_ = a.Presence.Run(ctx)
 	}()
 	defer func() { <-trackerDone }()
+	if a.Webhooks != nil {
+		webhooksDone := make(chan struct{})
+		go func() {
+			defer close(webhooksDone)
+			_ = a.Webhooks.Run(ctx)
+		}()
+		defer func() { <-webhooksDone }()
+	}
 	return a.Hub.Run(ctx)
 }
 

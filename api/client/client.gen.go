@@ -84,19 +84,40 @@ func (e ProblemType) Valid() bool {
 
 // Defines values for ResetReason.
 const (
-	Ahead        ResetReason = "ahead"
-	EpochChanged ResetReason = "epoch_changed"
-	Trimmed      ResetReason = "trimmed"
+	ResetReasonAhead        ResetReason = "ahead"
+	ResetReasonEpochChanged ResetReason = "epoch_changed"
+	ResetReasonTrimmed      ResetReason = "trimmed"
 )
 
 // Valid indicates whether the value is a known member of the ResetReason enum.
 func (e ResetReason) Valid() bool {
 	switch e {
-	case Ahead:
+	case ResetReasonAhead:
 		return true
-	case EpochChanged:
+	case ResetReasonEpochChanged:
 		return true
-	case Trimmed:
+	case ResetReasonTrimmed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RoomResetReason.
+const (
+	RoomResetReasonAhead        RoomResetReason = "ahead"
+	RoomResetReasonEpochChanged RoomResetReason = "epoch_changed"
+	RoomResetReasonTrimmed      RoomResetReason = "trimmed"
+)
+
+// Valid indicates whether the value is a known member of the RoomResetReason enum.
+func (e RoomResetReason) Valid() bool {
+	switch e {
+	case RoomResetReasonAhead:
+		return true
+	case RoomResetReasonEpochChanged:
+		return true
+	case RoomResetReasonTrimmed:
 		return true
 	default:
 		return false
@@ -349,6 +370,29 @@ type Problem struct {
 //   - `urn:roomcast:problem:internal`: 500, an unexpected failure.
 type ProblemType string
 
+// ReadEvent The data of a stream's `read` event, which carries no `id` and is
+// not stored (a stream that resumes does not get the ones it missed:
+// it reads `getMyRooms`). Without `user`: the stream's own user moved
+// their marker in `room` to `id`, on any device or by posting (sent
+// right after the post's `message` event). With `user`: a read
+// receipt, another user's marker moved (only in rooms with at most
+// `READ_RECEIPTS_MAX_WATCHERS` present users, at most one per user
+// and room per second, carrying the newest marker).
+type ReadEvent struct {
+	// Id The newest message read.
+	//
+	// Examples: mjuohs00-42
+	Id MessageId `json:"id"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// User Whose marker moved, on a read receipt; absent on the stream user's own.
+	User *string `json:"user,omitempty"`
+}
+
 // ReadMark The caller's read marker in a room.
 type ReadMark struct {
 	// LastRead The newest message the caller has read.
@@ -414,6 +458,26 @@ type Reset struct {
 // as when Redis was restored from an older state).
 type ResetReason string
 
+// RoomEvent The data of a stream's `join`, `leave` and `typing` events, which
+// carry no `id`. `join`: the user's first stream of the room opened on
+// any instance. `leave`: their last one has been closed for
+// `PRESENCE_GRACE` (a reconnection within it is neither a leave nor a
+// join). `typing`: the user is typing (see `postTyping`).
+type RoomEvent struct {
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Time When it happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds.
+	//
+	// Examples: 2026-01-01T09:30:00.123Z
+	Time time.Time `json:"time"`
+
+	// User The user.
+	User string `json:"user"`
+}
+
 // RoomId 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
 //
 // Examples: lobby
@@ -439,12 +503,67 @@ type RoomReadState struct {
 	Unread int64 `json:"unread"`
 }
 
+// RoomReset The data of a multi-room stream's `reset` event; the `room` says which room lost messages.
+type RoomReset struct {
+	// Detail A human-readable explanation.
+	Detail string `json:"detail"`
+
+	// FirstAvailableId The oldest retained message of the room; absent when it has none.
+	//
+	// Examples: mjuohs00-42
+	FirstAvailableId *MessageId `json:"first_available_id,omitempty"`
+
+	// LastEventId The position the reader asked to resume from.
+	//
+	// Examples: mjuohs00-42
+	LastEventId MessageId `json:"last_event_id"`
+
+	// Reason `epoch_changed`: the room's history was lost (Redis restarted
+	// without persistence, or the room expired) since the position was
+	// issued. `trimmed`: messages right after the position fell out of
+	// the retained history. `ahead`: the position is of the room's
+	// current epoch but after its last message, so the room never gave
+	// it out (it was made up, or the room's newest messages were lost,
+	// as when Redis was restored from an older state).
+	Reason RoomResetReason `json:"reason"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+}
+
+// RoomResetReason `epoch_changed`: the room's history was lost (Redis restarted
+// without persistence, or the room expired) since the position was
+// issued. `trimmed`: messages right after the position fell out of
+// the retained history. `ahead`: the position is of the room's
+// current epoch but after its last message, so the room never gave
+// it out (it was made up, or the room's newest messages were lost,
+// as when Redis was restored from an older state).
+type RoomResetReason string
+
 // TypingRequest Who is typing, in open mode; leave it out with authentication.
 type TypingRequest struct {
 	// User As a post's `user`; `anonymous` by default.
 	//
 	// Examples: ada
 	User *string `json:"user,omitempty"`
+}
+
+// WebhookEventTime When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+type WebhookEventTime = time.Time
+
+// WebhookMessageCreated The body of a `message.created` webhook.
+type WebhookMessageCreated struct {
+	// Data A stored message. Its JSON is written once, when it is stored, and
+	// the very same bytes are what the post answers, what history pages
+	// hold and what stream events carry. Clients ignore members they do
+	// not know.
+	Data Message `json:"data"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+	Type      interface{}      `json:"type"`
 }
 
 // IdempotencyKey defines model for IdempotencyKey.
@@ -457,6 +576,15 @@ type Room = RoomId
 
 // StreamUser Examples: ada
 type StreamUser = string
+
+// WebhookId Examples: evt_lobby_1767259800123-0
+type WebhookId = string
+
+// WebhookSignature defines model for WebhookSignature.
+type WebhookSignature = string
+
+// WebhookTimestamp defines model for WebhookTimestamp.
+type WebhookTimestamp = string
 
 // BodyTimeout RFC 9457 problem details.
 type BodyTimeout = Problem
@@ -499,6 +627,9 @@ type InvalidTyping = Problem
 
 // MessageNotFound RFC 9457 problem details.
 type MessageNotFound = Problem
+
+// MethodNotAllowed RFC 9457 problem details.
+type MethodNotAllowed = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
@@ -599,6 +730,20 @@ type StreamRoomsParams struct {
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
+// WebhookMessageCreatedParams defines parameters for WebhookMessageCreated.
+type WebhookMessageCreatedParams struct {
+	// WebhookId The event's id, the same on every attempt: receivers dedupe on it.
+	// `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+	// room's outbox.
+	WebhookId WebhookId `json:"webhook-id"`
+
+	// WebhookTimestamp When this attempt was sent, in Unix seconds.
+	WebhookTimestamp WebhookTimestamp `json:"webhook-timestamp"`
+
+	// WebhookSignature `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`.
+	WebhookSignature WebhookSignature `json:"webhook-signature"`
+}
+
 // PostMessageJSONRequestBody defines body for PostMessage for application/json ContentType.
 type PostMessageJSONRequestBody = NewMessage
 
@@ -607,6 +752,9 @@ type MarkReadJSONRequestBody = ReadMarkRequest
 
 // PostTypingJSONRequestBody defines body for PostTyping for application/json ContentType.
 type PostTypingJSONRequestBody = TypingRequest
+
+// WebhookMessageCreatedJSONRequestBody defines body for WebhookMessageCreated for application/json ContentType.
+type WebhookMessageCreatedJSONRequestBody = WebhookMessageCreated
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -7285,4 +7433,161 @@ func ParseStreamRoomsResponse(rsp *http.Response) (*StreamRoomsResponse, error) 
 	}
 
 	return response, nil
+}
+
+// WebhookInitiator sends OpenAPI 3.1 webhook requests to target URLs.
+// Modeled on the generated Client, but with no stored Server -- the full
+// target URL is provided per-call by the caller (typically discovered
+// from a subscription registration).
+type WebhookInitiator struct {
+	// Doer for performing requests, typically a *http.Client with any
+	// customized settings, such as certificate chains.
+	Client HttpRequestDoer
+
+	// A list of callbacks for modifying requests which are generated before sending over
+	// the network.
+	RequestEditors []RequestEditorFn
+}
+
+// WebhookInitiatorOption allows setting custom parameters during construction.
+type WebhookInitiatorOption func(*WebhookInitiator) error
+
+// NewWebhookInitiator creates a new WebhookInitiator with reasonable defaults.
+func NewWebhookInitiator(opts ...WebhookInitiatorOption) (*WebhookInitiator, error) {
+	initiator := WebhookInitiator{}
+	for _, o := range opts {
+		if err := o(&initiator); err != nil {
+			return nil, err
+		}
+	}
+	if initiator.Client == nil {
+		initiator.Client = &http.Client{}
+	}
+	return &initiator, nil
+}
+
+// WithWebhookHTTPClient allows overriding the default Doer, which is
+// automatically created using http.Client. This is useful for tests.
+func WithWebhookHTTPClient(doer HttpRequestDoer) WebhookInitiatorOption {
+	return func(p *WebhookInitiator) error {
+		p.Client = doer
+		return nil
+	}
+}
+
+// WithWebhookRequestEditorFn allows setting up a callback function, which
+// will be called right before sending the webhook request. This can be
+// used to mutate the request, e.g. to add signature headers.
+func WithWebhookRequestEditorFn(fn RequestEditorFn) WebhookInitiatorOption {
+	return func(p *WebhookInitiator) error {
+		p.RequestEditors = append(p.RequestEditors, fn)
+		return nil
+	}
+}
+
+func (p *WebhookInitiator) applyWebhookEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
+	for _, r := range p.RequestEditors {
+		if err := r(ctx, req); err != nil {
+			return err
+		}
+	}
+	for _, r := range additionalEditors {
+		if err := r(ctx, req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WebhookInitiatorInterface is the interface specification for the webhook initiator.
+type WebhookInitiatorInterface interface {
+	// WebhookMessageCreatedWithBody fires the message.created webhook with any body
+	WebhookMessageCreatedWithBody(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	WebhookMessageCreated(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, body WebhookMessageCreatedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+func (p *WebhookInitiator) WebhookMessageCreatedWithBody(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMessageCreatedWebhookRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookMessageCreated(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, body WebhookMessageCreatedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMessageCreatedWebhookRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+// NewWebhookMessageCreatedWebhookRequest builds a application/json POST request for the message.created webhook
+func NewWebhookMessageCreatedWebhookRequest(targetURL string, params *WebhookMessageCreatedParams, body WebhookMessageCreatedJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookMessageCreatedWebhookRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewWebhookMessageCreatedWebhookRequestWithBody builds a POST request for the message.created webhook with any body
+func NewWebhookMessageCreatedWebhookRequestWithBody(targetURL string, params *WebhookMessageCreatedParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
 }

@@ -543,9 +543,49 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "message.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A message was stored
+         * @description Sent to `WEBHOOK_URL` for each message stored, posted through any
+         *     instance. The event enters the room's outbox in the same Redis
+         *     script that stores the message, so every stored message is sent at
+         *     least once, and a room's events are sent in order: the next one only
+         *     after the previous one was answered `2xx`. A receiver dedupes on
+         *     `webhook-id`. Failures are retried with exponential backoff and
+         *     jitter (within 1 s, doubling to at most 1 min) for `WEBHOOK_MAX_AGE`;
+         *     then the event becomes a dead letter.
+         */
+        post: operations["webhookMessageCreated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
+        /** @description The body of a `message.created` webhook. */
+        WebhookMessageCreated: {
+            /** @constant */
+            type: "message.created";
+            timestamp: components["schemas"]["WebhookEventTime"];
+            data: components["schemas"]["Message"];
+        };
+        /**
+         * Format: date-time
+         * @description When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+         */
+        WebhookEventTime: string;
         /**
          * @description 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
          * @example lobby
@@ -1292,6 +1332,16 @@ export interface components {
     };
     parameters: {
         /**
+         * @description The event's id, the same on every attempt: receivers dedupe on it.
+         *     `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+         *     room's outbox.
+         */
+        WebhookId: string;
+        /** @description When this attempt was sent, in Unix seconds. */
+        WebhookTimestamp: string;
+        /** @description `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`. */
+        WebhookSignature: string;
+        /**
          * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
          *     empty id, is a `400`. Percent-encoding is decoded once, as in any
          *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
@@ -1914,6 +1964,39 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             404: components["responses"]["NotFound"];
+        };
+    };
+    webhookMessageCreated: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The event's id, the same on every attempt: receivers dedupe on it.
+                 *     `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+                 *     room's outbox.
+                 */
+                "webhook-id": components["parameters"]["WebhookId"];
+                /** @description When this attempt was sent, in Unix seconds. */
+                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
+                /** @description `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`. */
+                "webhook-signature": components["parameters"]["WebhookSignature"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookMessageCreated"];
+            };
+        };
+        responses: {
+            /** @description Taken; any `2xx` is. Any other answer, a redirect included, or none within `WEBHOOK_TIMEOUT`, is a failure and retried. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
 }

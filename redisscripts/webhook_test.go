@@ -1,0 +1,89 @@
+package redisscripts
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"roomcast/broker/chat"
+)
+
+// TestPostWritesOneOutboxEvent checks that the post script puts exactly one
+// event in the outbox per stored message: a replay under the same
+// idempotency key adds none, nor does a refused conflict.
+func TestPostWritesOneOutboxEvent(t *testing.T) {
+	store, _, rdb := newStore(t, StoreOptions{WebhookEvents: []string{chat.EventMessageCreated}})
+	ctx := t.Context()
+	first, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "a", IdempotencyKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "a", IdempotencyKey: "k"}); err != nil || !again.Replayed {
+		t.Fatalf("replay: %v %+v", err, again)
+	}
+	if _, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "b", IdempotencyKey: "k"}); !errors.Is(err, chat.ErrIdempotencyConflict) {
+		t.Fatalf("conflict: %v", err)
+	}
+	second, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := rdb.XRange(ctx, store.keys.webhookOutbox("r"), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].Values["data"] != string(first.JSON) || entries[1].Values["data"] != string(second.JSON) ||
+		entries[0].Values["type"] != "message.created" {
+		t.Fatalf("outbox %+v, want the two stored messages", entries)
+	}
+	due, err := store.DueRooms(ctx, 10)
+	if err != nil || len(due) != 1 || due[0] != "r" {
+		t.Fatalf("due rooms %v %v, want [r]", due, err)
+	}
+}
+
+// TestClaimIsExclusive checks that of two claimants of a due room one gets
+// it, the other only once the lease ended, and that the delivered events
+// are gone.
+func TestClaimIsExclusive(t *testing.T) {
+	store, _, _ := newStore(t, StoreOptions{WebhookEvents: []string{chat.EventMessageCreated}})
+	ctx := t.Context()
+	for _, text := range []string{"a", "b", "c"} {
+		if _, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: text}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, err := store.ClaimOutbox(ctx, "r", "token-a", 300*time.Millisecond, nil, 2)
+	if err != nil || !a.Held || len(a.Events) != 2 {
+		t.Fatalf("first claim %+v %v, want held with 2 events", a, err)
+	}
+	if b, err := store.ClaimOutbox(ctx, "r", "token-b", time.Second, nil, 2); err != nil || b.Held {
+		t.Fatalf("second claim during the lease %+v %v, want not held", b, err)
+	}
+	if due, _ := store.DueRooms(ctx, 10); len(due) != 0 {
+		t.Fatalf("due rooms during the lease: %v", due)
+	}
+	// token-a delivered the first event, then went silent.
+	if r, err := store.ClaimOutbox(ctx, "r", "token-a", 300*time.Millisecond, []string{a.Events[0].Entry}, 0); err != nil || !r.Held {
+		t.Fatalf("renewal %+v %v", r, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	var b chat.OutboxBatch
+	for !b.Held && time.Now().Before(deadline) {
+		if b, err = store.ClaimOutbox(ctx, "r", "token-b", time.Second, nil, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(b.Events) != 2 || b.Events[0].ID != a.Events[1].ID {
+		t.Fatalf("takeover %+v, want the 2 undelivered events from %s", b, a.Events[1].ID)
+	}
+	if r, err := store.ClaimOutbox(ctx, "r", "token-a", time.Second, nil, 1); err != nil || r.Held {
+		t.Fatalf("the old holder claims again: %+v %v, want not held", r, err)
+	}
+	if r, err := store.ClaimOutbox(ctx, "r", "token-b", time.Second, []string{b.Events[0].Entry, b.Events[1].Entry}, 10); err != nil || r.Held || len(r.Events) != 0 {
+		t.Fatalf("claim after the last delivery %+v %v, want nothing left", r, err)
+	}
+	if due, _ := store.DueRooms(ctx, 10); len(due) != 0 {
+		t.Fatalf("due rooms with an empty outbox: %v", due)
+	}
+}

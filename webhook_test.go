@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"roomcast/api/contracttest"
+	"roomcast/broker/webhook/webhooktest"
+	"roomcast/redisscripts/redistest"
+)
+
+// webhookSecret is whsec_ and the base64 of 32 bytes.
+const webhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw/2ihN9d+oBI="
+
+// webhookReceiver records the webhooks it gets, checked against
+// openapi.yaml, and answers each with what answer says (nil: 204).
+type webhookReceiver struct {
+	*httptest.Server
+	t      testing.TB
+	answer func(r webhooktest.Request) (status int, stall time.Duration)
+
+	mu     sync.Mutex
+	got    []webhooktest.Request
+	bad    []string // contract violations
+	notify chan struct{}
+}
+
+func newWebhookReceiver(t testing.TB, answer func(webhooktest.Request) (int, time.Duration)) *webhookReceiver {
+	contract, err := contracttest.Load("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &webhookReceiver{t: t, answer: answer, notify: make(chan struct{}, 1)}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got := webhooktest.Request{ID: r.Header.Get("webhook-id"), Timestamp: r.Header.Get("webhook-timestamp"),
+			Signature: r.Header.Get("webhook-signature"), Body: string(body)}
+		err := contract.CheckWebhook(r.Context(), r, body)
+		status, stall := http.StatusNoContent, time.Duration(0)
+		if rc.answer != nil {
+			status, stall = rc.answer(got)
+		}
+		if stall > 0 {
+			select {
+			case <-time.After(stall): // a receiver that takes its time
+			case <-r.Context().Done():
+				return
+			}
+		}
+		rc.mu.Lock()
+		rc.got = append(rc.got, got)
+		if err != nil {
+			rc.bad = append(rc.bad, err.Error())
+		}
+		rc.mu.Unlock()
+		select {
+		case rc.notify <- struct{}{}:
+		default:
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *webhookReceiver) requests() []webhooktest.Request {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.bad) > 0 {
+		rc.t.Errorf("webhooks that openapi.yaml does not allow: %q", rc.bad)
+	}
+	return append([]webhooktest.Request(nil), rc.got...)
+}
+
+// await waits up to within until cond holds for the requests so far.
+func (rc *webhookReceiver) await(t testing.TB, within time.Duration, what string, cond func([]webhooktest.Request) bool) []webhooktest.Request {
+	t.Helper()
+	deadline := time.After(within)
+	for {
+		got := rc.requests()
+		if cond(got) {
+			return got
+		}
+		select {
+		case <-rc.notify:
+		case <-deadline:
+			t.Fatalf("no %s within %s; %d requests", what, within, len(got))
+		}
+	}
+}
+
+// webhookBody is a webhook's body.
+type webhookBody struct {
+	Type      string          `json:"type"`
+	Timestamp string          `json:"timestamp"`
+	Data      json.RawMessage `json:"data"`
+}
+
+func TestWebhookMessageCreated(t *testing.T) {
+	redis := redistest.Start(t)
+	rc := newWebhookReceiver(t, nil)
+	in := startRun(t, "REDIS_URL="+redis.URL(), "WEBHOOK_URL="+rc.URL+"/hook?token=x", "WEBHOOK_SECRET="+webhookSecret)
+	var posted []string
+	for i := range 3 {
+		posted = append(posted, string(in.postMessage(t, "lobby.main", fmt.Sprint("hello ", i))))
+	}
+	got := rc.await(t, 10*time.Second, "3 webhooks", func(g []webhooktest.Request) bool { return len(g) >= 3 })
+	for i, r := range got {
+		var b webhookBody
+		if err := json.Unmarshal([]byte(r.Body), &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Type != "message.created" || string(b.Data) != posted[i] {
+			t.Fatalf("webhook %d = %s, want message.created of %s", i, r.Body, posted[i])
+		}
+	}
+	webhooktest.VerifyWithNPM(t, webhookSecret, got)
+}
