@@ -239,8 +239,13 @@ func TestFailuresRetryInOrder(t *testing.T) {
 		}
 		last[m.Room] = m.Seq
 	}
-	if st := d.Stats(); st.Failed < 20 || st.Delivered < 10 {
-		t.Fatalf("stats %+v, want ≥ 20 failed and ≥ 10 delivered", st)
+	// The counters move once the answers are read, after the receiver saw them.
+	deadline := time.Now().Add(10 * time.Second)
+	for st := d.Stats(); st.Failed < 20 || st.Delivered < 10; st = d.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want ≥ 20 failed and ≥ 10 delivered", st)
+		}
+		time.Sleep(time.Millisecond) // polling a counter: no event to await
 	}
 }
 
