@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -346,13 +349,17 @@ func migrateSlot(t *testing.T, nodes []*redistest.Server, key string) *redistest
 
 func ownsSlot(t *testing.T, n *redistest.Server, slot int64) bool {
 	t.Helper()
-	slots, err := n.Client().ClusterSlots(t.Context()).Result()
+	shards, err := n.Client().ClusterShards(t.Context()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range slots {
-		if int64(s.Start) <= slot && slot <= int64(s.End) {
-			return s.Nodes[0].Addr == n.Addr
+	for _, shard := range shards {
+		for _, r := range shard.Slots {
+			if r.Start <= slot && slot <= r.End {
+				return slices.ContainsFunc(shard.Nodes, func(node redis.Node) bool {
+					return node.Role == "master" && net.JoinHostPort(node.IP, strconv.FormatInt(node.Port, 10)) == n.Addr
+				})
+			}
 		}
 	}
 	return false

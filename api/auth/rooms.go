@@ -59,7 +59,7 @@ func ParseRooms(spec string) (Rooms, error) {
 			return Rooms{}, fmt.Errorf("%q: want read:PATTERN, write:PATTERN or moderate:PATTERN", entry)
 		}
 		if !validPattern(pattern) {
-			return Rooms{}, fmt.Errorf("%q: want a room id, a prefix followed by *, or * after %s:", entry, kind)
+			return Rooms{}, fmt.Errorf("%q: want %s:ROOM, %s:PREFIX* or %s:*", entry, kind, kind, kind)
 		}
 		switch kind {
 		case "read":
