@@ -45,6 +45,7 @@ type config struct {
 	ShutdownTimeout       time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" help:"longest wait for requests in flight at shutdown"`
 	LogLevel              slog.Level    `env:"LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat             string        `env:"LOG_FORMAT" envDefault:"text" help:"text or json"`
+	PprofAddr             string        `env:"PPROF_ADDR" help:"loopback host:port of a listener of its own serving Go's runtime profiles (/debug/pprof/); empty: off"`
 	JWTSecret             string        `env:"JWT_SECRET" help:"HMAC key (at least 32 bytes) verifying HS256/384/512 tokens; any JWT key turns authentication on"`
 	JWTPublicKeyFile      string        `env:"JWT_PUBLIC_KEY_FILE" help:"PEM file of the RSA, ECDSA or Ed25519 public key (or certificate) verifying tokens"`
 	JWTJWKSURL            string        `env:"JWT_JWKS_URL" help:"JWKS of the keys verifying tokens: file:///path, read at start, or an http(s) URL, refreshed hourly"`
@@ -129,6 +130,7 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.DeliveryCheckInterval >= 10*time.Millisecond, "DELIVERY_CHECK_INTERVAL", "at least 10ms"},
 		{cfg.ShutdownTimeout > 0, "SHUTDOWN_TIMEOUT", "a positive duration"},
 		{cfg.LogFormat == "text" || cfg.LogFormat == "json", "LOG_FORMAT", "text or json"},
+		{cfg.PprofAddr == "" || loopbackAddr(cfg.PprofAddr), "PPROF_ADDR", "empty (off), or a loopback host:port such as 127.0.0.1:6060"},
 		{cfg.KeyPrefix != "" && !strings.ContainsAny(cfg.KeyPrefix, "{}"), "KEY_PREFIX", "non-empty, without { or }"},
 		{cfg.JWTLeeway >= 0 && cfg.JWTLeeway <= 5*time.Minute, "JWT_LEEWAY", "0 to 5m"},
 		{cfg.PostRate == 0 || cfg.PostRate >= 0.001 && cfg.PostRate <= 1e6, "POST_RATE", "0 (off), or 0.001 to 1000000"},

@@ -68,6 +68,13 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		log.Warn(w)
 	}
 	redis.SetLogger(redisLog{log})
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	tlsConfig, err := serverTLS(cfg, log)
 	if err != nil {
 		return err
