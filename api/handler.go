@@ -75,14 +75,14 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.Use(h.logRequests, h.Metrics.Middleware)
 	h.useSecurity(e)
 	g := h.guards()
-	e.POST("/rooms/:room/messages", h.postMessage, g.post...)
-	e.GET("/rooms/:room/messages", h.listMessages, g.read...)
-	e.GET("/rooms/:room/stream", h.streamRoom, g.stream...)
-	e.GET("/rooms/:room/presence", h.getPresence, g.read...)
-	e.POST("/rooms/:room/typing", h.postTyping, g.typing...)
-	e.GET("/stream", h.streamRooms, g.streams...)
-	e.PUT("/rooms/:room/read", h.putRead, g.mark...)
-	e.GET("/me/rooms", h.getMyRooms, g.me...)
+	e.POST("/rooms/:room/messages", chain(h.postMessage, g.post...))
+	e.GET("/rooms/:room/messages", chain(h.listMessages, g.read...))
+	e.GET("/rooms/:room/stream", chain(h.streamRoom, g.stream...))
+	e.GET("/rooms/:room/presence", chain(h.getPresence, g.read...))
+	e.POST("/rooms/:room/typing", chain(h.postTyping, g.typing...))
+	e.GET("/stream", chain(h.streamRooms, g.streams...))
+	e.PUT("/rooms/:room/read", chain(h.putRead, g.mark...))
+	e.GET("/me/rooms", chain(h.getMyRooms, g.me...))
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.GET("/openapi.yaml", h.openapi)
@@ -91,26 +91,39 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/assets/:file", h.asset)
 }
 
+// chain wraps next in route middleware mw, outermost first, once: given
+// to the route instead, Echo would build the chain anew on every request.
+func chain(next echo.HandlerFunc, mw ...echo.MiddlewareFunc) echo.HandlerFunc {
+	for i := len(mw) - 1; i >= 0; i-- {
+		next = mw[i](next)
+	}
+	return next
+}
+
 // logRequests logs one line per request, with the request id it echoes in
 // X-Request-Id (the client's, if it sent a sane one). It logs the path
 // without the query, which may carry credentials.
 func (h *Handler) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
-		id := requestID(c.Request().Header.Get(echo.HeaderXRequestID))
-		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		r := c.Request()
+		id := requestID(r.Header.Get(echo.HeaderXRequestID))
+		c.Response().Header()[echo.HeaderXRequestID] = []string{id} // the name is canonical
 		err := next(c)
 		if err != nil {
 			c.Error(err)
 		}
-		h.log.Info("request",
-			"id", id,
-			"method", c.Request().Method,
-			"path", c.Request().URL.Path,
-			"status", c.Response().Status,
-			"bytes", c.Response().Size,
-			"duration", time.Since(start).Round(time.Microsecond),
-		)
+		// Asked first, so that a level above info costs no attributes.
+		if h.log.Enabled(r.Context(), slog.LevelInfo) {
+			h.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("id", id),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Int("status", c.Response().Status),
+				slog.Int64("bytes", c.Response().Size),
+				slog.Duration("duration", time.Since(start).Round(time.Microsecond)),
+			)
+		}
 		return nil
 	}
 }
@@ -147,9 +160,11 @@ func requestID(given string) string {
 	if len(given) >= 1 && len(given) <= 64 && chat.ValidRoom(given) {
 		return given
 	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	var id [16]byte
+	hex.Encode(id[:], b[:])
+	return string(id[:])
 }
 
 // queryParam is the first value of the query parameter name, and whether

@@ -41,9 +41,11 @@ func (h *Handler) postMessage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	post, err := decodePost(body, h.MaxMessageBytes)
-	if err != nil {
-		return err
+	post, plain := decodePlainPost(body, h.MaxMessageBytes)
+	if !plain {
+		if post, err = decodePost(body, h.MaxMessageBytes); err != nil {
+			return err
+		}
 	}
 	if post.User, err = postingUser(c, post.User); err != nil {
 		return err
@@ -60,10 +62,23 @@ func (h *Handler) postMessage(c echo.Context) error {
 	if posted.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	// The stored bytes plus a newline, like every JSON answer (a copy:
-	// posted.JSON may be shared).
-	return c.Blob(http.StatusCreated, echo.MIMEApplicationJSON, append(posted.JSON[:len(posted.JSON):len(posted.JSON)], '\n'))
+	// The stored bytes plus a newline, like every JSON answer, written
+	// apart: posted.JSON may be shared, and a copy would cost more.
+	resp := c.Response()
+	resp.Header()[echo.HeaderContentType] = jsonContentType
+	resp.WriteHeader(http.StatusCreated)
+	if _, err := resp.Write(posted.JSON); err != nil {
+		return err
+	}
+	_, err = resp.Write(newline)
+	return err
 }
+
+// jsonContentType and newline are shared by every answer to a post.
+var (
+	jsonContentType = []string{echo.MIMEApplicationJSON}
+	newline         = []byte{'\n'}
+)
 
 // maxBodyBytes is the largest body that can hold a message of
 // MaxMessageBytes: JSON may escape every byte of the text as \u00XX.
@@ -96,7 +111,11 @@ func pathRoom(c echo.Context) string {
 }
 
 func requireJSON(r *http.Request) error {
-	mediaType, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	contentType := r.Header.Get(echo.HeaderContentType)
+	if contentType == echo.MIMEApplicationJSON {
+		return nil // as almost every client sends it, without parsing
+	}
+	mediaType, _, err := mime.ParseMediaType(contentType)
 	if err != nil || mediaType != echo.MIMEApplicationJSON {
 		return problemForStatus(http.StatusUnsupportedMediaType)
 	}
@@ -111,9 +130,16 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, problemForStatus(http.StatusRequestEntityTooLarge)
 	}
-	// The net/http writer itself: it tells the server to close the
-	// connection rather than drain the rest of an oversized body.
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response().Writer, r.Body, limit))
+	// A body of a declared length is read to that length and no further
+	// (net/http and HTTP/2 enforce it), within the limit checked above.
+	// Else the cap: on the net/http writer itself, which tells the server
+	// to close the connection rather than drain the rest of an oversized
+	// body.
+	reader := r.Body
+	if r.ContentLength < 0 {
+		reader = http.MaxBytesReader(c.Response().Writer, r.Body, limit)
+	}
+	body, err := io.ReadAll(reader)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return nil, problemForStatus(http.StatusRequestEntityTooLarge)

@@ -36,7 +36,13 @@ func (b *backoff) wait(ctx context.Context) bool {
 	}
 }
 
+// isTimeout reports whether err is a network timeout. It runs after every
+// receive: a nil err returns before errors.As, whose target escapes to the
+// heap.
 func isTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
 	var netErr net.Error
 	return errors.As(err, &netErr) && netErr.Timeout()
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -44,15 +43,11 @@ func (s *Store) Post(ctx context.Context, p chat.Post) (chat.Posted, error) {
 
 // postCall is the KEYS and ARGV of the post script for p.
 func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
-	fields, err := json.Marshal(struct {
-		User string `json:"user"`
-		Text string `json:"text"`
-	}{p.User, p.Text})
-	if err != nil {
-		return nil, nil, fmt.Errorf("encode message: %w", err)
-	}
-	fields = fields[1 : len(fields)-1] // the members without the braces
-	room, _ := json.Marshal(p.Room)
+	// The members without the braces, as json.Marshal of the struct
+	// {user, text} wrote them.
+	fields := appendJSONString(append(make([]byte, 0, len(p.User)+len(p.Text)+24), `"user":`...), p.User)
+	fields = appendJSONString(append(fields, `,"text":`...), p.Text)
+	room := appendJSONString(nil, p.Room)
 	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room), s.keys.read(p.Room), s.keys.live(p.Room)}
 	fingerprint := ""
 	if p.IdempotencyKey != "" {
@@ -84,11 +79,12 @@ func postedOf(raw any) (chat.Posted, error) {
 	if status == 2 {
 		return chat.Posted{}, chat.ErrIdempotencyConflict
 	}
-	id, err := chat.IDOf([]byte(message))
+	stored := []byte(message)
+	id, err := chat.IDOf(stored)
 	if err != nil {
 		return chat.Posted{}, fmt.Errorf("post message: reply: %w", err)
 	}
-	return chat.Posted{ID: id, JSON: []byte(message), Replayed: status == 1}, nil
+	return chat.Posted{ID: id, JSON: stored, Replayed: status == 1}, nil
 }
 
 // firstMarker reports whether a post script's reply says that the poster

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -29,6 +30,31 @@ type Metrics struct {
 	redisDuration *prometheus.HistogramVec
 	redisErrors   *prometheus.CounterVec
 	apiKeys       *prometheus.CounterVec
+
+	// The series every request, post and Redis command updates, each found
+	// on its first use (so that /metrics lists only series that happened,
+	// as before) and kept, instead of hashing label values each time.
+	requestsMu    sync.RWMutex
+	requests      map[requestLabels]prometheus.Observer
+	postedSeries  [2]lazySeries[prometheus.Counter]                  // not replayed, replayed
+	redisCommands [len(commandNames)]lazySeries[prometheus.Observer] // by commandIndex
+}
+
+// lazySeries is a series of a vector, made on its first use.
+type lazySeries[T any] struct {
+	once   sync.Once
+	series T
+}
+
+func (l *lazySeries[T]) get(make func() T) T {
+	l.once.Do(func() { l.series = make() })
+	return l.series
+}
+
+// requestLabels are the labels of a request's duration.
+type requestLabels struct {
+	route, method string
+	status        int
 }
 
 // New returns metrics registered in a new registry, with the Go runtime
@@ -65,6 +91,7 @@ func New() *Metrics {
 			Help: "Requests with an X-API-Key header, by the key's position in SERVER_API_KEYS (from 1), or unknown.",
 		}, []string{"key"}),
 	}
+	m.requests = make(map[requestLabels]prometheus.Observer)
 	m.reg.MustRegister(m.httpDuration, m.streamsOpen, m.resumes, m.resets, m.posted, m.redisDuration, m.redisErrors, m.apiKeys,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -111,7 +138,15 @@ func (m *Metrics) Resumed() { m.resumes.Inc() }
 func (m *Metrics) Reset() { m.resets.Inc() }
 
 // Posted counts an accepted post.
-func (m *Metrics) Posted(replayed bool) { m.posted.WithLabelValues(strconv.FormatBool(replayed)).Inc() }
+func (m *Metrics) Posted(replayed bool) {
+	i := 0
+	if replayed {
+		i = 1
+	}
+	m.postedSeries[i].get(func() prometheus.Counter {
+		return m.posted.WithLabelValues(strconv.FormatBool(replayed))
+	}).Inc()
+}
 
 // APIKeyRequest counts a request with a server API key: index is the
 // key's position in SERVER_API_KEYS, from 1, or 0 for a key that is none
@@ -137,10 +172,26 @@ func (m *Metrics) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.httpDuration.WithLabelValues(route, methodLabel(c.Request().Method), strconv.Itoa(c.Response().Status)).
+		m.requestObserver(requestLabels{route, methodLabel(c.Request().Method), c.Response().Status}).
 			Observe(time.Since(start).Seconds())
 		return nil
 	}
+}
+
+// requestObserver is the duration series of labels. Their values are few
+// (route templates, methodLabel, status codes), so the cache stays small.
+func (m *Metrics) requestObserver(labels requestLabels) prometheus.Observer {
+	m.requestsMu.RLock()
+	o, ok := m.requests[labels]
+	m.requestsMu.RUnlock()
+	if ok {
+		return o
+	}
+	o = m.httpDuration.WithLabelValues(labels.route, labels.method, strconv.Itoa(labels.status))
+	m.requestsMu.Lock()
+	m.requests[labels] = o
+	m.requestsMu.Unlock()
+	return o
 }
 
 // methodLabel keeps the method label to a fixed set: a client may send any
@@ -167,7 +218,7 @@ func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmd)
-		h.observe(commandName(cmd), start, err)
+		h.observe(commandIndex(cmd), start, err)
 		return err
 	}
 }
@@ -176,24 +227,38 @@ func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		start := time.Now()
 		err := next(ctx, cmds)
-		h.observe("pipeline", start, err)
+		h.observe(pipelineIndex, start, err)
 		return err
 	}
 }
 
-func (h redisHook) observe(name string, start time.Time, err error) {
-	h.m.redisDuration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+func (h redisHook) observe(name int, start time.Time, err error) {
+	h.m.redisCommands[name].get(func() prometheus.Observer {
+		return h.m.redisDuration.WithLabelValues(commandNames[name])
+	}).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, redis.Nil) {
-		h.m.redisErrors.WithLabelValues(name).Inc()
+		h.m.redisErrors.WithLabelValues(commandNames[name]).Inc()
 	}
 }
 
-// commandName keeps label values few: the command name only, never keys.
-func commandName(cmd redis.Cmder) string {
-	switch name := cmd.Name(); name {
-	case "evalsha", "eval", "publish", "hmget", "ping", "psubscribe", "punsubscribe", "script", "zrange", "hello", "client":
-		return name
-	default:
-		return "other"
+// commandNames are the values of the command label: the commands roomcast
+// sends by name, then "pipeline" and "other". Label values stay few: the
+// command name only, never keys.
+var commandNames = [...]string{"evalsha", "eval", "publish", "hmget", "ping", "psubscribe", "punsubscribe", "script",
+	"zrange", "hello", "client", "pipeline", "other"}
+
+const (
+	pipelineIndex = len(commandNames) - 2
+	otherIndex    = len(commandNames) - 1
+)
+
+// commandIndex is the index in commandNames of cmd's label.
+func commandIndex(cmd redis.Cmder) int {
+	name := cmd.Name()
+	for i, known := range commandNames[:pipelineIndex] {
+		if name == known {
+			return i
+		}
 	}
+	return otherIndex
 }
