@@ -2,16 +2,12 @@ package api
 
 import (
 	"errors"
-	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"roomcast/api/auth"
 	"roomcast/api/cursor"
 	"roomcast/api/sse"
-	"roomcast/broker/chat"
 	"roomcast/broker/stream"
 )
 
@@ -52,31 +48,11 @@ func (h *Handler) streamRooms(c echo.Context) error {
 // roomsParam returns the distinct rooms of the rooms query parameter, in
 // the order given.
 func (h *Handler) roomsParam(c echo.Context) ([]string, error) {
-	list := c.QueryParam("rooms")
-	if list == "" {
-		return nil, badRequest(typeInvalidParameter, "Invalid rooms", "rooms must list 1 or more room ids, comma-separated")
-	}
 	maxRooms := h.StreamMaxRooms
 	if maxRooms <= 0 {
 		maxRooms = DefaultStreamMaxRooms
 	}
-	seen := make(map[string]bool)
-	var rooms []string
-	for _, room := range strings.Split(list, ",") {
-		if !chat.ValidRoom(room) {
-			return nil, badRequest(typeInvalidRoom, errInvalidRoom.Title,
-				fmt.Sprintf("rooms lists %s: %s", shorten(strconv.QuoteToASCII(room)), errInvalidRoom.Detail))
-		}
-		if seen[room] {
-			continue
-		}
-		seen[room] = true
-		if rooms = append(rooms, room); len(rooms) > maxRooms {
-			return nil, badRequest(typeInvalidParameter, "Too many rooms",
-				fmt.Sprintf("a stream may watch at most %d rooms", maxRooms))
-		}
-	}
-	return rooms, nil
+	return roomList(c.QueryParam("rooms"), maxRooms)
 }
 
 // canReadAll answers 403, naming the room, unless the request's token may
