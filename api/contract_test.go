@@ -24,7 +24,7 @@ var checkedClient = contracttest.Client("../openapi.yaml")
 // a fake server gives answers that break openapi.yaml in one way each.
 func TestContractRejectsViolations(t *testing.T) {
 	t.Parallel()
-	const msg = `{"id":"mjuohs00-1","seq":1,"room":"r","user":"ada","text":"hi","time":"2026-01-01T09:30:00.123Z"}`
+	const msg = `{"id":"mjuohs00-1","seq":1,"room":"r","user":"ada","text":"hi","time":"2026-01-01T09:30:00.123Z","version":1}`
 	const json, problem = "application/json", "application/problem+json"
 	for _, tc := range []struct {
 		name         string
@@ -169,7 +169,7 @@ func TestContractServerAnswers(t *testing.T) {
 			{name: "bad body", method: post, path: "/rooms/r/messages", body: `{"text":""}`, header: jsonBody, want: 400},
 			{name: "empty room", method: post, path: "/rooms//messages", body: `{"text":"a"}`, header: jsonBody, want: 400},
 			{name: "not JSON", method: post, path: "/rooms/r/messages", body: "hi", header: []string{"Content-Type", "text/plain"}, want: 415},
-			{name: "too large", method: post, path: "/rooms/r/messages", body: `{"text":"` + strings.Repeat("a", 2000) + `"}`, header: jsonBody, want: 413},
+			{name: "too large", method: post, path: "/rooms/r/messages", body: `{"text":"` + strings.Repeat("a", 6000) + `"}`, header: jsonBody, want: 413},
 			{name: "history", method: get, path: "/rooms/r/messages?limit=1", want: 200},
 			{name: "history before", method: get, path: "/rooms/r/messages?before=" + m.ID, want: 200},
 			{name: "history reset", method: get, path: "/rooms/r/messages?after=zz-1", want: 200},

@@ -23,6 +23,9 @@ import (
 
 const fuzzMaxText = 4096
 
+// fuzzLimits are the limits decodePost is fuzzed with.
+var fuzzLimits = postLimits{maxText: fuzzMaxText, maxMetadata: 2048}
+
 func FuzzDecodePost(f *testing.F) {
 	for _, seed := range []string{
 		`{"text":"hi"}`, `{"text":"hi","user":"bob"}`, `{"text":""}`, `{"TEXT":"hi"}`, `{"text":"a","admin":true}`,
@@ -33,7 +36,7 @@ func FuzzDecodePost(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		post, err := decodePost(body, fuzzMaxText)
+		post, err := decodePost(body, fuzzLimits)
 		if err != nil {
 			var p *Problem
 			if !errors.As(err, &p) || p.Status != http.StatusBadRequest || p.Type != typeInvalidBody {
@@ -61,7 +64,7 @@ func FuzzDecodePost(f *testing.F) {
 		if post.User == "" {
 			again, _ = json.Marshal(map[string]string{"text": post.Text})
 		}
-		if round, err := decodePost(again, fuzzMaxText); err != nil || round != post {
+		if round, err := decodePost(again, fuzzLimits); err != nil || round != post {
 			t.Fatalf("re-encoded %q decodes to %+v, %v; want %+v", again, round, err, post)
 		}
 	})

@@ -23,6 +23,9 @@ import (
 type MessageStore interface {
 	Post(ctx context.Context, p chat.Post) (chat.Posted, error)
 	History(ctx context.Context, room string, q chat.Query) (chat.Page, error)
+	// Message returns the latest version of one message, or
+	// chat.ErrUnknownMessage.
+	Message(ctx context.Context, room string, id chat.ID) ([]byte, error)
 }
 
 // StreamEngine runs event streams once their request is checked
@@ -33,22 +36,27 @@ type StreamEngine interface {
 
 // Options are a Handler's dependencies and limits.
 type Options struct {
-	Store           MessageStore
-	Streams         StreamEngine                // serves every stream once it is admitted
-	Frames          sse.Frames                  // the wire format of streams, shared with the hub and Streams
-	Ready           func(context.Context) error // nil when the service can serve
-	Spec            []byte                      // openapi.yaml, served as is
-	MaxMessageBytes int
-	Logger          *slog.Logger
-	Metrics         *metrics.Metrics // nil: metrics are kept but only served if given
-	Security        Security         // authentication, limits, CORS; zero: open mode
-	Presence        PresenceTracker  // who watches each room; nil: streams are not counted
-	Events          EventPublisher   // typing events
-	TypingInterval  time.Duration    // shortest time between typing events of a user in a room; 0: DefaultTypingInterval
-	StreamMaxRooms  int              // rooms one multi-room stream may watch; 0: DefaultStreamMaxRooms
-	Cursors         cursor.Codec     // composite cursors of multi-room streams; every instance alike
-	Reads           ReadStore        // read markers (PUT /rooms/{room}/read, GET /me/rooms)
+	Store            MessageStore
+	Streams          StreamEngine                // serves every stream once it is admitted
+	Frames           sse.Frames                  // the wire format of streams, shared with the hub and Streams
+	Ready            func(context.Context) error // nil when the service can serve
+	Spec             []byte                      // openapi.yaml, served as is
+	MaxMessageBytes  int
+	MaxMetadataBytes int // largest metadata of a message, as compact JSON; 0: DefaultMaxMetadataBytes
+	Logger           *slog.Logger
+	Metrics          *metrics.Metrics // nil: metrics are kept but only served if given
+	Security         Security         // authentication, limits, CORS; zero: open mode
+	Presence         PresenceTracker  // who watches each room; nil: streams are not counted
+	Events           EventPublisher   // typing events
+	TypingInterval   time.Duration    // shortest time between typing events of a user in a room; 0: DefaultTypingInterval
+	StreamMaxRooms   int              // rooms one multi-room stream may watch; 0: DefaultStreamMaxRooms
+	Cursors          cursor.Codec     // composite cursors of multi-room streams; every instance alike
+	Reads            ReadStore        // read markers (PUT /rooms/{room}/read, GET /me/rooms)
 }
+
+// DefaultMaxMetadataBytes is the largest metadata of a message when
+// Options.MaxMetadataBytes is 0 (MAX_METADATA_BYTES's default).
+const DefaultMaxMetadataBytes = 2048
 
 // Handler serves roomcast's HTTP API.
 type Handler struct {
@@ -61,6 +69,9 @@ type Handler struct {
 func New(opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxMetadataBytes <= 0 {
+		opts.MaxMetadataBytes = DefaultMaxMetadataBytes
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
@@ -77,6 +88,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	g := h.guards()
 	e.POST("/rooms/:room/messages", chain(h.postMessage, g.post...))
 	e.GET("/rooms/:room/messages", chain(h.listMessages, g.read...))
+	e.GET("/rooms/:room/messages/:id", chain(h.getMessage, g.read...))
 	e.GET("/rooms/:room/stream", chain(h.streamRoom, g.stream...))
 	e.GET("/rooms/:room/presence", chain(h.getPresence, g.read...))
 	e.POST("/rooms/:room/typing", chain(h.postTyping, g.typing...))

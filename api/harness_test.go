@@ -152,6 +152,8 @@ type message struct {
 	User string `json:"user"`
 	Text string `json:"text"`
 	Time string `json:"time"`
+	// Version is 1 when posted, one more per edit and for the delete.
+	Version int64 `json:"version"`
 }
 
 // post posts text to room and returns the stored message; it fails the

@@ -43,7 +43,7 @@ func (h *Handler) postMessage(c echo.Context) error {
 	}
 	post, plain := decodePlainPost(body, h.MaxMessageBytes)
 	if !plain {
-		if post, err = decodePost(body, h.MaxMessageBytes); err != nil {
+		if post, err = decodePost(body, h.postLimits()); err != nil {
 			return err
 		}
 	}
@@ -81,8 +81,21 @@ var (
 )
 
 // maxBodyBytes is the largest body that can hold a message of
-// MaxMessageBytes: JSON may escape every byte of the text as \u00XX.
-func (h *Handler) maxBodyBytes() int64 { return int64(h.MaxMessageBytes)*6 + 1024 }
+// MaxMessageBytes, as JSON may escape every byte of the text as \u00XX,
+// and metadata of MaxMetadataBytes with as much white space again.
+func (h *Handler) maxBodyBytes() int64 {
+	return int64(h.MaxMessageBytes)*6 + int64(h.MaxMetadataBytes)*2 + 1024
+}
+
+// postLimits are the limits decodePost checks.
+type postLimits struct {
+	maxText     int // bytes of text
+	maxMetadata int // bytes of metadata as compact JSON
+}
+
+func (h *Handler) postLimits() postLimits {
+	return postLimits{maxText: h.MaxMessageBytes, maxMetadata: h.MaxMetadataBytes}
+}
 
 func roomParam(c echo.Context) (string, error) {
 	room := pathRoom(c)
@@ -151,9 +164,11 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 }
 
 // decodePost validates a POST body: one JSON object with a "text" of at
-// most maxText bytes that is not only white space (Unicode White_Space) and an optional "user" ("" when absent), nothing
-// else.
-func decodePost(body []byte, maxText int) (chat.Post, error) {
+// most lim.maxText bytes that is not only white space (Unicode
+// White_Space), an optional "user" ("" when absent), an optional
+// "metadata" object of at most lim.maxMetadata bytes once compact and an
+// optional "reply_to" message id; nothing else.
+func decodePost(body []byte, lim postLimits) (chat.Post, error) {
 	invalid := func(detail string) error { return badRequest(typeInvalidBody, "Invalid message", detail) }
 	if !utf8.Valid(body) {
 		return chat.Post{}, invalid("the body is not valid UTF-8")
@@ -169,6 +184,7 @@ func decodePost(body []byte, maxText int) (chat.Post, error) {
 		return chat.Post{}, invalid("the body must hold exactly one JSON object")
 	}
 	var in struct{ Text, User *string }
+	var post chat.Post
 	for name, value := range fields {
 		var dst **string
 		switch name {
@@ -176,6 +192,24 @@ func decodePost(body []byte, maxText int) (chat.Post, error) {
 			dst = &in.Text
 		case "user":
 			dst = &in.User
+		case "metadata":
+			metadata, err := decodeMetadata(value, lim.maxMetadata)
+			if err != nil {
+				return chat.Post{}, err
+			}
+			post.Metadata = metadata
+			continue
+		case "reply_to":
+			var text string
+			if err := json.Unmarshal(value, &text); err != nil {
+				return chat.Post{}, invalid(`"reply_to" must be a message id`)
+			}
+			id, err := chat.ParseID(text)
+			if err != nil {
+				return chat.Post{}, invalid(`"reply_to" must be a message id`)
+			}
+			post.ReplyTo = id
+			continue
 		default:
 			return chat.Post{}, invalid(fmt.Sprintf("unknown field %s", shorten(strconv.QuoteToASCII(name))))
 		}
@@ -194,8 +228,8 @@ func decodePost(body []byte, maxText int) (chat.Post, error) {
 	case strings.TrimSpace(*in.Text) == "":
 		// It would show as an empty message; the page refuses it too.
 		return chat.Post{}, invalid(`"text" must hold more than white space`)
-	case len(*in.Text) > maxText:
-		return chat.Post{}, invalid(fmt.Sprintf(`"text" is longer than %d bytes`, maxText))
+	case len(*in.Text) > lim.maxText:
+		return chat.Post{}, invalid(fmt.Sprintf(`"text" is longer than %d bytes`, lim.maxText))
 	}
 	user := "" // postingUser chooses the user when the body names none
 	if in.User != nil {
@@ -204,7 +238,22 @@ func decodePost(body []byte, maxText int) (chat.Post, error) {
 			return chat.Post{}, invalid(`"user" must be 1 to 64 printable characters`)
 		}
 	}
-	return chat.Post{User: user, Text: *in.Text}, nil
+	post.User, post.Text = user, *in.Text
+	return post, nil
+}
+
+// decodeMetadata checks a "metadata" member, already valid JSON: an object
+// of at most max bytes once compact, which is the form stored. Its values
+// are stored as sent, escapes and all: the server never decodes them.
+func decodeMetadata(value json.RawMessage, max int) (string, error) {
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, value); err != nil || compact.Len() == 0 || compact.Bytes()[0] != '{' {
+		return "", badRequest(typeInvalidBody, "Invalid message", `"metadata" must be a JSON object`)
+	}
+	if compact.Len() > max {
+		return "", badRequest(typeInvalidBody, "Invalid message", fmt.Sprintf(`"metadata" is longer than %d bytes`, max))
+	}
+	return compact.String(), nil
 }
 
 // loneSurrogate reports whether a JSON string literal, already checked to

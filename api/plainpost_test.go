@@ -26,7 +26,7 @@ func FuzzPlainPost(f *testing.F) {
 		if !ok {
 			return
 		}
-		post, err := decodePost(body, fuzzMaxText)
+		post, err := decodePost(body, fuzzLimits)
 		if err != nil || !reflect.DeepEqual(plain, post) {
 			t.Fatalf("decodePlainPost(%q) = %+v, but decodePost = %+v, %v", body, plain, post, err)
 		}

@@ -24,6 +24,10 @@ func (s postStore) History(context.Context, string, chat.Query) (chat.Page, erro
 	return chat.Page{}, nil
 }
 
+func (s postStore) Message(context.Context, string, chat.ID) ([]byte, error) {
+	return nil, chat.ErrUnknownMessage
+}
+
 // BenchmarkPostMessage is one POST /rooms/{room}/messages through the
 // whole Echo handler, as main registers it, against a store that answers
 // at once. The Redis round trip and the network are not in it: bench/load's

@@ -66,6 +66,8 @@ func problemFor(err error) *Problem {
 	case errors.Is(err, chat.ErrIdempotencyConflict):
 		return &Problem{Type: typeIdempotencyConflict, Title: "Idempotency key reused", Status: http.StatusUnprocessableEntity,
 			Detail: "this Idempotency-Key was already used for a message with other content"}
+	case errors.Is(err, chat.ErrUnknownReply):
+		return badRequest(typeInvalidBody, "Invalid message", `"reply_to" names no message of this room`)
 	case errors.Is(err, chat.ErrEmptyRoom):
 		return &Problem{Type: typeNotFound, Title: "Not Found", Status: http.StatusNotFound,
 			Detail: "the room has no messages"}

@@ -47,12 +47,23 @@ func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 	// {user, text} wrote them.
 	fields := appendJSONString(append(make([]byte, 0, len(p.User)+len(p.Text)+24), `"user":`...), p.User)
 	fields = appendJSONString(append(fields, `,"text":`...), p.Text)
+	// The members after version, the fingerprint's too: a retry with the
+	// same key and another reply or metadata is a different message.
+	var tail []byte
+	replyEpoch, replySeq := "", int64(0)
+	if p.ReplyTo.Epoch != "" {
+		replyEpoch, replySeq = p.ReplyTo.Epoch, p.ReplyTo.Seq
+		tail = append(append(append(tail, `,"reply_to":"`...), p.ReplyTo.String()...), '"')
+	}
+	if p.Metadata != "" {
+		tail = append(append(tail, `,"metadata":`...), p.Metadata...)
+	}
 	room := appendJSONString(nil, p.Room)
 	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room), s.keys.read(p.Room), s.keys.live(p.Room)}
 	fingerprint := ""
 	if p.IdempotencyKey != "" {
 		keys = append(keys, s.keys.idempotency(p.Room, p.User, p.IdempotencyKey))
-		sum := sha256.Sum256(fields)
+		sum := sha256.Sum256(append(fields, tail...))
 		fingerprint = hex.EncodeToString(sum[:])
 	}
 	webhookRoom := ""
@@ -61,7 +72,8 @@ func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 		webhookRoom = p.Room
 	}
 	return keys, []any{s.roomChannel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(),
-		fingerprint, s.roomTTL.Milliseconds(), s.publishCommand(), p.User, webhookRoom}, nil
+		fingerprint, s.roomTTL.Milliseconds(), s.publishCommand(), p.User, webhookRoom,
+		replyEpoch, replySeq, string(tail)}, nil // "" boxes without allocating
 }
 
 // postedOf checks the post script's reply {status, message[, first
@@ -76,8 +88,11 @@ func postedOf(raw any) (chat.Posted, error) {
 	}
 	status, _ := reply[0].(int64)
 	message, _ := reply[1].(string)
-	if status == 2 {
+	switch status {
+	case 2:
 		return chat.Posted{}, chat.ErrIdempotencyConflict
+	case 3:
+		return chat.Posted{}, chat.ErrUnknownReply
 	}
 	stored := []byte(message)
 	id, err := chat.IDOf(stored)

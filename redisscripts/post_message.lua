@@ -1,7 +1,8 @@
 -- Stores one message in its room's history and publishes it, atomically.
 -- Returns {status, message_json}; status 0 = stored now, 1 = the message
 -- stored earlier under the same idempotency key, 2 = that key was used for
--- a different message (message_json is then empty). A new message's reply
+-- a different message, 3 = the message replied to is not in the room
+-- (message_json is then empty, and nothing is stored). A new message's reply
 -- has a third element: 1 when the poster had no read marker in the room
 -- before (read_state.lua, prepended to this script, has the read state).
 local meta_key = KEYS[1]
@@ -20,6 +21,9 @@ local publish = ARGV[8] -- PUBLISH, or SPUBLISH for sharded Pub/Sub
 local user = ARGV[9]
 local webhook_room = ARGV[10] -- '': no message.created webhook; else the last two KEYS are
                               -- the room's webhook outbox and its bucket's index of due rooms
+local reply_epoch = ARGV[11]  -- '': the message replies to none
+local reply_seq = ARGV[12]
+local tail_json = ARGV[13]    -- the members after version (reply_to, metadata), each with its comma
 
 if idempotency_key then
   local earlier = redis.call('GET', idempotency_key)
@@ -67,6 +71,10 @@ local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local ms = math.floor(us / 1000)
 
 local epoch = redis.call('HGET', meta_key, 'epoch')
+if reply_epoch ~= '' and (reply_epoch ~= epoch or
+    redis.call('ZCOUNT', history_key, reply_seq, reply_seq) == 0) then
+  return {3, ''}
+end
 if not epoch then
   -- The room is new, or Redis lost its state: start a new epoch, and drop
   -- any history left from the old one so that sequence numbers never clash.
@@ -79,8 +87,8 @@ if not epoch then
 end
 local seq = redis.call('HINCRBY', meta_key, 'seq', 1)
 
-local message = string.format('{"id":"%s-%d","seq":%d,"room":%s,%s,"time":"%s"}',
-  epoch, seq, seq, room_json, fields_json, rfc3339(ms))
+local message = string.format('{"id":"%s-%d","seq":%d,"room":%s,%s,"time":"%s","version":1%s}',
+  epoch, seq, seq, room_json, fields_json, rfc3339(ms), tail_json)
 
 redis.call('ZADD', history_key, seq, message)
 redis.call('ZREMRANGEBYRANK', history_key, 0, -(history_max + 1))

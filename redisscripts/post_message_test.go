@@ -140,6 +140,8 @@ type storedMessage struct {
 	User string `json:"user"`
 	Text string `json:"text"`
 	Time string `json:"time"`
+	// Version is 1 for a posted message.
+	Version int64 `json:"version"`
 }
 
 func decodeStored(t *testing.T, data []byte) storedMessage {

@@ -12,3 +12,7 @@ var (
 	// was already used for a message with other content.
 	ErrIdempotencyConflict = errors.New("idempotency key reused with different content")
 )
+
+// ErrUnknownReply is returned by a post whose ReplyTo names no retained
+// message of its room; nothing is stored.
+var ErrUnknownReply = errors.New("the message replied to is not in the room")

@@ -6,6 +6,13 @@ type Post struct {
 	User           string
 	Text           string
 	IdempotencyKey string // optional
+	// Metadata is a JSON object, compact, stored and served as given; ""
+	// for none.
+	Metadata string
+	// ReplyTo is the message of the same room this one answers; zero for
+	// none. The store refuses a post whose ReplyTo names no message of the
+	// room with ErrUnknownReply.
+	ReplyTo ID
 }
 
 // Posted is a stored message.

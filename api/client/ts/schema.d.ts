@@ -79,6 +79,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rooms/{room}/messages/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+                /**
+                 * @description A message id; anything else is a `400`.
+                 * @example mjuohs00-42
+                 */
+                id: components["parameters"]["MessageIdPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read the latest version of one message
+         * @description Returns the message with this id as it is now: its latest version
+         *     (see `version`). Needs read permission on the room. An id that
+         *     names no retained message of the room (never posted, trimmed from
+         *     history, or of an earlier epoch) is a `404`; an id that is not a
+         *     message id at all is a `400`.
+         */
+        get: operations["getMessage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rooms/{room}/stream": {
         parameters: {
             query?: never;
@@ -622,6 +659,31 @@ export interface components {
              * @example ada
              */
             user?: string;
+            metadata?: components["schemas"]["Metadata"];
+            /**
+             * @description The id of the message of this room that this one answers. It
+             *     must name a retained message of the room (a tombstone is fine):
+             *     anything else is a `400` (`invalid-body`) and stores nothing.
+             */
+            reply_to?: components["schemas"]["MessageId"];
+        };
+        /**
+         * @description Whatever the chat product attaches to a message (attachments,
+         *     mentions, formatting): a JSON object of at most `MAX_METADATA_BYTES`
+         *     bytes (default 2048) once written without white space. The server
+         *     stores it as sent, but for white space between tokens, and returns
+         *     it unchanged; it never interprets it. Not an object, or too large:
+         *     a `400`.
+         * @example {
+         *       "attachments": [
+         *         {
+         *           "url": "https://example.com/cat.png"
+         *         }
+         *       ]
+         *     }
+         */
+        Metadata: {
+            [key: string]: unknown;
         };
         /**
          * @description A stored message. Its JSON is written once, when it is stored, and
@@ -649,6 +711,15 @@ export interface components {
              * @example 2026-01-01T09:30:00.123Z
              */
             time: string;
+            /**
+             * Format: int64
+             * @description 1 when posted, one more for each edit and for the delete. Of two
+             *     copies of a message, the one with the higher version is newer.
+             */
+            version: number;
+            /** @description The message of this room this one answers, if any. */
+            reply_to?: components["schemas"]["MessageId"];
+            metadata?: components["schemas"]["Metadata"];
         };
         /** @description One page of a room's history. */
         HistoryPage: {
@@ -891,6 +962,24 @@ export interface components {
                  *       "title": "Invalid cursor",
                  *       "status": 400,
                  *       "detail": "a cursor is the id of a message, as returned by this API"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A bad room id (`invalid-room`) or message id (`invalid-parameter`). */
+        InvalidMessageRequest: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-parameter",
+                 *       "title": "Invalid message id",
+                 *       "status": 400,
+                 *       "detail": "a message id is the id of a message, as returned by this API"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1349,6 +1438,11 @@ export interface components {
          */
         Room: components["schemas"]["RoomId"];
         /**
+         * @description A message id; anything else is a `400`.
+         * @example mjuohs00-42
+         */
+        MessageIdPath: components["schemas"]["MessageId"];
+        /**
          * @description In open mode, the user the stream is listed as in the room's
          *     presence (same rules as a post's `user`); without it the stream is
          *     not listed. With authentication the stream's user is the token's
@@ -1415,6 +1509,12 @@ export interface components {
          * @example "3q2-7wEj0bHh1mXJ"
          */
         ETag: string;
+        /**
+         * @description The message's `version` as an entity tag (`"3"`); send it back in
+         *     `If-Match` to change the message only if nobody changed it since.
+         * @example "1"
+         */
+        MessageETag: string;
         /**
          * @description The methods the path supports.
          * @example OPTIONS, GET, POST
@@ -1491,10 +1591,15 @@ export interface operations {
             cookie?: never;
         };
         /**
-         * @description One JSON object with `text` and optionally `user`; any other member,
-         *     or a member that is not a string, is a `400`. The body may be at
-         *     most `6 × MAX_MESSAGE_BYTES + 1024` bytes (room for a text whose
-         *     every byte is escaped); a larger one is a `413`.
+         * @description One JSON object with `text` and optionally `user`, `metadata` (an
+         *     object) and `reply_to` (a message id); any other member, or a
+         *     member of another type, is a `400`. The body may be at most
+         *     `6 × MAX_MESSAGE_BYTES + 2 × MAX_METADATA_BYTES + 1024` bytes
+         *     (room for a text whose every byte is escaped, and for white space
+         *     in the metadata); a larger one is a `413`. A `reply_to` that names
+         *     no retained message of the room is a `400` (`invalid-body`),
+         *     checked in the same atomic step that would store the message, so
+         *     it stores nothing.
          */
         requestBody: {
             content: {
@@ -1524,7 +1629,8 @@ export interface operations {
                      *       "room": "lobby",
                      *       "user": "ada",
                      *       "text": "Hello, room!",
-                     *       "time": "2026-01-01T09:30:00.123Z"
+                     *       "time": "2026-01-01T09:30:00.123Z",
+                     *       "version": 1
                      *     }
                      */
                     "application/json": components["schemas"]["Message"];
@@ -1538,6 +1644,47 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyConflict"];
             429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getMessage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+                /**
+                 * @description A message id; anything else is a `400`.
+                 * @example mjuohs00-42
+                 */
+                id: components["parameters"]["MessageIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The message, byte for byte as history pages hold it. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["MessageETag"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            400: components["responses"]["InvalidMessageRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["MessageNotFound"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
