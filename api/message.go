@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -28,9 +29,15 @@ func (h *Handler) getMessage(c echo.Context) error {
 	return writeMessage(c, http.StatusOK, data)
 }
 
-// messageIDParam is the :id of the request's path, a message id.
+// messageIDParam is the :id of the request's path, a message id. Echo's
+// last parameter takes the rest of the path, slashes and all: a path with
+// more segments is one the API does not have.
 func messageIDParam(c echo.Context) (chat.ID, error) {
-	id, err := chat.ParseID(c.Param("id"))
+	text := c.Param("id")
+	if strings.Contains(text, "/") {
+		return chat.ID{}, problemForStatus(http.StatusNotFound)
+	}
+	id, err := chat.ParseID(text)
 	if err != nil {
 		return chat.ID{}, errInvalidMessageID
 	}

@@ -137,5 +137,5 @@ func postScriptCall(sha string, size int) []string {
 	fields := `"user":"load","text":"lt:1764000000000000000:1:` + strings.Repeat("x", size-24) + `"`
 	return []string{"EVALSHA", sha, "4", "redisbench:{room}:meta", "redisbench:{room}:history",
 		"redisbench:{room}:read", "redisbench:{room}:live",
-		"redisbench:{room}:channel", `"room"`, fields, "1000", "86400000", "", "0", "PUBLISH", "load", ""}
+		"redisbench:{room}:channel", `"room"`, fields, "1000", "86400000", "", "0", "PUBLISH", "load", "", "", "0", ""}
 }
