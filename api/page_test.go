@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -57,7 +58,7 @@ func TestPageServesEmbeddedFiles(t *testing.T) {
 	}{
 		{name: "Page", path: "/", contentType: "text/html; charset=utf-8", contains: `<script type="module" src="/assets/app.js">`},
 		{name: "Script", path: "/assets/app.js", contentType: "text/javascript; charset=utf-8", contains: "from './session.js';"},
-		{name: "Module", path: "/assets/stream.js", contentType: "text/javascript; charset=utf-8", contains: "new EventSource("},
+		{name: "Module", path: "/assets/sharedstream.js", contentType: "text/javascript; charset=utf-8", contains: "new EventSource("},
 		{name: "Style", path: "/assets/style.css", contentType: "text/css; charset=utf-8", contains: ".message"},
 		{name: "Icon", path: "/assets/icon.svg", contentType: "image/svg+xml", contains: "<svg"},
 	}
@@ -187,4 +188,21 @@ func webScripts(t testing.TB) map[string]string {
 		scripts[name] = string(body)
 	}
 	return scripts
+}
+
+// The TypeScript client ships the page's sharedstream.js as it is
+// (roomcast-client-ts/sharedstream): the copy is the same file.
+func TestSharedStreamShippedInTSClient(t *testing.T) {
+	t.Parallel()
+	page, err := fs.ReadFile(web.FS(), "sharedstream.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := os.ReadFile("client/ts/sharedstream.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(shipped) != string(page) {
+		t.Fatal("api/client/ts/sharedstream.js differs from api/web/sharedstream.js: copy it over")
+	}
 }

@@ -3,6 +3,7 @@
 //
 //   session.js   the rooms joined, the badge, the server's health
 //   stream.js    the one EventSource that follows every room
+//   sharedstream.js  that EventSource, shared by the page's tabs
 //   room.js      a room's timeline, history pages and gaps
 //   outbox.js    a room's messages not yet stored, sent once each
 //   presence.js  who is online and typing in a room

@@ -1,5 +1,7 @@
 // The one stream that follows every joined room: an EventSource on
-// /stream?rooms=a,b,c, whose message ids are composite cursors. When the
+// /stream?rooms=a,b,c, whose message ids are composite cursors, shared by
+// every tab of the page that follows the same rooms as the same user
+// (sharedstream.js): one tab holds it and relays its events to the others. When the
 // set of rooms changes the stream is opened anew with last_event_id set to
 // the last id seen, so rooms carried over resume with no gap, and the
 // browser's own reconnect sends it as Last-Event-ID. A room the cursor does
@@ -9,6 +11,7 @@
 // send headers.
 
 import { AccessError, getJSON } from './server.js';
+import { SharedEventSource } from './sharedstream.js';
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 15000;
@@ -68,15 +71,16 @@ export class Stream {
     }
     const from = this.lastID;
     const query = new URLSearchParams({ rooms: rooms.join(',') });
-    if (from) {
-      query.set('last_event_id', from);
-    }
     if (s.token) {
       query.set('access_token', s.token);
     } else {
       query.set('user', s.user);
     }
-    const es = new EventSource(`/stream?${query}`);
+    // The cursor is not part of the address: tabs at different points of
+    // the same rooms share one stream, which resumes from it as
+    // last_event_id.
+    const es = new SharedEventSource(`/stream?${query}`,
+      { lastEventId: from, events: ['reset', 'join', 'leave', 'typing'] });
     this.source = es;
     this.rooms = rooms;
     this.covered = new Set(from ? Array.from(this.cursorRooms).filter((r) => rooms.includes(r)) : []);
@@ -109,8 +113,9 @@ export class Stream {
 
   // opened loads the history of every room the stream does not resume:
   // what was posted there before the subscription began is only in
-  // history.
-  opened() {
+  // history. A tab that joins another tab's stream resumes from its own
+  // cursor only where that tab still had the events after it (resumed).
+  opened(ev, es) {
     const s = this.session;
     this.retryDelay = RETRY_MIN_MS;
     this.state = 'open';
@@ -119,7 +124,7 @@ export class Stream {
     if (s.openRoom) {
       s.openRoom.presence.load();
     }
-    const covered = this.heard ? new Set(this.rooms) : this.covered;
+    const covered = this.heard ? new Set(this.rooms) : es.resumed ? this.covered : new Set();
     for (const name of this.rooms) {
       const room = s.rooms.get(name);
       if (room && (!covered.has(name) || room.historyFailed)) {
@@ -183,7 +188,7 @@ export class Stream {
     // EventSource reconnects by itself with Last-Event-ID, except after
     // a refused response, which may be the end of the token (the server
     // ends a stream when its token expires).
-    if (es.readyState === EventSource.CLOSED) {
+    if (es.readyState === SharedEventSource.CLOSED) {
       es.close();
       this.recover();
     }
