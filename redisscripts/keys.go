@@ -54,6 +54,28 @@ func (k Keys) userRooms(user string) string {
 	return k.prefix + "user:" + strconv.Itoa(len(user)) + ":" + user + ":rooms"
 }
 
+// bans holds room's bans (user -> chat.Ban JSON), banEnds the same users
+// scored by when their ban ends (ms; +inf for never), so that the scripts
+// forget ended bans.
+func (k Keys) bans(room string) string    { return k.prefix + "{" + room + "}:bans" }
+func (k Keys) banEnds(room string) string { return k.prefix + "{" + room + "}:bans:ends" }
+
+// bannedRooms holds a bucket's rooms that have bans, so that an instance
+// can read every ban of the deployment (see buckets.go).
+func (k Keys) bannedRooms(tag string) string { return k.prefix + "{" + tag + "}:bucket:bans" }
+
+// revocations holds the deployment's token revocations as members
+// "jti:<jti>" or "user:<issued_before ms>:<user>", scored by when they
+// are forgotten (ms). One key: revocations name no room.
+func (k Keys) revocations() string { return k.prefix + "{revocations}:revoked" }
+
+// ControlChannel is the deployment's one control channel (chat.Control
+// messages: bans and revocations). It is a plain Pub/Sub channel in every
+// broker mode: on a Redis Cluster a PUBLISH reaches every node, so one
+// SUBSCRIBE per process on any node hears it, and a script may PUBLISH it
+// whatever slot its keys are in. It does not match Pattern.
+func (k Keys) ControlChannel() string { return k.prefix + "control" }
+
 func (k Keys) rate(name, client string) string { return k.prefix + "rate:" + name + ":" + client }
 
 // Channel is the Pub/Sub channel on which room's messages are published.

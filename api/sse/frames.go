@@ -77,6 +77,10 @@ func (f Frames) Goodbye(reason error) []byte {
 			"the room's history went back; reconnect with Last-Event-ID")
 	case errors.Is(reason, stream.ErrExpired):
 		return AppendComment(nil, "token expired; reconnect with a new token")
+	case errors.Is(reason, stream.ErrBanned):
+		return AppendComment(nil, "banned from the room")
+	case errors.Is(reason, stream.ErrRevoked):
+		return AppendComment(nil, "token revoked; reconnect with a new token")
 	case errors.Is(reason, broker.ErrClosed):
 		return AppendComment(AppendRetry(nil, f.jitter()), "server going away; reconnect")
 	default:

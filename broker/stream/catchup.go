@@ -23,7 +23,7 @@ func (s *Stream) catchUp(r *roomState) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state != open || r.pos != from {
+	if s.state != open || r.pos != from || r.left {
 		return nil
 	}
 	if page.Reset != nil {

@@ -34,6 +34,13 @@ var _ Rooms = (*broker.Hub)(nil)
 // ErrExpired ends a stream whose Spec.Expires has passed.
 var ErrExpired = errors.New("stream credentials expired")
 
+// ErrBanned and ErrRevoked are the reasons the api ends a stream (End,
+// Leave) of a user banned from its room, or whose token was revoked.
+var (
+	ErrBanned  = errors.New("banned from the room")
+	ErrRevoked = errors.New("token revoked")
+)
+
 // Frames is the wire format of what a stream writes besides messages
 // (api/sse.Frames); the hub's Encoder gives messages theirs.
 type Frames interface {
@@ -42,7 +49,8 @@ type Frames interface {
 	Reset(room string, r *chat.Reset) []byte
 	// Goodbye is what a stream ending for reason writes last (a retry
 	// advice and why): broker.ErrSlow, broker.ErrReset, broker.ErrClosed,
-	// ErrExpired, or another error for a failure on the server's side.
+	// ErrExpired, ErrBanned, ErrRevoked, or another error for a failure on
+	// the server's side.
 	Goodbye(reason error) []byte
 	// Ping is the heartbeat of a stream silent for HeartbeatInterval.
 	Ping() []byte

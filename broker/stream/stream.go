@@ -81,6 +81,7 @@ type roomState struct {
 	held      []*broker.Message
 	rounds    int // catch-ups that ended with held messages still not following
 	listening bool
+	left      bool // Leave took the room out of the stream
 }
 
 var _ broker.Listener = (*roomState)(nil)
@@ -91,7 +92,7 @@ func (r *roomState) Deliver(m *broker.Message) bool {
 	s := r.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state != open {
+	if s.state != open || r.left {
 		return true
 	}
 	if m.Ephemeral() {
@@ -193,6 +194,72 @@ func (s *Stream) endLocked(reason error) {
 	s.state = ending
 	s.queue = append(s.queue, s.e.opts.Frames.Goodbye(reason))
 	s.wakeLocked()
+}
+
+// End writes frame (nil for none), then the goodbye for reason, and ends
+// the stream. It does nothing to a stream that is already ending.
+func (s *Stream) End(frame []byte, reason error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != open {
+		return
+	}
+	if frame != nil {
+		s.enqueueLocked(frame, nil)
+	}
+	s.endLocked(reason)
+}
+
+// Leave takes room out of the stream for good: it writes frame (nil for
+// none), stops listening to the room and drops what of it is still held.
+// A stream left with no room ends with reason. Leave reports whether the
+// stream had the room; it does nothing to a stream that is ending.
+func (s *Stream) Leave(room string, frame []byte, reason error) bool {
+	s.mu.Lock()
+	var r *roomState
+	remaining := 0
+	for _, rs := range s.rooms {
+		switch {
+		case rs.left:
+		case rs.name == room && r == nil:
+			r = rs
+		default:
+			remaining++
+		}
+	}
+	if r == nil || s.state != open {
+		s.mu.Unlock()
+		return false
+	}
+	r.left, r.behind, r.held = true, false, nil
+	listening := r.listening
+	r.listening = false
+	if frame != nil {
+		s.enqueueLocked(frame, nil)
+	}
+	if remaining == 0 {
+		s.endLocked(reason)
+	}
+	s.mu.Unlock()
+	// Not under s.mu: the hub holds its own lock when it calls Deliver.
+	if listening {
+		s.e.opts.Rooms.Unlisten(room, r)
+	}
+	return true
+}
+
+// Rooms returns the names of the rooms the stream carries, those it left
+// excluded.
+func (s *Stream) Rooms() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		if !r.left {
+			names = append(names, r.name)
+		}
+	}
+	return names
 }
 
 // Attach hands an owned connection to the stream: the engine writes
