@@ -93,6 +93,9 @@ func (h *Handler) checkToken(c echo.Context, need access, stream bool) error {
 		h.log.Debug("token rejected", "path", c.Request().URL.Path, "err", err)
 		return unauthorized(c, typeUnauthorized, "invalid_token", "the token is invalid")
 	}
+	if h.Control != nil && h.Control.Revoked(claims.Subject, claims.JTI, claims.IssuedAt) {
+		return unauthorized(c, typeTokenRevoked, "invalid_token", "the token has been revoked")
+	}
 	room := pathRoom(c)
 	if need == writeAccess && !claims.Rooms.CanWrite(room) {
 		return forbidden(c, "the token does not allow posting to this room")

@@ -52,6 +52,9 @@ type Options struct {
 	StreamMaxRooms   int              // rooms one multi-room stream may watch; 0: DefaultStreamMaxRooms
 	Cursors          cursor.Codec     // composite cursors of multi-room streams; every instance alike
 	Reads            ReadStore        // read markers (PUT /rooms/{room}/read, GET /me/rooms)
+	Bans             BanStore         // bans and revocations
+	Control          ControlState     // the bans and revocations in force; nil: none apply
+	RevocationTTL    time.Duration    // how long a revocation without expires_at is kept; 0: DefaultRevocationTTL
 }
 
 // DefaultMaxMetadataBytes is the largest metadata of a message when
@@ -63,6 +66,7 @@ type Handler struct {
 	Options
 	log     *slog.Logger
 	streams *streamCounter
+	open    *openStreams
 }
 
 // New returns a Handler; call Register to route requests to it.
@@ -76,7 +80,8 @@ func New(opts Options) *Handler {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	return &Handler{Options: opts, log: opts.Logger, streams: &streamCounter{perClient: make(map[string]int)}}
+	return &Handler{Options: opts, log: opts.Logger, streams: &streamCounter{perClient: make(map[string]int)},
+		open: newOpenStreams()}
 }
 
 // Register installs the routes, in the order openapi.yaml lists them, the
@@ -95,6 +100,10 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/stream", chain(h.streamRooms, g.streams...))
 	e.PUT("/rooms/:room/read", chain(h.putRead, g.mark...))
 	e.GET("/me/rooms", chain(h.getMyRooms, g.me...))
+	e.GET("/rooms/:room/bans", chain(h.listBans, g.moderate...))
+	e.PUT("/rooms/:room/bans/:user", chain(h.putBan, g.moderateBody...))
+	e.DELETE("/rooms/:room/bans/:user", chain(h.deleteBan, g.moderate...))
+	e.POST("/admin/tokens/revoke", chain(h.revokeTokens, g.admin...))
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.GET("/openapi.yaml", h.openapi)

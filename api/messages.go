@@ -50,6 +50,9 @@ func (h *Handler) postMessage(c echo.Context) error {
 	if post.User, err = postingUser(c, post.User); err != nil {
 		return err
 	}
+	if err := h.refuseBanned(c, room, post.User); err != nil {
+		return err
+	}
 	post.Room = room
 	if post.IdempotencyKey, err = idempotencyKey(c.Request()); err != nil {
 		return err

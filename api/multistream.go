@@ -29,7 +29,7 @@ func (h *Handler) streamRooms(c echo.Context) error {
 	if err := canReadAll(c, rooms); err != nil {
 		return err
 	}
-	return h.openStream(c, func() (stream.Spec, bool, error) {
+	return h.openStream(c, rooms, func() (stream.Spec, bool, error) {
 		resume, err := h.resumeRooms(c, rooms)
 		if err != nil {
 			return stream.Spec{}, false, err

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -83,6 +84,9 @@ func (h *Handler) postTyping(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := h.refuseBanned(c, room, user); err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	at, ok, err := h.Events.AdmitTyping(ctx, room, user, h.typingInterval())
 	if err != nil {
@@ -145,20 +149,17 @@ func (h *Handler) typingBody(c echo.Context) (string, error) {
 }
 
 // enterPresence counts a stream of user in the presence of each of its
-// rooms and returns the function that uncounts it.
-func (h *Handler) enterPresence(rooms []stream.Room, user string) (leave func()) {
+// rooms and returns, for each room, the function that uncounts it; each
+// does so once, however often called.
+func (h *Handler) enterPresence(rooms []stream.Room, user string) (leaves map[string]func()) {
+	leaves = make(map[string]func(), len(rooms))
 	if h.Presence == nil {
-		return func() {}
+		return leaves
 	}
-	leaves := make([]func(), len(rooms))
-	for i, r := range rooms {
-		leaves[i] = h.Presence.Enter(r.Name, user)
+	for _, r := range rooms {
+		leaves[r.Name] = sync.OnceFunc(h.Presence.Enter(r.Name, user))
 	}
-	return func() {
-		for _, leave := range leaves {
-			leave()
-		}
-	}
+	return leaves
 }
 
 // streamUser is the user a stream is listed as, "" for none. The user is

@@ -43,6 +43,8 @@ const (
 	typeUnauthorized        = "urn:roomcast:problem:unauthorized"
 	typeTokenExpired        = "urn:roomcast:problem:token-expired"
 	typeForbidden           = "urn:roomcast:problem:forbidden"
+	typeBanned              = "urn:roomcast:problem:banned"
+	typeTokenRevoked        = "urn:roomcast:problem:token-revoked"
 	typeRateLimited         = "urn:roomcast:problem:rate-limited"
 	typeTooManyStreams      = "urn:roomcast:problem:too-many-streams"
 	typeRequestTimeout      = "urn:roomcast:problem:request-timeout"

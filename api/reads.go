@@ -54,6 +54,9 @@ func (h *Handler) putRead(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := h.refuseBanned(c, room, user); err != nil {
+		return err
+	}
 	mark, err := h.Reads.MarkRead(c.Request().Context(), room, user, id)
 	if err != nil {
 		return err

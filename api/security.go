@@ -93,7 +93,7 @@ func (h *Handler) useSecurity(e *echo.Echo) {
 			Skipper:         unknownPathOptions,
 			AllowOriginFunc: func(origin string) (bool, error) { return slices.Contains(origins, origin), nil },
 			// Not HEAD: no operation has it, it is always a 405.
-			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut},
+			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 			AllowHeaders:     corsAllowHeaders,
 			ExposeHeaders:    corsExposeHeaders,
 			AllowCredentials: true,
@@ -217,6 +217,7 @@ func isReadTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceede
 type roomGuards struct {
 	post, read, stream, typing, streams []echo.MiddlewareFunc
 	mark, me                            []echo.MiddlewareFunc // read state
+	moderate, moderateBody, admin       []echo.MiddlewareFunc // bans, revocations
 }
 
 // guards returns the middleware that authorise and limit the room routes.
@@ -240,6 +241,11 @@ func (h *Handler) guards() roomGuards {
 		// they use no rate of their own.
 		mark: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(readAccess, false)},
 		me:   []echo.MiddlewareFunc{h.authorize(anyRoom, false)},
+		// Bans and revocations are rare and made by moderators or the
+		// backend: no rate of their own.
+		moderate:     []echo.MiddlewareFunc{checkRoom, h.authorize(moderateAccess, false)},
+		moderateBody: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(moderateAccess, false)},
+		admin:        []echo.MiddlewareFunc{h.bodyWithin, h.authorize(serverOnly, false)},
 	}
 }
 

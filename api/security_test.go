@@ -47,7 +47,7 @@ func TestCORS(t *testing.T) {
 	for name, want := range map[string]string{
 		"Access-Control-Allow-Origin":      origin,
 		"Access-Control-Allow-Credentials": "true",
-		"Access-Control-Allow-Methods":     "GET,POST,PUT", // not HEAD, which is always a 405
+		"Access-Control-Allow-Methods":     "GET,POST,PUT,PATCH,DELETE", // not HEAD, which is always a 405
 		"Access-Control-Allow-Headers":     "Authorization,Content-Type,Idempotency-Key,Last-Event-ID",
 	} {
 		if got := resp.Header.Get(name); got != want {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"roomcast/api/auth"
 	"roomcast/broker/chat"
 	"roomcast/broker/stream"
 )
@@ -23,7 +24,7 @@ func (h *Handler) streamRoom(c echo.Context) error {
 	if err := h.checkToken(c, readAccess, true); err != nil {
 		return err
 	}
-	return h.openStream(c, func() (stream.Spec, bool, error) {
+	return h.openStream(c, []string{room}, func() (stream.Spec, bool, error) {
 		resume, err := resumePoint(c)
 		if err != nil {
 			return stream.Spec{}, false, err
@@ -42,10 +43,15 @@ func (h *Handler) streamRoom(c echo.Context) error {
 // given back by the stream's OnEnd. Guards are plain calls rather than
 // middleware, so that no middleware frame stays behind a handed-over
 // stream.
-func (h *Handler) openStream(c echo.Context, resume func() (spec stream.Spec, resumed bool, err error)) error {
+func (h *Handler) openStream(c echo.Context, rooms []string, resume func() (spec stream.Spec, resumed bool, err error)) error {
 	user, err := streamUser(c)
 	if err != nil {
 		return err
+	}
+	for _, room := range rooms {
+		if err := h.refuseBanned(c, room, user); err != nil {
+			return err
+		}
 	}
 	release, err := h.admitStream(c)
 	if errors.Is(err, errServerFull) {
@@ -60,9 +66,17 @@ func (h *Handler) openStream(c echo.Context, resume func() (spec stream.Spec, re
 		return err
 	}
 	closed := h.Metrics.StreamOpened()
-	leave := func() {}
+	var leaves map[string]func()
+	unlist := func() {}
 	spec.Expires = streamExpiry(c)
-	spec.OnEnd = func() { leave(); release(); closed() }
+	spec.OnEnd = func() {
+		unlist()
+		for _, leave := range leaves {
+			leave()
+		}
+		release()
+		closed()
+	}
 	s, err := h.Streams.Open(c.Request().Context(), spec)
 	if err != nil {
 		release()
@@ -72,7 +86,12 @@ func (h *Handler) openStream(c echo.Context, resume func() (spec stream.Spec, re
 	}
 	// Entered once the stream listens, so that it sees its own join; OnEnd
 	// cannot run before handOver.
-	leave = h.enterPresence(spec.Rooms, user)
+	leaves = h.enterPresence(spec.Rooms, user)
+	var claims *auth.Claims
+	if cl, ok := c.Get(claimsKey).(auth.Claims); ok {
+		claims = &cl
+	}
+	unlist = h.listStream(s, claims, user, spec.Cursor != nil, leaves)
 	if resumed {
 		h.Metrics.Resumed()
 	}

@@ -19,6 +19,8 @@ import (
 	"roomcast/api/metrics"
 	"roomcast/api/sse"
 	"roomcast/broker"
+	"roomcast/broker/chat"
+	"roomcast/broker/control"
 	"roomcast/broker/presence"
 	"roomcast/broker/stream"
 	"roomcast/broker/webhook"
@@ -55,6 +57,10 @@ type Options struct {
 	Spec                  []byte // openapi.yaml, served as is
 	Logger                *slog.Logger
 
+	// RevocationTTL: how long a token revocation without expires_at is
+	// kept; 0: the API's default.
+	RevocationTTL time.Duration
+
 	// ReadReceiptsMaxWatchers: present users up to which a read marker's
 	// move is a receipt for the room's members; 0: none.
 	ReadReceiptsMaxWatchers int
@@ -70,6 +76,7 @@ type App struct {
 	Presence *presence.Tracker
 	Metrics  *metrics.Metrics
 	Webhooks *webhook.Deliverer // nil without a WebhookURL
+	Control  *control.Watcher   // the bans and revocations in force
 
 	rdb redis.UniversalClient
 	log *slog.Logger
@@ -125,14 +132,25 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 	a := &App{Hub: hub, Streams: engine, Store: store, Presence: tracker, Metrics: m, rdb: rdb, log: log}
 	a.Webhooks = opts.Webhooks.deliverer(store, rdb, opts.RedisTimeout, m, log)
 
+	// The watcher tells the API of each change, and the API is built
+	// after it: handler is set before Run starts the watcher.
+	var handler *api.Handler
+	a.Control = control.New(rdb, control.Options{
+		Channel: keys.ControlChannel(), Store: store, RedisTimeout: opts.RedisTimeout,
+		CheckInterval: opts.DeliveryCheckInterval, Logger: log,
+		OnChange: func(c chat.Control) { handler.Enforce(c) },
+	})
+
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	api.New(api.Options{
+	handler = api.New(api.Options{
 		Store: store, Streams: engine, Frames: frames, Spec: opts.Spec, Ready: a.ready,
 		MaxMessageBytes: opts.MaxMessageBytes, MaxMetadataBytes: opts.MaxMetadataBytes, Logger: log, Metrics: m, Security: opts.Security,
 		Presence: tracker, Events: store, TypingInterval: opts.TypingInterval, StreamMaxRooms: opts.StreamMaxRooms,
 		Cursors: cursor.NewCodec(opts.CursorKey), Reads: store,
-	}).Register(e)
+		Bans: store, Control: a.Control, RevocationTTL: opts.RevocationTTL,
+	})
+	handler.Register(e)
 	a.Handler = e
 	return a
 }
@@ -147,6 +165,12 @@ func (a *App) Run(ctx context.Context) error {
 		_ = a.Presence.Run(ctx)
 	}()
 	defer func() { <-trackerDone }()
+	controlDone := make(chan struct{})
+	go func() {
+		defer close(controlDone)
+		_ = a.Control.Run(ctx)
+	}()
+	defer func() { <-controlDone }()
 	if a.Webhooks != nil {
 		webhooksDone := make(chan struct{})
 		go func() {
@@ -161,7 +185,15 @@ func (a *App) Run(ctx context.Context) error {
 // WaitStarted blocks until the broker has subscribed to Redis for the first
 // time, or ctx ends. Until then streams are refused (broker.ErrNotStarted)
 // with an advice to retry.
-func (a *App) WaitStarted(ctx context.Context) error { return a.Hub.WaitStarted(ctx) }
+//
+// It also waits for the control watcher's first read of the bans and
+// revocations, so that none is missed by the first requests.
+func (a *App) WaitStarted(ctx context.Context) error {
+	if err := a.Hub.WaitStarted(ctx); err != nil {
+		return err
+	}
+	return a.Control.WaitStarted(ctx)
+}
 
 // ready is nil while Redis answers and live delivery works.
 func (a *App) ready(ctx context.Context) error {

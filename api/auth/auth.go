@@ -50,6 +50,10 @@ type Claims struct {
 	// leeway; zero for a server API key, which does not expire.
 	ValidUntil time.Time
 	Rooms      Rooms
+	// JTI is the token's jti claim, "" when it has none; IssuedAt its
+	// iat, zero when it has none. A revocation names a token by them.
+	JTI      string
+	IssuedAt time.Time
 	// Key is the position of the server API key of the request in
 	// SERVER_API_KEYS, counted from 1; 0 for a token. A request with a key
 	// may act as any user (see ServerClaims).
@@ -121,5 +125,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 	if c.Rooms != nil {
 		rooms = *c.Rooms
 	}
-	return Claims{Subject: c.Subject, ValidUntil: c.ExpiresAt.Add(v.leeway), Rooms: rooms}, nil
+	claims := Claims{Subject: c.Subject, ValidUntil: c.ExpiresAt.Add(v.leeway), Rooms: rooms, JTI: c.ID}
+	if c.IssuedAt != nil {
+		claims.IssuedAt = c.IssuedAt.Time
+	}
+	return claims, nil
 }

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -207,9 +208,13 @@ func (w *Watcher) reload(ctx context.Context) error {
 		return fmt.Errorf("read revocations: %w", err)
 	}
 	fresh := &Watcher{bans: make(map[banKey]chat.Ban, len(bans)), jtis: map[string]time.Time{}, users: map[string][]chat.Revocation{}}
+	now := time.Now()
 	for _, b := range bans {
-		fresh.bans[banKey{b.Room, b.User}] = b
+		if b.ActiveAt(now) {
+			fresh.bans[banKey{b.Room, b.User}] = b
+		}
 	}
+	revs = slices.DeleteFunc(revs, func(r chat.Revocation) bool { return !r.Expires.After(now) })
 	for _, r := range revs {
 		fresh.addRevocationLocked(r)
 	}
