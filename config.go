@@ -77,6 +77,9 @@ type config struct {
 	// Read state: set apart so that its long name does not realign the
 	// fields above.
 	ReadReceiptsMaxWatchers int `env:"READ_RECEIPTS_MAX_WATCHERS" envDefault:"100" help:"rooms with at most this many present users send read receipts to their members (one per user per room per second); 0: none"`
+
+	// Revocations: set apart, as above.
+	RevocationTTL time.Duration `env:"REVOCATION_TTL" envDefault:"24h" help:"how long a token revocation without expires_at is kept (POST /admin/tokens/revoke); at least the lifetime of the tokens you issue"`
 }
 
 func (c config) redisTimeouts() (dial, read, write, pool time.Duration) {
@@ -146,6 +149,7 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.PresenceMaxUsers >= 1 && cfg.PresenceMaxUsers <= 10_000, "PRESENCE_MAX_USERS", "1 to 10000"},
 		{cfg.StreamMaxRooms >= 1 && cfg.StreamMaxRooms <= 100, "STREAM_MAX_ROOMS", "1 to 100"},
 		{cfg.ReadReceiptsMaxWatchers >= 0 && cfg.ReadReceiptsMaxWatchers <= 100_000, "READ_RECEIPTS_MAX_WATCHERS", "0 to 100000"},
+		{cfg.RevocationTTL >= time.Second, "REVOCATION_TTL", "at least 1s"},
 		{cfg.WebhookMaxAge >= time.Second, "WEBHOOK_MAX_AGE", "at least 1s"},
 		{cfg.WebhookLease >= time.Second, "WEBHOOK_LEASE", "at least 1s"},
 		{cfg.WebhookTimeout > 0 && cfg.WebhookTimeout <= cfg.WebhookLease/2, "WEBHOOK_TIMEOUT", "a positive duration, at most half of WEBHOOK_LEASE"},

@@ -100,6 +100,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.HeartbeatInterval, PresenceMaxUsers: cfg.PresenceMaxUsers,
 		StreamMaxRooms: cfg.StreamMaxRooms, CursorKey: []byte(cfg.CursorKey),
 		ReadReceiptsMaxWatchers: cfg.ReadReceiptsMaxWatchers,
+		RevocationTTL:           cfg.RevocationTTL,
 		Webhooks:                webhookOptions(cfg),
 	})
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))

@@ -290,13 +290,12 @@ func (h *Handler) refuseBanned(c echo.Context, room, user string) error {
 	if !ok {
 		return nil
 	}
-	return bannedProblem(b)
-}
-
-func bannedProblem(b chat.Ban) *Problem {
 	detail := "the user is banned from room " + b.Room
 	if b.Until != nil {
 		detail += " until " + b.Until.Format(time.RFC3339)
 	}
+	// The challenge of every 403: no token grants more here.
+	c.Response().Header().Set(echo.HeaderWWWAuthenticate,
+		realm+`, error="insufficient_scope", error_description="`+challengeText(detail)+`"`)
 	return &Problem{Type: typeBanned, Title: "Banned", Status: http.StatusForbidden, Detail: detail}
 }

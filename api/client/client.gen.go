@@ -21,6 +21,7 @@ import (
 
 // Defines values for ProblemType.
 const (
+	UrnRoomcastProblemBanned               ProblemType = "urn:roomcast:problem:banned"
 	UrnRoomcastProblemBodyTooLarge         ProblemType = "urn:roomcast:problem:body-too-large"
 	UrnRoomcastProblemForbidden            ProblemType = "urn:roomcast:problem:forbidden"
 	UrnRoomcastProblemIdempotencyConflict  ProblemType = "urn:roomcast:problem:idempotency-conflict"
@@ -34,6 +35,7 @@ const (
 	UrnRoomcastProblemRateLimited          ProblemType = "urn:roomcast:problem:rate-limited"
 	UrnRoomcastProblemRequestTimeout       ProblemType = "urn:roomcast:problem:request-timeout"
 	UrnRoomcastProblemTokenExpired         ProblemType = "urn:roomcast:problem:token-expired"
+	UrnRoomcastProblemTokenRevoked         ProblemType = "urn:roomcast:problem:token-revoked"
 	UrnRoomcastProblemTooManyStreams       ProblemType = "urn:roomcast:problem:too-many-streams"
 	UrnRoomcastProblemUnauthorized         ProblemType = "urn:roomcast:problem:unauthorized"
 	UrnRoomcastProblemUnavailable          ProblemType = "urn:roomcast:problem:unavailable"
@@ -43,6 +45,8 @@ const (
 // Valid indicates whether the value is a known member of the ProblemType enum.
 func (e ProblemType) Valid() bool {
 	switch e {
+	case UrnRoomcastProblemBanned:
+		return true
 	case UrnRoomcastProblemBodyTooLarge:
 		return true
 	case UrnRoomcastProblemForbidden:
@@ -68,6 +72,8 @@ func (e ProblemType) Valid() bool {
 	case UrnRoomcastProblemRequestTimeout:
 		return true
 	case UrnRoomcastProblemTokenExpired:
+		return true
+	case UrnRoomcastProblemTokenRevoked:
 		return true
 	case UrnRoomcastProblemTooManyStreams:
 		return true
@@ -152,6 +158,66 @@ func (e Readyz200JSONResponseBodyStatus) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// Ban A user's ban from a room.
+type Ban struct {
+	// At When the ban was set, to the millisecond.
+	At time.Time `json:"at"`
+
+	// By Who banned; the token's subject, `system` for a server API key, `anonymous` in open mode.
+	By string `json:"by"`
+
+	// Reason Why, as given.
+	Reason *string `json:"reason,omitempty"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Until When the ban ends, to the millisecond; absent for a ban until lifted.
+	Until *time.Time `json:"until,omitempty"`
+
+	// User The user banned.
+	User string `json:"user"`
+}
+
+// BanEvent The data of a stream's `banned` event, which carries no `id`: the
+// stream's user was banned from the room. A stream of that room alone
+// ends after it; a multi-room stream stops carrying the room.
+type BanEvent struct {
+	// Reason Why, if the moderator said.
+	Reason *string `json:"reason,omitempty"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Until When the ban ends; absent for a ban until lifted.
+	Until *time.Time `json:"until,omitempty"`
+
+	// User The user banned.
+	User string `json:"user"`
+}
+
+// BanList A room's bans in force, oldest first.
+type BanList struct {
+	Bans []Ban `json:"bans"`
+}
+
+// BanRequest A ban's end and reason; both optional.
+type BanRequest struct {
+	// Reason Why, shown to the user in the `banned` event; printable characters.
+	//
+	// Examples: spam
+	Reason *string `json:"reason,omitempty"`
+
+	// Until When the ban ends, in the future (RFC 3339); without it the ban lasts until lifted.
+	//
+	// Examples: 2026-01-02T09:30:00Z
+	Until *time.Time `json:"until,omitempty"`
 }
 
 // CompositeCursor The id of a message event on a multi-room stream: the position of
@@ -350,9 +416,13 @@ type Problem struct {
 	//   one.
 	// - `urn:roomcast:problem:token-expired`: 401, the token has
 	//   expired; get a fresh one.
+	// - `urn:roomcast:problem:token-revoked`: 401, the token was
+	//   revoked (`revokeTokens`); sign in again.
 	// - `urn:roomcast:problem:forbidden`: 403, the token does not allow
 	//   this room (on `streamRooms` the `detail` names it), or the body
 	//   or `user` parameter names another user.
+	// - `urn:roomcast:problem:banned`: 403, the user is banned from
+	//   the room (`putBan`).
 	// - `urn:roomcast:problem:request-timeout`: 408, the body arrived
 	//   too slowly.
 	// - `urn:roomcast:problem:idempotency-conflict`: the
@@ -392,9 +462,13 @@ type Problem struct {
 //     one.
 //   - `urn:roomcast:problem:token-expired`: 401, the token has
 //     expired; get a fresh one.
+//   - `urn:roomcast:problem:token-revoked`: 401, the token was
+//     revoked (`revokeTokens`); sign in again.
 //   - `urn:roomcast:problem:forbidden`: 403, the token does not allow
 //     this room (on `streamRooms` the `detail` names it), or the body
 //     or `user` parameter names another user.
+//   - `urn:roomcast:problem:banned`: 403, the user is banned from
+//     the room (`putBan`).
 //   - `urn:roomcast:problem:request-timeout`: 408, the body arrived
 //     too slowly.
 //   - `urn:roomcast:problem:idempotency-conflict`: the
@@ -501,6 +575,46 @@ type Reset struct {
 // it out (it was made up, or the room's newest messages were lost,
 // as when Redis was restored from an older state).
 type ResetReason string
+
+// Revocation A revocation in force.
+type Revocation struct {
+	// ExpiresAt When the revocation is forgotten, to the millisecond.
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// IssuedBefore Tokens of `user` issued before it are revoked, to the millisecond.
+	IssuedBefore *time.Time `json:"issued_before,omitempty"`
+
+	// Jti The token revoked, for a revocation by `jti`.
+	Jti *string `json:"jti,omitempty"`
+
+	// User The user whose tokens are revoked, with `issued_before`.
+	User *string `json:"user,omitempty"`
+}
+
+// RevocationRequest Either `jti`, or `user` with `issued_before`; `expires_at` is
+// optional with either.
+//
+// Examples: {"jti":"3f6b2a"}, {"issued_before":"2026-01-01T09:30:00Z","user":"ada"}
+type RevocationRequest struct {
+	// ExpiresAt When the revoked tokens have all expired, in the future; then the revocation is forgotten. Default now plus `REVOCATION_TTL`.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// IssuedBefore With `user`; tokens whose `iat` is before it are revoked.
+	IssuedBefore *time.Time `json:"issued_before,omitempty"`
+
+	// Jti The `jti` claim of the one token to revoke.
+	Jti *string `json:"jti,omitempty"`
+
+	// User The `sub` whose tokens issued before `issued_before` to revoke.
+	User *string `json:"user,omitempty"`
+}
+
+// RevokedEvent The data of a stream's `revoked` event, which carries no `id`: the
+// stream's token was revoked; the stream ends after it.
+type RevokedEvent struct {
+	// User The token's subject.
+	User string `json:"user"`
+}
 
 // RoomEvent The data of a stream's `join`, `leave` and `typing` events, which
 // carry no `id`. `join`: the user's first stream of the room opened on
@@ -610,6 +724,9 @@ type WebhookMessageCreated struct {
 	Type      interface{}      `json:"type"`
 }
 
+// BannedUser defines model for BannedUser.
+type BannedUser = string
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
@@ -636,6 +753,9 @@ type WebhookSignature = string
 // WebhookTimestamp defines model for WebhookTimestamp.
 type WebhookTimestamp = string
 
+// BanNotFound RFC 9457 problem details.
+type BanNotFound = Problem
+
 // BodyTimeout RFC 9457 problem details.
 type BodyTimeout = Problem
 
@@ -645,11 +765,20 @@ type BodyTooLarge = Problem
 // Forbidden RFC 9457 problem details.
 type Forbidden = Problem
 
+// ForbiddenOrBanned RFC 9457 problem details.
+type ForbiddenOrBanned = Problem
+
 // IdempotencyConflict RFC 9457 problem details.
 type IdempotencyConflict = Problem
 
 // Internal RFC 9457 problem details.
 type Internal = Problem
+
+// InvalidBan RFC 9457 problem details.
+type InvalidBan = Problem
+
+// InvalidBanTarget RFC 9457 problem details.
+type InvalidBanTarget = Problem
 
 // InvalidHistoryQuery RFC 9457 problem details.
 type InvalidHistoryQuery = Problem
@@ -668,6 +797,9 @@ type InvalidMyRoomsQuery = Problem
 
 // InvalidPost RFC 9457 problem details.
 type InvalidPost = Problem
+
+// InvalidRevocation RFC 9457 problem details.
+type InvalidRevocation = Problem
 
 // InvalidRoom RFC 9457 problem details.
 type InvalidRoom = Problem
@@ -797,6 +929,12 @@ type WebhookMessageCreatedParams struct {
 	WebhookSignature WebhookSignature `json:"webhook-signature"`
 }
 
+// RevokeTokensJSONRequestBody defines body for RevokeTokens for application/json ContentType.
+type RevokeTokensJSONRequestBody = RevocationRequest
+
+// PutBanJSONRequestBody defines body for PutBan for application/json ContentType.
+type PutBanJSONRequestBody = BanRequest
+
 // PostMessageJSONRequestBody defines body for PostMessage for application/json ContentType.
 type PostMessageJSONRequestBody = NewMessage
 
@@ -898,6 +1036,50 @@ type ClientInterface interface {
 	// Corresponds with GET / (the `GetPage` operationId).
 	GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RevokeTokensWithBody Revoke tokens before they expire
+	//
+	// Revokes one token, by its `jti` claim, or every token of a user
+	// (their `sub`) whose `iat` is before `issued_before` (a token without
+	// `iat` counts as issued before; `iat` has second precision). From
+	// then on, on every instance, within a second: every stream opened
+	// with such a token gets `event: revoked` (a `RevokedEvent`) and
+	// ends, and the token's next request is a `401` of type
+	// `token-revoked`.
+	//
+	// The revocation is kept in Redis until `expires_at`, when the tokens
+	// it revokes have expired anyway; without `expires_at`, for
+	// `REVOCATION_TTL` (default 24 h), which should be at least the
+	// lifetime of the tokens the deployment issues. Revoking the same
+	// again keeps the later expiry. Server API key only (in open mode
+	// without keys: anyone).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
+	RevokeTokensWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RevokeTokens Revoke tokens before they expire
+	//
+	// Revokes one token, by its `jti` claim, or every token of a user
+	// (their `sub`) whose `iat` is before `issued_before` (a token without
+	// `iat` counts as issued before; `iat` has second precision). From
+	// then on, on every instance, within a second: every stream opened
+	// with such a token gets `event: revoked` (a `RevokedEvent`) and
+	// ends, and the token's next request is a `401` of type
+	// `token-revoked`.
+	//
+	// The revocation is kept in Redis until `expires_at`, when the tokens
+	// it revokes have expired anyway; without `expires_at`, for
+	// `REVOCATION_TTL` (default 24 h), which should be at least the
+	// lifetime of the tokens the deployment issues. Revoking the same
+	// again keeps the later expiry. Server API key only (in open mode
+	// without keys: anyone).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
+	RevokeTokens(ctx context.Context, body RevokeTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetAsset A script, style sheet or image of the chat page
 	//
 	// The files the chat page loads, served like the page itself
@@ -967,6 +1149,73 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListBans List a room's bans
+	//
+	// The bans of the room in force now, oldest first; a ban whose
+	// `until` has passed is not listed (it no longer applies, without
+	// anyone lifting it). Needs moderate permission on the room (the
+	// `moderate` room claim) or a server API key.
+	//
+	// Corresponds with GET /rooms/{room}/bans (the `ListBans` operationId).
+	ListBans(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteBan Lift a user's ban from a room
+	//
+	// Lifts the ban at once, on every instance. A user without a ban in
+	// force there (never banned, lifted, or past its `until`) is a `404`.
+	// Needs moderate permission on the room or a server API key.
+	//
+	// Corresponds with DELETE /rooms/{room}/bans/{user} (the `DeleteBan` operationId).
+	DeleteBan(ctx context.Context, room Room, user BannedUser, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutBanWithBody Ban a user from a room
+	//
+	// Bans the user from the room until `until` (for good without it),
+	// replacing any ban of theirs there. From then on, on every instance:
+	// their posts, typing and read markers in the room are a `403` of
+	// type `banned`, and so are their new streams of it (`streamRoom`,
+	// and `streamRooms` naming it); their open streams of the room get
+	// `event: banned` (a `BanEvent`) within a second, then a stream of
+	// that room alone ends and a multi-room stream stops carrying the
+	// room (for good: its cursor keeps the room's position, but a
+	// reconnection naming the room is a `403`). Requests with a server
+	// API key are never refused for a ban.
+	//
+	// The user is a token's subject (or in open mode a body's or
+	// stream's `user`). Needs moderate permission on the room (the
+	// `moderate` room claim) or a server API key. The body is optional;
+	// when sent it is `application/json`. A refused request stores
+	// nothing.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /rooms/{room}/bans/{user} (the `PutBan` operationId).
+	PutBanWithBody(ctx context.Context, room Room, user BannedUser, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutBan Ban a user from a room
+	//
+	// Bans the user from the room until `until` (for good without it),
+	// replacing any ban of theirs there. From then on, on every instance:
+	// their posts, typing and read markers in the room are a `403` of
+	// type `banned`, and so are their new streams of it (`streamRoom`,
+	// and `streamRooms` naming it); their open streams of the room get
+	// `event: banned` (a `BanEvent`) within a second, then a stream of
+	// that room alone ends and a multi-room stream stops carrying the
+	// room (for good: its cursor keeps the room's position, but a
+	// reconnection naming the room is a `403`). Requests with a server
+	// API key are never refused for a ban.
+	//
+	// The user is a token's subject (or in open mode a body's or
+	// stream's `user`). Needs moderate permission on the room (the
+	// `moderate` room claim) or a server API key. The body is optional;
+	// when sent it is `application/json`. A refused request stores
+	// nothing.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /rooms/{room}/bans/{user} (the `PutBan` operationId).
+	PutBan(ctx context.Context, room Room, user BannedUser, body PutBanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListMessages Page through a room's history
 	//
@@ -1190,6 +1439,13 @@ type ClientInterface interface {
 	//    (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
 	//    at most one per user and room per second). A stream without a
 	//    user gets receipts only.
+	// 8. `event: banned`, without `id`, whose data is a `BanEvent`: the
+	//    stream's user was banned from the room (`putBan`); the stream
+	//    then ends with `: banned from the room`. `event: revoked`
+	//    (a `RevokedEvent`): the stream's token was revoked
+	//    (`revokeTokens`); the stream ends with
+	//    `: token revoked; reconnect with a new token`. Neither goodbye
+	//    advises a reconnection: a new stream would be a `403` or `401`.
 	//
 	// The stream has no end of its own. When the server ends it (client too
 	// slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -1204,7 +1460,8 @@ type ClientInterface interface {
 	// (`: unavailable, retry shortly`), and when the server already has
 	// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
 	// checks run in this order: room id (400), token (401, 403), `user`
-	// (400, 403), streams open (the busy `200`, then 429), resume point
+	// (400, 403), a ban of the user from the room (403 `banned`),
+	// streams open (the busy `200`, then 429), resume point
 	// (400): a client at a stream limit is told so whatever its resume
 	// point. Error statuses
 	// are only for requests that a retry cannot fix: `400` for a bad room
@@ -1321,6 +1578,70 @@ type ClientInterface interface {
 // Corresponds with GET / (the `GetPage` operationId).
 func (c *Client) GetPage(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetPageRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeTokensWithBody Revoke tokens before they expire
+//
+// Revokes one token, by its `jti` claim, or every token of a user
+// (their `sub`) whose `iat` is before `issued_before` (a token without
+// `iat` counts as issued before; `iat` has second precision). From
+// then on, on every instance, within a second: every stream opened
+// with such a token gets `event: revoked` (a `RevokedEvent`) and
+// ends, and the token's next request is a `401` of type
+// `token-revoked`.
+//
+// The revocation is kept in Redis until `expires_at`, when the tokens
+// it revokes have expired anyway; without `expires_at`, for
+// `REVOCATION_TTL` (default 24 h), which should be at least the
+// lifetime of the tokens the deployment issues. Revoking the same
+// again keeps the later expiry. Server API key only (in open mode
+// without keys: anyone).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
+func (c *Client) RevokeTokensWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeTokensRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RevokeTokens Revoke tokens before they expire
+//
+// Revokes one token, by its `jti` claim, or every token of a user
+// (their `sub`) whose `iat` is before `issued_before` (a token without
+// `iat` counts as issued before; `iat` has second precision). From
+// then on, on every instance, within a second: every stream opened
+// with such a token gets `event: revoked` (a `RevokedEvent`) and
+// ends, and the token's next request is a `401` of type
+// `token-revoked`.
+//
+// The revocation is kept in Redis until `expires_at`, when the tokens
+// it revokes have expired anyway; without `expires_at`, for
+// `REVOCATION_TTL` (default 24 h), which should be at least the
+// lifetime of the tokens the deployment issues. Revoking the same
+// again keeps the later expiry. Server API key only (in open mode
+// without keys: anyone).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
+func (c *Client) RevokeTokens(ctx context.Context, body RevokeTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRevokeTokensRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1451,6 +1772,113 @@ func (c *Client) GetOpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) 
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReadyzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListBans List a room's bans
+//
+// The bans of the room in force now, oldest first; a ban whose
+// `until` has passed is not listed (it no longer applies, without
+// anyone lifting it). Needs moderate permission on the room (the
+// `moderate` room claim) or a server API key.
+//
+// Corresponds with GET /rooms/{room}/bans (the `ListBans` operationId).
+func (c *Client) ListBans(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListBansRequest(c.Server, room)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteBan Lift a user's ban from a room
+//
+// Lifts the ban at once, on every instance. A user without a ban in
+// force there (never banned, lifted, or past its `until`) is a `404`.
+// Needs moderate permission on the room or a server API key.
+//
+// Corresponds with DELETE /rooms/{room}/bans/{user} (the `DeleteBan` operationId).
+func (c *Client) DeleteBan(ctx context.Context, room Room, user BannedUser, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteBanRequest(c.Server, room, user)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutBanWithBody Ban a user from a room
+//
+// Bans the user from the room until `until` (for good without it),
+// replacing any ban of theirs there. From then on, on every instance:
+// their posts, typing and read markers in the room are a `403` of
+// type `banned`, and so are their new streams of it (`streamRoom`,
+// and `streamRooms` naming it); their open streams of the room get
+// `event: banned` (a `BanEvent`) within a second, then a stream of
+// that room alone ends and a multi-room stream stops carrying the
+// room (for good: its cursor keeps the room's position, but a
+// reconnection naming the room is a `403`). Requests with a server
+// API key are never refused for a ban.
+//
+// The user is a token's subject (or in open mode a body's or
+// stream's `user`). Needs moderate permission on the room (the
+// `moderate` room claim) or a server API key. The body is optional;
+// when sent it is `application/json`. A refused request stores
+// nothing.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /rooms/{room}/bans/{user} (the `PutBan` operationId).
+func (c *Client) PutBanWithBody(ctx context.Context, room Room, user BannedUser, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutBanRequestWithBody(c.Server, room, user, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutBan Ban a user from a room
+//
+// Bans the user from the room until `until` (for good without it),
+// replacing any ban of theirs there. From then on, on every instance:
+// their posts, typing and read markers in the room are a `403` of
+// type `banned`, and so are their new streams of it (`streamRoom`,
+// and `streamRooms` naming it); their open streams of the room get
+// `event: banned` (a `BanEvent`) within a second, then a stream of
+// that room alone ends and a multi-room stream stops carrying the
+// room (for good: its cursor keeps the room's position, but a
+// reconnection naming the room is a `403`). Requests with a server
+// API key are never refused for a ban.
+//
+// The user is a token's subject (or in open mode a body's or
+// stream's `user`). Needs moderate permission on the room (the
+// `moderate` room claim) or a server API key. The body is optional;
+// when sent it is `application/json`. A refused request stores
+// nothing.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /rooms/{room}/bans/{user} (the `PutBan` operationId).
+func (c *Client) PutBan(ctx context.Context, room Room, user BannedUser, body PutBanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutBanRequest(c.Server, room, user, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1753,6 +2181,13 @@ func (c *Client) MarkRead(ctx context.Context, room Room, body MarkReadJSONReque
 //     (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
 //     at most one per user and room per second). A stream without a
 //     user gets receipts only.
+//  8. `event: banned`, without `id`, whose data is a `BanEvent`: the
+//     stream's user was banned from the room (`putBan`); the stream
+//     then ends with `: banned from the room`. `event: revoked`
+//     (a `RevokedEvent`): the stream's token was revoked
+//     (`revokeTokens`); the stream ends with
+//     `: token revoked; reconnect with a new token`. Neither goodbye
+//     advises a reconnection: a new stream would be a `403` or `401`.
 //
 // The stream has no end of its own. When the server ends it (client too
 // slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -1767,7 +2202,8 @@ func (c *Client) MarkRead(ctx context.Context, room Room, body MarkReadJSONReque
 // (`: unavailable, retry shortly`), and when the server already has
 // `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
 // checks run in this order: room id (400), token (401, 403), `user`
-// (400, 403), streams open (the busy `200`, then 429), resume point
+// (400, 403), a ban of the user from the room (403 `banned`),
+// streams open (the busy `200`, then 429), resume point
 // (400): a client at a stream limit is told so whatever its resume
 // point. Error statuses
 // are only for requests that a retry cannot fix: `400` for a bad room
@@ -1931,6 +2367,46 @@ func NewGetPageRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewRevokeTokensRequest calls the generic RevokeTokens builder with application/json body
+func NewRevokeTokensRequest(server string, body RevokeTokensJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRevokeTokensRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewRevokeTokensRequestWithBody constructs an http.Request for the RevokeTokens method, with any body, and a specified content type
+func NewRevokeTokensRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/tokens/revoke")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -2163,6 +2639,135 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewListBansRequest constructs an http.Request for the ListBans method
+func NewListBansRequest(server string, room Room) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s/bans", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteBanRequest constructs an http.Request for the DeleteBan method
+func NewDeleteBanRequest(server string, room Room, user BannedUser) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "user", user, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s/bans/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutBanRequest calls the generic PutBan builder with application/json body
+func NewPutBanRequest(server string, room Room, user BannedUser, body PutBanJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutBanRequestWithBody(server, room, user, "application/json", bodyReader)
+}
+
+// NewPutBanRequestWithBody constructs an http.Request for the PutBan method, with any body, and a specified content type
+func NewPutBanRequestWithBody(server string, room Room, user BannedUser, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "user", user, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s/bans/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -2721,6 +3326,50 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET / (the `GetPage` operationId).
 	GetPageWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPageResponse, error)
 
+	// RevokeTokensWithBodyWithResponse Revoke tokens before they expire
+	//
+	// Revokes one token, by its `jti` claim, or every token of a user
+	// (their `sub`) whose `iat` is before `issued_before` (a token without
+	// `iat` counts as issued before; `iat` has second precision). From
+	// then on, on every instance, within a second: every stream opened
+	// with such a token gets `event: revoked` (a `RevokedEvent`) and
+	// ends, and the token's next request is a `401` of type
+	// `token-revoked`.
+	//
+	// The revocation is kept in Redis until `expires_at`, when the tokens
+	// it revokes have expired anyway; without `expires_at`, for
+	// `REVOCATION_TTL` (default 24 h), which should be at least the
+	// lifetime of the tokens the deployment issues. Revoking the same
+	// again keeps the later expiry. Server API key only (in open mode
+	// without keys: anyone).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
+	RevokeTokensWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeTokensResponse, error)
+
+	// RevokeTokensWithResponse Revoke tokens before they expire
+	//
+	// Revokes one token, by its `jti` claim, or every token of a user
+	// (their `sub`) whose `iat` is before `issued_before` (a token without
+	// `iat` counts as issued before; `iat` has second precision). From
+	// then on, on every instance, within a second: every stream opened
+	// with such a token gets `event: revoked` (a `RevokedEvent`) and
+	// ends, and the token's next request is a `401` of type
+	// `token-revoked`.
+	//
+	// The revocation is kept in Redis until `expires_at`, when the tokens
+	// it revokes have expired anyway; without `expires_at`, for
+	// `REVOCATION_TTL` (default 24 h), which should be at least the
+	// lifetime of the tokens the deployment issues. Revoking the same
+	// again keeps the later expiry. Server API key only (in open mode
+	// without keys: anyone).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
+	RevokeTokensWithResponse(ctx context.Context, body RevokeTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeTokensResponse, error)
+
 	// GetAssetWithResponse A script, style sheet or image of the chat page
 	//
 	// The files the chat page loads, served like the page itself
@@ -2802,6 +3451,77 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+
+	// ListBansWithResponse List a room's bans
+	//
+	// The bans of the room in force now, oldest first; a ban whose
+	// `until` has passed is not listed (it no longer applies, without
+	// anyone lifting it). Needs moderate permission on the room (the
+	// `moderate` room claim) or a server API key.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /rooms/{room}/bans (the `ListBans` operationId).
+	ListBansWithResponse(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*ListBansResponse, error)
+
+	// DeleteBanWithResponse Lift a user's ban from a room
+	//
+	// Lifts the ban at once, on every instance. A user without a ban in
+	// force there (never banned, lifted, or past its `until`) is a `404`.
+	// Needs moderate permission on the room or a server API key.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /rooms/{room}/bans/{user} (the `DeleteBan` operationId).
+	DeleteBanWithResponse(ctx context.Context, room Room, user BannedUser, reqEditors ...RequestEditorFn) (*DeleteBanResponse, error)
+
+	// PutBanWithBodyWithResponse Ban a user from a room
+	//
+	// Bans the user from the room until `until` (for good without it),
+	// replacing any ban of theirs there. From then on, on every instance:
+	// their posts, typing and read markers in the room are a `403` of
+	// type `banned`, and so are their new streams of it (`streamRoom`,
+	// and `streamRooms` naming it); their open streams of the room get
+	// `event: banned` (a `BanEvent`) within a second, then a stream of
+	// that room alone ends and a multi-room stream stops carrying the
+	// room (for good: its cursor keeps the room's position, but a
+	// reconnection naming the room is a `403`). Requests with a server
+	// API key are never refused for a ban.
+	//
+	// The user is a token's subject (or in open mode a body's or
+	// stream's `user`). Needs moderate permission on the room (the
+	// `moderate` room claim) or a server API key. The body is optional;
+	// when sent it is `application/json`. A refused request stores
+	// nothing.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /rooms/{room}/bans/{user} (the `PutBan` operationId).
+	PutBanWithBodyWithResponse(ctx context.Context, room Room, user BannedUser, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutBanResponse, error)
+
+	// PutBanWithResponse Ban a user from a room
+	//
+	// Bans the user from the room until `until` (for good without it),
+	// replacing any ban of theirs there. From then on, on every instance:
+	// their posts, typing and read markers in the room are a `403` of
+	// type `banned`, and so are their new streams of it (`streamRoom`,
+	// and `streamRooms` naming it); their open streams of the room get
+	// `event: banned` (a `BanEvent`) within a second, then a stream of
+	// that room alone ends and a multi-room stream stops carrying the
+	// room (for good: its cursor keeps the room's position, but a
+	// reconnection naming the room is a `403`). Requests with a server
+	// API key are never refused for a ban.
+	//
+	// The user is a token's subject (or in open mode a body's or
+	// stream's `user`). Needs moderate permission on the room (the
+	// `moderate` room claim) or a server API key. The body is optional;
+	// when sent it is `application/json`. A refused request stores
+	// nothing.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /rooms/{room}/bans/{user} (the `PutBan` operationId).
+	PutBanWithResponse(ctx context.Context, room Room, user BannedUser, body PutBanJSONRequestBody, reqEditors ...RequestEditorFn) (*PutBanResponse, error)
 
 	// ListMessagesWithResponse Page through a room's history
 	//
@@ -3031,6 +3751,13 @@ type ClientWithResponsesInterface interface {
 	//    (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
 	//    at most one per user and room per second). A stream without a
 	//    user gets receipts only.
+	// 8. `event: banned`, without `id`, whose data is a `BanEvent`: the
+	//    stream's user was banned from the room (`putBan`); the stream
+	//    then ends with `: banned from the room`. `event: revoked`
+	//    (a `RevokedEvent`): the stream's token was revoked
+	//    (`revokeTokens`); the stream ends with
+	//    `: token revoked; reconnect with a new token`. Neither goodbye
+	//    advises a reconnection: a new stream would be a `403` or `401`.
 	//
 	// The stream has no end of its own. When the server ends it (client too
 	// slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -3045,7 +3772,8 @@ type ClientWithResponsesInterface interface {
 	// (`: unavailable, retry shortly`), and when the server already has
 	// `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
 	// checks run in this order: room id (400), token (401, 403), `user`
-	// (400, 403), streams open (the busy `200`, then 429), resume point
+	// (400, 403), a ban of the user from the room (403 `banned`),
+	// streams open (the busy `200`, then 429), resume point
 	// (400): a client at a stream limit is told so whatever its resume
 	// point. Error statuses
 	// are only for requests that a retry cannot fix: `400` for a bad room
@@ -3195,6 +3923,169 @@ func (r GetPageResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetPageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RevokeTokensResponse200Headers the declared response headers of an HTTP 200 response for RevokeTokens
+type RevokeTokensResponse200Headers struct {
+	XRequestId string
+}
+
+// RevokeTokensResponse400Headers the declared response headers of an HTTP 400 response for RevokeTokens
+type RevokeTokensResponse400Headers struct {
+	XRequestId string
+}
+
+// RevokeTokensResponse401Headers the declared response headers of an HTTP 401 response for RevokeTokens
+type RevokeTokensResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// RevokeTokensResponse408Headers the declared response headers of an HTTP 408 response for RevokeTokens
+type RevokeTokensResponse408Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// RevokeTokensResponse413Headers the declared response headers of an HTTP 413 response for RevokeTokens
+type RevokeTokensResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// RevokeTokensResponse415Headers the declared response headers of an HTTP 415 response for RevokeTokens
+type RevokeTokensResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// RevokeTokensResponse500Headers the declared response headers of an HTTP 500 response for RevokeTokens
+type RevokeTokensResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// RevokeTokensResponse503Headers the declared response headers of an HTTP 503 response for RevokeTokens
+type RevokeTokensResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type RevokeTokensResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Revocation
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidRevocation
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *BodyTimeout
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *BodyTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *RevokeTokensResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RevokeTokensResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RevokeTokensResponse401Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *RevokeTokensResponse408Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *RevokeTokensResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *RevokeTokensResponse415Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RevokeTokensResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeTokensResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RevokeTokensResponse) GetJSON200() *Revocation {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r RevokeTokensResponse) GetApplicationproblemJSON400() *InvalidRevocation {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RevokeTokensResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r RevokeTokensResponse) GetApplicationproblemJSON408() *BodyTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r RevokeTokensResponse) GetApplicationproblemJSON413() *BodyTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r RevokeTokensResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RevokeTokensResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokeTokensResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RevokeTokensResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RevokeTokensResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RevokeTokensResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RevokeTokensResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3606,6 +4497,468 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListBansResponse200Headers the declared response headers of an HTTP 200 response for ListBans
+type ListBansResponse200Headers struct {
+	XRequestId string
+}
+
+// ListBansResponse400Headers the declared response headers of an HTTP 400 response for ListBans
+type ListBansResponse400Headers struct {
+	XRequestId string
+}
+
+// ListBansResponse401Headers the declared response headers of an HTTP 401 response for ListBans
+type ListBansResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListBansResponse403Headers the declared response headers of an HTTP 403 response for ListBans
+type ListBansResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    string
+	XRequestId         string
+}
+
+// ListBansResponse500Headers the declared response headers of an HTTP 500 response for ListBans
+type ListBansResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// ListBansResponse503Headers the declared response headers of an HTTP 503 response for ListBans
+type ListBansResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type ListBansResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *BanList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidRoom
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListBansResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListBansResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListBansResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListBansResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListBansResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListBansResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListBansResponse) GetJSON200() *BanList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListBansResponse) GetApplicationproblemJSON400() *InvalidRoom {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListBansResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListBansResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListBansResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListBansResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListBansResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListBansResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListBansResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListBansResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteBanResponse204Headers the declared response headers of an HTTP 204 response for DeleteBan
+type DeleteBanResponse204Headers struct {
+	XRequestId string
+}
+
+// DeleteBanResponse400Headers the declared response headers of an HTTP 400 response for DeleteBan
+type DeleteBanResponse400Headers struct {
+	XRequestId string
+}
+
+// DeleteBanResponse401Headers the declared response headers of an HTTP 401 response for DeleteBan
+type DeleteBanResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// DeleteBanResponse403Headers the declared response headers of an HTTP 403 response for DeleteBan
+type DeleteBanResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    string
+	XRequestId         string
+}
+
+// DeleteBanResponse404Headers the declared response headers of an HTTP 404 response for DeleteBan
+type DeleteBanResponse404Headers struct {
+	XRequestId string
+}
+
+// DeleteBanResponse500Headers the declared response headers of an HTTP 500 response for DeleteBan
+type DeleteBanResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// DeleteBanResponse503Headers the declared response headers of an HTTP 503 response for DeleteBan
+type DeleteBanResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type DeleteBanResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidBanTarget
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *BanNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers204 the parsed response headers for an HTTP 204 response
+	Headers204 *DeleteBanResponse204Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *DeleteBanResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteBanResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteBanResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteBanResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteBanResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteBanResponse503Headers
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteBanResponse) GetApplicationproblemJSON400() *InvalidBanTarget {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteBanResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteBanResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteBanResponse) GetApplicationproblemJSON404() *BanNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteBanResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteBanResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteBanResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteBanResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteBanResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteBanResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PutBanResponse200Headers the declared response headers of an HTTP 200 response for PutBan
+type PutBanResponse200Headers struct {
+	XRequestId string
+}
+
+// PutBanResponse201Headers the declared response headers of an HTTP 201 response for PutBan
+type PutBanResponse201Headers struct {
+	XRequestId string
+}
+
+// PutBanResponse400Headers the declared response headers of an HTTP 400 response for PutBan
+type PutBanResponse400Headers struct {
+	XRequestId string
+}
+
+// PutBanResponse401Headers the declared response headers of an HTTP 401 response for PutBan
+type PutBanResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PutBanResponse403Headers the declared response headers of an HTTP 403 response for PutBan
+type PutBanResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    string
+	XRequestId         string
+}
+
+// PutBanResponse408Headers the declared response headers of an HTTP 408 response for PutBan
+type PutBanResponse408Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PutBanResponse413Headers the declared response headers of an HTTP 413 response for PutBan
+type PutBanResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PutBanResponse415Headers the declared response headers of an HTTP 415 response for PutBan
+type PutBanResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PutBanResponse500Headers the declared response headers of an HTTP 500 response for PutBan
+type PutBanResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PutBanResponse503Headers the declared response headers of an HTTP 503 response for PutBan
+type PutBanResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type PutBanResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Ban
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Ban
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidBan
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *BodyTimeout
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *BodyTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PutBanResponse200Headers
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *PutBanResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PutBanResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutBanResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PutBanResponse403Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *PutBanResponse408Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PutBanResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PutBanResponse415Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PutBanResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutBanResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutBanResponse) GetJSON200() *Ban {
+	return r.JSON200
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r PutBanResponse) GetJSON201() *Ban {
+	return r.JSON201
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutBanResponse) GetApplicationproblemJSON400() *InvalidBan {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutBanResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutBanResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PutBanResponse) GetApplicationproblemJSON408() *BodyTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutBanResponse) GetApplicationproblemJSON413() *BodyTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutBanResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutBanResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutBanResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutBanResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutBanResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutBanResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutBanResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListMessagesResponse200Headers the declared response headers of an HTTP 200 response for ListMessages
 type ListMessagesResponse200Headers struct {
 	XRequestId string
@@ -3836,7 +5189,7 @@ type PostMessageResponse struct {
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
+	ApplicationproblemJSON403 *ForbiddenOrBanned
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
 	ApplicationproblemJSON408 *BodyTimeout
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -3891,7 +5244,7 @@ func (r PostMessageResponse) GetApplicationproblemJSON401() *Unauthorized {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r PostMessageResponse) GetApplicationproblemJSON403() *Forbidden {
+func (r PostMessageResponse) GetApplicationproblemJSON403() *ForbiddenOrBanned {
 	return r.ApplicationproblemJSON403
 }
 
@@ -4315,7 +5668,7 @@ type MarkReadResponse struct {
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
+	ApplicationproblemJSON403 *ForbiddenOrBanned
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *MessageNotFound
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
@@ -4366,7 +5719,7 @@ func (r MarkReadResponse) GetApplicationproblemJSON401() *Unauthorized {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r MarkReadResponse) GetApplicationproblemJSON403() *Forbidden {
+func (r MarkReadResponse) GetApplicationproblemJSON403() *ForbiddenOrBanned {
 	return r.ApplicationproblemJSON403
 }
 
@@ -4470,7 +5823,7 @@ type StreamRoomResponse struct {
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
+	ApplicationproblemJSON403 *ForbiddenOrBanned
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyStreams
 	// Headers200 the parsed response headers for an HTTP 200 response
@@ -4496,7 +5849,7 @@ func (r StreamRoomResponse) GetApplicationproblemJSON401() *Unauthorized {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r StreamRoomResponse) GetApplicationproblemJSON403() *Forbidden {
+func (r StreamRoomResponse) GetApplicationproblemJSON403() *ForbiddenOrBanned {
 	return r.ApplicationproblemJSON403
 }
 
@@ -4608,7 +5961,7 @@ type PostTypingResponse struct {
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
+	ApplicationproblemJSON403 *ForbiddenOrBanned
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
 	ApplicationproblemJSON408 *BodyTimeout
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -4650,7 +6003,7 @@ func (r PostTypingResponse) GetApplicationproblemJSON401() *Unauthorized {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r PostTypingResponse) GetApplicationproblemJSON403() *Forbidden {
+func (r PostTypingResponse) GetApplicationproblemJSON403() *ForbiddenOrBanned {
 	return r.ApplicationproblemJSON403
 }
 
@@ -4749,7 +6102,7 @@ type StreamRoomsResponse struct {
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Forbidden
+	ApplicationproblemJSON403 *ForbiddenOrBanned
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyStreams
 	// Headers200 the parsed response headers for an HTTP 200 response
@@ -4775,7 +6128,7 @@ func (r StreamRoomsResponse) GetApplicationproblemJSON401() *Unauthorized {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r StreamRoomsResponse) GetApplicationproblemJSON403() *Forbidden {
+func (r StreamRoomsResponse) GetApplicationproblemJSON403() *ForbiddenOrBanned {
 	return r.ApplicationproblemJSON403
 }
 
@@ -4834,6 +6187,62 @@ func (c *ClientWithResponses) GetPageWithResponse(ctx context.Context, reqEditor
 		return nil, err
 	}
 	return ParseGetPageResponse(rsp)
+}
+
+// RevokeTokensWithBodyWithResponse Revoke tokens before they expire
+//
+// Revokes one token, by its `jti` claim, or every token of a user
+// (their `sub`) whose `iat` is before `issued_before` (a token without
+// `iat` counts as issued before; `iat` has second precision). From
+// then on, on every instance, within a second: every stream opened
+// with such a token gets `event: revoked` (a `RevokedEvent`) and
+// ends, and the token's next request is a `401` of type
+// `token-revoked`.
+//
+// The revocation is kept in Redis until `expires_at`, when the tokens
+// it revokes have expired anyway; without `expires_at`, for
+// `REVOCATION_TTL` (default 24 h), which should be at least the
+// lifetime of the tokens the deployment issues. Revoking the same
+// again keeps the later expiry. Server API key only (in open mode
+// without keys: anyone).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
+func (c *ClientWithResponses) RevokeTokensWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RevokeTokensResponse, error) {
+	rsp, err := c.RevokeTokensWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeTokensResponse(rsp)
+}
+
+// RevokeTokensWithResponse Revoke tokens before they expire
+//
+// Revokes one token, by its `jti` claim, or every token of a user
+// (their `sub`) whose `iat` is before `issued_before` (a token without
+// `iat` counts as issued before; `iat` has second precision). From
+// then on, on every instance, within a second: every stream opened
+// with such a token gets `event: revoked` (a `RevokedEvent`) and
+// ends, and the token's next request is a `401` of type
+// `token-revoked`.
+//
+// The revocation is kept in Redis until `expires_at`, when the tokens
+// it revokes have expired anyway; without `expires_at`, for
+// `REVOCATION_TTL` (default 24 h), which should be at least the
+// lifetime of the tokens the deployment issues. Revoking the same
+// again keeps the later expiry. Server API key only (in open mode
+// without keys: anyone).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
+func (c *ClientWithResponses) RevokeTokensWithResponse(ctx context.Context, body RevokeTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeTokensResponse, error) {
+	rsp, err := c.RevokeTokens(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRevokeTokensResponse(rsp)
 }
 
 // GetAssetWithResponse A script, style sheet or image of the chat page
@@ -4952,6 +6361,101 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseReadyzResponse(rsp)
+}
+
+// ListBansWithResponse List a room's bans
+//
+// The bans of the room in force now, oldest first; a ban whose
+// `until` has passed is not listed (it no longer applies, without
+// anyone lifting it). Needs moderate permission on the room (the
+// `moderate` room claim) or a server API key.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /rooms/{room}/bans (the `ListBans` operationId).
+func (c *ClientWithResponses) ListBansWithResponse(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*ListBansResponse, error) {
+	rsp, err := c.ListBans(ctx, room, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListBansResponse(rsp)
+}
+
+// DeleteBanWithResponse Lift a user's ban from a room
+//
+// Lifts the ban at once, on every instance. A user without a ban in
+// force there (never banned, lifted, or past its `until`) is a `404`.
+// Needs moderate permission on the room or a server API key.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /rooms/{room}/bans/{user} (the `DeleteBan` operationId).
+func (c *ClientWithResponses) DeleteBanWithResponse(ctx context.Context, room Room, user BannedUser, reqEditors ...RequestEditorFn) (*DeleteBanResponse, error) {
+	rsp, err := c.DeleteBan(ctx, room, user, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteBanResponse(rsp)
+}
+
+// PutBanWithBodyWithResponse Ban a user from a room
+//
+// Bans the user from the room until `until` (for good without it),
+// replacing any ban of theirs there. From then on, on every instance:
+// their posts, typing and read markers in the room are a `403` of
+// type `banned`, and so are their new streams of it (`streamRoom`,
+// and `streamRooms` naming it); their open streams of the room get
+// `event: banned` (a `BanEvent`) within a second, then a stream of
+// that room alone ends and a multi-room stream stops carrying the
+// room (for good: its cursor keeps the room's position, but a
+// reconnection naming the room is a `403`). Requests with a server
+// API key are never refused for a ban.
+//
+// The user is a token's subject (or in open mode a body's or
+// stream's `user`). Needs moderate permission on the room (the
+// `moderate` room claim) or a server API key. The body is optional;
+// when sent it is `application/json`. A refused request stores
+// nothing.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /rooms/{room}/bans/{user} (the `PutBan` operationId).
+func (c *ClientWithResponses) PutBanWithBodyWithResponse(ctx context.Context, room Room, user BannedUser, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutBanResponse, error) {
+	rsp, err := c.PutBanWithBody(ctx, room, user, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutBanResponse(rsp)
+}
+
+// PutBanWithResponse Ban a user from a room
+//
+// Bans the user from the room until `until` (for good without it),
+// replacing any ban of theirs there. From then on, on every instance:
+// their posts, typing and read markers in the room are a `403` of
+// type `banned`, and so are their new streams of it (`streamRoom`,
+// and `streamRooms` naming it); their open streams of the room get
+// `event: banned` (a `BanEvent`) within a second, then a stream of
+// that room alone ends and a multi-room stream stops carrying the
+// room (for good: its cursor keeps the room's position, but a
+// reconnection naming the room is a `403`). Requests with a server
+// API key are never refused for a ban.
+//
+// The user is a token's subject (or in open mode a body's or
+// stream's `user`). Needs moderate permission on the room (the
+// `moderate` room claim) or a server API key. The body is optional;
+// when sent it is `application/json`. A refused request stores
+// nothing.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /rooms/{room}/bans/{user} (the `PutBan` operationId).
+func (c *ClientWithResponses) PutBanWithResponse(ctx context.Context, room Room, user BannedUser, body PutBanJSONRequestBody, reqEditors ...RequestEditorFn) (*PutBanResponse, error) {
+	rsp, err := c.PutBan(ctx, room, user, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutBanResponse(rsp)
 }
 
 // ListMessagesWithResponse Page through a room's history
@@ -5224,6 +6728,13 @@ func (c *ClientWithResponses) MarkReadWithResponse(ctx context.Context, room Roo
 //     (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
 //     at most one per user and room per second). A stream without a
 //     user gets receipts only.
+//  8. `event: banned`, without `id`, whose data is a `BanEvent`: the
+//     stream's user was banned from the room (`putBan`); the stream
+//     then ends with `: banned from the room`. `event: revoked`
+//     (a `RevokedEvent`): the stream's token was revoked
+//     (`revokeTokens`); the stream ends with
+//     `: token revoked; reconnect with a new token`. Neither goodbye
+//     advises a reconnection: a new stream would be a `403` or `401`.
 //
 // The stream has no end of its own. When the server ends it (client too
 // slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -5238,7 +6749,8 @@ func (c *ClientWithResponses) MarkReadWithResponse(ctx context.Context, room Roo
 // (`: unavailable, retry shortly`), and when the server already has
 // `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
 // checks run in this order: room id (400), token (401, 403), `user`
-// (400, 403), streams open (the busy `200`, then 429), resume point
+// (400, 403), a ban of the user from the room (403 `banned`),
+// streams open (the busy `200`, then 429), resume point
 // (400): a client at a stream limit is told so whatever its resume
 // point. Error statuses
 // are only for requests that a retry cannot fix: `400` for a bad room
@@ -5415,6 +6927,283 @@ func ParseGetPageResponse(rsp *http.Response) (*GetPageResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers304 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRevokeTokensResponse parses an HTTP response from a RevokeTokensWithResponse call
+func ParseRevokeTokensResponse(rsp *http.Response) (*RevokeTokensResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RevokeTokensResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Revocation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRevocation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest BodyTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers RevokeTokensResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers RevokeTokensResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RevokeTokensResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 408:
+		var headers RevokeTokensResponse408Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 413:
+		var headers RevokeTokensResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers RevokeTokensResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 500:
+		var headers RevokeTokensResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeTokensResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -5899,6 +7688,774 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 	return response, nil
 }
 
+// ParseListBansResponse parses an HTTP response from a ListBansWithResponse call
+func ParseListBansResponse(rsp *http.Response) (*ListBansResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListBansResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest BanList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRoom
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListBansResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListBansResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListBansResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListBansResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListBansResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListBansResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteBanResponse parses an HTTP response from a DeleteBanWithResponse call
+func ParseDeleteBanResponse(rsp *http.Response) (*DeleteBanResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteBanResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidBanTarget
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest BanNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		var headers DeleteBanResponse204Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers204 = &headers
+	case rsp.StatusCode == 400:
+		var headers DeleteBanResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers DeleteBanResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteBanResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteBanResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteBanResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteBanResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutBanResponse parses an HTTP response from a PutBanWithResponse call
+func ParsePutBanResponse(rsp *http.Response) (*PutBanResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutBanResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Ban
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Ban
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidBan
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest BodyTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers PutBanResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 201:
+		var headers PutBanResponse201Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers PutBanResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PutBanResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PutBanResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 408:
+		var headers PutBanResponse408Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 413:
+		var headers PutBanResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PutBanResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 500:
+		var headers PutBanResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutBanResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListMessagesResponse parses an HTTP response from a ListMessagesWithResponse call
 func ParseListMessagesResponse(rsp *http.Response) (*ListMessagesResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -6143,7 +8700,7 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
+		var dest ForbiddenOrBanned
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -7037,7 +9594,7 @@ func ParseMarkReadResponse(rsp *http.Response) (*MarkReadResponse, error) {
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
+		var dest ForbiddenOrBanned
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -7369,7 +9926,7 @@ func ParseStreamRoomResponse(rsp *http.Response) (*StreamRoomResponse, error) {
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
+		var dest ForbiddenOrBanned
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -7528,7 +10085,7 @@ func ParsePostTypingResponse(rsp *http.Response) (*PostTypingResponse, error) {
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
+		var dest ForbiddenOrBanned
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -7843,7 +10400,7 @@ func ParseStreamRoomsResponse(rsp *http.Response) (*StreamRoomsResponse, error) 
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Forbidden
+		var dest ForbiddenOrBanned
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

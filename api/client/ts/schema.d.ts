@@ -179,6 +179,13 @@ export interface paths {
          *        (rooms with at most `READ_RECEIPTS_MAX_WATCHERS` present users,
          *        at most one per user and room per second). A stream without a
          *        user gets receipts only.
+         *     8. `event: banned`, without `id`, whose data is a `BanEvent`: the
+         *        stream's user was banned from the room (`putBan`); the stream
+         *        then ends with `: banned from the room`. `event: revoked`
+         *        (a `RevokedEvent`): the stream's token was revoked
+         *        (`revokeTokens`); the stream ends with
+         *        `: token revoked; reconnect with a new token`. Neither goodbye
+         *        advises a reconnection: a new stream would be a `403` or `401`.
          *
          *     The stream has no end of its own. When the server ends it (client too
          *     slow to read, shutdown, Redis unreachable, token expired) it writes a
@@ -193,7 +200,8 @@ export interface paths {
          *     (`: unavailable, retry shortly`), and when the server already has
          *     `MAX_STREAMS` streams open (`: server busy, retry shortly`). The
          *     checks run in this order: room id (400), token (401, 403), `user`
-         *     (400, 403), streams open (the busy `200`, then 429), resume point
+         *     (400, 403), a ban of the user from the room (403 `banned`),
+         *     streams open (the busy `200`, then 429), resume point
          *     (400): a client at a stream limit is told so whatever its resume
          *     point. Error statuses
          *     are only for requests that a retry cannot fix: `400` for a bad room
@@ -431,6 +439,124 @@ export interface paths {
         get: operations["getMyRooms"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rooms/{room}/bans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a room's bans
+         * @description The bans of the room in force now, oldest first; a ban whose
+         *     `until` has passed is not listed (it no longer applies, without
+         *     anyone lifting it). Needs moderate permission on the room (the
+         *     `moderate` room claim) or a server API key.
+         */
+        get: operations["listBans"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rooms/{room}/bans/{user}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+                /**
+                 * @description The user banned (a token's `sub`); percent-encoded as needed.
+                 * @example ada
+                 */
+                user: components["parameters"]["BannedUser"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Ban a user from a room
+         * @description Bans the user from the room until `until` (for good without it),
+         *     replacing any ban of theirs there. From then on, on every instance:
+         *     their posts, typing and read markers in the room are a `403` of
+         *     type `banned`, and so are their new streams of it (`streamRoom`,
+         *     and `streamRooms` naming it); their open streams of the room get
+         *     `event: banned` (a `BanEvent`) within a second, then a stream of
+         *     that room alone ends and a multi-room stream stops carrying the
+         *     room (for good: its cursor keeps the room's position, but a
+         *     reconnection naming the room is a `403`). Requests with a server
+         *     API key are never refused for a ban.
+         *
+         *     The user is a token's subject (or in open mode a body's or
+         *     stream's `user`). Needs moderate permission on the room (the
+         *     `moderate` room claim) or a server API key. The body is optional;
+         *     when sent it is `application/json`. A refused request stores
+         *     nothing.
+         */
+        put: operations["putBan"];
+        post?: never;
+        /**
+         * Lift a user's ban from a room
+         * @description Lifts the ban at once, on every instance. A user without a ban in
+         *     force there (never banned, lifted, or past its `until`) is a `404`.
+         *     Needs moderate permission on the room or a server API key.
+         */
+        delete: operations["deleteBan"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/tokens/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke tokens before they expire
+         * @description Revokes one token, by its `jti` claim, or every token of a user
+         *     (their `sub`) whose `iat` is before `issued_before` (a token without
+         *     `iat` counts as issued before; `iat` has second precision). From
+         *     then on, on every instance, within a second: every stream opened
+         *     with such a token gets `event: revoked` (a `RevokedEvent`) and
+         *     ends, and the token's next request is a `401` of type
+         *     `token-revoked`.
+         *
+         *     The revocation is kept in Redis until `expires_at`, when the tokens
+         *     it revokes have expired anyway; without `expires_at`, for
+         *     `REVOCATION_TTL` (default 24 h), which should be at least the
+         *     lifetime of the tokens the deployment issues. Revoking the same
+         *     again keeps the later expiry. Server API key only (in open mode
+         *     without keys: anyone).
+         */
+        post: operations["revokeTokens"];
         delete?: never;
         options?: never;
         head?: never;
@@ -868,6 +994,113 @@ export interface components {
             /** @description Whose marker moved, on a read receipt; absent on the stream user's own. */
             user?: string;
         };
+        /** @description A ban's end and reason; both optional. */
+        BanRequest: {
+            /**
+             * Format: date-time
+             * @description When the ban ends, in the future (RFC 3339); without it the ban lasts until lifted.
+             * @example 2026-01-02T09:30:00Z
+             */
+            until?: string;
+            /**
+             * @description Why, shown to the user in the `banned` event; printable characters.
+             * @example spam
+             */
+            reason?: string;
+        };
+        /** @description A user's ban from a room. */
+        Ban: {
+            room: components["schemas"]["RoomId"];
+            /** @description The user banned. */
+            user: string;
+            /**
+             * Format: date-time
+             * @description When the ban ends, to the millisecond; absent for a ban until lifted.
+             */
+            until?: string;
+            /** @description Why, as given. */
+            reason?: string;
+            /** @description Who banned; the token's subject, `system` for a server API key, `anonymous` in open mode. */
+            by: string;
+            /**
+             * Format: date-time
+             * @description When the ban was set, to the millisecond.
+             */
+            at: string;
+        };
+        /** @description A room's bans in force, oldest first. */
+        BanList: {
+            bans: components["schemas"]["Ban"][];
+        };
+        /**
+         * @description The data of a stream's `banned` event, which carries no `id`: the
+         *     stream's user was banned from the room. A stream of that room alone
+         *     ends after it; a multi-room stream stops carrying the room.
+         */
+        BanEvent: {
+            room: components["schemas"]["RoomId"];
+            /** @description The user banned. */
+            user: string;
+            /** @description Why, if the moderator said. */
+            reason?: string;
+            /**
+             * Format: date-time
+             * @description When the ban ends; absent for a ban until lifted.
+             */
+            until?: string;
+        };
+        /**
+         * @description Either `jti`, or `user` with `issued_before`; `expires_at` is
+         *     optional with either.
+         * @example {
+         *       "jti": "3f6b2a"
+         *     }
+         * @example {
+         *       "user": "ada",
+         *       "issued_before": "2026-01-01T09:30:00Z"
+         *     }
+         */
+        RevocationRequest: {
+            /** @description The `jti` claim of the one token to revoke. */
+            jti?: string;
+            /** @description The `sub` whose tokens issued before `issued_before` to revoke. */
+            user?: string;
+            /**
+             * Format: date-time
+             * @description With `user`; tokens whose `iat` is before it are revoked.
+             */
+            issued_before?: string;
+            /**
+             * Format: date-time
+             * @description When the revoked tokens have all expired, in the future; then the revocation is forgotten. Default now plus `REVOCATION_TTL`.
+             */
+            expires_at?: string;
+        };
+        /** @description A revocation in force. */
+        Revocation: {
+            /** @description The token revoked, for a revocation by `jti`. */
+            jti?: string;
+            /** @description The user whose tokens are revoked, with `issued_before`. */
+            user?: string;
+            /**
+             * Format: date-time
+             * @description Tokens of `user` issued before it are revoked, to the millisecond.
+             */
+            issued_before?: string;
+            /**
+             * Format: date-time
+             * @description When the revocation is forgotten, to the millisecond.
+             */
+            expires_at: string;
+        };
+        /**
+         * @description The data of a stream's `revoked` event, which carries no `id`: the
+         *     stream's token was revoked; the stream ends after it.
+         */
+        RevokedEvent: {
+            /** @description The token's subject. */
+            user: string;
+        };
         /** @description RFC 9457 problem details. */
         Problem: {
             /**
@@ -890,9 +1123,13 @@ export interface components {
              *       one.
              *     - `urn:roomcast:problem:token-expired`: 401, the token has
              *       expired; get a fresh one.
+             *     - `urn:roomcast:problem:token-revoked`: 401, the token was
+             *       revoked (`revokeTokens`); sign in again.
              *     - `urn:roomcast:problem:forbidden`: 403, the token does not allow
              *       this room (on `streamRooms` the `detail` names it), or the body
              *       or `user` parameter names another user.
+             *     - `urn:roomcast:problem:banned`: 403, the user is banned from
+             *       the room (`putBan`).
              *     - `urn:roomcast:problem:request-timeout`: 408, the body arrived
              *       too slowly.
              *     - `urn:roomcast:problem:idempotency-conflict`: the
@@ -912,7 +1149,7 @@ export interface components {
              *     - `urn:roomcast:problem:internal`: 500, an unexpected failure.
              * @enum {string}
              */
-            type: "urn:roomcast:problem:invalid-room" | "urn:roomcast:problem:invalid-cursor" | "urn:roomcast:problem:invalid-parameter" | "urn:roomcast:problem:invalid-body" | "urn:roomcast:problem:unauthorized" | "urn:roomcast:problem:token-expired" | "urn:roomcast:problem:forbidden" | "urn:roomcast:problem:request-timeout" | "urn:roomcast:problem:idempotency-conflict" | "urn:roomcast:problem:body-too-large" | "urn:roomcast:problem:unsupported-media-type" | "urn:roomcast:problem:rate-limited" | "urn:roomcast:problem:too-many-streams" | "urn:roomcast:problem:not-found" | "urn:roomcast:problem:method-not-allowed" | "urn:roomcast:problem:unavailable" | "urn:roomcast:problem:internal";
+            type: "urn:roomcast:problem:invalid-room" | "urn:roomcast:problem:invalid-cursor" | "urn:roomcast:problem:invalid-parameter" | "urn:roomcast:problem:invalid-body" | "urn:roomcast:problem:unauthorized" | "urn:roomcast:problem:token-expired" | "urn:roomcast:problem:token-revoked" | "urn:roomcast:problem:forbidden" | "urn:roomcast:problem:banned" | "urn:roomcast:problem:request-timeout" | "urn:roomcast:problem:idempotency-conflict" | "urn:roomcast:problem:body-too-large" | "urn:roomcast:problem:unsupported-media-type" | "urn:roomcast:problem:rate-limited" | "urn:roomcast:problem:too-many-streams" | "urn:roomcast:problem:not-found" | "urn:roomcast:problem:method-not-allowed" | "urn:roomcast:problem:unavailable" | "urn:roomcast:problem:internal";
             /** @description A short summary of the problem type. */
             title: string;
             /** @description The HTTP status code. */
@@ -1129,8 +1366,8 @@ export interface components {
             };
         };
         /**
-         * @description No bearer token, or an invalid or expired one, on a server that
-         *     requires one; or an `X-API-Key` that is not one of the server's.
+         * @description No bearer token, or an invalid, expired or revoked one, on a server
+         *     that requires one; or an `X-API-Key` that is not one of the server's.
          */
         Unauthorized: {
             headers: {
@@ -1170,6 +1407,104 @@ export interface components {
                  *       "title": "Forbidden",
                  *       "status": 403,
                  *       "detail": "the token does not allow posting to this room"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The token does not allow this room, or the posted body or `user`
+         *     parameter names a user other than the token's subject
+         *     (`forbidden`); or the user is banned from the room (`banned`).
+         */
+        ForbiddenOrBanned: {
+            headers: {
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:banned",
+                 *       "title": "Banned",
+                 *       "status": 403,
+                 *       "detail": "the user is banned from room lobby until 2026-01-02T09:30:00Z"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A bad room id (`invalid-room`), user (`invalid-parameter`) or body (`invalid-body`). */
+        InvalidBan: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-body",
+                 *       "title": "Invalid ban",
+                 *       "status": 400,
+                 *       "detail": "\"until\" must be in the future"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A bad room id (`invalid-room`) or user (`invalid-parameter`). */
+        InvalidBanTarget: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-parameter",
+                 *       "title": "Invalid user",
+                 *       "status": 400,
+                 *       "detail": "user must be 1 to 64 printable characters"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The user has no ban in force in the room. */
+        BanNotFound: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:not-found",
+                 *       "title": "Not Found",
+                 *       "status": 404,
+                 *       "detail": "the user is not banned from this room"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A body that is not a revocation (`invalid-body`). */
+        InvalidRevocation: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-body",
+                 *       "title": "Invalid revocation",
+                 *       "status": 400,
+                 *       "detail": "give either \"jti\" or \"user\" with \"issued_before\""
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1443,6 +1778,11 @@ export interface components {
          */
         MessageIdPath: components["schemas"]["MessageId"];
         /**
+         * @description The user banned (a token's `sub`); percent-encoded as needed.
+         * @example ada
+         */
+        BannedUser: string;
+        /**
          * @description In open mode, the user the stream is listed as in the room's
          *     presence (same rules as a post's `user`); without it the stream is
          *     not listed. With authentication the stream's user is the token's
@@ -1638,7 +1978,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidPost"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrBanned"];
             408: components["responses"]["BodyTimeout"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1742,7 +2082,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidStreamRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrBanned"];
             429: components["responses"]["TooManyStreams"];
         };
     };
@@ -1811,7 +2151,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidTyping"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrBanned"];
             408: components["responses"]["BodyTimeout"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -1866,7 +2206,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidMultiStreamRequest"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrBanned"];
             429: components["responses"]["TooManyStreams"];
         };
     };
@@ -1903,7 +2243,7 @@ export interface operations {
             };
             400: components["responses"]["InvalidMark"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
+            403: components["responses"]["ForbiddenOrBanned"];
             404: components["responses"]["MessageNotFound"];
             408: components["responses"]["BodyTimeout"];
             413: components["responses"]["BodyTooLarge"];
@@ -1947,6 +2287,166 @@ export interface operations {
             400: components["responses"]["InvalidMyRoomsQuery"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listBans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The room's bans. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BanList"];
+                };
+            };
+            400: components["responses"]["InvalidRoom"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putBan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+                /**
+                 * @description The user banned (a token's `sub`); percent-encoded as needed.
+                 * @example ada
+                 */
+                user: components["parameters"]["BannedUser"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["BanRequest"];
+            };
+        };
+        responses: {
+            /** @description The ban, which replaced one in force. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ban"];
+                };
+            };
+            /** @description The ban, new. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Ban"];
+                };
+            };
+            400: components["responses"]["InvalidBan"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["BodyTimeout"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteBan: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+                /**
+                 * @description The user banned (a token's `sub`); percent-encoded as needed.
+                 * @example ada
+                 */
+                user: components["parameters"]["BannedUser"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Lifted. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["InvalidBanTarget"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["BanNotFound"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    revokeTokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RevocationRequest"];
+            };
+        };
+        responses: {
+            /** @description The revocation, in force. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Revocation"];
+                };
+            };
+            400: components["responses"]["InvalidRevocation"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["BodyTimeout"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
