@@ -93,3 +93,49 @@ func pollUntil(t *testing.T, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// TestEmbeddedRedisBans: the ban and revocation scripts and the control
+// watcher work on the embedded default too (miniredis runs gopher-lua,
+// not Redis's Lua).
+func TestEmbeddedRedisBans(t *testing.T) {
+	t.Parallel()
+	in := startRun(t, "POST_RATE=0")
+	stream := in.openLines(t, "/rooms/lobby/stream?user=eve")
+	if line, _ := stream.next(t); !strings.HasPrefix(line, "retry: ") {
+		t.Fatalf("stream began with %q, want a retry line", line)
+	}
+	json := []string{"Content-Type", "application/json"}
+	if resp, body := in.request(t, http.MethodPut, "/rooms/lobby/bans/eve", `{"reason":"spam"}`, json...); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT ban = %d %s", resp.StatusCode, body)
+	}
+	for {
+		line, ok := stream.next(t)
+		if !ok {
+			t.Fatal("the stream ended without a banned event")
+		}
+		if line == "event: banned" {
+			break
+		}
+	}
+	for {
+		if _, ok := stream.next(t); !ok {
+			break // ended
+		}
+	}
+	if resp, body := in.request(t, http.MethodPost, "/rooms/lobby/messages", `{"text":"hi","user":"eve"}`, json...); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("banned user's post = %d %s, want 403", resp.StatusCode, body)
+	}
+	if resp, body := in.request(t, http.MethodGet, "/rooms/lobby/bans", ""); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(string(body), `"user":"eve"`) {
+		t.Fatalf("GET bans = %d %s, want eve's ban", resp.StatusCode, body)
+	}
+	if resp, body := in.request(t, http.MethodDelete, "/rooms/lobby/bans/eve", ""); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE ban = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := in.request(t, http.MethodPost, "/admin/tokens/revoke", `{"jti":"t-1"}`, json...); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := in.request(t, http.MethodPost, "/admin/tokens/revoke", `{"jti":"t-1"}`, json...); resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke again = %d %s", resp.StatusCode, body)
+	}
+}
