@@ -79,6 +79,56 @@ func TestRedisCluster(t *testing.T) {
 	})
 }
 
+// TestRedisClusterBans: on a Cluster in sharded mode, a ban through one
+// instance reaches a user's streams on another for rooms on every node:
+// the scripts PUBLISH the control channel from each room's node, and a
+// plain PUBLISH reaches every node, so the one SUBSCRIBE per process
+// hears it.
+func TestRedisClusterBans(t *testing.T) {
+	redistest.SkipIfShort(t, "starts a three-node Redis Cluster")
+	nodes := redistest.StartCluster(t, 3)
+	a, b := startClusterServer(t, nodes, "sharded"), startClusterServer(t, nodes, "sharded")
+	rooms := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"}
+	streams := make(map[string]*bufio.Scanner)
+	for _, room := range rooms {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, a+"/rooms/"+room+"/stream?user=eve", nil)
+		resp, err := checkedClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		sc := bufio.NewScanner(resp.Body)
+		if !sc.Scan() || !strings.HasPrefix(sc.Text(), "retry:") {
+			t.Fatalf("stream of %s did not open", room)
+		}
+		streams[room] = sc
+	}
+	for _, room := range rooms {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, b+"/rooms/"+room+"/bans/eve", nil)
+		resp, err := checkedClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("ban in %s: status %d, want 201", room, resp.StatusCode)
+		}
+	}
+	for _, room := range rooms {
+		if data := nextData(t, streams[room]); !strings.Contains(data, `"room":"`+room+`"`) || !strings.Contains(data, `"user":"eve"`) {
+			t.Fatalf("stream of %s got %s, want the banned event", room, data)
+		}
+	}
+	resp, err := checkedClient.Post(b+"/admin/tokens/revoke", "application/json", strings.NewReader(`{"jti":"t-1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: status %d, want 200", resp.StatusCode)
+	}
+}
+
 // startClusterServer runs roomcast on the cluster in a broker mode and
 // returns its base URL; it stops when the test ends.
 func startClusterServer(t *testing.T, nodes []*redistest.Server, mode string) string {
