@@ -178,7 +178,8 @@ func TestChatPageHandlesPresenceEvents(t *testing.T) {
 }
 
 // streamCounter replaces the page's EventSource with one that counts the
-// streams it opens and those open now, in window.streams.
+// streams it opens and those open now, in window.streams, with the id of
+// the last message they delivered.
 const streamCounter = `(() => {
 	const Native = window.EventSource;
 	const streams = { opened: 0, open: 0, mostOpen: 0, urls: [] };
@@ -192,6 +193,7 @@ const streamCounter = `(() => {
 			streams.mostOpen = Math.max(streams.mostOpen, streams.open);
 			streams.urls.push(String(url));
 			streams.current = this;
+			this.addEventListener('message', (ev) => { streams.lastEventId = ev.lastEventId; });
 		}
 		close() {
 			if (this.counted) {

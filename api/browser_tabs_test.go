@@ -3,7 +3,12 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,8 +33,11 @@ func TestChatPageTabs(t *testing.T) {
 	t.Run("LeaderCloses", func(t *testing.T) {
 		// Short heartbeats: the server notices the closed tab's stream soon.
 		srv := startServer(t, serverConfig{Redis: rs, Heartbeat: 200 * time.Millisecond})
+		// The stream of the tab that takes over is held until a message
+		// has been posted: only resuming from the last id brings it.
+		front := streamHoldingProxy(t, srv.URL)
 		const room = "tabs"
-		tabs := openTabs(t, browser, srv.URL, "tia", room, 3)
+		tabs := openTabs(t, browser, front.URL, "tia", room, 3)
 		awaitStreams(t, srv, 1)
 		leader := checkLeader(t, tabs)
 
@@ -37,6 +45,7 @@ func TestChatPageTabs(t *testing.T) {
 		for _, p := range tabs {
 			p.awaitRoomText(room, "before")
 		}
+		last := leader.evalString(`window.streams.lastEventId`)
 
 		closeTab(t, leader)
 		var rest []*chatPage
@@ -45,7 +54,17 @@ func TestChatPageTabs(t *testing.T) {
 				rest = append(rest, p)
 			}
 		}
+		var takeover *url.URL
+		select {
+		case takeover = <-front.asked:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no tab took the stream over")
+		}
+		if got := takeover.Query().Get("last_event_id"); got != last {
+			t.Fatalf("the stream taken over resumes from %q, want the last id seen, %q", got, last)
+		}
 		postHTTP(t, srv.URL, room, "meanwhile")
+		front.release()
 		for _, p := range rest {
 			p.awaitRoomText(room, "meanwhile")
 		}
@@ -135,4 +154,43 @@ func closeTab(t *testing.T, p *chatPage) {
 	if err := chromedp.Cancel(ctx); err != nil {
 		t.Fatalf("close %s: %v", p.name, err)
 	}
+}
+
+// streamProxy serves upstream through a reverse proxy that holds the
+// second stream request (the first after the one the tabs share) until
+// release is called, sending its address to asked.
+type streamProxy struct {
+	*httptest.Server
+	asked   chan *url.URL
+	release func()
+}
+
+func streamHoldingProxy(t *testing.T, upstream string) *streamProxy {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.FlushInterval = -1 // streams pass at once
+	var streams atomic.Int32
+	released := make(chan struct{})
+	h := &streamProxy{asked: make(chan *url.URL, 1), release: sync.OnceFunc(func() { close(released) })}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == "/stream" && streams.Add(1) == 2 {
+			h.asked <- r.URL
+			select {
+			case <-released:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		h.release()
+		h.CloseClientConnections()
+		h.Close()
+	})
+	return h
 }
