@@ -344,3 +344,28 @@ func TestRevokeAcrossInstances(t *testing.T) {
 	resp, body = a.postAs(t, "r", `{"text":"new token"}`, later...)
 	expectStatus(t, resp, body, http.StatusCreated, "")
 }
+
+// TestBanLeavesPresence: a multi-room stream that stops carrying a room
+// after a ban no longer counts its user in that room's presence.
+func TestBanLeavesPresence(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{Security: controlSecurity(t), PresenceGrace: 100 * time.Millisecond})
+	ann := bearer(hs256(t, "ann", nil))
+	multi := s.openStream(t, "/stream?rooms=r,s", ann...)
+	multi.awaitOpen()
+	present := func(room string) bool {
+		resp, body := s.do(t, http.MethodGet, "/rooms/"+room+"/presence", "", apiKey(testKey)...)
+		expectStatus(t, resp, body, http.StatusOK, "")
+		return strings.Contains(string(body), `"user":"ann"`)
+	}
+	waitFor(t, "ann to be present in r", func() bool { return present("r") })
+	resp, body := s.do(t, http.MethodPut, "/rooms/r/bans/ann", "", apiKey(testKey)...)
+	expectStatus(t, resp, body, http.StatusCreated, "")
+	if ev := multi.next(); ev.Event != "banned" {
+		t.Fatalf("event %+v, want banned", ev)
+	}
+	waitFor(t, "ann to leave r's presence", func() bool { return !present("r") })
+	if !present("s") {
+		t.Fatal("ann left s's presence too")
+	}
+}
