@@ -369,3 +369,58 @@ func TestBanLeavesPresence(t *testing.T) {
 		t.Fatal("ann left s's presence too")
 	}
 }
+
+// TestBanChecksCostNoRedisCall: bans and revocations are checked from the
+// instance's memory: with some in force, allowed requests run the very
+// Redis commands they run without any, and refused ones run none.
+func TestBanChecksCostNoRedisCall(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{Security: controlSecurity(t), CheckInterval: time.Hour})
+	ann := bearer(hs256(t, "ann", nil))
+	calls := func(requests func()) map[string]int {
+		t.Helper()
+		s.resetRedisStats(t)
+		requests()
+		got := s.redisCalls(t)
+		delete(got, "config|resetstat")
+		delete(got, "info")
+		return got
+	}
+	allowed := func() {
+		for range 3 {
+			resp, body := s.postAs(t, "r", `{"text":"hi"}`, ann...)
+			expectStatus(t, resp, body, http.StatusCreated, "")
+		}
+	}
+	allowed() // the room's first post, which starts it, and the script's first load
+	before := calls(allowed)
+
+	resp, body := s.do(t, http.MethodPut, "/rooms/r/bans/eve", "", apiKey(testKey)...)
+	expectStatus(t, resp, body, http.StatusCreated, "")
+	resp, body = s.do(t, http.MethodPost, "/admin/tokens/revoke", `{"jti":"t-9"}`, jsonBody(apiKey(testKey)...)...)
+	expectStatus(t, resp, body, http.StatusOK, "")
+	eve := bearer(hs256(t, "eve", nil))
+	revoked := bearer(hs256(t, "ann", jwt.MapClaims{"jti": "t-9"}))
+	waitFor(t, "the ban and revocation to apply", func() bool {
+		resp, _ := s.postAs(t, "r", `{"text":"hi"}`, eve...)
+		resp2, _ := s.postAs(t, "r", `{"text":"hi"}`, revoked...)
+		return resp.StatusCode == http.StatusForbidden && resp2.StatusCode == http.StatusUnauthorized
+	})
+	after := calls(func() {
+		allowed()
+		for range 3 {
+			resp, body := s.postAs(t, "r", `{"text":"hi"}`, eve...)
+			expectStatus(t, resp, body, http.StatusForbidden, typeBanned)
+			resp, body = s.postAs(t, "r", `{"text":"hi"}`, revoked...)
+			expectStatus(t, resp, body, http.StatusUnauthorized, typeTokenRevoked)
+		}
+	})
+	if len(after) != len(before) {
+		t.Fatalf("Redis commands with bans in force %v, without %v", after, before)
+	}
+	for cmd, n := range before {
+		if after[cmd] != n {
+			t.Fatalf("Redis commands with bans in force %v, without %v", after, before)
+		}
+	}
+}
