@@ -22,6 +22,9 @@ import (
 // MessageStore stores and reads room messages.
 type MessageStore interface {
 	Post(ctx context.Context, p chat.Post) (chat.Posted, error)
+	// PostMany stores each post as Post does and returns their results
+	// in order; one failing changes nothing for the others.
+	PostMany(ctx context.Context, posts []chat.Post) []chat.PostResult
 	History(ctx context.Context, room string, q chat.Query) (chat.Page, error)
 	// Message returns the latest version of one message, or
 	// chat.ErrUnknownMessage.
@@ -104,6 +107,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.PUT("/rooms/:room/bans/:user", chain(h.putBan, g.moderateBody...))
 	e.DELETE("/rooms/:room/bans/:user", chain(h.deleteBan, g.moderate...))
 	e.POST("/admin/tokens/revoke", chain(h.revokeTokens, g.admin...))
+	e.POST("/messages", chain(h.postMessages, g.batch...))
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.GET("/openapi.yaml", h.openapi)

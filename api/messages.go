@@ -186,6 +186,13 @@ func decodePost(body []byte, lim postLimits) (chat.Post, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return chat.Post{}, invalid("the body must hold exactly one JSON object")
 	}
+	return postFields(fields, lim)
+}
+
+// postFields checks the members of a post body, decoded but not yet
+// checked.
+func postFields(fields map[string]json.RawMessage, lim postLimits) (chat.Post, error) {
+	invalid := func(detail string) error { return badRequest(typeInvalidBody, "Invalid message", detail) }
 	var in struct{ Text, User *string }
 	var post chat.Post
 	for name, value := range fields {
@@ -335,15 +342,21 @@ func idempotencyKey(r *http.Request) (string, error) {
 		return "", nil
 	}
 	key := values[0]
-	valid := len(values) == 1 && len(key) >= 1 && len(key) <= maxIdemKeyLen
-	for i := 0; valid && i < len(key); i++ {
-		valid = key[i] > ' ' && key[i] < 0x7f
-	}
-	if !valid {
+	if len(values) != 1 || !validIdempotencyKey(key) {
 		return "", badRequest(typeInvalidParameter, "Invalid Idempotency-Key",
 			"Idempotency-Key must be one value of 1 to 128 printable ASCII characters without spaces")
 	}
 	return key, nil
+}
+
+// validIdempotencyKey reports whether key is 1 to 128 printable ASCII
+// characters without spaces.
+func validIdempotencyKey(key string) bool {
+	valid := len(key) >= 1 && len(key) <= maxIdemKeyLen
+	for i := 0; valid && i < len(key); i++ {
+		valid = key[i] > ' ' && key[i] < 0x7f
+	}
+	return valid
 }
 
 // listMessages returns a page of a room's history.

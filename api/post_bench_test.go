@@ -20,6 +20,14 @@ type postStore struct{ posted chat.Posted }
 
 func (s postStore) Post(context.Context, chat.Post) (chat.Posted, error) { return s.posted, nil }
 
+func (s postStore) PostMany(_ context.Context, posts []chat.Post) []chat.PostResult {
+	results := make([]chat.PostResult, len(posts))
+	for i := range results {
+		results[i].Posted = s.posted
+	}
+	return results
+}
+
 func (s postStore) History(context.Context, string, chat.Query) (chat.Page, error) {
 	return chat.Page{}, nil
 }

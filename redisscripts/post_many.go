@@ -6,14 +6,6 @@ import (
 	"roomcast/broker/chat"
 )
 
-// PostResult is the outcome of one post of PostMany: the stored message,
-// or why it was not stored (chat.ErrIdempotencyConflict, an error wrapping
-// chat.ErrUnavailable, …).
-type PostResult struct {
-	Posted chat.Posted
-	Err    error
-}
-
 // PostMany stores and publishes each of posts as Post does, each in one
 // atomic step in its room, and returns their results in order. The calls
 // go out as one pipeline (on a Cluster, one per primary, as the client
@@ -22,8 +14,8 @@ type PostResult struct {
 // are: an error wrapping chat.ErrUnavailable may hide a stored message,
 // which a retry with the same IdempotencyKey finds. One post failing
 // changes nothing for the others.
-func (s *Store) PostMany(ctx context.Context, posts []chat.Post) []PostResult {
-	results := make([]PostResult, len(posts))
+func (s *Store) PostMany(ctx context.Context, posts []chat.Post) []chat.PostResult {
+	results := make([]chat.PostResult, len(posts))
 	calls := make([]*scriptCall, 0, len(posts))
 	index := make([]int, 0, len(posts)) // the post of each call
 	for i, p := range posts {

@@ -19,6 +19,45 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for BatchResultReplayed.
+const (
+	True BatchResultReplayed = true
+)
+
+// Valid indicates whether the value is a known member of the BatchResultReplayed enum.
+func (e BatchResultReplayed) Valid() bool {
+	switch e {
+	case True:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for BatchResultStatus.
+const (
+	N201 BatchResultStatus = 201
+	N400 BatchResultStatus = 400
+	N422 BatchResultStatus = 422
+	N503 BatchResultStatus = 503
+)
+
+// Valid indicates whether the value is a known member of the BatchResultStatus enum.
+func (e BatchResultStatus) Valid() bool {
+	switch e {
+	case N201:
+		return true
+	case N400:
+		return true
+	case N422:
+		return true
+	case N503:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemType.
 const (
 	UrnRoomcastProblemBanned               ProblemType = "urn:roomcast:problem:banned"
@@ -220,6 +259,141 @@ type BanRequest struct {
 	Until *time.Time `json:"until,omitempty"`
 }
 
+// BatchMessage One message of a batch: a `NewMessage` with its room and, optionally,
+// the idempotency key a single post sends as `Idempotency-Key`. The
+// user defaults to `system`.
+type BatchMessage struct {
+	// IdempotencyKey As `Idempotency-Key` of `postMessage`, per room and user.
+	IdempotencyKey *string `json:"idempotency_key,omitempty"`
+
+	// Metadata Whatever the chat product attaches to a message (attachments,
+	// mentions, formatting): a JSON object of at most `MAX_METADATA_BYTES`
+	// bytes (default 2048) once written without white space. The server
+	// stores it as sent, but for white space between tokens, and returns
+	// it unchanged; it never interprets it. Not an object, or too large:
+	// a `400`.
+	//
+	//
+	// Examples: {"attachments":[{"url":"https://example.com/cat.png"}]}
+	Metadata *Metadata `json:"metadata,omitempty"`
+
+	// ReplyTo As in `NewMessage`; one that names no retained message of the
+	// room refuses this message alone (`400` in its result).
+	ReplyTo *MessageId `json:"reply_to,omitempty"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Text The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+	// (default 4096) once encoded as UTF-8, with at least one
+	// character that is not Unicode `White_Space` (those the pattern
+	// lists): an empty text, or one of white space only, which would
+	// show as an empty message, is a `400`. An escaped UTF-16
+	// surrogate that is not half of a pair (`"\ud800"`) is a `400`,
+	// in `text` and `user`: it is no character, and the server never
+	// stores something other than what was posted.
+	//
+	//
+	// Examples: Hello, room!
+	Text MessageText `json:"text"`
+
+	// User The sender's display name: 1 to 64 printable characters (Unicode
+	// letters, marks, numbers, punctuation, symbols and the ASCII space).
+	// The pattern refuses the control, format, separator (but the
+	// space) and private-use characters of the Basic Multilingual
+	// Plane; the server checks the Unicode categories exactly.
+	// Defaults to `anonymous`. With authentication, leave it out: the
+	// token's subject is the user, and any other name is a `403`.
+	//
+	//
+	// Examples: ada
+	User *UserName `json:"user,omitempty"`
+}
+
+// BatchResult The outcome of one message: `201` with the stored `message`
+// (`replayed: true` when an earlier message under the same
+// `idempotency_key` was stored, and nothing new), or the `status`
+// and `problem` the store refused it with.
+type BatchResult struct {
+	// Message A stored message. Its JSON is written once, when it is stored, and
+	// the very same bytes are what the post answers, what history pages
+	// hold and what stream events carry. Clients ignore members they do
+	// not know.
+	Message *Message `json:"message,omitempty"`
+
+	// Problem RFC 9457 problem details.
+	Problem  *Problem             `json:"problem,omitempty"`
+	Replayed *BatchResultReplayed `json:"replayed,omitempty"`
+	Status   BatchResultStatus    `json:"status"`
+	union    json.RawMessage
+}
+
+// BatchResultReplayed defines model for BatchResult.Replayed.
+type BatchResultReplayed bool
+
+// BatchResultStatus defines model for BatchResult.Status.
+type BatchResultStatus int
+
+// BatchResult0 defines model for BatchResult.0.
+type BatchResult0 struct {
+	Status interface{} `json:"status,omitempty"`
+}
+
+// BatchResult1 defines model for BatchResult.1.
+type BatchResult1 struct {
+	Status interface{} `json:"status,omitempty"`
+}
+
+// BatchResults defines model for BatchResults.
+type BatchResults struct {
+	// Results One per message of the request, in its order.
+	Results []BatchResult `json:"results"`
+}
+
+// Broadcast One message to many rooms (`postMessages`).
+type Broadcast struct {
+	// Metadata Whatever the chat product attaches to a message (attachments,
+	// mentions, formatting): a JSON object of at most `MAX_METADATA_BYTES`
+	// bytes (default 2048) once written without white space. The server
+	// stores it as sent, but for white space between tokens, and returns
+	// it unchanged; it never interprets it. Not an object, or too large:
+	// a `400`.
+	//
+	//
+	// Examples: {"attachments":[{"url":"https://example.com/cat.png"}]}
+	Metadata *Metadata `json:"metadata,omitempty"`
+
+	// Rooms The rooms, each once.
+	Rooms []RoomId `json:"rooms"`
+
+	// Text The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+	// (default 4096) once encoded as UTF-8, with at least one
+	// character that is not Unicode `White_Space` (those the pattern
+	// lists): an empty text, or one of white space only, which would
+	// show as an empty message, is a `400`. An escaped UTF-16
+	// surrogate that is not half of a pair (`"\ud800"`) is a `400`,
+	// in `text` and `user`: it is no character, and the server never
+	// stores something other than what was posted.
+	//
+	//
+	// Examples: Hello, room!
+	Text MessageText `json:"text"`
+
+	// User The sender's display name: 1 to 64 printable characters (Unicode
+	// letters, marks, numbers, punctuation, symbols and the ASCII space).
+	// The pattern refuses the control, format, separator (but the
+	// space) and private-use characters of the Basic Multilingual
+	// Plane; the server checks the Unicode categories exactly.
+	// Defaults to `anonymous`. With authentication, leave it out: the
+	// token's subject is the user, and any other name is a `403`.
+	//
+	//
+	// Examples: ada
+	User *UserName `json:"user,omitempty"`
+}
+
 // CompositeCursor The id of a message event on a multi-room stream: the position of
 // every room of the stream, as an opaque, URL-safe token of at most
 // 4096 characters, checksummed, or signed when the server is
@@ -296,11 +470,28 @@ type Message struct {
 	Version int64 `json:"version"`
 }
 
+// MessageBatch Many messages (`postMessages`).
+type MessageBatch struct {
+	Messages []BatchMessage `json:"messages"`
+}
+
 // MessageId A message id, as returned by this API. Clients treat it as opaque:
 // they store it and pass it back, and compare ids only for equality.
 //
 // Examples: mjuohs00-42
 type MessageId = string
+
+// MessageText The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+// (default 4096) once encoded as UTF-8, with at least one
+// character that is not Unicode `White_Space` (those the pattern
+// lists): an empty text, or one of white space only, which would
+// show as an empty message, is a `400`. An escaped UTF-16
+// surrogate that is not half of a pair (`"\ud800"`) is a `400`,
+// in `text` and `user`: it is no character, and the server never
+// stores something other than what was posted.
+//
+// Examples: Hello, room!
+type MessageText = string
 
 // Metadata Whatever the chat product attaches to a message (attachments,
 // mentions, formatting): a JSON object of at most `MAX_METADATA_BYTES`
@@ -348,7 +539,7 @@ type NewMessage struct {
 	//
 	//
 	// Examples: Hello, room!
-	Text string `json:"text"`
+	Text MessageText `json:"text"`
 
 	// User The sender's display name: 1 to 64 printable characters (Unicode
 	// letters, marks, numbers, punctuation, symbols and the ASCII space).
@@ -360,7 +551,7 @@ type NewMessage struct {
 	//
 	//
 	// Examples: ada
-	User *string `json:"user,omitempty"`
+	User *UserName `json:"user,omitempty"`
 }
 
 // Presence Who watches a room.
@@ -708,6 +899,17 @@ type TypingRequest struct {
 	User *string `json:"user,omitempty"`
 }
 
+// UserName The sender's display name: 1 to 64 printable characters (Unicode
+// letters, marks, numbers, punctuation, symbols and the ASCII space).
+// The pattern refuses the control, format, separator (but the
+// space) and private-use characters of the Basic Multilingual
+// Plane; the server checks the Unicode categories exactly.
+// Defaults to `anonymous`. With authentication, leave it out: the
+// token's subject is the user, and any other name is a `403`.
+//
+// Examples: ada
+type UserName = string
+
 // WebhookEventTime When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
 type WebhookEventTime = time.Time
 
@@ -779,6 +981,9 @@ type InvalidBan = Problem
 
 // InvalidBanTarget RFC 9457 problem details.
 type InvalidBanTarget = Problem
+
+// InvalidBatch RFC 9457 problem details.
+type InvalidBatch = Problem
 
 // InvalidHistoryQuery RFC 9457 problem details.
 type InvalidHistoryQuery = Problem
@@ -852,6 +1057,11 @@ type GetMyRoomsParams struct {
 	// default `anonymous`). With authentication the token's subject,
 	// and a `user` naming another is a `403`.
 	User *string `form:"user,omitempty" json:"user,omitempty"`
+}
+
+// PostMessagesJSONBody defines parameters for PostMessages.
+type PostMessagesJSONBody struct {
+	union json.RawMessage
 }
 
 // Readyz200JSONResponseBodyStatus defines parameters for Readyz.
@@ -932,6 +1142,9 @@ type WebhookMessageCreatedParams struct {
 // RevokeTokensJSONRequestBody defines body for RevokeTokens for application/json ContentType.
 type RevokeTokensJSONRequestBody = RevocationRequest
 
+// PostMessagesJSONRequestBody defines body for PostMessages for application/json ContentType.
+type PostMessagesJSONRequestBody PostMessagesJSONBody
+
 // PutBanJSONRequestBody defines body for PutBan for application/json ContentType.
 type PutBanJSONRequestBody = BanRequest
 
@@ -946,6 +1159,205 @@ type PostTypingJSONRequestBody = TypingRequest
 
 // WebhookMessageCreatedJSONRequestBody defines body for WebhookMessageCreated for application/json ContentType.
 type WebhookMessageCreatedJSONRequestBody = WebhookMessageCreated
+
+// AsBatchResult0 returns the union data inside the BatchResult as a BatchResult0
+func (t BatchResult) AsBatchResult0() (BatchResult0, error) {
+	var body BatchResult0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromBatchResult0 overwrites any union data inside the BatchResult as the provided BatchResult0
+func (t *BatchResult) FromBatchResult0(v BatchResult0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeBatchResult0 performs a merge with any union data inside the BatchResult, using the provided BatchResult0
+func (t *BatchResult) MergeBatchResult0(v BatchResult0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsBatchResult1 returns the union data inside the BatchResult as a BatchResult1
+func (t BatchResult) AsBatchResult1() (BatchResult1, error) {
+	var body BatchResult1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromBatchResult1 overwrites any union data inside the BatchResult as the provided BatchResult1
+func (t *BatchResult) FromBatchResult1(v BatchResult1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeBatchResult1 performs a merge with any union data inside the BatchResult, using the provided BatchResult1
+func (t *BatchResult) MergeBatchResult1(v BatchResult1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t BatchResult) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	object := make(map[string]json.RawMessage)
+	if t.union != nil {
+		err = json.Unmarshal(b, &object)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	if t.Message != nil {
+		object["message"], err = json.Marshal(t.Message)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'message': %w", err)
+		}
+	}
+
+	if t.Problem != nil {
+		object["problem"], err = json.Marshal(t.Problem)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'problem': %w", err)
+		}
+	}
+
+	if t.Replayed != nil {
+		object["replayed"], err = json.Marshal(t.Replayed)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'replayed': %w", err)
+		}
+	}
+
+	object["status"], err = json.Marshal(t.Status)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'status': %w", err)
+	}
+
+	b, err = json.Marshal(object)
+	return b, err
+}
+
+func (t *BatchResult) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	if err != nil {
+		return err
+	}
+	object := make(map[string]json.RawMessage)
+	err = json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["message"]; found {
+		err = json.Unmarshal(raw, &t.Message)
+		if err != nil {
+			return fmt.Errorf("error reading 'message': %w", err)
+		}
+	}
+
+	if raw, found := object["problem"]; found {
+		err = json.Unmarshal(raw, &t.Problem)
+		if err != nil {
+			return fmt.Errorf("error reading 'problem': %w", err)
+		}
+	}
+
+	if raw, found := object["replayed"]; found {
+		err = json.Unmarshal(raw, &t.Replayed)
+		if err != nil {
+			return fmt.Errorf("error reading 'replayed': %w", err)
+		}
+	}
+
+	if raw, found := object["status"]; found {
+		err = json.Unmarshal(raw, &t.Status)
+		if err != nil {
+			return fmt.Errorf("error reading 'status': %w", err)
+		}
+	}
+
+	return err
+}
+
+// AsBroadcast returns the union data inside the PostMessagesJSONBody as a Broadcast
+func (t PostMessagesJSONBody) AsBroadcast() (Broadcast, error) {
+	var body Broadcast
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromBroadcast overwrites any union data inside the PostMessagesJSONBody as the provided Broadcast
+func (t *PostMessagesJSONBody) FromBroadcast(v Broadcast) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeBroadcast performs a merge with any union data inside the PostMessagesJSONBody, using the provided Broadcast
+func (t *PostMessagesJSONBody) MergeBroadcast(v Broadcast) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsMessageBatch returns the union data inside the PostMessagesJSONBody as a MessageBatch
+func (t PostMessagesJSONBody) AsMessageBatch() (MessageBatch, error) {
+	var body MessageBatch
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromMessageBatch overwrites any union data inside the PostMessagesJSONBody as the provided MessageBatch
+func (t *PostMessagesJSONBody) FromMessageBatch(v MessageBatch) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeMessageBatch performs a merge with any union data inside the PostMessagesJSONBody, using the provided MessageBatch
+func (t *PostMessagesJSONBody) MergeMessageBatch(v MessageBatch) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t PostMessagesJSONBody) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *PostMessagesJSONBody) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1122,6 +1534,78 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /me/rooms (the `GetMyRooms` operationId).
 	GetMyRooms(ctx context.Context, params *GetMyRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostMessagesWithBody Post many messages at once (server API keys)
+	//
+	// For the chat product's backend: one message to many rooms
+	// (`{"rooms": [...], "text", "user", "metadata"}`, at most 100 rooms), or many
+	// messages (`{"messages": [{"room", "text", "user", "metadata", "reply_to", "idempotency_key"}, ...]}`,
+	// at most 1000). Each message is stored and published atomically in
+	// its room exactly as `postMessage` stores it (the same checks of
+	// `text` and `user`, the same JSON, webhooks included); messages to
+	// one room are stored in the order given. The calls go to Redis as
+	// one pipeline per Redis node, so a batch of 1000 costs a few round
+	// trips in all.
+	//
+	// Every message is checked as `postMessage` checks a body before
+	// anything is stored: a body that is neither shape, names a room of
+	// `rooms` twice, or holds any message a single post would refuse
+	// (a bad room id, `text`, `user` or `idempotency_key`; the `detail`
+	// names it, as `messages[3]: ...`) is a `400` for the whole batch,
+	// which then stores nothing.
+	//
+	// Otherwise the answer is `207` with one result per message, in
+	// order: `201` and the stored `Message`, or the problem the store
+	// answered for this message alone: `400` for a `reply_to` that names
+	// no retained message of the room, `422` for an `idempotency_key`
+	// reused with other content, `503` when Redis could not be reached
+	// (which may hide a stored message: retry with the same key). A
+	// message refused changes nothing for the others.
+	//
+	// Needs a server API key; in open mode (no token key and no API keys)
+	// anyone may call it. Not held to `POST_RATE`. The body may be at
+	// most 1000 times that of one post, and at most 64 MiB.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /messages (the `PostMessages` operationId).
+	PostMessagesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostMessages Post many messages at once (server API keys)
+	//
+	// For the chat product's backend: one message to many rooms
+	// (`{"rooms": [...], "text", "user", "metadata"}`, at most 100 rooms), or many
+	// messages (`{"messages": [{"room", "text", "user", "metadata", "reply_to", "idempotency_key"}, ...]}`,
+	// at most 1000). Each message is stored and published atomically in
+	// its room exactly as `postMessage` stores it (the same checks of
+	// `text` and `user`, the same JSON, webhooks included); messages to
+	// one room are stored in the order given. The calls go to Redis as
+	// one pipeline per Redis node, so a batch of 1000 costs a few round
+	// trips in all.
+	//
+	// Every message is checked as `postMessage` checks a body before
+	// anything is stored: a body that is neither shape, names a room of
+	// `rooms` twice, or holds any message a single post would refuse
+	// (a bad room id, `text`, `user` or `idempotency_key`; the `detail`
+	// names it, as `messages[3]: ...`) is a `400` for the whole batch,
+	// which then stores nothing.
+	//
+	// Otherwise the answer is `207` with one result per message, in
+	// order: `201` and the stored `Message`, or the problem the store
+	// answered for this message alone: `400` for a `reply_to` that names
+	// no retained message of the room, `422` for an `idempotency_key`
+	// reused with other content, `503` when Redis could not be reached
+	// (which may hide a stored message: retry with the same key). A
+	// message refused changes nothing for the others.
+	//
+	// Needs a server API key; in open mode (no token key and no API keys)
+	// anyone may call it. Not held to `POST_RATE`. The body may be at
+	// most 1000 times that of one post, and at most 64 MiB.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /messages (the `PostMessages` operationId).
+	PostMessages(ctx context.Context, body PostMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMetrics Prometheus metrics
 	//
@@ -1715,6 +2199,98 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /me/rooms (the `GetMyRooms` operationId).
 func (c *Client) GetMyRooms(ctx context.Context, params *GetMyRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMyRoomsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostMessagesWithBody Post many messages at once (server API keys)
+//
+// For the chat product's backend: one message to many rooms
+// (`{"rooms": [...], "text", "user", "metadata"}`, at most 100 rooms), or many
+// messages (`{"messages": [{"room", "text", "user", "metadata", "reply_to", "idempotency_key"}, ...]}`,
+// at most 1000). Each message is stored and published atomically in
+// its room exactly as `postMessage` stores it (the same checks of
+// `text` and `user`, the same JSON, webhooks included); messages to
+// one room are stored in the order given. The calls go to Redis as
+// one pipeline per Redis node, so a batch of 1000 costs a few round
+// trips in all.
+//
+// Every message is checked as `postMessage` checks a body before
+// anything is stored: a body that is neither shape, names a room of
+// `rooms` twice, or holds any message a single post would refuse
+// (a bad room id, `text`, `user` or `idempotency_key`; the `detail`
+// names it, as `messages[3]: ...`) is a `400` for the whole batch,
+// which then stores nothing.
+//
+// Otherwise the answer is `207` with one result per message, in
+// order: `201` and the stored `Message`, or the problem the store
+// answered for this message alone: `400` for a `reply_to` that names
+// no retained message of the room, `422` for an `idempotency_key`
+// reused with other content, `503` when Redis could not be reached
+// (which may hide a stored message: retry with the same key). A
+// message refused changes nothing for the others.
+//
+// Needs a server API key; in open mode (no token key and no API keys)
+// anyone may call it. Not held to `POST_RATE`. The body may be at
+// most 1000 times that of one post, and at most 64 MiB.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /messages (the `PostMessages` operationId).
+func (c *Client) PostMessagesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMessagesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostMessages Post many messages at once (server API keys)
+//
+// For the chat product's backend: one message to many rooms
+// (`{"rooms": [...], "text", "user", "metadata"}`, at most 100 rooms), or many
+// messages (`{"messages": [{"room", "text", "user", "metadata", "reply_to", "idempotency_key"}, ...]}`,
+// at most 1000). Each message is stored and published atomically in
+// its room exactly as `postMessage` stores it (the same checks of
+// `text` and `user`, the same JSON, webhooks included); messages to
+// one room are stored in the order given. The calls go to Redis as
+// one pipeline per Redis node, so a batch of 1000 costs a few round
+// trips in all.
+//
+// Every message is checked as `postMessage` checks a body before
+// anything is stored: a body that is neither shape, names a room of
+// `rooms` twice, or holds any message a single post would refuse
+// (a bad room id, `text`, `user` or `idempotency_key`; the `detail`
+// names it, as `messages[3]: ...`) is a `400` for the whole batch,
+// which then stores nothing.
+//
+// Otherwise the answer is `207` with one result per message, in
+// order: `201` and the stored `Message`, or the problem the store
+// answered for this message alone: `400` for a `reply_to` that names
+// no retained message of the room, `422` for an `idempotency_key`
+// reused with other content, `503` when Redis could not be reached
+// (which may hide a stored message: retry with the same key). A
+// message refused changes nothing for the others.
+//
+// Needs a server API key; in open mode (no token key and no API keys)
+// anyone may call it. Not held to `POST_RATE`. The body may be at
+// most 1000 times that of one post, and at most 64 MiB.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /messages (the `PostMessages` operationId).
+func (c *Client) PostMessages(ctx context.Context, body PostMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostMessagesRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2558,6 +3134,46 @@ func NewGetMyRoomsRequest(server string, params *GetMyRoomsParams) (*http.Reques
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewPostMessagesRequest calls the generic PostMessages builder with application/json body
+func NewPostMessagesRequest(server string, body PostMessagesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostMessagesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPostMessagesRequestWithBody constructs an http.Request for the PostMessages method, with any body, and a specified content type
+func NewPostMessagesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/messages")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -3418,6 +4034,78 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /me/rooms (the `GetMyRooms` operationId).
 	GetMyRoomsWithResponse(ctx context.Context, params *GetMyRoomsParams, reqEditors ...RequestEditorFn) (*GetMyRoomsResponse, error)
+
+	// PostMessagesWithBodyWithResponse Post many messages at once (server API keys)
+	//
+	// For the chat product's backend: one message to many rooms
+	// (`{"rooms": [...], "text", "user", "metadata"}`, at most 100 rooms), or many
+	// messages (`{"messages": [{"room", "text", "user", "metadata", "reply_to", "idempotency_key"}, ...]}`,
+	// at most 1000). Each message is stored and published atomically in
+	// its room exactly as `postMessage` stores it (the same checks of
+	// `text` and `user`, the same JSON, webhooks included); messages to
+	// one room are stored in the order given. The calls go to Redis as
+	// one pipeline per Redis node, so a batch of 1000 costs a few round
+	// trips in all.
+	//
+	// Every message is checked as `postMessage` checks a body before
+	// anything is stored: a body that is neither shape, names a room of
+	// `rooms` twice, or holds any message a single post would refuse
+	// (a bad room id, `text`, `user` or `idempotency_key`; the `detail`
+	// names it, as `messages[3]: ...`) is a `400` for the whole batch,
+	// which then stores nothing.
+	//
+	// Otherwise the answer is `207` with one result per message, in
+	// order: `201` and the stored `Message`, or the problem the store
+	// answered for this message alone: `400` for a `reply_to` that names
+	// no retained message of the room, `422` for an `idempotency_key`
+	// reused with other content, `503` when Redis could not be reached
+	// (which may hide a stored message: retry with the same key). A
+	// message refused changes nothing for the others.
+	//
+	// Needs a server API key; in open mode (no token key and no API keys)
+	// anyone may call it. Not held to `POST_RATE`. The body may be at
+	// most 1000 times that of one post, and at most 64 MiB.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /messages (the `PostMessages` operationId).
+	PostMessagesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMessagesResponse, error)
+
+	// PostMessagesWithResponse Post many messages at once (server API keys)
+	//
+	// For the chat product's backend: one message to many rooms
+	// (`{"rooms": [...], "text", "user", "metadata"}`, at most 100 rooms), or many
+	// messages (`{"messages": [{"room", "text", "user", "metadata", "reply_to", "idempotency_key"}, ...]}`,
+	// at most 1000). Each message is stored and published atomically in
+	// its room exactly as `postMessage` stores it (the same checks of
+	// `text` and `user`, the same JSON, webhooks included); messages to
+	// one room are stored in the order given. The calls go to Redis as
+	// one pipeline per Redis node, so a batch of 1000 costs a few round
+	// trips in all.
+	//
+	// Every message is checked as `postMessage` checks a body before
+	// anything is stored: a body that is neither shape, names a room of
+	// `rooms` twice, or holds any message a single post would refuse
+	// (a bad room id, `text`, `user` or `idempotency_key`; the `detail`
+	// names it, as `messages[3]: ...`) is a `400` for the whole batch,
+	// which then stores nothing.
+	//
+	// Otherwise the answer is `207` with one result per message, in
+	// order: `201` and the stored `Message`, or the problem the store
+	// answered for this message alone: `400` for a `reply_to` that names
+	// no retained message of the room, `422` for an `idempotency_key`
+	// reused with other content, `503` when Redis could not be reached
+	// (which may hide a stored message: retry with the same key). A
+	// message refused changes nothing for the others.
+	//
+	// Needs a server API key; in open mode (no token key and no API keys)
+	// anyone may call it. Not held to `POST_RATE`. The body may be at
+	// most 1000 times that of one post, and at most 64 MiB.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /messages (the `PostMessages` operationId).
+	PostMessagesWithResponse(ctx context.Context, body PostMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMessagesResponse, error)
 
 	// GetMetricsWithResponse Prometheus metrics
 	//
@@ -4332,6 +5020,151 @@ func (r GetMyRoomsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMyRoomsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PostMessagesResponse207Headers the declared response headers of an HTTP 207 response for PostMessages
+type PostMessagesResponse207Headers struct {
+	XRequestId string
+}
+
+// PostMessagesResponse400Headers the declared response headers of an HTTP 400 response for PostMessages
+type PostMessagesResponse400Headers struct {
+	XRequestId string
+}
+
+// PostMessagesResponse401Headers the declared response headers of an HTTP 401 response for PostMessages
+type PostMessagesResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PostMessagesResponse408Headers the declared response headers of an HTTP 408 response for PostMessages
+type PostMessagesResponse408Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PostMessagesResponse413Headers the declared response headers of an HTTP 413 response for PostMessages
+type PostMessagesResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PostMessagesResponse415Headers the declared response headers of an HTTP 415 response for PostMessages
+type PostMessagesResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PostMessagesResponse500Headers the declared response headers of an HTTP 500 response for PostMessages
+type PostMessagesResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+type PostMessagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON207 the response for an HTTP 207 `application/json` response
+	JSON207 *BatchResults
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidBatch
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *BodyTimeout
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *BodyTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// Headers207 the parsed response headers for an HTTP 207 response
+	Headers207 *PostMessagesResponse207Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PostMessagesResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PostMessagesResponse401Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *PostMessagesResponse408Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PostMessagesResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PostMessagesResponse415Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PostMessagesResponse500Headers
+}
+
+// GetJSON207 returns the response for an HTTP 207 `application/json` response
+func (r PostMessagesResponse) GetJSON207() *BatchResults {
+	return r.JSON207
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostMessagesResponse) GetApplicationproblemJSON400() *InvalidBatch {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostMessagesResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PostMessagesResponse) GetApplicationproblemJSON408() *BodyTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PostMessagesResponse) GetApplicationproblemJSON413() *BodyTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PostMessagesResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PostMessagesResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PostMessagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostMessagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostMessagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostMessagesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6312,6 +7145,90 @@ func (c *ClientWithResponses) GetMyRoomsWithResponse(ctx context.Context, params
 	return ParseGetMyRoomsResponse(rsp)
 }
 
+// PostMessagesWithBodyWithResponse Post many messages at once (server API keys)
+//
+// For the chat product's backend: one message to many rooms
+// (`{"rooms": [...], "text", "user", "metadata"}`, at most 100 rooms), or many
+// messages (`{"messages": [{"room", "text", "user", "metadata", "reply_to", "idempotency_key"}, ...]}`,
+// at most 1000). Each message is stored and published atomically in
+// its room exactly as `postMessage` stores it (the same checks of
+// `text` and `user`, the same JSON, webhooks included); messages to
+// one room are stored in the order given. The calls go to Redis as
+// one pipeline per Redis node, so a batch of 1000 costs a few round
+// trips in all.
+//
+// Every message is checked as `postMessage` checks a body before
+// anything is stored: a body that is neither shape, names a room of
+// `rooms` twice, or holds any message a single post would refuse
+// (a bad room id, `text`, `user` or `idempotency_key`; the `detail`
+// names it, as `messages[3]: ...`) is a `400` for the whole batch,
+// which then stores nothing.
+//
+// Otherwise the answer is `207` with one result per message, in
+// order: `201` and the stored `Message`, or the problem the store
+// answered for this message alone: `400` for a `reply_to` that names
+// no retained message of the room, `422` for an `idempotency_key`
+// reused with other content, `503` when Redis could not be reached
+// (which may hide a stored message: retry with the same key). A
+// message refused changes nothing for the others.
+//
+// Needs a server API key; in open mode (no token key and no API keys)
+// anyone may call it. Not held to `POST_RATE`. The body may be at
+// most 1000 times that of one post, and at most 64 MiB.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /messages (the `PostMessages` operationId).
+func (c *ClientWithResponses) PostMessagesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostMessagesResponse, error) {
+	rsp, err := c.PostMessagesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostMessagesResponse(rsp)
+}
+
+// PostMessagesWithResponse Post many messages at once (server API keys)
+//
+// For the chat product's backend: one message to many rooms
+// (`{"rooms": [...], "text", "user", "metadata"}`, at most 100 rooms), or many
+// messages (`{"messages": [{"room", "text", "user", "metadata", "reply_to", "idempotency_key"}, ...]}`,
+// at most 1000). Each message is stored and published atomically in
+// its room exactly as `postMessage` stores it (the same checks of
+// `text` and `user`, the same JSON, webhooks included); messages to
+// one room are stored in the order given. The calls go to Redis as
+// one pipeline per Redis node, so a batch of 1000 costs a few round
+// trips in all.
+//
+// Every message is checked as `postMessage` checks a body before
+// anything is stored: a body that is neither shape, names a room of
+// `rooms` twice, or holds any message a single post would refuse
+// (a bad room id, `text`, `user` or `idempotency_key`; the `detail`
+// names it, as `messages[3]: ...`) is a `400` for the whole batch,
+// which then stores nothing.
+//
+// Otherwise the answer is `207` with one result per message, in
+// order: `201` and the stored `Message`, or the problem the store
+// answered for this message alone: `400` for a `reply_to` that names
+// no retained message of the room, `422` for an `idempotency_key`
+// reused with other content, `503` when Redis could not be reached
+// (which may hide a stored message: retry with the same key). A
+// message refused changes nothing for the others.
+//
+// Needs a server API key; in open mode (no token key and no API keys)
+// anyone may call it. Not held to `POST_RATE`. The body may be at
+// most 1000 times that of one post, and at most 64 MiB.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /messages (the `PostMessages` operationId).
+func (c *ClientWithResponses) PostMessagesWithResponse(ctx context.Context, body PostMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMessagesResponse, error) {
+	rsp, err := c.PostMessages(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostMessagesResponse(rsp)
+}
+
 // GetMetricsWithResponse Prometheus metrics
 //
 // The process's metrics in the Prometheus text exposition format (or
@@ -7529,6 +8446,238 @@ func ParseGetMyRoomsResponse(rsp *http.Response) (*GetMyRoomsResponse, error) {
 			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePostMessagesResponse parses an HTTP response from a PostMessagesWithResponse call
+func ParsePostMessagesResponse(rsp *http.Response) (*PostMessagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostMessagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 207:
+		var dest BatchResults
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON207 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidBatch
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest BodyTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 207:
+		var headers PostMessagesResponse207Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers207 = &headers
+	case rsp.StatusCode == 400:
+		var headers PostMessagesResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PostMessagesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 408:
+		var headers PostMessagesResponse408Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 413:
+		var headers PostMessagesResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PostMessagesResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 500:
+		var headers PostMessagesResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
 	}
 
 	return response, nil

@@ -52,6 +52,7 @@ type config struct {
 	publishers int
 	rate       int
 	maxRate    bool // post back to back instead of at rate
+	batch      int  // post this many messages per POST /messages; 0: one per POST /rooms/{room}/messages
 	duration   time.Duration
 	drain      time.Duration
 	settle     time.Duration
@@ -108,6 +109,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.redisPID, "redis-pid", 0, "process id of redis-server, to report its CPU time too")
 	fs.StringVar(&cfg.preset, "preset", "", "a named scenario: "+strings.Join(presetNames(), ", ")+
 		"; flags given explicitly override its values")
+	fs.IntVar(&cfg.batch, "batch", 0, "post this many messages per request through POST /messages (a server API key's batch; the server must run in open mode); 0: single posts")
 	fs.BoolVar(&cfg.maxRate, "max-rate", false, "post as fast as the server answers instead of at -rate")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", "", "127.0.0.1:port of the server's Redis, to report its clients and command counts")
 	fs.IntVar(&cfg.behind, "resume-behind", 0, "storm: post this many messages per room first, then open every stream at once resuming that far behind while posting continues at -rate")
@@ -164,6 +166,8 @@ func parseFlags(args []string) (config, error) {
 		{!cfg.h2 || u.Scheme == "https", "-h2 needs an https:// -url"},
 		{cfg.streamsPerConn >= 0 && (cfg.streamsPerConn == 0 || cfg.h2), "-streams-per-conn needs -h2 and must be 0 or more"},
 		{cfg.stalled == 0 || u.Scheme == "http", "-stalled needs an http:// -url"},
+		{cfg.batch >= 0 && cfg.batch <= 1000, "-batch must be 0 to 1000"},
+		{cfg.batch == 0 || cfg.behind == 0, "-batch and -resume-behind do not go together"},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -57,7 +57,9 @@ func publish(ctx context.Context, cfg config, rooms []string) publishResult {
 		wg.Go(func() {
 			var mine publishResult
 			mine.failures = map[string]int{}
-			for k := int64(p); k < total; k += int64(cfg.publishers) {
+			// With -batch, k is the first message of a batch of them.
+			step := int64(max(cfg.batch, 1))
+			for k := int64(p) * step; k < total; k += int64(cfg.publishers) * step {
 				if cfg.maxRate {
 					if ctx.Err() != nil || time.Since(start) >= cfg.duration {
 						break
@@ -65,9 +67,23 @@ func publish(ctx context.Context, cfg config, rooms []string) publishResult {
 				} else if !waitUntil(ctx, start.Add(time.Duration(float64(k)*period))) {
 					break
 				}
+				sent := time.Now()
+				if cfg.batch > 0 {
+					n := min(step, total-k)
+					mine.sent += int(n)
+					acks, err := postBatch(ctx, client, cfg.url.String()+"/messages", sent, k, n, rooms, padding)
+					if err != nil {
+						mine.failures[err.Error()] += int(n)
+						continue
+					}
+					mine.acks = append(mine.acks, acks...)
+					for range acks {
+						mine.latencies = append(mine.latencies, int64(time.Since(sent)))
+					}
+					continue
+				}
 				room := int(k % int64(len(rooms)))
 				mine.sent++
-				sent := time.Now()
 				a, err := post(ctx, client, cfg.url.String()+"/rooms/"+rooms[room]+"/messages", sent, k, padding)
 				if err != nil {
 					mine.failures[err.Error()]++
@@ -108,32 +124,84 @@ func waitUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// post sends one message whose text starts with its send time, so that the
-// streams can measure its latency, and returns the id the server gave it.
-// Errors are short and stable, since they are counted by text.
-func post(ctx context.Context, client *http.Client, url string, sent time.Time, k int64, padding string) (ack, error) {
-	text := "lt:" + strconv.FormatInt(sent.UnixNano(), 10) + ":" + strconv.FormatInt(k, 10) + ":"
-	text += padding[:max(len(padding)-len(text), 1)]
-	body, err := json.Marshal(map[string]string{"user": "load", "text": text})
-	if err != nil {
-		return ack{}, fmt.Errorf("encode: %w", err)
+// postBatch sends messages k to k+n-1 (message i to room i%len(rooms)) as
+// one POST /messages and returns the ids of those the server stored.
+func postBatch(ctx context.Context, client *http.Client, url string, sent time.Time, k, n int64, rooms []string, padding string) ([]ack, error) {
+	items := make([]map[string]string, n)
+	for i := range n {
+		items[i] = map[string]string{"room": rooms[(k+i)%int64(len(rooms))], "user": "load", "text": loadText(sent, k+i, padding)}
 	}
+	body, err := json.Marshal(map[string]any{"messages": items})
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	reply, status, err := send(ctx, client, url, body, 64<<20)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusMultiStatus {
+		return nil, fmt.Errorf("status %d", status)
+	}
+	var results struct {
+		Results []struct {
+			Status  int
+			Message struct{ ID string }
+		}
+	}
+	if err := json.Unmarshal(reply, &results); err != nil || int64(len(results.Results)) != n {
+		return nil, fmt.Errorf("reply is not a batch result")
+	}
+	acks := make([]ack, 0, n)
+	for i, r := range results.Results {
+		epoch, seq, ok := parseID([]byte(r.Message.ID))
+		if r.Status != http.StatusCreated || !ok {
+			continue // counted as lost by the report: sent but not acknowledged
+		}
+		acks = append(acks, ack{room: int((k + int64(i)) % int64(len(rooms))), epoch: epoch, seq: seq})
+	}
+	return acks, nil
+}
+
+// loadText is message k's text: its send time first, so that the streams
+// can measure its latency, padded to the -size.
+func loadText(sent time.Time, k int64, padding string) string {
+	text := "lt:" + strconv.FormatInt(sent.UnixNano(), 10) + ":" + strconv.FormatInt(k, 10) + ":"
+	return text + padding[:max(len(padding)-len(text), 1)]
+}
+
+// send posts a JSON body and returns the reply's status and body.
+func send(ctx context.Context, client *http.Client, url string, body []byte, limit int64) ([]byte, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return ack{}, fmt.Errorf("new request: %w", err)
+		return nil, 0, fmt.Errorf("new request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return ack{}, fmt.Errorf("transport error")
+		return nil, 0, fmt.Errorf("transport error")
 	}
 	defer resp.Body.Close()
-	reply, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
-		return ack{}, fmt.Errorf("reading the reply")
+		return nil, 0, fmt.Errorf("reading the reply")
 	}
-	if resp.StatusCode != http.StatusCreated {
-		return ack{}, fmt.Errorf("status %d", resp.StatusCode)
+	return reply, resp.StatusCode, nil
+}
+
+// post sends one message whose text starts with its send time, so that the
+// streams can measure its latency, and returns the id the server gave it.
+// Errors are short and stable, since they are counted by text.
+func post(ctx context.Context, client *http.Client, url string, sent time.Time, k int64, padding string) (ack, error) {
+	body, err := json.Marshal(map[string]string{"user": "load", "text": loadText(sent, k, padding)})
+	if err != nil {
+		return ack{}, fmt.Errorf("encode: %w", err)
+	}
+	reply, status, err := send(ctx, client, url, body, 64<<10)
+	if err != nil {
+		return ack{}, err
+	}
+	if status != http.StatusCreated {
+		return ack{}, fmt.Errorf("status %d", status)
 	}
 	var stored struct {
 		ID string `json:"id"`

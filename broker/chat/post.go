@@ -21,3 +21,11 @@ type Posted struct {
 	JSON     []byte // the message exactly as history and streams serve it
 	Replayed bool   // true when an earlier post with the same idempotency key stored it
 }
+
+// PostResult is the outcome of one post of a batch: the stored message, or
+// why it was not stored (ErrIdempotencyConflict, an error wrapping
+// ErrUnavailable, …).
+type PostResult struct {
+	Posted Posted
+	Err    error
+}

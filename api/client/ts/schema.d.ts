@@ -563,6 +563,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Post many messages at once (server API keys)
+         * @description For the chat product's backend: one message to many rooms
+         *     (`{"rooms": [...], "text", "user", "metadata"}`, at most 100 rooms), or many
+         *     messages (`{"messages": [{"room", "text", "user", "metadata", "reply_to", "idempotency_key"}, ...]}`,
+         *     at most 1000). Each message is stored and published atomically in
+         *     its room exactly as `postMessage` stores it (the same checks of
+         *     `text` and `user`, the same JSON, webhooks included); messages to
+         *     one room are stored in the order given. The calls go to Redis as
+         *     one pipeline per Redis node, so a batch of 1000 costs a few round
+         *     trips in all.
+         *
+         *     Every message is checked as `postMessage` checks a body before
+         *     anything is stored: a body that is neither shape, names a room of
+         *     `rooms` twice, or holds any message a single post would refuse
+         *     (a bad room id, `text`, `user` or `idempotency_key`; the `detail`
+         *     names it, as `messages[3]: ...`) is a `400` for the whole batch,
+         *     which then stores nothing.
+         *
+         *     Otherwise the answer is `207` with one result per message, in
+         *     order: `201` and the stored `Message`, or the problem the store
+         *     answered for this message alone: `400` for a `reply_to` that names
+         *     no retained message of the room, `422` for an `idempotency_key`
+         *     reused with other content, `503` when Redis could not be reached
+         *     (which may hide a stored message: retry with the same key). A
+         *     message refused changes nothing for the others.
+         *
+         *     Needs a server API key; in open mode (no token key and no API keys)
+         *     anyone may call it. Not held to `POST_RATE`. The body may be at
+         *     most 1000 times that of one post, and at most 64 MiB.
+         */
+        post: operations["postMessages"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -762,29 +809,8 @@ export interface components {
         MessageId: string;
         /** @description A message to post. */
         NewMessage: {
-            /**
-             * @description The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
-             *     (default 4096) once encoded as UTF-8, with at least one
-             *     character that is not Unicode `White_Space` (those the pattern
-             *     lists): an empty text, or one of white space only, which would
-             *     show as an empty message, is a `400`. An escaped UTF-16
-             *     surrogate that is not half of a pair (`"\ud800"`) is a `400`,
-             *     in `text` and `user`: it is no character, and the server never
-             *     stores something other than what was posted.
-             * @example Hello, room!
-             */
-            text: string;
-            /**
-             * @description The sender's display name: 1 to 64 printable characters (Unicode
-             *     letters, marks, numbers, punctuation, symbols and the ASCII space).
-             *     The pattern refuses the control, format, separator (but the
-             *     space) and private-use characters of the Basic Multilingual
-             *     Plane; the server checks the Unicode categories exactly.
-             *     Defaults to `anonymous`. With authentication, leave it out: the
-             *     token's subject is the user, and any other name is a `403`.
-             * @example ada
-             */
-            user?: string;
+            text: components["schemas"]["MessageText"];
+            user?: components["schemas"]["UserName"];
             metadata?: components["schemas"]["Metadata"];
             /**
              * @description The id of the message of this room that this one answers. It
@@ -793,6 +819,29 @@ export interface components {
              */
             reply_to?: components["schemas"]["MessageId"];
         };
+        /**
+         * @description The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+         *     (default 4096) once encoded as UTF-8, with at least one
+         *     character that is not Unicode `White_Space` (those the pattern
+         *     lists): an empty text, or one of white space only, which would
+         *     show as an empty message, is a `400`. An escaped UTF-16
+         *     surrogate that is not half of a pair (`"\ud800"`) is a `400`,
+         *     in `text` and `user`: it is no character, and the server never
+         *     stores something other than what was posted.
+         * @example Hello, room!
+         */
+        MessageText: string;
+        /**
+         * @description The sender's display name: 1 to 64 printable characters (Unicode
+         *     letters, marks, numbers, punctuation, symbols and the ASCII space).
+         *     The pattern refuses the control, format, separator (but the
+         *     space) and private-use characters of the Basic Multilingual
+         *     Plane; the server checks the Unicode categories exactly.
+         *     Defaults to `anonymous`. With authentication, leave it out: the
+         *     token's subject is the user, and any other name is a `403`.
+         * @example ada
+         */
+        UserName: string;
         /**
          * @description Whatever the chat product attaches to a message (attachments,
          *     mentions, formatting): a JSON object of at most `MAX_METADATA_BYTES`
@@ -1101,6 +1150,60 @@ export interface components {
             /** @description The token's subject. */
             user: string;
         };
+        /** @description One message to many rooms (`postMessages`). */
+        Broadcast: {
+            /** @description The rooms, each once. */
+            rooms: components["schemas"]["RoomId"][];
+            text: components["schemas"]["MessageText"];
+            user?: components["schemas"]["UserName"];
+            metadata?: components["schemas"]["Metadata"];
+        };
+        /** @description Many messages (`postMessages`). */
+        MessageBatch: {
+            messages: components["schemas"]["BatchMessage"][];
+        };
+        /**
+         * @description One message of a batch: a `NewMessage` with its room and, optionally,
+         *     the idempotency key a single post sends as `Idempotency-Key`. The
+         *     user defaults to `system`.
+         */
+        BatchMessage: {
+            room: components["schemas"]["RoomId"];
+            text: components["schemas"]["MessageText"];
+            user?: components["schemas"]["UserName"];
+            metadata?: components["schemas"]["Metadata"];
+            /**
+             * @description As in `NewMessage`; one that names no retained message of the
+             *     room refuses this message alone (`400` in its result).
+             */
+            reply_to?: components["schemas"]["MessageId"];
+            /** @description As `Idempotency-Key` of `postMessage`, per room and user. */
+            idempotency_key?: string;
+        };
+        BatchResults: {
+            /** @description One per message of the request, in its order. */
+            results: components["schemas"]["BatchResult"][];
+        };
+        /**
+         * @description The outcome of one message: `201` with the stored `message`
+         *     (`replayed: true` when an earlier message under the same
+         *     `idempotency_key` was stored, and nothing new), or the `status`
+         *     and `problem` the store refused it with.
+         */
+        BatchResult: {
+            /** @enum {integer} */
+            status: 201 | 400 | 422 | 503;
+            /** @constant */
+            replayed?: true;
+            message?: components["schemas"]["Message"];
+            problem?: components["schemas"]["Problem"];
+        } & ({
+            /** @constant */
+            status?: 201;
+        } | {
+            /** @enum {unknown} */
+            status?: 400 | 422 | 503;
+        });
         /** @description RFC 9457 problem details. */
         Problem: {
             /**
@@ -1178,6 +1281,29 @@ export interface components {
                  *       "title": "Invalid message",
                  *       "status": 400,
                  *       "detail": "\"text\" is required"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description A body that is not one `Broadcast` or `MessageBatch`, names a
+         *     room twice, or holds a message that a single post would refuse
+         *     (`invalid-body`; the `detail` names the message). Nothing is
+         *     stored.
+         */
+        InvalidBatch: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-body",
+                 *       "title": "Invalid batch",
+                 *       "status": 400,
+                 *       "detail": "the body needs \"rooms\" (one message to many rooms) or \"messages\""
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -2449,6 +2575,64 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
+        };
+    };
+    postMessages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Broadcast"] | components["schemas"]["MessageBatch"];
+            };
+        };
+        responses: {
+            /** @description One result per message, in the order of the request. */
+            207: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "results": [
+                     *         {
+                     *           "status": 201,
+                     *           "message": {
+                     *             "id": "mjuohs00-42",
+                     *             "seq": 42,
+                     *             "room": "lobby",
+                     *             "user": "system",
+                     *             "text": "Maintenance at five.",
+                     *             "time": "2026-01-01T09:30:00.123Z",
+                     *             "version": 1
+                     *           }
+                     *         },
+                     *         {
+                     *           "status": 422,
+                     *           "problem": {
+                     *             "type": "urn:roomcast:problem:idempotency-conflict",
+                     *             "title": "Idempotency key reused",
+                     *             "status": 422,
+                     *             "detail": "this Idempotency-Key was already used for a message with other content"
+                     *           }
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BatchResults"];
+                };
+            };
+            400: components["responses"]["InvalidBatch"];
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["BodyTimeout"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["Internal"];
         };
     };
     healthz: {
