@@ -21,6 +21,7 @@ func TestUserPatternMatchesValidUsers(t *testing.T) {
 	var spec struct {
 		Components struct {
 			Schemas map[string]struct {
+				Pattern    string `yaml:"pattern"`
 				Properties map[string]struct {
 					Pattern string `yaml:"pattern"`
 				} `yaml:"properties"`
@@ -32,8 +33,12 @@ func TestUserPatternMatchesValidUsers(t *testing.T) {
 	}
 	// JSON Schema patterns are ECMA-262; Go's regexp spells \uXXXX as \x{XXXX}.
 	toGo := regexp.MustCompile(`\\u([0-9A-Fa-f]{4})`)
-	for _, schema := range []string{"NewMessage", "Message"} {
-		pattern := spec.Components.Schemas[schema].Properties["user"].Pattern
+	// UserName is the user of posts and batches; Message spells its own.
+	for _, schema := range []string{"UserName", "Message"} {
+		pattern := spec.Components.Schemas[schema].Pattern
+		if schema == "Message" {
+			pattern = spec.Components.Schemas[schema].Properties["user"].Pattern
+		}
 		if pattern == "" {
 			t.Fatalf("%s.user has no pattern", schema)
 		}
