@@ -23,9 +23,9 @@ import (
 // (api/web/sharedstream.js): three tabs of one user in one room make one
 // stream on the server, a message reaches all three, and when the tab that
 // holds the stream closes, another takes over, so that a message posted
-// meanwhile reaches the other two exactly once. Eight tabs, more than the
-// six connections a browser allows per host over HTTP/1.1, all connect and
-// all receive.
+// meanwhile reaches the other two exactly once. Without Web Locks each tab
+// has a stream of its own. Eight tabs, more than the six connections a
+// browser allows per host over HTTP/1.1, all connect and all receive.
 func TestChatPageTabs(t *testing.T) {
 	rs := redistest.Start(t)
 	browser := startBrowser(t)
@@ -79,6 +79,19 @@ func TestChatPageTabs(t *testing.T) {
 		}
 	})
 
+	t.Run("WithoutWebLocks", func(t *testing.T) {
+		srv := startServer(t, serverConfig{Redis: rs})
+		const room = "tabs-alone"
+		tabs := openTabs(t, browser, srv.URL, "ugo", room, 2, `delete Navigator.prototype.locks;`)
+		// Each tab holds a stream of its own, as before sharedstream.js.
+		awaitStreams(t, srv, 2)
+		postHTTP(t, srv.URL, room, "to both")
+		for _, p := range tabs {
+			p.awaitRoomText(room, "to both")
+			checkLeader(t, []*chatPage{p})
+		}
+	})
+
 	t.Run("MoreTabsThanConnections", func(t *testing.T) {
 		srv := startServer(t, serverConfig{Redis: rs})
 		const room = "many-tabs"
@@ -93,14 +106,19 @@ func TestChatPageTabs(t *testing.T) {
 }
 
 // openTabs opens n tabs of the chat page in browser, all joined to room as
-// user, with their EventSources counted (streamCounter), and waits until
-// each shows its stream connected.
-func openTabs(t *testing.T, browser context.Context, base, user, room string, n int) []*chatPage {
+// user, with their EventSources counted (streamCounter) and the scripts
+// given run first, and waits until each shows its stream connected.
+func openTabs(t *testing.T, browser context.Context, base, user, room string, n int, scripts ...string) []*chatPage {
 	t.Helper()
 	count := chromedp.Func(func(ctx context.Context, target *chromedp.Target) error {
-		_, err := cdp.Call(ctx, target, page.AddScriptToEvaluateOnNewDocument,
-			page.AddScriptToEvaluateOnNewDocumentParams{Source: streamCounter})
-		return err
+		for _, script := range append(scripts, streamCounter) {
+			_, err := cdp.Call(ctx, target, page.AddScriptToEvaluateOnNewDocument,
+				page.AddScriptToEvaluateOnNewDocumentParams{Source: script})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	address := base + "/#" + url.Values{"room": {room}, "name": {user}}.Encode()
 	tabs := make([]*chatPage, n)

@@ -76,11 +76,18 @@ export class Stream {
     } else {
       query.set('user', s.user);
     }
+    // The events of the server's that the page shows besides messages:
+    // the tab that holds the stream relays these to the others.
+    const named = {
+      reset: this.reset,
+      join: (ev) => this.presence('join', ev),
+      leave: (ev) => this.presence('leave', ev),
+      typing: this.typing,
+    };
     // The cursor is not part of the address: tabs at different points of
     // the same rooms share one stream, which resumes from it as
     // last_event_id.
-    const es = new SharedEventSource(`/stream?${query}`,
-      { lastEventId: from, events: ['reset', 'join', 'leave', 'typing'] });
+    const es = new SharedEventSource(`/stream?${query}`, { lastEventId: from, events: Object.keys(named) });
     this.source = es;
     this.rooms = rooms;
     this.covered = new Set(from ? Array.from(this.cursorRooms).filter((r) => rooms.includes(r)) : []);
@@ -96,10 +103,9 @@ export class Stream {
     });
     on('open', this.opened);
     on('message', this.message);
-    on('reset', this.reset);
-    on('join', (ev) => this.presence('join', ev));
-    on('leave', (ev) => this.presence('leave', ev));
-    on('typing', this.typing);
+    for (const [type, handle] of Object.entries(named)) {
+      on(type, handle);
+    }
     on('error', this.failed);
   }
 
