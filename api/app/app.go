@@ -195,12 +195,16 @@ func (a *App) WaitStarted(ctx context.Context) error {
 	return a.Control.WaitStarted(ctx)
 }
 
-// ready is nil while Redis answers and live delivery works.
+// ready is nil while Redis answers, live delivery works and bans and
+// revocations reach this instance.
 func (a *App) ready(ctx context.Context) error {
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis ping: %w", err)
 	}
-	return a.Hub.Ready()
+	if err := a.Hub.Ready(); err != nil {
+		return err
+	}
+	return a.Control.Ready()
 }
 
 // AwaitRedis pings rdb with backoff until it answers or ctx ends, logging

@@ -1628,8 +1628,9 @@ type ClientInterface interface {
 
 	// Readyz Readiness probe
 	//
-	// Answers 200 while Redis answers and live delivery works, so that the
-	// instance can take traffic; 503 otherwise.
+	// Answers 200 while Redis answers, live delivery works and the
+	// instance hears bans and revocations (its control subscription), so
+	// that it can take traffic; 503 otherwise.
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2342,8 +2343,9 @@ func (c *Client) GetOpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) 
 
 // Readyz Readiness probe
 //
-// Answers 200 while Redis answers and live delivery works, so that the
-// instance can take traffic; 503 otherwise.
+// Answers 200 while Redis answers, live delivery works and the
+// instance hears bans and revocations (its control subscription), so
+// that it can take traffic; 503 otherwise.
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4132,8 +4134,9 @@ type ClientWithResponsesInterface interface {
 
 	// ReadyzWithResponse Readiness probe
 	//
-	// Answers 200 while Redis answers and live delivery works, so that the
-	// instance can take traffic; 503 otherwise.
+	// Answers 200 while Redis answers, live delivery works and the
+	// instance hears bans and revocations (its control subscription), so
+	// that it can take traffic; 503 otherwise.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -7266,8 +7269,9 @@ func (c *ClientWithResponses) GetOpenAPIWithResponse(ctx context.Context, reqEdi
 
 // ReadyzWithResponse Readiness probe
 //
-// Answers 200 while Redis answers and live delivery works, so that the
-// instance can take traffic; 503 otherwise.
+// Answers 200 while Redis answers, live delivery works and the
+// instance hears bans and revocations (its control subscription), so
+// that it can take traffic; 503 otherwise.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -17,6 +17,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -62,6 +63,7 @@ type Watcher struct {
 
 	started     chan struct{}
 	startedOnce sync.Once
+	health      atomic.Pointer[error] // nil while subscribed and the state is read
 
 	mu    sync.RWMutex
 	bans  map[banKey]chat.Ban
@@ -117,6 +119,25 @@ func (w *Watcher) Revoked(user, jti string, iat time.Time) bool {
 	return false
 }
 
+// ErrNotReady wraps the reason the watcher is not subscribed: bans and
+// revocations made meanwhile do not reach this instance until it is
+// again.
+var ErrNotReady = errors.New("control subscription down")
+
+// Ready is nil while the watcher is subscribed and has read the state;
+// before the first read and after a failure it wraps ErrNotReady.
+func (w *Watcher) Ready() error {
+	select {
+	case <-w.started:
+	default:
+		return fmt.Errorf("%w: not started", ErrNotReady)
+	}
+	if err := w.health.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
 // WaitStarted blocks until the state has been read once, or ctx ends.
 func (w *Watcher) WaitStarted(ctx context.Context) error {
 	select {
@@ -139,6 +160,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		if subscribed {
 			wait = 50 * time.Millisecond
 		}
+		down := fmt.Errorf("%w: %w", ErrNotReady, err)
+		w.health.Store(&down)
 		w.log.Warn("control subscription lost; reconnecting", "err", err)
 		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
 		select {
@@ -170,6 +193,7 @@ func (w *Watcher) session(ctx context.Context) (subscribed bool, _ error) {
 	if err := w.reload(ctx); err != nil {
 		return false, err
 	}
+	w.health.Store(nil)
 	w.startedOnce.Do(func() { close(w.started) })
 	pinged := false
 	for {

@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -142,7 +143,24 @@ func TestWatcherRereadsAfterReconnect(t *testing.T) {
 	srv := redistest.Start(t)
 	store := &fakeStore{}
 	w, changes := startWatcher(t, srv, store)
+	if err := w.Ready(); err != nil {
+		t.Fatalf("Ready = %v after the first read, want nil", err)
+	}
 	srv.Kill()
+	waitReady := func(want bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for (w.Ready() == nil) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("Ready = %v, want ready %v", w.Ready(), want)
+			}
+			time.Sleep(5 * time.Millisecond) // polling with a deadline
+		}
+	}
+	waitReady(false)
+	if !errors.Is(w.Ready(), control.ErrNotReady) {
+		t.Fatalf("Ready = %v, want ErrNotReady", w.Ready())
+	}
 	now := time.Now()
 	store.set([]chat.Ban{{Room: "r", User: "bob", At: now}},
 		[]chat.Revocation{{JTI: "t-1", Expires: now.Add(time.Hour)}})
@@ -161,4 +179,5 @@ func TestWatcherRereadsAfterReconnect(t *testing.T) {
 	if !w.Revoked("ann", "t-1", now) {
 		t.Fatal("token t-1 not revoked after the re-read")
 	}
+	waitReady(true)
 }

@@ -639,8 +639,9 @@ export interface paths {
         };
         /**
          * Readiness probe
-         * @description Answers 200 while Redis answers and live delivery works, so that the
-         *     instance can take traffic; 503 otherwise.
+         * @description Answers 200 while Redis answers, live delivery works and the
+         *     instance hears bans and revocations (its control subscription), so
+         *     that it can take traffic; 503 otherwise.
          */
         get: operations["readyz"];
         put?: never;
