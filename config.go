@@ -35,6 +35,7 @@ type config struct {
 	HistoryMax            int           `env:"HISTORY_MAX" envDefault:"1000" help:"messages kept per room"`
 	MaxMessageBytes       int           `env:"MAX_MESSAGE_BYTES" envDefault:"4096" help:"largest message text in bytes"`
 	MaxMetadataBytes      int           `env:"MAX_METADATA_BYTES" envDefault:"2048" help:"largest metadata object of a message in bytes, as compact JSON"`
+	EditWindow            time.Duration `env:"EDIT_WINDOW" envDefault:"0s" help:"how long authors may edit and delete their messages (moderators always may); 0s: for ever"`
 	IdempotencyTTL        time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h" help:"how long an Idempotency-Key is remembered"`
 	RoomTTL               time.Duration `env:"ROOM_TTL" envDefault:"0s" help:"how long a room and its history are kept after its last post; 0s keeps rooms for ever"`
 	HeartbeatInterval     time.Duration `env:"HEARTBEAT_INTERVAL" envDefault:"15s" help:"interval of keep-alive comments on streams"`
@@ -124,6 +125,7 @@ func parseConfig(environ []string) (config, error) {
 		{cfg.HistoryMax >= 1 && cfg.HistoryMax <= 1_000_000, "HISTORY_MAX", "1 to 1000000"},
 		{cfg.MaxMessageBytes >= 1 && cfg.MaxMessageBytes <= 1<<20, "MAX_MESSAGE_BYTES", "1 to 1048576"},
 		{cfg.MaxMetadataBytes >= 2 && cfg.MaxMetadataBytes <= 1<<20, "MAX_METADATA_BYTES", "2 to 1048576"},
+		{cfg.EditWindow >= 0, "EDIT_WINDOW", "0s or a positive duration"},
 		{cfg.ClientBuffer >= 1 && cfg.ClientBuffer <= 100_000, "CLIENT_BUFFER", "1 to 100000"},
 		{cfg.RedisTimeout > 0, "REDIS_TIMEOUT", "a positive duration"},
 		{cfg.IdempotencyTTL >= time.Second, "IDEMPOTENCY_TTL", "at least 1s"},

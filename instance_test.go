@@ -215,7 +215,7 @@ func checkServes(t *testing.T, in *instance) {
 	stream.want(t, "data: "+string(posted))
 
 	resp, body := in.request(t, http.MethodGet, "/rooms/lobby/messages", "")
-	if want := `{"messages":[` + string(posted) + "],\"has_more\":false}\n"; resp.StatusCode != http.StatusOK || string(body) != want {
+	if want := `{"messages":[` + string(posted) + `],"has_more":false,"position":"` + m.ID + "\"}\n"; resp.StatusCode != http.StatusOK || string(body) != want {
 		t.Fatalf("history = %d %s, want %s", resp.StatusCode, body, want)
 	}
 	for _, path := range []string{"/healthz", "/readyz", "/openapi.yaml"} {

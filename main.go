@@ -92,7 +92,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 	a := app.New(rdb, app.Options{
 		KeyPrefix: cfg.KeyPrefix, HistoryMax: cfg.HistoryMax, IdempotencyTTL: cfg.IdempotencyTTL, RoomTTL: cfg.RoomTTL,
 		RedisTimeout: cfg.RedisTimeout, ClientBuffer: cfg.ClientBuffer, DeliveryCheckInterval: cfg.DeliveryCheckInterval,
-		MaxMessageBytes: cfg.MaxMessageBytes, MaxMetadataBytes: cfg.MaxMetadataBytes, HeartbeatInterval: cfg.HeartbeatInterval, SSERetry: cfg.SSERetry,
+		MaxMessageBytes: cfg.MaxMessageBytes, MaxMetadataBytes: cfg.MaxMetadataBytes, EditWindow: cfg.EditWindow, HeartbeatInterval: cfg.HeartbeatInterval, SSERetry: cfg.SSERetry,
 		StreamWriteTimeout: cfg.StreamWriteTimeout, StreamFlushDelay: cfg.StreamFlushDelay,
 		BrokerMode: cfg.BrokerMode, Security: sec, Spec: spec, Logger: log,
 		// Presence is reported once per stream heartbeat: it has no

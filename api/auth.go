@@ -28,8 +28,9 @@ const (
 	readAccess access = iota
 	writeAccess
 	moderateAccess
-	anyRoom    // the token only; the handler checks the rooms
-	serverOnly // a server API key only (in open mode without keys: anyone)
+	changeAccess // an edit or delete: write (the author's own) or moderate
+	anyRoom      // the token only; the handler checks the rooms
+	serverOnly   // a server API key only (in open mode without keys: anyone)
 )
 
 const (
@@ -106,6 +107,9 @@ func (h *Handler) checkToken(c echo.Context, need access, stream bool) error {
 	if need == moderateAccess && !claims.Rooms.CanModerate(room) {
 		return forbidden(c, "the token does not allow moderating this room")
 	}
+	if need == changeAccess && !claims.Rooms.CanWrite(room) && !claims.Rooms.CanModerate(room) {
+		return forbidden(c, "the token does not allow changing messages in this room")
+	}
 	c.Set(claimsKey, claims)
 	return nil
 }
@@ -130,14 +134,11 @@ func (h *Handler) checkAPIKey(c echo.Context, values []string) error {
 
 // mayModerate reports whether the request may act on other users'
 // messages in room: with a server API key always, with a token when its
-// rooms claim grants moderate on room, in open mode always (anyone may do
-// anything there).
+// rooms claim grants moderate on room, in open mode never: a user there
+// is whoever the request says, so moderation would be anyone's.
 func (h *Handler) mayModerate(c echo.Context, room string) bool {
 	claims, ok := c.Get(claimsKey).(auth.Claims)
-	if !ok {
-		return h.Security.Tokens == nil
-	}
-	return claims.Rooms.CanModerate(room)
+	return ok && claims.Rooms.CanModerate(room)
 }
 
 // isServer reports whether the request was made with a server API key.

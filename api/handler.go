@@ -29,6 +29,10 @@ type MessageStore interface {
 	// Message returns the latest version of one message, or
 	// chat.ErrUnknownMessage.
 	Message(ctx context.Context, room string, id chat.ID) ([]byte, error)
+	// Change edits or deletes a message, or refuses to with the errors
+	// of chat.Change (chat.ErrVersionMismatch and chat.ErrDeleted come
+	// with the message as it is).
+	Change(ctx context.Context, c chat.Change) (chat.Changed, error)
 }
 
 // StreamEngine runs event streams once their request is checked
@@ -45,7 +49,8 @@ type Options struct {
 	Ready            func(context.Context) error // nil when the service can serve
 	Spec             []byte                      // openapi.yaml, served as is
 	MaxMessageBytes  int
-	MaxMetadataBytes int // largest metadata of a message, as compact JSON; 0: DefaultMaxMetadataBytes
+	MaxMetadataBytes int           // largest metadata of a message, as compact JSON; 0: DefaultMaxMetadataBytes
+	EditWindow       time.Duration // how long authors may edit and delete their messages; 0: for ever
 	Logger           *slog.Logger
 	Metrics          *metrics.Metrics // nil: metrics are kept but only served if given
 	Security         Security         // authentication, limits, CORS; zero: open mode
@@ -97,6 +102,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/rooms/:room/messages", chain(h.postMessage, g.post...))
 	e.GET("/rooms/:room/messages", chain(h.listMessages, g.read...))
 	e.GET("/rooms/:room/messages/:id", chain(h.getMessage, g.read...))
+	e.PATCH("/rooms/:room/messages/:id", chain(h.editMessage, g.edit...))
+	e.DELETE("/rooms/:room/messages/:id", chain(h.deleteMessage, g.remove...))
 	e.GET("/rooms/:room/stream", chain(h.streamRoom, g.stream...))
 	e.GET("/rooms/:room/presence", chain(h.getPresence, g.read...))
 	e.POST("/rooms/:room/typing", chain(h.postTyping, g.typing...))

@@ -64,7 +64,8 @@ type serverConfig struct {
 	PresenceGrace   time.Duration
 	PresenceBeat    time.Duration // the presence heartbeat
 	TypingInterval  time.Duration
-	Logger          *slog.Logger // nil: testLogger()
+	EditWindow      time.Duration // 0: authors may change their messages for ever
+	Logger          *slog.Logger  // nil: testLogger()
 }
 
 func testLogger() *slog.Logger {
@@ -113,7 +114,7 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		MaxMessageBytes: cfg.MaxMessageBytes, HeartbeatInterval: cfg.Heartbeat, SSERetry: time.Second,
 		StreamWriteTimeout: cfg.WriteTimeout, Security: cfg.Security, Spec: testSpec(t), Logger: cfg.Logger,
 		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.PresenceBeat, PresenceMaxUsers: 100,
-		TypingInterval: cfg.TypingInterval, StreamMaxRooms: 50,
+		TypingInterval: cfg.TypingInterval, StreamMaxRooms: 50, EditWindow: cfg.EditWindow,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -153,7 +154,20 @@ type message struct {
 	Text string `json:"text"`
 	Time string `json:"time"`
 	// Version is 1 when posted, one more per edit and for the delete.
-	Version int64 `json:"version"`
+	Version  int64   `json:"version"`
+	EditedAt string  `json:"edited_at"`
+	Deleted  bool    `json:"deleted"`
+	ReplyTo  string  `json:"reply_to"`
+	Metadata rawJSON `json:"metadata"`
+}
+
+// rawJSON is a JSON value as it was written, comparable unlike
+// json.RawMessage; "" when absent.
+type rawJSON string
+
+func (r *rawJSON) UnmarshalJSON(b []byte) error {
+	*r = rawJSON(b)
+	return nil
 }
 
 // post posts text to room and returns the stored message; it fails the

@@ -13,6 +13,7 @@ import (
 type historyPage struct {
 	Messages []message `json:"messages"`
 	HasMore  bool      `json:"has_more"`
+	Position string    `json:"position"`
 	Reset    *struct {
 		Reason         string `json:"reason"`
 		Detail         string `json:"detail"`

@@ -412,18 +412,44 @@ var errInvalidCursor = badRequest(typeInvalidCursor, "Invalid cursor",
 	"a cursor is the id of a message, as returned by this API")
 
 // encodePage writes a history page, ended by a newline like every JSON
-// answer; the messages are copied byte for byte as stored.
+// answer; the messages and changes are copied byte for byte as stored.
 func encodePage(page chat.Page) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"messages":[`)
-	for i, m := range page.Messages {
-		if i > 0 {
+	changes := 0
+	for _, m := range page.Messages {
+		if chat.IsChange(m) {
+			changes++
+			continue
+		}
+		if b.Len() > len(`{"messages":[`) {
 			b.WriteByte(',')
 		}
 		b.Write(m)
 	}
-	b.WriteString(`],"has_more":`)
+	b.WriteByte(']')
+	if changes > 0 {
+		b.WriteString(`,"changes":[`)
+		first := true
+		for _, m := range page.Messages {
+			if !chat.IsChange(m) {
+				continue
+			}
+			if !first {
+				b.WriteByte(',')
+			}
+			first = false
+			b.Write(m)
+		}
+		b.WriteByte(']')
+	}
+	b.WriteString(`,"has_more":`)
 	b.WriteString(strconv.FormatBool(page.HasMore))
+	if page.Position.Epoch != "" {
+		b.WriteString(`,"position":"`)
+		b.WriteString(page.Position.String())
+		b.WriteByte('"')
+	}
 	if page.Reset != nil {
 		b.WriteString(`,"reset":`)
 		b.Write(encodeReset(page.Reset))

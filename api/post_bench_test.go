@@ -36,6 +36,10 @@ func (s postStore) Message(context.Context, string, chat.ID) ([]byte, error) {
 	return nil, chat.ErrUnknownMessage
 }
 
+func (s postStore) Change(context.Context, chat.Change) (chat.Changed, error) {
+	return chat.Changed{}, chat.ErrUnknownMessage
+}
+
 // BenchmarkPostMessage is one POST /rooms/{room}/messages through the
 // whole Echo handler, as main registers it, against a store that answers
 // at once. The Redis round trip and the network are not in it: bench/load's

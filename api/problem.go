@@ -48,6 +48,8 @@ const (
 	typeRateLimited         = "urn:roomcast:problem:rate-limited"
 	typeTooManyStreams      = "urn:roomcast:problem:too-many-streams"
 	typeRequestTimeout      = "urn:roomcast:problem:request-timeout"
+	typeMessageDeleted      = "urn:roomcast:problem:message-deleted"
+	typeVersionMismatch     = "urn:roomcast:problem:version-mismatch"
 )
 
 func badRequest(typ, title, detail string) *Problem {
@@ -68,6 +70,18 @@ func problemFor(err error) *Problem {
 	case errors.Is(err, chat.ErrIdempotencyConflict):
 		return &Problem{Type: typeIdempotencyConflict, Title: "Idempotency key reused", Status: http.StatusUnprocessableEntity,
 			Detail: "this Idempotency-Key was already used for a message with other content"}
+	case errors.Is(err, chat.ErrNotAuthor):
+		return &Problem{Type: typeForbidden, Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: "only the message's author or a moderator of the room may change it"}
+	case errors.Is(err, chat.ErrEditWindow):
+		return &Problem{Type: typeForbidden, Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: "the time in which the author may change this message has passed"}
+	case errors.Is(err, chat.ErrDeleted):
+		return &Problem{Type: typeMessageDeleted, Title: "Message deleted", Status: http.StatusConflict,
+			Detail: "the message is deleted; a tombstone cannot be changed"}
+	case errors.Is(err, chat.ErrVersionMismatch):
+		return &Problem{Type: typeVersionMismatch, Title: "Precondition Failed", Status: http.StatusPreconditionFailed,
+			Detail: "the message has another version than If-Match names; its ETag is the current one"}
 	case errors.Is(err, chat.ErrUnknownReply):
 		return badRequest(typeInvalidBody, "Invalid message", `"reply_to" names no message of this room`)
 	case errors.Is(err, chat.ErrEmptyRoom):

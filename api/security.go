@@ -219,6 +219,7 @@ type roomGuards struct {
 	mark, me                            []echo.MiddlewareFunc // read state
 	moderate, moderateBody, admin       []echo.MiddlewareFunc // bans, revocations
 	batch                               []echo.MiddlewareFunc // POST /messages
+	edit, remove                        []echo.MiddlewareFunc // changes of a message
 }
 
 // guards returns the middleware that authorise and limit the room routes.
@@ -228,6 +229,10 @@ func (h *Handler) guards() roomGuards {
 	return roomGuards{
 		post: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(writeAccess, false), h.limitPosts},
 		read: []echo.MiddlewareFunc{checkRoom, h.authorize(readAccess, false)},
+		// Edits and deletes publish to the room like posts, and use up
+		// the same rate.
+		edit:   []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(changeAccess, false), h.limitPosts},
+		remove: []echo.MiddlewareFunc{checkRoom, h.authorize(changeAccess, false), h.limitPosts},
 		// Streams check their token and limits with plain calls
 		// (streamRoom, streamRooms, openStream), so that no middleware
 		// frame stays behind a handed-over stream; one count of open

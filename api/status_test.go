@@ -57,6 +57,7 @@ const (
 	typeNotFound            = "urn:roomcast:problem:not-found"
 	typeMethodNotAllowed    = "urn:roomcast:problem:method-not-allowed"
 	typeUnavailable         = "urn:roomcast:problem:unavailable"
+	typeForbidden           = "urn:roomcast:problem:forbidden"
 )
 
 // redisCalls returns how often Redis ran each command since the last

@@ -11,9 +11,10 @@ import (
 // Encoder gives each message its wire bytes, once per message, for every
 // listener of its room to share (api/sse.Frames).
 type Encoder interface {
-	// Message returns a stored message's id line (its position) and body
+	// Message returns a stored entry's id line (its position) and body
 	// (the rest of its frame), so that a stream with ids of its own can
-	// write the body after its own id line.
+	// write the body after its own id line. The entry is a message or a
+	// change of one (chat.EntryOf tells them apart).
 	Message(id chat.ID, data []byte) (idLine, body []byte)
 	// Event returns the frame of an ephemeral event, which has no id.
 	Event(name string, data []byte) []byte

@@ -25,6 +25,11 @@ func NewKeys(prefix string) Keys { return Keys{prefix: prefix} }
 func (k Keys) meta(room string) string    { return k.prefix + "{" + room + "}:meta" }
 func (k Keys) history(room string) string { return k.prefix + "{" + room + "}:history" }
 
+// log holds a room's changes (edits, deletes) scored by their positions,
+// which they share with the messages in history: every position of the
+// room is a message in history or a change in log.
+func (k Keys) log(room string) string { return k.prefix + "{" + room + "}:log" }
+
 // idempotency names a user's idempotency key in a room; the user's length
 // keeps "a:b" + "c" apart from "a" + "b:c".
 func (k Keys) idempotency(room, user, key string) string {

@@ -15,7 +15,7 @@ import (
 //go:embed post_message.lua
 var postMessageSource string
 
-var postMessageScript = redis.NewScript(readStateSource + postMessageSource)
+var postMessageScript = redis.NewScript(readStateSource + clockSource + postMessageSource)
 
 // Post stores p in its room's history and publishes it on the room's
 // channel (see PublishRoom for which) in one atomic step. Concurrent posts
@@ -59,7 +59,7 @@ func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 		tail = append(append(tail, `,"metadata":`...), p.Metadata...)
 	}
 	room := appendJSONString(nil, p.Room)
-	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room), s.keys.read(p.Room), s.keys.live(p.Room)}
+	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room), s.keys.read(p.Room), s.keys.live(p.Room), s.keys.log(p.Room)}
 	fingerprint := ""
 	if p.IdempotencyKey != "" {
 		keys = append(keys, s.keys.idempotency(p.Room, p.User, p.IdempotencyKey))

@@ -4,12 +4,14 @@
 -- a different message, 3 = the message replied to is not in the room
 -- (message_json is then empty, and nothing is stored). A new message's reply
 -- has a third element: 1 when the poster had no read marker in the room
--- before (read_state.lua, prepended to this script, has the read state).
+-- before (read_state.lua, prepended to this script, has the read state;
+-- clock.lua, prepended too, the times).
 local meta_key = KEYS[1]
 local history_key = KEYS[2]
 local read_key = KEYS[3]
 local live_key = KEYS[4]
-local idempotency_key = ARGV[6] ~= '' and KEYS[5] or nil -- a fingerprint comes with a key
+local log_key = KEYS[5] -- the room's changes (change_message.lua), trimmed and expiring with history
+local idempotency_key = ARGV[6] ~= '' and KEYS[6] or nil -- a fingerprint comes with a key
 local channel = ARGV[1]
 local room_json = ARGV[2]
 local fields_json = ARGV[3]
@@ -47,25 +49,6 @@ local function base36(n)
   return out
 end
 
--- RFC 3339 in UTC with milliseconds; Redis's Lua has no os.date.
-local function rfc3339(ms)
-  local secs = math.floor(ms / 1000)
-  local days = math.floor(secs / 86400)
-  local rem = secs - days * 86400
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local day = doy - math.floor((153 * mp + 2) / 5) + 1
-  local month = mp < 10 and mp + 3 or mp - 9
-  local year = yoe + era * 400
-  if month <= 2 then year = year + 1 end
-  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
-    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, ms % 1000)
-end
-
 local now = redis.call('TIME')
 local us = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local ms = math.floor(us / 1000)
@@ -81,7 +64,7 @@ if not epoch then
   -- Microseconds: a room lost and recreated gets a different epoch even
   -- within the same millisecond.
   epoch = base36(us)
-  redis.call('DEL', history_key)
+  redis.call('DEL', history_key, log_key)
   read_state_reset(read_key, live_key)
   redis.call('HSET', meta_key, 'epoch', epoch)
 end
@@ -91,8 +74,14 @@ local message = string.format('{"id":"%s-%d","seq":%d,"room":%s,%s,"time":"%s","
   epoch, seq, seq, room_json, fields_json, rfc3339(ms), tail_json)
 
 redis.call('ZADD', history_key, seq, message)
-redis.call('ZREMRANGEBYRANK', history_key, 0, -(history_max + 1))
-local first_marker = read_state_posted(read_key, live_key, user, seq, history_max)
+local oldest = nil -- the oldest retained seq, when history was trimmed
+if redis.call('ZREMRANGEBYRANK', history_key, 0, -(history_max + 1)) > 0 then
+  -- Edits and deletes take positions too, so the oldest retained message
+  -- is not seq - history_max: what else is trimmed follows history.
+  oldest = tonumber(redis.call('ZRANGE', history_key, 0, 0, 'WITHSCORES')[2])
+  redis.call('ZREMRANGEBYSCORE', log_key, '-inf', '(' .. oldest)
+end
+local first_marker = read_state_posted(read_key, live_key, user, seq, oldest)
 if idempotency_key then
   redis.call('SET', idempotency_key, fingerprint .. '\n' .. message, 'PX', idempotency_ttl_ms)
 end
@@ -101,6 +90,7 @@ if room_ttl_ms > 0 then
   -- epoch, and clients resuming from before are told with a reset.
   redis.call('PEXPIRE', meta_key, room_ttl_ms)
   redis.call('PEXPIRE', history_key, room_ttl_ms)
+  redis.call('PEXPIRE', log_key, room_ttl_ms)
   read_state_expire(read_key, live_key, room_ttl_ms)
 end
 if webhook_room ~= '' then

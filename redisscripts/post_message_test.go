@@ -57,9 +57,9 @@ func luaFunction(t *testing.T, source, name string) string {
 
 // runLuaFunction calls a one-argument function of post_message.lua in
 // Redis for every argument and returns the results.
-func runLuaFunction(t *testing.T, rdb *redis.Client, name string, args []int64) []string {
+func runLuaFunction(t *testing.T, rdb *redis.Client, source, name string, args []int64) []string {
 	t.Helper()
-	script := luaFunction(t, postMessageSource, name) + `
+	script := luaFunction(t, source, name) + `
 local out = {}
 for i = 1, #ARGV do out[i] = ` + name + `(tonumber(ARGV[i])) end
 return out`
@@ -111,7 +111,7 @@ func TestRFC3339MatchesGo(t *testing.T) {
 	t.Parallel()
 	_, _, rdb := newStore(t, StoreOptions{})
 	ms := testMillis(t)
-	got := runLuaFunction(t, rdb, "rfc3339", ms)
+	got := runLuaFunction(t, rdb, clockSource, "rfc3339", ms)
 	for i, m := range ms {
 		want := time.UnixMilli(m).UTC().Format("2006-01-02T15:04:05.000Z07:00")
 		if got[i] != want {
@@ -120,11 +120,36 @@ func TestRFC3339MatchesGo(t *testing.T) {
 	}
 }
 
+// TestRFC3339RoundTrips checks rfc3339_ms, which reads the times rfc3339
+// writes back (the edit window), on the same times.
+func TestRFC3339RoundTrips(t *testing.T) {
+	t.Parallel()
+	_, _, rdb := newStore(t, StoreOptions{})
+	ms := testMillis(t)
+	script := luaFunction(t, clockSource, "rfc3339") + luaFunction(t, clockSource, "rfc3339_ms") + `
+local out = {}
+for i = 1, #ARGV do out[i] = string.format('%d', rfc3339_ms(rfc3339(tonumber(ARGV[i])))) end
+return out`
+	argv := make([]any, len(ms))
+	for i, m := range ms {
+		argv[i] = m
+	}
+	got, err := rdb.Eval(t.Context(), script, nil, argv...).StringSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		if n, err := strconv.ParseFloat(got[i], 64); err != nil || int64(n) != m {
+			t.Fatalf("rfc3339_ms(rfc3339(%d)) = %s", m, got[i])
+		}
+	}
+}
+
 func TestBase36MatchesGo(t *testing.T) {
 	t.Parallel()
 	_, _, rdb := newStore(t, StoreOptions{})
 	ms := append([]int64{0, 1, 35, 36, 1295, 1296}, testMillis(t)...)
-	got := runLuaFunction(t, rdb, "base36", ms)
+	got := runLuaFunction(t, rdb, postMessageSource, "base36", ms)
 	for i, m := range ms {
 		if want := strconv.FormatInt(m, 36); got[i] != want {
 			t.Fatalf("base36(%d) = %q, want %q", m, got[i], want)

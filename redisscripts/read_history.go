@@ -16,25 +16,30 @@ var readHistorySource string
 var readHistoryScript = redis.NewScript(readHistorySource)
 
 // History reads one page of room's history. An unknown room has an empty
-// history.
+// history. Messages come in their latest versions; an After page also
+// holds the changes after its cursor (chat.EntryOf), in position order.
 func (s *Store) History(ctx context.Context, room string, q chat.Query) (chat.Page, error) {
 	mode := [...]string{chat.Latest: "latest", chat.Before: "before", chat.After: "after"}[q.Direction]
 	reply, err := readHistoryScript.Run(ctx, s.rdb,
-		[]string{s.keys.meta(room), s.keys.history(room)},
+		[]string{s.keys.meta(room), s.keys.history(room), s.keys.log(room)},
 		mode, q.Cursor.Epoch, q.Cursor.Seq, q.Limit,
 	).Slice()
 	if err != nil {
 		return chat.Page{}, wrapRedisError("read history", err)
 	}
-	if len(reply) < 4 {
+	if len(reply) < 5 {
 		return chat.Page{}, fmt.Errorf("read history: unexpected reply length %d", len(reply))
 	}
 	epoch, _ := reply[0].(string)
 	last, _ := reply[1].(int64)
 	oldest, _ := reply[2].(int64)
 	hasMore, _ := reply[3].(int64)
-	page := chat.Page{HasMore: hasMore == 1, Messages: make([][]byte, 0, len(reply)-4)}
-	for _, m := range reply[4:] {
+	position, _ := reply[4].(int64)
+	page := chat.Page{HasMore: hasMore == 1, Messages: make([][]byte, 0, len(reply)-5)}
+	if epoch != "" && position > 0 {
+		page.Position = chat.ID{Epoch: epoch, Seq: position}
+	}
+	for _, m := range reply[5:] {
 		text, ok := m.(string)
 		if !ok {
 			return chat.Page{}, fmt.Errorf("read history: unexpected message type %T", m)

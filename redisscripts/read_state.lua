@@ -12,13 +12,14 @@
 -- posting moves the poster's marker to the message (markers never go back).
 
 -- read_state_posted records that user posted the message seq: it is live,
--- and the poster has read up to it. It returns 1 when the user had no
--- marker in the room before (the caller then adds the room to the user's
--- index of rooms).
-local function read_state_posted(read_key, live_key, user, seq, history_max)
+-- and the poster has read up to it; oldest is the oldest seq history
+-- retains when the post trimmed it (nil when it did not). It returns 1
+-- when the user had no marker in the room before (the caller then adds the
+-- room to the user's index of rooms).
+local function read_state_posted(read_key, live_key, user, seq, oldest)
   redis.call('ZADD', live_key, seq, seq)
-  if seq > history_max then
-    redis.call('ZREMRANGEBYSCORE', live_key, '-inf', seq - history_max)
+  if oldest then
+    redis.call('ZREMRANGEBYSCORE', live_key, '-inf', '(' .. oldest)
   end
   return redis.call('HSET', read_key, user, seq)
 end

@@ -40,7 +40,8 @@ type Options struct {
 	ClientBuffer          int           // messages queued per stream (and per broker.Subscription) before it is dropped as slow
 	DeliveryCheckInterval time.Duration
 	MaxMessageBytes       int
-	MaxMetadataBytes      int // largest metadata of a message, as compact JSON
+	MaxMetadataBytes      int           // largest metadata of a message, as compact JSON
+	EditWindow            time.Duration // how long authors may change their messages; 0: for ever
 	HeartbeatInterval     time.Duration
 	SSERetry              time.Duration // reconnection delay advised to streams
 	StreamWriteTimeout    time.Duration
@@ -145,7 +146,7 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 	e.HideBanner, e.HidePort = true, true
 	handler = api.New(api.Options{
 		Store: store, Streams: engine, Frames: frames, Spec: opts.Spec, Ready: a.ready,
-		MaxMessageBytes: opts.MaxMessageBytes, MaxMetadataBytes: opts.MaxMetadataBytes, Logger: log, Metrics: m, Security: opts.Security,
+		MaxMessageBytes: opts.MaxMessageBytes, MaxMetadataBytes: opts.MaxMetadataBytes, EditWindow: opts.EditWindow, Logger: log, Metrics: m, Security: opts.Security,
 		Presence: tracker, Events: store, TypingInterval: opts.TypingInterval, StreamMaxRooms: opts.StreamMaxRooms,
 		Cursors: cursor.NewCodec(opts.CursorKey), Reads: store,
 		Bans: store, Control: a.Control, RevocationTTL: opts.RevocationTTL,

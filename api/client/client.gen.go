@@ -21,13 +21,13 @@ import (
 
 // Defines values for BatchResultReplayed.
 const (
-	True BatchResultReplayed = true
+	BatchResultReplayedTrue BatchResultReplayed = true
 )
 
 // Valid indicates whether the value is a known member of the BatchResultReplayed enum.
 func (e BatchResultReplayed) Valid() bool {
 	switch e {
-	case True:
+	case BatchResultReplayedTrue:
 		return true
 	default:
 		return false
@@ -58,6 +58,39 @@ func (e BatchResultStatus) Valid() bool {
 	}
 }
 
+// Defines values for ChangeEvent.
+const (
+	Delete ChangeEvent = "delete"
+	Edit   ChangeEvent = "edit"
+)
+
+// Valid indicates whether the value is a known member of the ChangeEvent enum.
+func (e ChangeEvent) Valid() bool {
+	switch e {
+	case Delete:
+		return true
+	case Edit:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageDeleted.
+const (
+	MessageDeletedTrue MessageDeleted = true
+)
+
+// Valid indicates whether the value is a known member of the MessageDeleted enum.
+func (e MessageDeleted) Valid() bool {
+	switch e {
+	case MessageDeletedTrue:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProblemType.
 const (
 	UrnRoomcastProblemBanned               ProblemType = "urn:roomcast:problem:banned"
@@ -69,6 +102,7 @@ const (
 	UrnRoomcastProblemInvalidCursor        ProblemType = "urn:roomcast:problem:invalid-cursor"
 	UrnRoomcastProblemInvalidParameter     ProblemType = "urn:roomcast:problem:invalid-parameter"
 	UrnRoomcastProblemInvalidRoom          ProblemType = "urn:roomcast:problem:invalid-room"
+	UrnRoomcastProblemMessageDeleted       ProblemType = "urn:roomcast:problem:message-deleted"
 	UrnRoomcastProblemMethodNotAllowed     ProblemType = "urn:roomcast:problem:method-not-allowed"
 	UrnRoomcastProblemNotFound             ProblemType = "urn:roomcast:problem:not-found"
 	UrnRoomcastProblemRateLimited          ProblemType = "urn:roomcast:problem:rate-limited"
@@ -79,6 +113,7 @@ const (
 	UrnRoomcastProblemUnauthorized         ProblemType = "urn:roomcast:problem:unauthorized"
 	UrnRoomcastProblemUnavailable          ProblemType = "urn:roomcast:problem:unavailable"
 	UrnRoomcastProblemUnsupportedMediaType ProblemType = "urn:roomcast:problem:unsupported-media-type"
+	UrnRoomcastProblemVersionMismatch      ProblemType = "urn:roomcast:problem:version-mismatch"
 )
 
 // Valid indicates whether the value is a known member of the ProblemType enum.
@@ -102,6 +137,8 @@ func (e ProblemType) Valid() bool {
 		return true
 	case UrnRoomcastProblemInvalidRoom:
 		return true
+	case UrnRoomcastProblemMessageDeleted:
+		return true
 	case UrnRoomcastProblemMethodNotAllowed:
 		return true
 	case UrnRoomcastProblemNotFound:
@@ -121,6 +158,8 @@ func (e ProblemType) Valid() bool {
 	case UrnRoomcastProblemUnavailable:
 		return true
 	case UrnRoomcastProblemUnsupportedMediaType:
+		return true
+	case UrnRoomcastProblemVersionMismatch:
 		return true
 	default:
 		return false
@@ -394,6 +433,31 @@ type Broadcast struct {
 	User *UserName `json:"user,omitempty"`
 }
 
+// Change An edit or delete of a message, as an `after` page lists it: at its
+// own position `id` (after every message and change before it), the
+// message's new version. Apply a room's messages and changes in
+// position order, keeping of each message the copy with the highest
+// `version`.
+type Change struct {
+	Event ChangeEvent `json:"event"`
+
+	// Id A message id, as returned by this API. Clients treat it as opaque:
+	// they store it and pass it back, and compare ids only for equality.
+	//
+	//
+	// Examples: mjuohs00-42
+	Id MessageId `json:"id"`
+
+	// Message A stored message. Its JSON is written once, when it is stored, and
+	// the very same bytes are what the post answers, what history pages
+	// hold and what stream events carry. Clients ignore members they do
+	// not know.
+	Message Message `json:"message"`
+}
+
+// ChangeEvent defines model for Change.Event.
+type ChangeEvent string
+
 // CompositeCursor The id of a message event on a multi-room stream: the position of
 // every room of the stream, as an opaque, URL-safe token of at most
 // 4096 characters, checksummed, or signed when the server is
@@ -405,11 +469,25 @@ type CompositeCursor = string
 
 // HistoryPage One page of a room's history.
 type HistoryPage struct {
-	// HasMore More messages lie beyond this page in its direction.
+	// Changes On an `after` page only, and only when there are any: the edits
+	// and deletes after the cursor, in position order, each with the
+	// message's version it made. With `messages` (their latest
+	// versions) they are the room's entries after the cursor, up to
+	// `limit` of both together.
+	Changes *[]Change `json:"changes,omitempty"`
+
+	// HasMore More messages (or changes) lie beyond this page in its direction.
 	HasMore bool `json:"has_more"`
 
 	// Messages The page's messages in ascending `seq` order.
 	Messages []Message `json:"messages"`
+
+	// Position The newest position of the room this page reflects: follow the
+	// room from it (`after=`, or `Last-Event-ID` on a stream) and the
+	// messages and changes you get, applied to the page, leave you
+	// with what a client that watched live has. Absent for a room
+	// without messages.
+	Position *MessageId `json:"position,omitempty"`
 
 	// Reset Why a reader positioned at a message id cannot be given every message
 	// after it. Sent in a history page for an `after` cursor, and as the
@@ -422,6 +500,14 @@ type HistoryPage struct {
 // hold and what stream events carry. Clients ignore members they do
 // not know.
 type Message struct {
+	// Deleted Present on a tombstone only: the message was deleted. Its `text`
+	// is empty and its `metadata` gone; it keeps its id, `seq`, `time`
+	// and place in history.
+	Deleted *MessageDeleted `json:"deleted,omitempty"`
+
+	// EditedAt When the message was last edited, by the Redis server's clock; absent if never.
+	EditedAt *time.Time `json:"edited_at,omitempty"`
+
 	// Id A message id, as returned by this API. Clients treat it as opaque:
 	// they store it and pass it back, and compare ids only for equality.
 	//
@@ -452,7 +538,7 @@ type Message struct {
 	// when the room's history was lost (a new id epoch).
 	Seq int64 `json:"seq"`
 
-	// Text The message text.
+	// Text The message text; empty only on a tombstone (`deleted`).
 	Text string `json:"text"`
 
 	// Time When the message was stored, by the Redis server's clock, in
@@ -470,9 +556,45 @@ type Message struct {
 	Version int64 `json:"version"`
 }
 
+// MessageDeleted Present on a tombstone only: the message was deleted. Its `text`
+// is empty and its `metadata` gone; it keeps its id, `seq`, `time`
+// and place in history.
+type MessageDeleted bool
+
 // MessageBatch Many messages (`postMessages`).
 type MessageBatch struct {
 	Messages []BatchMessage `json:"messages"`
+}
+
+// MessageEdit A message's new text, and optionally new metadata.
+type MessageEdit struct {
+	// Metadata New metadata (`Metadata`), or `null` to remove it; absent keeps it.
+	Metadata *Metadata `json:"metadata,omitempty"`
+
+	// Text The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+	// (default 4096) once encoded as UTF-8, with at least one
+	// character that is not Unicode `White_Space` (those the pattern
+	// lists): an empty text, or one of white space only, which would
+	// show as an empty message, is a `400`. An escaped UTF-16
+	// surrogate that is not half of a pair (`"\ud800"`) is a `400`,
+	// in `text` and `user`: it is no character, and the server never
+	// stores something other than what was posted.
+	//
+	//
+	// Examples: Hello, room!
+	Text MessageText `json:"text"`
+
+	// User The sender's display name: 1 to 64 printable characters (Unicode
+	// letters, marks, numbers, punctuation, symbols and the ASCII space).
+	// The pattern refuses the control, format, separator (but the
+	// space) and private-use characters of the Basic Multilingual
+	// Plane; the server checks the Unicode categories exactly.
+	// Defaults to `anonymous`. With authentication, leave it out: the
+	// token's subject is the user, and any other name is a `403`.
+	//
+	//
+	// Examples: ada
+	User *UserName `json:"user,omitempty"`
 }
 
 // MessageId A message id, as returned by this API. Clients treat it as opaque:
@@ -626,7 +748,12 @@ type Problem struct {
 	// - `urn:roomcast:problem:too-many-streams`: 429, the client has
 	//   as many streams open as allowed.
 	// - `urn:roomcast:problem:not-found`: 404, no such path; or no
-	//   such message in the room (`markRead`).
+	//   such message in the room (`markRead`, `getMessage`,
+	//   `editMessage`, `deleteMessage`).
+	// - `urn:roomcast:problem:message-deleted`: 409, the message is
+	//   a tombstone and cannot be changed.
+	// - `urn:roomcast:problem:version-mismatch`: 412, the message's
+	//   version is not one `If-Match` names.
 	// - `urn:roomcast:problem:method-not-allowed`: 405.
 	// - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
 	//   reached or live delivery is down; retry after `Retry-After`.
@@ -672,7 +799,12 @@ type Problem struct {
 //   - `urn:roomcast:problem:too-many-streams`: 429, the client has
 //     as many streams open as allowed.
 //   - `urn:roomcast:problem:not-found`: 404, no such path; or no
-//     such message in the room (`markRead`).
+//     such message in the room (`markRead`, `getMessage`,
+//     `editMessage`, `deleteMessage`).
+//   - `urn:roomcast:problem:message-deleted`: 409, the message is
+//     a tombstone and cannot be changed.
+//   - `urn:roomcast:problem:version-mismatch`: 412, the message's
+//     version is not one `If-Match` names.
 //   - `urn:roomcast:problem:method-not-allowed`: 405.
 //   - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
 //     reached or live delivery is down; retry after `Retry-After`.
@@ -929,8 +1061,14 @@ type WebhookMessageCreated struct {
 // BannedUser defines model for BannedUser.
 type BannedUser = string
 
+// ChangeUser defines model for ChangeUser.
+type ChangeUser = string
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
+
+// IfMatch defines model for IfMatch.
+type IfMatch = string
 
 // MessageIdPath A message id, as returned by this API. Clients treat it as opaque:
 // they store it and pass it back, and compare ids only for equality.
@@ -964,6 +1102,9 @@ type BodyTimeout = Problem
 // BodyTooLarge RFC 9457 problem details.
 type BodyTooLarge = Problem
 
+// ChangeForbidden RFC 9457 problem details.
+type ChangeForbidden = Problem
+
 // Forbidden RFC 9457 problem details.
 type Forbidden = Problem
 
@@ -984,6 +1125,9 @@ type InvalidBanTarget = Problem
 
 // InvalidBatch RFC 9457 problem details.
 type InvalidBatch = Problem
+
+// InvalidEdit RFC 9457 problem details.
+type InvalidEdit = Problem
 
 // InvalidHistoryQuery RFC 9457 problem details.
 type InvalidHistoryQuery = Problem
@@ -1027,6 +1171,9 @@ type NotFound = Problem
 // RateLimited RFC 9457 problem details.
 type RateLimited = Problem
 
+// TombstoneConflict RFC 9457 problem details.
+type TombstoneConflict = Problem
+
 // TooManyStreams RFC 9457 problem details.
 type TooManyStreams = Problem
 
@@ -1038,6 +1185,9 @@ type Unavailable = Problem
 
 // UnsupportedMediaType RFC 9457 problem details.
 type UnsupportedMediaType = Problem
+
+// VersionMismatch RFC 9457 problem details.
+type VersionMismatch = Problem
 
 // Healthz200JSONResponseBodyStatus defines parameters for Healthz.
 type Healthz200JSONResponseBodyStatus string
@@ -1081,6 +1231,39 @@ type ListMessagesParams struct {
 
 // PostMessageParams defines parameters for PostMessage.
 type PostMessageParams struct {
+	// IdempotencyKey A client-chosen key, unique per message, that makes retries of the
+	// post safe. At most one such header. A key belongs to one user in one
+	// room: the same key from another user or in another room is another
+	// key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// DeleteMessageParams defines parameters for DeleteMessage.
+type DeleteMessageParams struct {
+	// User Who deletes, with a server API key or in open mode (default
+	// `system` or `anonymous`); with a token leave it out, as its subject
+	// is the user, and any other name is a `403`.
+	User *ChangeUser `form:"user,omitempty" json:"user,omitempty"`
+
+	// IfMatch Change the message only if its current version is one of these
+	// entity tags (its `ETag`, `"3"`); `*` matches any. A weak tag never
+	// matches.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+
+	// IdempotencyKey A client-chosen key, unique per message, that makes retries of the
+	// post safe. At most one such header. A key belongs to one user in one
+	// room: the same key from another user or in another room is another
+	// key.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// EditMessageParams defines parameters for EditMessage.
+type EditMessageParams struct {
+	// IfMatch Change the message only if its current version is one of these
+	// entity tags (its `ETag`, `"3"`); `*` matches any. A weak tag never
+	// matches.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+
 	// IdempotencyKey A client-chosen key, unique per message, that makes retries of the
 	// post safe. At most one such header. A key belongs to one user in one
 	// room: the same key from another user or in another room is another
@@ -1150,6 +1333,9 @@ type PutBanJSONRequestBody = BanRequest
 
 // PostMessageJSONRequestBody defines body for PostMessage for application/json ContentType.
 type PostMessageJSONRequestBody = NewMessage
+
+// EditMessageJSONRequestBody defines body for EditMessage for application/json ContentType.
+type EditMessageJSONRequestBody = MessageEdit
 
 // MarkReadJSONRequestBody defines body for MarkRead for application/json ContentType.
 type MarkReadJSONRequestBody = ReadMarkRequest
@@ -1794,6 +1980,43 @@ type ClientInterface interface {
 	// Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
 	PostMessage(ctx context.Context, room Room, params *PostMessageParams, body PostMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeleteMessage Delete a message
+	//
+	// Turns the message into its tombstone, in one atomic step that also
+	// publishes the delete: `deleted: true`, an empty `text`, no
+	// `metadata`, `version` one higher; it keeps its id, `seq`, `time`,
+	// `reply_to` and place in history, so pages and counts stay stable,
+	// and no longer counts as unread.
+	//
+	// Who may: the message's author (with authentication the token's
+	// subject; with a server API key or in open mode the request's
+	// `user`, default `system` or `anonymous`, as honest as posting is),
+	// or a moderator of the room: a token whose `rooms` claim grants
+	// `moderate` on it, or a server API key. Open mode has no moderators.
+	// A token needs `write` or `moderate` on the room (else `403` with
+	// a challenge); anyone else's message is a `403` without one. An
+	// author past `EDIT_WINDOW` (default 0: no limit) after the message
+	// was posted gets a `403`; moderators are not bound by it.
+	//
+	// A deleted message (a tombstone) cannot be changed: `409`, with the
+	// tombstone's `ETag`. With `If-Match`, the change is made only if the
+	// message's current version is one it names (`"3"`, the `ETag` of
+	// `getMessage` and of every change): else `412`, with the current
+	// `ETag`, so two editors cannot silently overwrite each other.
+	// `Idempotency-Key` works as for posts (keys are shared with the
+	// user's posts in the room). Edits and deletes use up the post rate
+	// (`POST_RATE`). Every refusal stores nothing.
+	//
+	// The change takes a new position of the room, after every message
+	// and change before it: streams deliver it as `event: delete` with that
+	// position as its `id` and the message's new version as its data,
+	// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+	// multi-room cursor) deliver it like a message. The message keeps
+	// its id, `seq` and place in history.
+	//
+	// Corresponds with DELETE /rooms/{room}/messages/{id} (the `DeleteMessage` operationId).
+	DeleteMessage(ctx context.Context, room Room, id MessageIdPath, params *DeleteMessageParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMessage Read the latest version of one message
 	//
 	// Returns the message with this id as it is now: its latest version
@@ -1804,6 +2027,82 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /rooms/{room}/messages/{id} (the `GetMessage` operationId).
 	GetMessage(ctx context.Context, room Room, id MessageIdPath, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EditMessageWithBody Edit a message
+	//
+	// Replaces the message's `text`, and its `metadata` when the body has
+	// one (`null` removes it; absent keeps it), in one atomic step that
+	// also publishes the edit. The new version has `version` one higher
+	// and `edited_at`.
+	//
+	// Who may: the message's author (with authentication the token's
+	// subject; with a server API key or in open mode the request's
+	// `user`, default `system` or `anonymous`, as honest as posting is),
+	// or a moderator of the room: a token whose `rooms` claim grants
+	// `moderate` on it, or a server API key. Open mode has no moderators.
+	// A token needs `write` or `moderate` on the room (else `403` with
+	// a challenge); anyone else's message is a `403` without one. An
+	// author past `EDIT_WINDOW` (default 0: no limit) after the message
+	// was posted gets a `403`; moderators are not bound by it.
+	//
+	// A deleted message (a tombstone) cannot be changed: `409`, with the
+	// tombstone's `ETag`. With `If-Match`, the change is made only if the
+	// message's current version is one it names (`"3"`, the `ETag` of
+	// `getMessage` and of every change): else `412`, with the current
+	// `ETag`, so two editors cannot silently overwrite each other.
+	// `Idempotency-Key` works as for posts (keys are shared with the
+	// user's posts in the room). Edits and deletes use up the post rate
+	// (`POST_RATE`). Every refusal stores nothing.
+	//
+	// The change takes a new position of the room, after every message
+	// and change before it: streams deliver it as `event: edit` with that
+	// position as its `id` and the message's new version as its data,
+	// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+	// multi-room cursor) deliver it like a message. The message keeps
+	// its id, `seq` and place in history.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /rooms/{room}/messages/{id} (the `EditMessage` operationId).
+	EditMessageWithBody(ctx context.Context, room Room, id MessageIdPath, params *EditMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// EditMessage Edit a message
+	//
+	// Replaces the message's `text`, and its `metadata` when the body has
+	// one (`null` removes it; absent keeps it), in one atomic step that
+	// also publishes the edit. The new version has `version` one higher
+	// and `edited_at`.
+	//
+	// Who may: the message's author (with authentication the token's
+	// subject; with a server API key or in open mode the request's
+	// `user`, default `system` or `anonymous`, as honest as posting is),
+	// or a moderator of the room: a token whose `rooms` claim grants
+	// `moderate` on it, or a server API key. Open mode has no moderators.
+	// A token needs `write` or `moderate` on the room (else `403` with
+	// a challenge); anyone else's message is a `403` without one. An
+	// author past `EDIT_WINDOW` (default 0: no limit) after the message
+	// was posted gets a `403`; moderators are not bound by it.
+	//
+	// A deleted message (a tombstone) cannot be changed: `409`, with the
+	// tombstone's `ETag`. With `If-Match`, the change is made only if the
+	// message's current version is one it names (`"3"`, the `ETag` of
+	// `getMessage` and of every change): else `412`, with the current
+	// `ETag`, so two editors cannot silently overwrite each other.
+	// `Idempotency-Key` works as for posts (keys are shared with the
+	// user's posts in the room). Edits and deletes use up the post rate
+	// (`POST_RATE`). Every refusal stores nothing.
+	//
+	// The change takes a new position of the room, after every message
+	// and change before it: streams deliver it as `event: edit` with that
+	// position as its `id` and the message's new version as its data,
+	// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+	// multi-room cursor) deliver it like a message. The message keeps
+	// its id, `seq` and place in history.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /rooms/{room}/messages/{id} (the `EditMessage` operationId).
+	EditMessage(ctx context.Context, room Room, id MessageIdPath, params *EditMessageParams, body EditMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetPresence Who watches a room
 	//
@@ -2589,6 +2888,53 @@ func (c *Client) PostMessage(ctx context.Context, room Room, params *PostMessage
 	return c.Client.Do(req)
 }
 
+// DeleteMessage Delete a message
+//
+// Turns the message into its tombstone, in one atomic step that also
+// publishes the delete: `deleted: true`, an empty `text`, no
+// `metadata`, `version` one higher; it keeps its id, `seq`, `time`,
+// `reply_to` and place in history, so pages and counts stay stable,
+// and no longer counts as unread.
+//
+// Who may: the message's author (with authentication the token's
+// subject; with a server API key or in open mode the request's
+// `user`, default `system` or `anonymous`, as honest as posting is),
+// or a moderator of the room: a token whose `rooms` claim grants
+// `moderate` on it, or a server API key. Open mode has no moderators.
+// A token needs `write` or `moderate` on the room (else `403` with
+// a challenge); anyone else's message is a `403` without one. An
+// author past `EDIT_WINDOW` (default 0: no limit) after the message
+// was posted gets a `403`; moderators are not bound by it.
+//
+// A deleted message (a tombstone) cannot be changed: `409`, with the
+// tombstone's `ETag`. With `If-Match`, the change is made only if the
+// message's current version is one it names (`"3"`, the `ETag` of
+// `getMessage` and of every change): else `412`, with the current
+// `ETag`, so two editors cannot silently overwrite each other.
+// `Idempotency-Key` works as for posts (keys are shared with the
+// user's posts in the room). Edits and deletes use up the post rate
+// (`POST_RATE`). Every refusal stores nothing.
+//
+// The change takes a new position of the room, after every message
+// and change before it: streams deliver it as `event: delete` with that
+// position as its `id` and the message's new version as its data,
+// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+// multi-room cursor) deliver it like a message. The message keeps
+// its id, `seq` and place in history.
+//
+// Corresponds with DELETE /rooms/{room}/messages/{id} (the `DeleteMessage` operationId).
+func (c *Client) DeleteMessage(ctx context.Context, room Room, id MessageIdPath, params *DeleteMessageParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMessageRequest(c.Server, room, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMessage Read the latest version of one message
 //
 // Returns the message with this id as it is now: its latest version
@@ -2600,6 +2946,102 @@ func (c *Client) PostMessage(ctx context.Context, room Room, params *PostMessage
 // Corresponds with GET /rooms/{room}/messages/{id} (the `GetMessage` operationId).
 func (c *Client) GetMessage(ctx context.Context, room Room, id MessageIdPath, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMessageRequest(c.Server, room, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EditMessageWithBody Edit a message
+//
+// Replaces the message's `text`, and its `metadata` when the body has
+// one (`null` removes it; absent keeps it), in one atomic step that
+// also publishes the edit. The new version has `version` one higher
+// and `edited_at`.
+//
+// Who may: the message's author (with authentication the token's
+// subject; with a server API key or in open mode the request's
+// `user`, default `system` or `anonymous`, as honest as posting is),
+// or a moderator of the room: a token whose `rooms` claim grants
+// `moderate` on it, or a server API key. Open mode has no moderators.
+// A token needs `write` or `moderate` on the room (else `403` with
+// a challenge); anyone else's message is a `403` without one. An
+// author past `EDIT_WINDOW` (default 0: no limit) after the message
+// was posted gets a `403`; moderators are not bound by it.
+//
+// A deleted message (a tombstone) cannot be changed: `409`, with the
+// tombstone's `ETag`. With `If-Match`, the change is made only if the
+// message's current version is one it names (`"3"`, the `ETag` of
+// `getMessage` and of every change): else `412`, with the current
+// `ETag`, so two editors cannot silently overwrite each other.
+// `Idempotency-Key` works as for posts (keys are shared with the
+// user's posts in the room). Edits and deletes use up the post rate
+// (`POST_RATE`). Every refusal stores nothing.
+//
+// The change takes a new position of the room, after every message
+// and change before it: streams deliver it as `event: edit` with that
+// position as its `id` and the message's new version as its data,
+// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+// multi-room cursor) deliver it like a message. The message keeps
+// its id, `seq` and place in history.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /rooms/{room}/messages/{id} (the `EditMessage` operationId).
+func (c *Client) EditMessageWithBody(ctx context.Context, room Room, id MessageIdPath, params *EditMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEditMessageRequestWithBody(c.Server, room, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// EditMessage Edit a message
+//
+// Replaces the message's `text`, and its `metadata` when the body has
+// one (`null` removes it; absent keeps it), in one atomic step that
+// also publishes the edit. The new version has `version` one higher
+// and `edited_at`.
+//
+// Who may: the message's author (with authentication the token's
+// subject; with a server API key or in open mode the request's
+// `user`, default `system` or `anonymous`, as honest as posting is),
+// or a moderator of the room: a token whose `rooms` claim grants
+// `moderate` on it, or a server API key. Open mode has no moderators.
+// A token needs `write` or `moderate` on the room (else `403` with
+// a challenge); anyone else's message is a `403` without one. An
+// author past `EDIT_WINDOW` (default 0: no limit) after the message
+// was posted gets a `403`; moderators are not bound by it.
+//
+// A deleted message (a tombstone) cannot be changed: `409`, with the
+// tombstone's `ETag`. With `If-Match`, the change is made only if the
+// message's current version is one it names (`"3"`, the `ETag` of
+// `getMessage` and of every change): else `412`, with the current
+// `ETag`, so two editors cannot silently overwrite each other.
+// `Idempotency-Key` works as for posts (keys are shared with the
+// user's posts in the room). Edits and deletes use up the post rate
+// (`POST_RATE`). Every refusal stores nothing.
+//
+// The change takes a new position of the room, after every message
+// and change before it: streams deliver it as `event: edit` with that
+// position as its `id` and the message's new version as its data,
+// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+// multi-room cursor) deliver it like a message. The message keeps
+// its id, `seq` and place in history.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /rooms/{room}/messages/{id} (the `EditMessage` operationId).
+func (c *Client) EditMessage(ctx context.Context, room Room, id MessageIdPath, params *EditMessageParams, body EditMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewEditMessageRequest(c.Server, room, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -3537,6 +3979,100 @@ func NewPostMessageRequestWithBody(server string, room Room, params *PostMessage
 	return req, nil
 }
 
+// NewDeleteMessageRequest constructs an http.Request for the DeleteMessage method
+func NewDeleteMessageRequest(server string, room Room, id MessageIdPath, params *DeleteMessageParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s/messages/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.User != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "user", *params.User, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+		if params.IdempotencyKey != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam1)
+		}
+
+	}
+
+	return req, nil
+}
+
 // NewGetMessageRequest constructs an http.Request for the GetMessage method
 func NewGetMessageRequest(server string, room Room, id MessageIdPath) (*http.Request, error) {
 	var err error
@@ -3573,6 +4109,86 @@ func NewGetMessageRequest(server string, room Room, id MessageIdPath) (*http.Req
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewEditMessageRequest calls the generic EditMessage builder with application/json body
+func NewEditMessageRequest(server string, room Room, id MessageIdPath, params *EditMessageParams, body EditMessageJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewEditMessageRequestWithBody(server, room, id, params, "application/json", bodyReader)
+}
+
+// NewEditMessageRequestWithBody constructs an http.Request for the EditMessage method, with any body, and a specified content type
+func NewEditMessageRequestWithBody(server string, room Room, id MessageIdPath, params *EditMessageParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s/messages/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+		if params.IdempotencyKey != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam1)
+		}
+
 	}
 
 	return req, nil
@@ -4308,6 +4924,45 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
 	PostMessageWithResponse(ctx context.Context, room Room, params *PostMessageParams, body PostMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*PostMessageResponse, error)
 
+	// DeleteMessageWithResponse Delete a message
+	//
+	// Turns the message into its tombstone, in one atomic step that also
+	// publishes the delete: `deleted: true`, an empty `text`, no
+	// `metadata`, `version` one higher; it keeps its id, `seq`, `time`,
+	// `reply_to` and place in history, so pages and counts stay stable,
+	// and no longer counts as unread.
+	//
+	// Who may: the message's author (with authentication the token's
+	// subject; with a server API key or in open mode the request's
+	// `user`, default `system` or `anonymous`, as honest as posting is),
+	// or a moderator of the room: a token whose `rooms` claim grants
+	// `moderate` on it, or a server API key. Open mode has no moderators.
+	// A token needs `write` or `moderate` on the room (else `403` with
+	// a challenge); anyone else's message is a `403` without one. An
+	// author past `EDIT_WINDOW` (default 0: no limit) after the message
+	// was posted gets a `403`; moderators are not bound by it.
+	//
+	// A deleted message (a tombstone) cannot be changed: `409`, with the
+	// tombstone's `ETag`. With `If-Match`, the change is made only if the
+	// message's current version is one it names (`"3"`, the `ETag` of
+	// `getMessage` and of every change): else `412`, with the current
+	// `ETag`, so two editors cannot silently overwrite each other.
+	// `Idempotency-Key` works as for posts (keys are shared with the
+	// user's posts in the room). Edits and deletes use up the post rate
+	// (`POST_RATE`). Every refusal stores nothing.
+	//
+	// The change takes a new position of the room, after every message
+	// and change before it: streams deliver it as `event: delete` with that
+	// position as its `id` and the message's new version as its data,
+	// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+	// multi-room cursor) deliver it like a message. The message keeps
+	// its id, `seq` and place in history.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /rooms/{room}/messages/{id} (the `DeleteMessage` operationId).
+	DeleteMessageWithResponse(ctx context.Context, room Room, id MessageIdPath, params *DeleteMessageParams, reqEditors ...RequestEditorFn) (*DeleteMessageResponse, error)
+
 	// GetMessageWithResponse Read the latest version of one message
 	//
 	// Returns the message with this id as it is now: its latest version
@@ -4320,6 +4975,82 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /rooms/{room}/messages/{id} (the `GetMessage` operationId).
 	GetMessageWithResponse(ctx context.Context, room Room, id MessageIdPath, reqEditors ...RequestEditorFn) (*GetMessageResponse, error)
+
+	// EditMessageWithBodyWithResponse Edit a message
+	//
+	// Replaces the message's `text`, and its `metadata` when the body has
+	// one (`null` removes it; absent keeps it), in one atomic step that
+	// also publishes the edit. The new version has `version` one higher
+	// and `edited_at`.
+	//
+	// Who may: the message's author (with authentication the token's
+	// subject; with a server API key or in open mode the request's
+	// `user`, default `system` or `anonymous`, as honest as posting is),
+	// or a moderator of the room: a token whose `rooms` claim grants
+	// `moderate` on it, or a server API key. Open mode has no moderators.
+	// A token needs `write` or `moderate` on the room (else `403` with
+	// a challenge); anyone else's message is a `403` without one. An
+	// author past `EDIT_WINDOW` (default 0: no limit) after the message
+	// was posted gets a `403`; moderators are not bound by it.
+	//
+	// A deleted message (a tombstone) cannot be changed: `409`, with the
+	// tombstone's `ETag`. With `If-Match`, the change is made only if the
+	// message's current version is one it names (`"3"`, the `ETag` of
+	// `getMessage` and of every change): else `412`, with the current
+	// `ETag`, so two editors cannot silently overwrite each other.
+	// `Idempotency-Key` works as for posts (keys are shared with the
+	// user's posts in the room). Edits and deletes use up the post rate
+	// (`POST_RATE`). Every refusal stores nothing.
+	//
+	// The change takes a new position of the room, after every message
+	// and change before it: streams deliver it as `event: edit` with that
+	// position as its `id` and the message's new version as its data,
+	// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+	// multi-room cursor) deliver it like a message. The message keeps
+	// its id, `seq` and place in history.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /rooms/{room}/messages/{id} (the `EditMessage` operationId).
+	EditMessageWithBodyWithResponse(ctx context.Context, room Room, id MessageIdPath, params *EditMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EditMessageResponse, error)
+
+	// EditMessageWithResponse Edit a message
+	//
+	// Replaces the message's `text`, and its `metadata` when the body has
+	// one (`null` removes it; absent keeps it), in one atomic step that
+	// also publishes the edit. The new version has `version` one higher
+	// and `edited_at`.
+	//
+	// Who may: the message's author (with authentication the token's
+	// subject; with a server API key or in open mode the request's
+	// `user`, default `system` or `anonymous`, as honest as posting is),
+	// or a moderator of the room: a token whose `rooms` claim grants
+	// `moderate` on it, or a server API key. Open mode has no moderators.
+	// A token needs `write` or `moderate` on the room (else `403` with
+	// a challenge); anyone else's message is a `403` without one. An
+	// author past `EDIT_WINDOW` (default 0: no limit) after the message
+	// was posted gets a `403`; moderators are not bound by it.
+	//
+	// A deleted message (a tombstone) cannot be changed: `409`, with the
+	// tombstone's `ETag`. With `If-Match`, the change is made only if the
+	// message's current version is one it names (`"3"`, the `ETag` of
+	// `getMessage` and of every change): else `412`, with the current
+	// `ETag`, so two editors cannot silently overwrite each other.
+	// `Idempotency-Key` works as for posts (keys are shared with the
+	// user's posts in the room). Edits and deletes use up the post rate
+	// (`POST_RATE`). Every refusal stores nothing.
+	//
+	// The change takes a new position of the room, after every message
+	// and change before it: streams deliver it as `event: edit` with that
+	// position as its `id` and the message's new version as its data,
+	// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+	// multi-room cursor) deliver it like a message. The message keeps
+	// its id, `seq` and place in history.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /rooms/{room}/messages/{id} (the `EditMessage` operationId).
+	EditMessageWithResponse(ctx context.Context, room Room, id MessageIdPath, params *EditMessageParams, body EditMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*EditMessageResponse, error)
 
 	// GetPresenceWithResponse Who watches a room
 	//
@@ -6148,6 +6879,226 @@ func (r PostMessageResponse) ContentType() string {
 	return ""
 }
 
+// DeleteMessageResponse200Headers the declared response headers of an HTTP 200 response for DeleteMessage
+type DeleteMessageResponse200Headers struct {
+	ETag               string
+	IdempotentReplayed *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// DeleteMessageResponse400Headers the declared response headers of an HTTP 400 response for DeleteMessage
+type DeleteMessageResponse400Headers struct {
+	XRequestId string
+}
+
+// DeleteMessageResponse401Headers the declared response headers of an HTTP 401 response for DeleteMessage
+type DeleteMessageResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// DeleteMessageResponse403Headers the declared response headers of an HTTP 403 response for DeleteMessage
+type DeleteMessageResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    *string
+	XRequestId         string
+}
+
+// DeleteMessageResponse404Headers the declared response headers of an HTTP 404 response for DeleteMessage
+type DeleteMessageResponse404Headers struct {
+	XRequestId string
+}
+
+// DeleteMessageResponse409Headers the declared response headers of an HTTP 409 response for DeleteMessage
+type DeleteMessageResponse409Headers struct {
+	ETag               string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// DeleteMessageResponse412Headers the declared response headers of an HTTP 412 response for DeleteMessage
+type DeleteMessageResponse412Headers struct {
+	ETag               string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// DeleteMessageResponse422Headers the declared response headers of an HTTP 422 response for DeleteMessage
+type DeleteMessageResponse422Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// DeleteMessageResponse429Headers the declared response headers of an HTTP 429 response for DeleteMessage
+type DeleteMessageResponse429Headers struct {
+	RateLimitLimit     int
+	RateLimitRemaining int
+	RateLimitReset     int
+	RetryAfter         int
+	XRequestId         string
+}
+
+// DeleteMessageResponse500Headers the declared response headers of an HTTP 500 response for DeleteMessage
+type DeleteMessageResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// DeleteMessageResponse503Headers the declared response headers of an HTTP 503 response for DeleteMessage
+type DeleteMessageResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type DeleteMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Message
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidMessageRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ChangeForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *MessageNotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *TombstoneConflict
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *VersionMismatch
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyConflict
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *DeleteMessageResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *DeleteMessageResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteMessageResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteMessageResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *DeleteMessageResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *DeleteMessageResponse409Headers
+	// Headers412 the parsed response headers for an HTTP 412 response
+	Headers412 *DeleteMessageResponse412Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *DeleteMessageResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteMessageResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteMessageResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteMessageResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteMessageResponse) GetJSON200() *Message {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON400() *InvalidMessageRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON403() *ChangeForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON404() *MessageNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON409() *TombstoneConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON412() *VersionMismatch {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON422() *IdempotencyConflict {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteMessageResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetMessageResponse200Headers the declared response headers of an HTTP 200 response for GetMessage
 type GetMessageResponse200Headers struct {
 	ETag       string
@@ -6287,6 +7238,280 @@ func (r GetMessageResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// EditMessageResponse200Headers the declared response headers of an HTTP 200 response for EditMessage
+type EditMessageResponse200Headers struct {
+	ETag               string
+	IdempotentReplayed *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// EditMessageResponse400Headers the declared response headers of an HTTP 400 response for EditMessage
+type EditMessageResponse400Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// EditMessageResponse401Headers the declared response headers of an HTTP 401 response for EditMessage
+type EditMessageResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// EditMessageResponse403Headers the declared response headers of an HTTP 403 response for EditMessage
+type EditMessageResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    *string
+	XRequestId         string
+}
+
+// EditMessageResponse404Headers the declared response headers of an HTTP 404 response for EditMessage
+type EditMessageResponse404Headers struct {
+	XRequestId string
+}
+
+// EditMessageResponse408Headers the declared response headers of an HTTP 408 response for EditMessage
+type EditMessageResponse408Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// EditMessageResponse409Headers the declared response headers of an HTTP 409 response for EditMessage
+type EditMessageResponse409Headers struct {
+	ETag               string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// EditMessageResponse412Headers the declared response headers of an HTTP 412 response for EditMessage
+type EditMessageResponse412Headers struct {
+	ETag               string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// EditMessageResponse413Headers the declared response headers of an HTTP 413 response for EditMessage
+type EditMessageResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// EditMessageResponse415Headers the declared response headers of an HTTP 415 response for EditMessage
+type EditMessageResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// EditMessageResponse422Headers the declared response headers of an HTTP 422 response for EditMessage
+type EditMessageResponse422Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// EditMessageResponse429Headers the declared response headers of an HTTP 429 response for EditMessage
+type EditMessageResponse429Headers struct {
+	RateLimitLimit     int
+	RateLimitRemaining int
+	RateLimitReset     int
+	RetryAfter         int
+	XRequestId         string
+}
+
+// EditMessageResponse500Headers the declared response headers of an HTTP 500 response for EditMessage
+type EditMessageResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// EditMessageResponse503Headers the declared response headers of an HTTP 503 response for EditMessage
+type EditMessageResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type EditMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Message
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidEdit
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *ChangeForbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *MessageNotFound
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *BodyTimeout
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *TombstoneConflict
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *VersionMismatch
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *BodyTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *IdempotencyConflict
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *EditMessageResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *EditMessageResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *EditMessageResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *EditMessageResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *EditMessageResponse404Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *EditMessageResponse408Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *EditMessageResponse409Headers
+	// Headers412 the parsed response headers for an HTTP 412 response
+	Headers412 *EditMessageResponse412Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *EditMessageResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *EditMessageResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *EditMessageResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *EditMessageResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *EditMessageResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *EditMessageResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r EditMessageResponse) GetJSON200() *Message {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON400() *InvalidEdit {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON403() *ChangeForbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON404() *MessageNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON408() *BodyTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON409() *TombstoneConflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON412() *VersionMismatch {
+	return r.ApplicationproblemJSON412
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON413() *BodyTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON422() *IdempotencyConflict {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON429() *RateLimited {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r EditMessageResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r EditMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r EditMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r EditMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r EditMessageResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7491,6 +8716,51 @@ func (c *ClientWithResponses) PostMessageWithResponse(ctx context.Context, room 
 	return ParsePostMessageResponse(rsp)
 }
 
+// DeleteMessageWithResponse Delete a message
+//
+// Turns the message into its tombstone, in one atomic step that also
+// publishes the delete: `deleted: true`, an empty `text`, no
+// `metadata`, `version` one higher; it keeps its id, `seq`, `time`,
+// `reply_to` and place in history, so pages and counts stay stable,
+// and no longer counts as unread.
+//
+// Who may: the message's author (with authentication the token's
+// subject; with a server API key or in open mode the request's
+// `user`, default `system` or `anonymous`, as honest as posting is),
+// or a moderator of the room: a token whose `rooms` claim grants
+// `moderate` on it, or a server API key. Open mode has no moderators.
+// A token needs `write` or `moderate` on the room (else `403` with
+// a challenge); anyone else's message is a `403` without one. An
+// author past `EDIT_WINDOW` (default 0: no limit) after the message
+// was posted gets a `403`; moderators are not bound by it.
+//
+// A deleted message (a tombstone) cannot be changed: `409`, with the
+// tombstone's `ETag`. With `If-Match`, the change is made only if the
+// message's current version is one it names (`"3"`, the `ETag` of
+// `getMessage` and of every change): else `412`, with the current
+// `ETag`, so two editors cannot silently overwrite each other.
+// `Idempotency-Key` works as for posts (keys are shared with the
+// user's posts in the room). Edits and deletes use up the post rate
+// (`POST_RATE`). Every refusal stores nothing.
+//
+// The change takes a new position of the room, after every message
+// and change before it: streams deliver it as `event: delete` with that
+// position as its `id` and the message's new version as its data,
+// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+// multi-room cursor) deliver it like a message. The message keeps
+// its id, `seq` and place in history.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /rooms/{room}/messages/{id} (the `DeleteMessage` operationId).
+func (c *ClientWithResponses) DeleteMessageWithResponse(ctx context.Context, room Room, id MessageIdPath, params *DeleteMessageParams, reqEditors ...RequestEditorFn) (*DeleteMessageResponse, error) {
+	rsp, err := c.DeleteMessage(ctx, room, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMessageResponse(rsp)
+}
+
 // GetMessageWithResponse Read the latest version of one message
 //
 // Returns the message with this id as it is now: its latest version
@@ -7508,6 +8778,94 @@ func (c *ClientWithResponses) GetMessageWithResponse(ctx context.Context, room R
 		return nil, err
 	}
 	return ParseGetMessageResponse(rsp)
+}
+
+// EditMessageWithBodyWithResponse Edit a message
+//
+// Replaces the message's `text`, and its `metadata` when the body has
+// one (`null` removes it; absent keeps it), in one atomic step that
+// also publishes the edit. The new version has `version` one higher
+// and `edited_at`.
+//
+// Who may: the message's author (with authentication the token's
+// subject; with a server API key or in open mode the request's
+// `user`, default `system` or `anonymous`, as honest as posting is),
+// or a moderator of the room: a token whose `rooms` claim grants
+// `moderate` on it, or a server API key. Open mode has no moderators.
+// A token needs `write` or `moderate` on the room (else `403` with
+// a challenge); anyone else's message is a `403` without one. An
+// author past `EDIT_WINDOW` (default 0: no limit) after the message
+// was posted gets a `403`; moderators are not bound by it.
+//
+// A deleted message (a tombstone) cannot be changed: `409`, with the
+// tombstone's `ETag`. With `If-Match`, the change is made only if the
+// message's current version is one it names (`"3"`, the `ETag` of
+// `getMessage` and of every change): else `412`, with the current
+// `ETag`, so two editors cannot silently overwrite each other.
+// `Idempotency-Key` works as for posts (keys are shared with the
+// user's posts in the room). Edits and deletes use up the post rate
+// (`POST_RATE`). Every refusal stores nothing.
+//
+// The change takes a new position of the room, after every message
+// and change before it: streams deliver it as `event: edit` with that
+// position as its `id` and the message's new version as its data,
+// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+// multi-room cursor) deliver it like a message. The message keeps
+// its id, `seq` and place in history.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /rooms/{room}/messages/{id} (the `EditMessage` operationId).
+func (c *ClientWithResponses) EditMessageWithBodyWithResponse(ctx context.Context, room Room, id MessageIdPath, params *EditMessageParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*EditMessageResponse, error) {
+	rsp, err := c.EditMessageWithBody(ctx, room, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEditMessageResponse(rsp)
+}
+
+// EditMessageWithResponse Edit a message
+//
+// Replaces the message's `text`, and its `metadata` when the body has
+// one (`null` removes it; absent keeps it), in one atomic step that
+// also publishes the edit. The new version has `version` one higher
+// and `edited_at`.
+//
+// Who may: the message's author (with authentication the token's
+// subject; with a server API key or in open mode the request's
+// `user`, default `system` or `anonymous`, as honest as posting is),
+// or a moderator of the room: a token whose `rooms` claim grants
+// `moderate` on it, or a server API key. Open mode has no moderators.
+// A token needs `write` or `moderate` on the room (else `403` with
+// a challenge); anyone else's message is a `403` without one. An
+// author past `EDIT_WINDOW` (default 0: no limit) after the message
+// was posted gets a `403`; moderators are not bound by it.
+//
+// A deleted message (a tombstone) cannot be changed: `409`, with the
+// tombstone's `ETag`. With `If-Match`, the change is made only if the
+// message's current version is one it names (`"3"`, the `ETag` of
+// `getMessage` and of every change): else `412`, with the current
+// `ETag`, so two editors cannot silently overwrite each other.
+// `Idempotency-Key` works as for posts (keys are shared with the
+// user's posts in the room). Edits and deletes use up the post rate
+// (`POST_RATE`). Every refusal stores nothing.
+//
+// The change takes a new position of the room, after every message
+// and change before it: streams deliver it as `event: edit` with that
+// position as its `id` and the message's new version as its data,
+// and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+// multi-room cursor) deliver it like a message. The message keeps
+// its id, `seq` and place in history.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /rooms/{room}/messages/{id} (the `EditMessage` operationId).
+func (c *ClientWithResponses) EditMessageWithResponse(ctx context.Context, room Room, id MessageIdPath, params *EditMessageParams, body EditMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*EditMessageResponse, error) {
+	rsp, err := c.EditMessage(ctx, room, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseEditMessageResponse(rsp)
 }
 
 // GetPresenceWithResponse Who watches a room
@@ -10271,6 +11629,439 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 	return response, nil
 }
 
+// ParseDeleteMessageResponse parses an HTTP response from a DeleteMessageWithResponse call
+func ParseDeleteMessageResponse(rsp *http.Response) (*DeleteMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Message
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidMessageRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ChangeForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest MessageNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest TombstoneConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest VersionMismatch
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers DeleteMessageResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers DeleteMessageResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers DeleteMessageResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteMessageResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers DeleteMessageResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers DeleteMessageResponse409Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 412:
+		var headers DeleteMessageResponse412Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers412 = &headers
+	case rsp.StatusCode == 422:
+		var headers DeleteMessageResponse422Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteMessageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteMessageResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteMessageResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetMessageResponse parses an HTTP response from a GetMessageWithResponse call
 func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -10462,6 +12253,574 @@ func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetMessageResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseEditMessageResponse parses an HTTP response from a EditMessageWithResponse call
+func ParseEditMessageResponse(rsp *http.Response) (*EditMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &EditMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Message
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidEdit
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ChangeForbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest MessageNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest BodyTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest TombstoneConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest VersionMismatch
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest IdempotencyConflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers EditMessageResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers EditMessageResponse400Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers EditMessageResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers EditMessageResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers EditMessageResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 408:
+		var headers EditMessageResponse408Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 409:
+		var headers EditMessageResponse409Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 412:
+		var headers EditMessageResponse412Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers412 = &headers
+	case rsp.StatusCode == 413:
+		var headers EditMessageResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers EditMessageResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers EditMessageResponse422Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers EditMessageResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers EditMessageResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers EditMessageResponse503Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -31,11 +31,15 @@ var (
 	_ stream.Frames  = Frames{}
 )
 
-// Message returns a stored message's frame as one buffer cut in two: the
+// Message returns a stored entry's frame as one buffer cut in two: the
 // id line and the rest (event name and data), so that a stream of several
-// rooms can write its own id line before the shared rest.
+// rooms can write its own id line before the shared rest. A message is a
+// "message" event; a change (chat.EntryOf) an "edit" or "delete" event
+// whose data is the message's new version and whose id is the change's
+// position.
 func (Frames) Message(id chat.ID, data []byte) (idLine, body []byte) {
-	frame := AppendEvent(make([]byte, 0, len(data)+64), id.String(), "message", data)
+	event, payload := chat.EntryOf(data)
+	frame := AppendEvent(make([]byte, 0, len(payload)+64), id.String(), event, payload)
 	n := bytes.IndexByte(frame, '\n') + 1 // an id is never empty: the frame starts with its line
 	return frame[:n:n], frame[n:]
 }

@@ -131,11 +131,11 @@ func (p *redisProbe) benchmarkScript(ctx context.Context, addr, scriptFile strin
 }
 
 // postScriptCall is the EVALSHA of the post script as the server sends it
-// for a post without an idempotency key: the room's meta, history, read and
-// live keys, then every ARGV of redisscripts/post_message.lua in its order.
+// for a post without an idempotency key: the room's meta, history, read,
+// live and log keys, then every ARGV of redisscripts/post_message.lua in its order.
 func postScriptCall(sha string, size int) []string {
 	fields := `"user":"load","text":"lt:1764000000000000000:1:` + strings.Repeat("x", size-24) + `"`
-	return []string{"EVALSHA", sha, "4", "redisbench:{room}:meta", "redisbench:{room}:history",
-		"redisbench:{room}:read", "redisbench:{room}:live",
+	return []string{"EVALSHA", sha, "5", "redisbench:{room}:meta", "redisbench:{room}:history",
+		"redisbench:{room}:read", "redisbench:{room}:live", "redisbench:{room}:log",
 		"redisbench:{room}:channel", `"room"`, fields, "1000", "86400000", "", "0", "PUBLISH", "load", "", "", "0", ""}
 }

@@ -19,7 +19,14 @@ type Query struct {
 
 // Page is one page of history.
 type Page struct {
-	Messages [][]byte // ascending by sequence number, as stored
+	// Messages are the page's entries ascending by position, as stored:
+	// messages in their latest versions and, on an After page, the changes
+	// (edits, deletes) after the cursor, which EntryOf tells apart.
+	Messages [][]byte
+	// Position is the newest position of the room the page reflects: a
+	// reader that follows the room from it after reading the page misses
+	// nothing. Zero for a room without messages.
+	Position ID
 	HasMore  bool     // more messages lie beyond the page in its direction
 	Reset    *Reset   // set when an After cursor could not be honoured
 }

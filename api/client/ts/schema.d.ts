@@ -110,10 +110,77 @@ export interface paths {
         get: operations["getMessage"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete a message
+         * @description Turns the message into its tombstone, in one atomic step that also
+         *     publishes the delete: `deleted: true`, an empty `text`, no
+         *     `metadata`, `version` one higher; it keeps its id, `seq`, `time`,
+         *     `reply_to` and place in history, so pages and counts stay stable,
+         *     and no longer counts as unread.
+         *
+         *     Who may: the message's author (with authentication the token's
+         *     subject; with a server API key or in open mode the request's
+         *     `user`, default `system` or `anonymous`, as honest as posting is),
+         *     or a moderator of the room: a token whose `rooms` claim grants
+         *     `moderate` on it, or a server API key. Open mode has no moderators.
+         *     A token needs `write` or `moderate` on the room (else `403` with
+         *     a challenge); anyone else's message is a `403` without one. An
+         *     author past `EDIT_WINDOW` (default 0: no limit) after the message
+         *     was posted gets a `403`; moderators are not bound by it.
+         *
+         *     A deleted message (a tombstone) cannot be changed: `409`, with the
+         *     tombstone's `ETag`. With `If-Match`, the change is made only if the
+         *     message's current version is one it names (`"3"`, the `ETag` of
+         *     `getMessage` and of every change): else `412`, with the current
+         *     `ETag`, so two editors cannot silently overwrite each other.
+         *     `Idempotency-Key` works as for posts (keys are shared with the
+         *     user's posts in the room). Edits and deletes use up the post rate
+         *     (`POST_RATE`). Every refusal stores nothing.
+         *
+         *     The change takes a new position of the room, after every message
+         *     and change before it: streams deliver it as `event: delete` with that
+         *     position as its `id` and the message's new version as its data,
+         *     and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+         *     multi-room cursor) deliver it like a message. The message keeps
+         *     its id, `seq` and place in history.
+         */
+        delete: operations["deleteMessage"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Edit a message
+         * @description Replaces the message's `text`, and its `metadata` when the body has
+         *     one (`null` removes it; absent keeps it), in one atomic step that
+         *     also publishes the edit. The new version has `version` one higher
+         *     and `edited_at`.
+         *
+         *     Who may: the message's author (with authentication the token's
+         *     subject; with a server API key or in open mode the request's
+         *     `user`, default `system` or `anonymous`, as honest as posting is),
+         *     or a moderator of the room: a token whose `rooms` claim grants
+         *     `moderate` on it, or a server API key. Open mode has no moderators.
+         *     A token needs `write` or `moderate` on the room (else `403` with
+         *     a challenge); anyone else's message is a `403` without one. An
+         *     author past `EDIT_WINDOW` (default 0: no limit) after the message
+         *     was posted gets a `403`; moderators are not bound by it.
+         *
+         *     A deleted message (a tombstone) cannot be changed: `409`, with the
+         *     tombstone's `ETag`. With `If-Match`, the change is made only if the
+         *     message's current version is one it names (`"3"`, the `ETag` of
+         *     `getMessage` and of every change): else `412`, with the current
+         *     `ETag`, so two editors cannot silently overwrite each other.
+         *     `Idempotency-Key` works as for posts (keys are shared with the
+         *     user's posts in the room). Edits and deletes use up the post rate
+         *     (`POST_RATE`). Every refusal stores nothing.
+         *
+         *     The change takes a new position of the room, after every message
+         *     and change before it: streams deliver it as `event: edit` with that
+         *     position as its `id` and the message's new version as its data,
+         *     and `after=` pages and resumes (`Last-Event-ID`, `after`, the
+         *     multi-room cursor) deliver it like a message. The message keeps
+         *     its id, `seq` and place in history.
+         */
+        patch: operations["editMessage"];
         trace?: never;
     };
     "/rooms/{room}/stream": {
@@ -843,6 +910,26 @@ export interface components {
          * @example ada
          */
         UserName: string;
+        /** @description A message's new text, and optionally new metadata. */
+        MessageEdit: {
+            text: components["schemas"]["MessageText"];
+            user?: components["schemas"]["UserName"];
+            /** @description New metadata (`Metadata`), or `null` to remove it; absent keeps it. */
+            metadata?: components["schemas"]["Metadata"] | null;
+        };
+        /**
+         * @description An edit or delete of a message, as an `after` page lists it: at its
+         *     own position `id` (after every message and change before it), the
+         *     message's new version. Apply a room's messages and changes in
+         *     position order, keeping of each message the copy with the highest
+         *     `version`.
+         */
+        Change: {
+            id: components["schemas"]["MessageId"];
+            /** @enum {string} */
+            event: "edit" | "delete";
+            message: components["schemas"]["Message"];
+        };
         /**
          * @description Whatever the chat product attaches to a message (attachments,
          *     mentions, formatting): a JSON object of at most `MAX_METADATA_BYTES`
@@ -878,7 +965,7 @@ export interface components {
             room: components["schemas"]["RoomId"];
             /** @description The sender's display name, `anonymous` if none was given. */
             user: string;
-            /** @description The message text. */
+            /** @description The message text; empty only on a tombstone (`deleted`). */
             text: string;
             /**
              * Format: date-time
@@ -893,6 +980,18 @@ export interface components {
              *     copies of a message, the one with the higher version is newer.
              */
             version: number;
+            /**
+             * Format: date-time
+             * @description When the message was last edited, by the Redis server's clock; absent if never.
+             */
+            edited_at?: string;
+            /**
+             * @description Present on a tombstone only: the message was deleted. Its `text`
+             *     is empty and its `metadata` gone; it keeps its id, `seq`, `time`
+             *     and place in history.
+             * @enum {boolean}
+             */
+            deleted?: true;
             /** @description The message of this room this one answers, if any. */
             reply_to?: components["schemas"]["MessageId"];
             metadata?: components["schemas"]["Metadata"];
@@ -901,8 +1000,24 @@ export interface components {
         HistoryPage: {
             /** @description The page's messages in ascending `seq` order. */
             messages: components["schemas"]["Message"][];
-            /** @description More messages lie beyond this page in its direction. */
+            /**
+             * @description On an `after` page only, and only when there are any: the edits
+             *     and deletes after the cursor, in position order, each with the
+             *     message's version it made. With `messages` (their latest
+             *     versions) they are the room's entries after the cursor, up to
+             *     `limit` of both together.
+             */
+            changes?: components["schemas"]["Change"][];
+            /** @description More messages (or changes) lie beyond this page in its direction. */
             has_more: boolean;
+            /**
+             * @description The newest position of the room this page reflects: follow the
+             *     room from it (`after=`, or `Last-Event-ID` on a stream) and the
+             *     messages and changes you get, applied to the page, leave you
+             *     with what a client that watched live has. Absent for a room
+             *     without messages.
+             */
+            position?: components["schemas"]["MessageId"];
             reset?: components["schemas"]["Reset"];
         };
         /**
@@ -1246,14 +1361,19 @@ export interface components {
              *     - `urn:roomcast:problem:too-many-streams`: 429, the client has
              *       as many streams open as allowed.
              *     - `urn:roomcast:problem:not-found`: 404, no such path; or no
-             *       such message in the room (`markRead`).
+             *       such message in the room (`markRead`, `getMessage`,
+             *       `editMessage`, `deleteMessage`).
+             *     - `urn:roomcast:problem:message-deleted`: 409, the message is
+             *       a tombstone and cannot be changed.
+             *     - `urn:roomcast:problem:version-mismatch`: 412, the message's
+             *       version is not one `If-Match` names.
              *     - `urn:roomcast:problem:method-not-allowed`: 405.
              *     - `urn:roomcast:problem:unavailable`: 503, Redis cannot be
              *       reached or live delivery is down; retry after `Retry-After`.
              *     - `urn:roomcast:problem:internal`: 500, an unexpected failure.
              * @enum {string}
              */
-            type: "urn:roomcast:problem:invalid-room" | "urn:roomcast:problem:invalid-cursor" | "urn:roomcast:problem:invalid-parameter" | "urn:roomcast:problem:invalid-body" | "urn:roomcast:problem:unauthorized" | "urn:roomcast:problem:token-expired" | "urn:roomcast:problem:token-revoked" | "urn:roomcast:problem:forbidden" | "urn:roomcast:problem:banned" | "urn:roomcast:problem:request-timeout" | "urn:roomcast:problem:idempotency-conflict" | "urn:roomcast:problem:body-too-large" | "urn:roomcast:problem:unsupported-media-type" | "urn:roomcast:problem:rate-limited" | "urn:roomcast:problem:too-many-streams" | "urn:roomcast:problem:not-found" | "urn:roomcast:problem:method-not-allowed" | "urn:roomcast:problem:unavailable" | "urn:roomcast:problem:internal";
+            type: "urn:roomcast:problem:invalid-room" | "urn:roomcast:problem:invalid-cursor" | "urn:roomcast:problem:invalid-parameter" | "urn:roomcast:problem:invalid-body" | "urn:roomcast:problem:unauthorized" | "urn:roomcast:problem:token-expired" | "urn:roomcast:problem:token-revoked" | "urn:roomcast:problem:forbidden" | "urn:roomcast:problem:banned" | "urn:roomcast:problem:request-timeout" | "urn:roomcast:problem:idempotency-conflict" | "urn:roomcast:problem:body-too-large" | "urn:roomcast:problem:unsupported-media-type" | "urn:roomcast:problem:rate-limited" | "urn:roomcast:problem:too-many-streams" | "urn:roomcast:problem:message-deleted" | "urn:roomcast:problem:version-mismatch" | "urn:roomcast:problem:not-found" | "urn:roomcast:problem:method-not-allowed" | "urn:roomcast:problem:unavailable" | "urn:roomcast:problem:internal";
             /** @description A short summary of the problem type. */
             title: string;
             /** @description The HTTP status code. */
@@ -1326,6 +1446,102 @@ export interface components {
                  *       "title": "Invalid cursor",
                  *       "status": 400,
                  *       "detail": "a cursor is the id of a message, as returned by this API"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description A bad room id (`invalid-room`), message id or `Idempotency-Key`
+         *     (`invalid-parameter`), or body (`invalid-body`).
+         */
+        InvalidEdit: {
+            headers: {
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-body",
+                 *       "title": "Invalid message",
+                 *       "status": 400,
+                 *       "detail": "\"text\" is required"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The token allows neither writing nor moderating in this room (with
+         *     a `WWW-Authenticate` challenge), or the caller is neither the
+         *     message's author nor a moderator of the room, or the author's
+         *     `EDIT_WINDOW` has passed (without one).
+         */
+        ChangeForbidden: {
+            headers: {
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                /** @description The bearer challenge, when the token lacks the permission. */
+                "WWW-Authenticate"?: string;
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:forbidden",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "detail": "only the message's author or a moderator of the room may change it"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The message is deleted; its tombstone's version is the `ETag`. */
+        TombstoneConflict: {
+            headers: {
+                ETag: components["headers"]["MessageETag"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:message-deleted",
+                 *       "title": "Message deleted",
+                 *       "status": 409,
+                 *       "detail": "the message is deleted; a tombstone cannot be changed"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The message's version is not one `If-Match` names; the `ETag` is its current one. */
+        VersionMismatch: {
+            headers: {
+                ETag: components["headers"]["MessageETag"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:version-mismatch",
+                 *       "title": "Precondition Failed",
+                 *       "status": 412,
+                 *       "detail": "the message has another version than If-Match names; its ETag is the current one"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -1900,6 +2116,20 @@ export interface components {
          */
         Room: components["schemas"]["RoomId"];
         /**
+         * @description Change the message only if its current version is one of these
+         *     entity tags (its `ETag`, `"3"`); `*` matches any. A weak tag never
+         *     matches.
+         * @example "1"
+         */
+        IfMatch: string;
+        /**
+         * @description Who deletes, with a server API key or in open mode (default
+         *     `system` or `anonymous`); with a token leave it out, as its subject
+         *     is the user, and any other name is a `403`.
+         * @example ada
+         */
+        ChangeUser: string;
+        /**
          * @description A message id; anything else is a `400`.
          * @example mjuohs00-42
          */
@@ -2152,6 +2382,167 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["MessageNotFound"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteMessage: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Who deletes, with a server API key or in open mode (default
+                 *     `system` or `anonymous`); with a token leave it out, as its subject
+                 *     is the user, and any other name is a `403`.
+                 * @example ada
+                 */
+                user?: components["parameters"]["ChangeUser"];
+            };
+            header?: {
+                /**
+                 * @description Change the message only if its current version is one of these
+                 *     entity tags (its `ETag`, `"3"`); `*` matches any. A weak tag never
+                 *     matches.
+                 * @example "1"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+                /**
+                 * @description A client-chosen key, unique per message, that makes retries of the
+                 *     post safe. At most one such header. A key belongs to one user in one
+                 *     room: the same key from another user or in another room is another
+                 *     key.
+                 * @example 9b2f0c8e-6a1d-4c3e-8f7a-2d5b1e0c9a44
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+                /**
+                 * @description A message id; anything else is a `400`.
+                 * @example mjuohs00-42
+                 */
+                id: components["parameters"]["MessageIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /**
+             * @description The tombstone. `Idempotent-Replayed: true` marks the answer to a retry under the
+             *     same `Idempotency-Key`, which changed nothing.
+             */
+            200: {
+                headers: {
+                    ETag: components["headers"]["MessageETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            400: components["responses"]["InvalidMessageRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["ChangeForbidden"];
+            404: components["responses"]["MessageNotFound"];
+            409: components["responses"]["TombstoneConflict"];
+            412: components["responses"]["VersionMismatch"];
+            422: components["responses"]["IdempotencyConflict"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    editMessage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Change the message only if its current version is one of these
+                 *     entity tags (its `ETag`, `"3"`); `*` matches any. A weak tag never
+                 *     matches.
+                 * @example "1"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+                /**
+                 * @description A client-chosen key, unique per message, that makes retries of the
+                 *     post safe. At most one such header. A key belongs to one user in one
+                 *     room: the same key from another user or in another room is another
+                 *     key.
+                 * @example 9b2f0c8e-6a1d-4c3e-8f7a-2d5b1e0c9a44
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+                /**
+                 * @description A message id; anything else is a `400`.
+                 * @example mjuohs00-42
+                 */
+                id: components["parameters"]["MessageIdPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * @description One JSON object with `text` (as a post's), optionally `metadata`
+         *     and `user`; anything else is a `400`. The body size limit is a
+         *     post's.
+         */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "text": "Hello, room! (fixed)"
+                 *     }
+                 */
+                "application/json": components["schemas"]["MessageEdit"];
+            };
+        };
+        responses: {
+            /**
+             * @description The message's new version. `Idempotent-Replayed: true` marks the answer to a retry under the
+             *     same `Idempotency-Key`, which changed nothing.
+             */
+            200: {
+                headers: {
+                    ETag: components["headers"]["MessageETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Message"];
+                };
+            };
+            400: components["responses"]["InvalidEdit"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["ChangeForbidden"];
+            404: components["responses"]["MessageNotFound"];
+            408: components["responses"]["BodyTimeout"];
+            409: components["responses"]["TombstoneConflict"];
+            412: components["responses"]["VersionMismatch"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyConflict"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
