@@ -27,8 +27,8 @@ type Page struct {
 	// reader that follows the room from it after reading the page misses
 	// nothing. Zero for a room without messages.
 	Position ID
-	HasMore  bool     // more messages lie beyond the page in its direction
-	Reset    *Reset   // set when an After cursor could not be honoured
+	HasMore  bool   // more messages lie beyond the page in its direction
+	Reset    *Reset // set when an After cursor could not be honoured
 }
 
 // Reset explains why a reader positioned at a cursor cannot be given every
