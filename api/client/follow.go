@@ -19,6 +19,8 @@ import (
 // future versions: a follower ignores the types it does not know.
 const (
 	EventMessage = "message" // Data is a Message
+	EventEdit    = "edit"    // Data is the edited Message, its new version
+	EventDelete  = "delete"  // Data is the deleted Message, its tombstone
 	EventReset   = "reset"   // Data is a Reset: messages were lost to this client
 )
 
@@ -32,10 +34,16 @@ type Event struct {
 	Data        json.RawMessage
 }
 
-// Message decodes a message event; it fails for an event of another type.
+// Message decodes a message, edit or delete event: each carries a
+// Message, of which the copy with the highest Version is the newest. It
+// fails for an event of another type.
 func (e Event) Message() (Message, error) {
 	var m Message
-	return m, e.decode(EventMessage, &m)
+	typ := EventMessage
+	if e.Type == EventEdit || e.Type == EventDelete {
+		typ = e.Type
+	}
+	return m, e.decode(typ, &m)
 }
 
 // Reset decodes a reset event; it fails for an event of another type.
