@@ -127,6 +127,12 @@ func (h *Handler) change(c echo.Context, ch chat.Change, user string) error {
 	}
 	ch.IfMatch = ifMatchVersions(c.Request().Header.Values("If-Match"))
 	ch.Moderator = h.mayModerate(c, ch.Room)
+	if !ch.Moderator {
+		// A banned author may not change what they wrote either.
+		if err := h.refuseBanned(c, ch.Room, ch.User); err != nil {
+			return err
+		}
+	}
 	ch.EditWindow = h.EditWindow
 	changed, err := h.Store.Change(c.Request().Context(), ch)
 	if errors.Is(err, chat.ErrVersionMismatch) || errors.Is(err, chat.ErrDeleted) {

@@ -1479,7 +1479,8 @@ export interface components {
          * @description The token allows neither writing nor moderating in this room (with
          *     a `WWW-Authenticate` challenge), or the caller is neither the
          *     message's author nor a moderator of the room, or the author's
-         *     `EDIT_WINDOW` has passed (without one).
+         *     `EDIT_WINDOW` has passed (without one), or the author is banned
+         *     from the room (`banned`, with one).
          */
         ChangeForbidden: {
             headers: {
