@@ -258,7 +258,9 @@ type Ban struct {
 	Until *time.Time `json:"until,omitempty"`
 
 	// User The user banned.
-	User string `json:"user"`
+	//
+	// Examples: ada
+	User UserName `json:"user"`
 }
 
 // BanEvent The data of a stream's `banned` event, which carries no `id`: the
@@ -929,7 +931,9 @@ type RevocationRequest struct {
 	Jti *string `json:"jti,omitempty"`
 
 	// User The `sub` whose tokens issued before `issued_before` to revoke.
-	User *string `json:"user,omitempty"`
+	//
+	// Examples: ada
+	User *UserName `json:"user,omitempty"`
 }
 
 // RevokedEvent The data of a stream's `revoked` event, which carries no `id`: the
@@ -1058,8 +1062,16 @@ type WebhookMessageCreated struct {
 	Type      interface{}      `json:"type"`
 }
 
-// BannedUser defines model for BannedUser.
-type BannedUser = string
+// BannedUser The sender's display name: 1 to 64 printable characters (Unicode
+// letters, marks, numbers, punctuation, symbols and the ASCII space).
+// The pattern refuses the control, format, separator (but the
+// space) and private-use characters of the Basic Multilingual
+// Plane; the server checks the Unicode categories exactly.
+// Defaults to `anonymous`. With authentication, leave it out: the
+// token's subject is the user, and any other name is a `403`.
+//
+// Examples: ada
+type BannedUser = UserName
 
 // ChangeUser defines model for ChangeUser.
 type ChangeUser = string

@@ -1177,7 +1177,7 @@ export interface components {
         Ban: {
             room: components["schemas"]["RoomId"];
             /** @description The user banned. */
-            user: string;
+            user: components["schemas"]["UserName"];
             /**
              * Format: date-time
              * @description When the ban ends, to the millisecond; absent for a ban until lifted.
@@ -1229,7 +1229,7 @@ export interface components {
             /** @description The `jti` claim of the one token to revoke. */
             jti?: string;
             /** @description The `sub` whose tokens issued before `issued_before` to revoke. */
-            user?: string;
+            user?: components["schemas"]["UserName"];
             /**
              * Format: date-time
              * @description With `user`; tokens whose `iat` is before it are revoked.
@@ -2139,7 +2139,7 @@ export interface components {
          * @description The user banned (a token's `sub`); percent-encoded as needed.
          * @example ada
          */
-        BannedUser: string;
+        BannedUser: components["schemas"]["UserName"];
         /**
          * @description In open mode, the user the stream is listed as in the room's
          *     presence (same rules as a post's `user`); without it the stream is
