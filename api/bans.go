@@ -35,6 +35,9 @@ type BanStore interface {
 type ControlState interface {
 	Ban(room, user string) (chat.Ban, bool)
 	Revoked(user, jti string, iat time.Time) bool
+	// Apply applies a change this instance made at once, and enforces it
+	// on its streams, before the control channel brings it.
+	Apply(c chat.Control)
 }
 
 // DefaultRevocationTTL is how long a revocation is kept when its tokens'
@@ -71,6 +74,7 @@ func (h *Handler) putBan(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.applyLocally(chat.Control{Op: chat.ControlBan, Ban: &b})
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -91,6 +95,7 @@ func (h *Handler) deleteBan(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
+	h.applyLocally(chat.Control{Op: chat.ControlLift, Ban: &chat.Ban{Room: room, User: user}})
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -129,7 +134,16 @@ func (h *Handler) revokeTokens(c echo.Context) error {
 	if err := h.Bans.Revoke(c.Request().Context(), r); err != nil {
 		return err
 	}
+	h.applyLocally(chat.Control{Op: chat.ControlRevoke, Revocation: &r})
 	return c.JSON(http.StatusOK, r)
+}
+
+// applyLocally makes this instance's next request see a change it just
+// stored: the control channel would bring it a moment later.
+func (h *Handler) applyLocally(c chat.Control) {
+	if h.Control != nil {
+		h.Control.Apply(c)
+	}
 }
 
 func (h *Handler) revocationTTL() time.Duration {

@@ -123,7 +123,13 @@ func TestBanStopsTheUser(t *testing.T) {
 	ann := bearer(hs256(t, "ann", nil))
 	first := keyPost(t, s, "r", "before the ban")
 
-	resp, body := s.do(t, http.MethodPut, "/rooms/r/bans/ann", `{"reason":"spam"}`, jsonBody(moderator(t)...)...)
+	resp, body := s.postAs(t, "r", `{"text":"mine"}`, ann...)
+	expectStatus(t, resp, body, http.StatusCreated, "")
+	var own message
+	if err := json.Unmarshal(body, &own); err != nil {
+		t.Fatal(err)
+	}
+	resp, body = s.do(t, http.MethodPut, "/rooms/r/bans/ann", `{"reason":"spam"}`, jsonBody(moderator(t)...)...)
 	expectStatus(t, resp, body, http.StatusCreated, "")
 	var b banRecord
 	if err := json.Unmarshal(body, &b); err != nil || b.Room != "r" || b.User != "ann" || b.By != "mod" ||
@@ -146,6 +152,15 @@ func TestBanStopsTheUser(t *testing.T) {
 	expectStatus(t, resp, body, http.StatusForbidden, typeBanned)
 	resp, body = s.do(t, http.MethodPut, "/rooms/r/read", `{"id":"`+first.ID+`"}`, jsonBody(ann...)...)
 	expectStatus(t, resp, body, http.StatusForbidden, typeBanned)
+	// What ann wrote before the ban she may neither edit nor delete.
+	resp, body = s.do(t, http.MethodPatch, "/rooms/r/messages/"+own.ID, `{"text":"edited"}`, jsonBody(ann...)...)
+	expectStatus(t, resp, body, http.StatusForbidden, typeBanned)
+	resp, body = s.do(t, http.MethodDelete, "/rooms/r/messages/"+own.ID, "", ann...)
+	expectStatus(t, resp, body, http.StatusForbidden, typeBanned)
+	resp, body = s.do(t, http.MethodGet, "/rooms/r/messages/"+own.ID, "", apiKey(testKey)...)
+	if expectStatus(t, resp, body, http.StatusOK, ""); !strings.Contains(string(body), `"text":"mine"`) {
+		t.Fatalf("ann's message after refused changes: %s, want it unchanged", body)
+	}
 	for _, path := range []string{"/rooms/r/stream", "/stream?rooms=s,r"} {
 		c := s.openStream(t, path, ann...)
 		if c.resp.StatusCode != http.StatusForbidden {

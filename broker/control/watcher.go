@@ -270,6 +270,16 @@ func (w *Watcher) receive(payload string) {
 		w.log.Warn("control message ignored", "err", err)
 		return
 	}
+	w.Apply(c)
+}
+
+// Apply applies a change as if it had come on the control channel, and
+// reports it to OnChange (a lift is not reported). The instance that made
+// the change applies it at once, so that its next request sees it; the
+// message that follows on the channel changes nothing more, and messages
+// arrive in the order Redis ran the changes, so every instance ends with
+// the same state.
+func (w *Watcher) Apply(c chat.Control) {
 	w.mu.Lock()
 	switch {
 	case c.Op == chat.ControlBan && c.Ban != nil:

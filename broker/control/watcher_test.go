@@ -133,6 +133,21 @@ func TestWatcherAppliesMessages(t *testing.T) {
 	if w.Revoked("dan", "", now.Add(-time.Minute)) {
 		t.Error("another user's token revoked")
 	}
+
+	// A change applied by the instance that made it holds at once, and the
+	// channel's copy of it changes nothing more.
+	w.Apply(chat.Control{Op: chat.ControlBan, Ban: &chat.Ban{Room: "s", User: "eve", At: now}})
+	if _, ok := w.Ban("s", "eve"); !ok {
+		t.Fatal("an applied ban does not hold at once")
+	}
+	if c := awaitChange(t, changes); c.Ban == nil || c.Ban.User != "eve" {
+		t.Fatalf("change %+v, want eve's ban reported", c)
+	}
+	publish(t, srv, chat.Control{Op: chat.ControlBan, Ban: &chat.Ban{Room: "s", User: "eve", At: now}})
+	awaitChange(t, changes)
+	if _, ok := w.Ban("s", "eve"); !ok {
+		t.Fatal("eve's ban lost to the channel's copy")
+	}
 }
 
 // TestWatcherRereadsAfterReconnect: what changed while the watcher was not
