@@ -79,6 +79,13 @@ type config struct {
 	// fields above.
 	ReadReceiptsMaxWatchers int `env:"READ_RECEIPTS_MAX_WATCHERS" envDefault:"100" help:"rooms with at most this many present users send read receipts to their members (one per user per room per second); 0: none"`
 
+	// The before-publish hook: set apart, as above.
+	PublishHookURL     string        `env:"PUBLISH_HOOK_URL" help:"http(s) URL asked about each post and edit by a user before it is stored (README, Your backend); empty: off"`
+	PublishHookSecret  string        `env:"PUBLISH_HOOK_SECRET" help:"whsec_ key signing the hook's requests; empty: WEBHOOK_SECRET's"`
+	PublishHookTimeout time.Duration `env:"PUBLISH_HOOK_TIMEOUT" envDefault:"1s" help:"longest wait for the hook's answer, one retry after a failed connection included"`
+	PublishHookOnError string        `env:"PUBLISH_HOOK_ON_ERROR" envDefault:"reject" help:"what a post gets when the hook gives no usable answer in time: reject (503) or accept (stored as sent)"`
+	PublishHookRooms   []string      `env:"PUBLISH_HOOK_ROOMS" envSeparator:"," envDefault:"*" help:"comma-separated room patterns (lobby, support-*, *) whose posts and edits the hook screens"`
+
 	// Revocations: set apart, as above.
 	RevocationTTL time.Duration `env:"REVOCATION_TTL" envDefault:"24h" help:"how long a token revocation without expires_at is kept (POST /admin/tokens/revoke); at least the lifetime of the tokens you issue"`
 }
@@ -177,6 +184,9 @@ func parseConfig(environ []string) (config, error) {
 		return cfg, configError{fmt.Errorf("SERVER_API_KEYS: %w", err)}
 	}
 	if err := checkWebhooks(cfg); err != nil {
+		return cfg, configError{err}
+	}
+	if err := checkPublishHook(cfg); err != nil {
 		return cfg, configError{err}
 	}
 	return cfg, nil

@@ -19,6 +19,8 @@ import (
 const (
 	testJWTSecret = "s3cr3t-value-of-more-than-32-bytes!"
 	testAPIKey    = "s3cr3t-server-key-of-32-bytes-or-more"
+	// testHookSecret is a valid whsec_ key; the errors above never show it.
+	testHookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 )
 
 func TestSecuritySettingsRefused(t *testing.T) {
@@ -53,6 +55,14 @@ func TestSecuritySettingsRefused(t *testing.T) {
 		{env: []string{"STREAM_MAX_ROOMS=101"}, name: "STREAM_MAX_ROOMS"},
 		{env: []string{"CURSOR_KEY=s3cr3t-short"}, name: "CURSOR_KEY"},
 		{env: []string{"SERVER_API_KEYS=" + testAPIKey + ",s3cr3t-short"}, name: "SERVER_API_KEYS"},
+		{env: []string{"PUBLISH_HOOK_URL=http://127.0.0.1:9/hook"}, name: "PUBLISH_HOOK_SECRET"},
+		{env: []string{"PUBLISH_HOOK_URL=http://127.0.0.1:9/hook", "WEBHOOK_SECRET=whsec_s3cr3t"}, name: "WEBHOOK_SECRET"},
+		{env: []string{"PUBLISH_HOOK_URL=http://127.0.0.1:9/hook", "PUBLISH_HOOK_SECRET=whsec_s3cr3t"}, name: "PUBLISH_HOOK_SECRET"},
+		{env: []string{"PUBLISH_HOOK_URL=hooks.example/check", "PUBLISH_HOOK_SECRET=" + testHookSecret}, name: "PUBLISH_HOOK_URL"},
+		{env: []string{"PUBLISH_HOOK_URL=http://127.0.0.1:9/hook", "PUBLISH_HOOK_SECRET=" + testHookSecret, "PUBLISH_HOOK_ON_ERROR=ignore"}, name: "PUBLISH_HOOK_ON_ERROR"},
+		{env: []string{"PUBLISH_HOOK_URL=http://127.0.0.1:9/hook", "PUBLISH_HOOK_SECRET=" + testHookSecret, "PUBLISH_HOOK_TIMEOUT=0s"}, name: "PUBLISH_HOOK_TIMEOUT"},
+		{env: []string{"PUBLISH_HOOK_URL=http://127.0.0.1:9/hook", "PUBLISH_HOOK_SECRET=" + testHookSecret, "PUBLISH_HOOK_ROOMS=a b"}, name: "PUBLISH_HOOK_ROOMS"},
+		{env: []string{"PUBLISH_HOOK_URL=http://127.0.0.1:9/hook", "PUBLISH_HOOK_SECRET=" + testHookSecret, "PUBLISH_HOOK_ROOMS=,"}, name: "PUBLISH_HOOK_ROOMS"},
 	} {
 		t.Run(strings.Join(tt.env, " "), func(t *testing.T) {
 			err := run(t.Context(), nil, append([]string{"ADDR=127.0.0.1:0"}, tt.env...), io.Discard,

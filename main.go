@@ -102,6 +102,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer, listenin
 		ReadReceiptsMaxWatchers: cfg.ReadReceiptsMaxWatchers,
 		RevocationTTL:           cfg.RevocationTTL,
 		Webhooks:                webhookOptions(cfg),
+		PublishHook:             publishHookOptions(cfg),
 	})
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	hubDone := make(chan error, 1)

@@ -63,6 +63,12 @@ type Options struct {
 	Bans             BanStore         // bans and revocations
 	Control          ControlState     // the bans and revocations in force; nil: none apply
 	RevocationTTL    time.Duration    // how long a revocation without expires_at is kept; 0: DefaultRevocationTTL
+
+	// PublishHook screens users' posts before they are stored; nil: off.
+	// PublishHookAcceptOnError stores a post the hook could not decide
+	// (PUBLISH_HOOK_ON_ERROR=accept) instead of answering 503.
+	PublishHook              PublishHook
+	PublishHookAcceptOnError bool
 }
 
 // DefaultMaxMetadataBytes is the largest metadata of a message when

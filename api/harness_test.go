@@ -64,8 +64,9 @@ type serverConfig struct {
 	PresenceGrace   time.Duration
 	PresenceBeat    time.Duration // the presence heartbeat
 	TypingInterval  time.Duration
-	EditWindow      time.Duration // 0: authors may change their messages for ever
-	Logger          *slog.Logger  // nil: testLogger()
+	EditWindow      time.Duration   // 0: authors may change their messages for ever
+	PublishHook     app.PublishHook // zero: off
+	Logger          *slog.Logger    // nil: testLogger()
 }
 
 func testLogger() *slog.Logger {
@@ -114,7 +115,7 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		MaxMessageBytes: cfg.MaxMessageBytes, HeartbeatInterval: cfg.Heartbeat, SSERetry: time.Second,
 		StreamWriteTimeout: cfg.WriteTimeout, Security: cfg.Security, Spec: testSpec(t), Logger: cfg.Logger,
 		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.PresenceBeat, PresenceMaxUsers: 100,
-		TypingInterval: cfg.TypingInterval, StreamMaxRooms: 50, EditWindow: cfg.EditWindow,
+		TypingInterval: cfg.TypingInterval, StreamMaxRooms: 50, EditWindow: cfg.EditWindow, PublishHook: cfg.PublishHook,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -133,6 +133,15 @@ func (h *Handler) change(c echo.Context, ch chat.Change, user string) error {
 			return err
 		}
 	}
+	if !ch.Delete {
+		edit := chat.Post{Room: ch.Room, User: ch.User, Text: ch.Text, Metadata: ch.Metadata}
+		metadataSet, err := h.screen(c, &edit, ch.ID)
+		if err != nil {
+			return err
+		}
+		ch.Text, ch.Metadata = edit.Text, edit.Metadata
+		ch.SetMetadata = ch.SetMetadata || metadataSet
+	}
 	ch.EditWindow = h.EditWindow
 	changed, err := h.Store.Change(c.Request().Context(), ch)
 	if errors.Is(err, chat.ErrVersionMismatch) || errors.Is(err, chat.ErrDeleted) {

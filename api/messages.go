@@ -57,6 +57,9 @@ func (h *Handler) postMessage(c echo.Context) error {
 	if post.IdempotencyKey, err = idempotencyKey(c.Request()); err != nil {
 		return err
 	}
+	if _, err := h.screen(c, &post, chat.ID{}); err != nil {
+		return err
+	}
 	posted, err := h.Store.Post(c.Request().Context(), post)
 	if err != nil {
 		return err

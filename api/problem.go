@@ -44,6 +44,7 @@ const (
 	typeTokenExpired        = "urn:roomcast:problem:token-expired"
 	typeForbidden           = "urn:roomcast:problem:forbidden"
 	typeBanned              = "urn:roomcast:problem:banned"
+	typeRejected            = "urn:roomcast:problem:rejected"
 	typeTokenRevoked        = "urn:roomcast:problem:token-revoked"
 	typeRateLimited         = "urn:roomcast:problem:rate-limited"
 	typeTooManyStreams      = "urn:roomcast:problem:too-many-streams"

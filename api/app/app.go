@@ -54,6 +54,7 @@ type Options struct {
 	StreamMaxRooms        int           // rooms one multi-room stream may watch; 0: the API's default
 	CursorKey             []byte        // signs the cursors of multi-room streams (CURSOR_KEY); empty: checksummed only
 	Webhooks              Webhooks      // events out to the backend; zero: off
+	PublishHook           PublishHook   // the backend's say before a message is stored; zero: off
 	Security              api.Security
 	Spec                  []byte // openapi.yaml, served as is
 	Logger                *slog.Logger
@@ -150,6 +151,7 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 		Presence: tracker, Events: store, TypingInterval: opts.TypingInterval, StreamMaxRooms: opts.StreamMaxRooms,
 		Cursors: cursor.NewCodec(opts.CursorKey), Reads: store,
 		Bans: store, Control: a.Control, RevocationTTL: opts.RevocationTTL,
+		PublishHook: opts.PublishHook.client(), PublishHookAcceptOnError: opts.PublishHook.AcceptOnError,
 	})
 	handler.Register(e)
 	a.Handler = e

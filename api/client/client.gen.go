@@ -106,6 +106,7 @@ const (
 	UrnRoomcastProblemMethodNotAllowed     ProblemType = "urn:roomcast:problem:method-not-allowed"
 	UrnRoomcastProblemNotFound             ProblemType = "urn:roomcast:problem:not-found"
 	UrnRoomcastProblemRateLimited          ProblemType = "urn:roomcast:problem:rate-limited"
+	UrnRoomcastProblemRejected             ProblemType = "urn:roomcast:problem:rejected"
 	UrnRoomcastProblemRequestTimeout       ProblemType = "urn:roomcast:problem:request-timeout"
 	UrnRoomcastProblemTokenExpired         ProblemType = "urn:roomcast:problem:token-expired"
 	UrnRoomcastProblemTokenRevoked         ProblemType = "urn:roomcast:problem:token-revoked"
@@ -144,6 +145,8 @@ func (e ProblemType) Valid() bool {
 	case UrnRoomcastProblemNotFound:
 		return true
 	case UrnRoomcastProblemRateLimited:
+		return true
+	case UrnRoomcastProblemRejected:
 		return true
 	case UrnRoomcastProblemRequestTimeout:
 		return true
@@ -497,6 +500,82 @@ type HistoryPage struct {
 	Reset *Reset `json:"reset,omitempty"`
 }
 
+// HookAnswer `accept` stores the message; with `text` or `metadata` (`null`
+// drops it), stores those instead. `reject` answers the poster `422`
+// (`rejected`) with `reason` as the problem's `detail`, and stores
+// nothing.
+type HookAnswer struct {
+	Action   interface{} `json:"action"`
+	Metadata *Metadata   `json:"metadata,omitempty"`
+	Reason   *string     `json:"reason,omitempty"`
+
+	// Text The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+	// (default 4096) once encoded as UTF-8, with at least one
+	// character that is not Unicode `White_Space` (those the pattern
+	// lists): an empty text, or one of white space only, which would
+	// show as an empty message, is a `400`. An escaped UTF-16
+	// surrogate that is not half of a pair (`"\ud800"`) is a `400`,
+	// in `text` and `user`: it is no character, and the server never
+	// stores something other than what was posted.
+	//
+	//
+	// Examples: Hello, room!
+	Text *MessageText `json:"text,omitempty"`
+}
+
+// HookQuestion The body of a question to the publish hook.
+type HookQuestion struct {
+	Data struct {
+		// EditOf For an edit, the message edited; absent for a post.
+		EditOf *MessageId `json:"edit_of,omitempty"`
+
+		// Metadata Whatever the chat product attaches to a message (attachments,
+		// mentions, formatting): a JSON object of at most `MAX_METADATA_BYTES`
+		// bytes (default 2048) once written without white space. The server
+		// stores it as sent, but for white space between tokens, and returns
+		// it unchanged; it never interprets it. Not an object, or too large:
+		// a `400`.
+		//
+		//
+		// Examples: {"attachments":[{"url":"https://example.com/cat.png"}]}
+		Metadata *Metadata `json:"metadata,omitempty"`
+
+		// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+		//
+		// Examples: lobby
+		Room RoomId `json:"room"`
+
+		// Text The message: valid UTF-8, at most `MAX_MESSAGE_BYTES` bytes
+		// (default 4096) once encoded as UTF-8, with at least one
+		// character that is not Unicode `White_Space` (those the pattern
+		// lists): an empty text, or one of white space only, which would
+		// show as an empty message, is a `400`. An escaped UTF-16
+		// surrogate that is not half of a pair (`"\ud800"`) is a `400`,
+		// in `text` and `user`: it is no character, and the server never
+		// stores something other than what was posted.
+		//
+		//
+		// Examples: Hello, room!
+		Text MessageText `json:"text"`
+
+		// User The sender's display name: 1 to 64 printable characters (Unicode
+		// letters, marks, numbers, punctuation, symbols and the ASCII space).
+		// The pattern refuses the control, format, separator (but the
+		// space) and private-use characters of the Basic Multilingual
+		// Plane; the server checks the Unicode categories exactly.
+		// Defaults to `anonymous`. With authentication, leave it out: the
+		// token's subject is the user, and any other name is a `403`.
+		//
+		//
+		// Examples: ada
+		User UserName `json:"user"`
+	} `json:"data"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+	Type      interface{}      `json:"type"`
+}
+
 // Message A stored message. Its JSON is written once, when it is stored, and
 // the very same bytes are what the post answers, what history pages
 // hold and what stream events carry. Clients ignore members they do
@@ -742,6 +821,9 @@ type Problem struct {
 	//   too slowly.
 	// - `urn:roomcast:problem:idempotency-conflict`: the
 	//   `Idempotency-Key` was used for another message.
+	// - `urn:roomcast:problem:rejected`: 422, the backend's publish
+	//   hook (`PUBLISH_HOOK_URL`) refused the message; `detail` is
+	//   its reason.
 	// - `urn:roomcast:problem:body-too-large`: 413.
 	// - `urn:roomcast:problem:unsupported-media-type`: 415, the body is
 	//   not `application/json`.
@@ -793,6 +875,9 @@ type Problem struct {
 //     too slowly.
 //   - `urn:roomcast:problem:idempotency-conflict`: the
 //     `Idempotency-Key` was used for another message.
+//   - `urn:roomcast:problem:rejected`: 422, the backend's publish
+//     hook (`PUBLISH_HOOK_URL`) refused the message; `detail` is
+//     its reason.
 //   - `urn:roomcast:problem:body-too-large`: 413.
 //   - `urn:roomcast:problem:unsupported-media-type`: 415, the body is
 //     not `application/json`.
@@ -1180,6 +1265,9 @@ type MethodNotAllowed = Problem
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
 
+// PostUnprocessable RFC 9457 problem details.
+type PostUnprocessable = Problem
+
 // RateLimited RFC 9457 problem details.
 type RateLimited = Problem
 
@@ -1334,6 +1422,18 @@ type WebhookMessageCreatedParams struct {
 	WebhookSignature WebhookSignature `json:"webhook-signature"`
 }
 
+// PublishHookParams defines parameters for PublishHook.
+type PublishHookParams struct {
+	// WebhookId This question's id, new for each one.
+	WebhookId string `json:"webhook-id"`
+
+	// WebhookTimestamp When this attempt was sent, in Unix seconds.
+	WebhookTimestamp WebhookTimestamp `json:"webhook-timestamp"`
+
+	// WebhookSignature `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`.
+	WebhookSignature WebhookSignature `json:"webhook-signature"`
+}
+
 // RevokeTokensJSONRequestBody defines body for RevokeTokens for application/json ContentType.
 type RevokeTokensJSONRequestBody = RevocationRequest
 
@@ -1357,6 +1457,9 @@ type PostTypingJSONRequestBody = TypingRequest
 
 // WebhookMessageCreatedJSONRequestBody defines body for WebhookMessageCreated for application/json ContentType.
 type WebhookMessageCreatedJSONRequestBody = WebhookMessageCreated
+
+// PublishHookJSONRequestBody defines body for PublishHook for application/json ContentType.
+type PublishHookJSONRequestBody = HookQuestion
 
 // AsBatchResult0 returns the union data inside the BatchResult as a BatchResult0
 func (t BatchResult) AsBatchResult0() (BatchResult0, error) {
@@ -1954,6 +2057,15 @@ type ClientInterface interface {
 	// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
 	// token check.
 	//
+	// With a publish hook (`PUBLISH_HOOK_URL`), a user's post is sent to
+	// the backend last, after every check above, and stored only as it
+	// answers: as sent, rewritten (its `text` and `metadata`, checked as
+	// a post's), or not at all (`422`, `rejected`, with the backend's
+	// reason). A hook that gives no usable answer within
+	// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
+	// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
+	// Posts with a server API key are not screened.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
@@ -1986,6 +2098,15 @@ type ClientInterface interface {
 	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
 	// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
 	// token check.
+	//
+	// With a publish hook (`PUBLISH_HOOK_URL`), a user's post is sent to
+	// the backend last, after every check above, and stored only as it
+	// answers: as sent, rewritten (its `text` and `metadata`, checked as
+	// a post's), or not at all (`422`, `rejected`, with the backend's
+	// reason). A hook that gives no usable answer within
+	// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
+	// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
+	// Posts with a server API key are not screened.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2066,6 +2187,11 @@ type ClientInterface interface {
 	// user's posts in the room). Edits and deletes use up the post rate
 	// (`POST_RATE`). Every refusal stores nothing.
 	//
+	// With a publish hook (`PUBLISH_HOOK_URL`) a user's edit is screened
+	// as a post is (`edit_of` names the message): rewritten, rejected
+	// (`422`, `rejected`) or, without a usable answer in time, a `503`
+	// (or stored as sent with `PUBLISH_HOOK_ON_ERROR=accept`).
+	//
 	// The change takes a new position of the room, after every message
 	// and change before it: streams deliver it as `event: edit` with that
 	// position as its `id` and the message's new version as its data,
@@ -2103,6 +2229,11 @@ type ClientInterface interface {
 	// `Idempotency-Key` works as for posts (keys are shared with the
 	// user's posts in the room). Edits and deletes use up the post rate
 	// (`POST_RATE`). Every refusal stores nothing.
+	//
+	// With a publish hook (`PUBLISH_HOOK_URL`) a user's edit is screened
+	// as a post is (`edit_of` names the message): rewritten, rejected
+	// (`422`, `rejected`) or, without a usable answer in time, a `503`
+	// (or stored as sent with `PUBLISH_HOOK_ON_ERROR=accept`).
 	//
 	// The change takes a new position of the room, after every message
 	// and change before it: streams deliver it as `event: edit` with that
@@ -2842,6 +2973,15 @@ func (c *Client) ListMessages(ctx context.Context, room Room, params *ListMessag
 // `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
 // token check.
 //
+// With a publish hook (`PUBLISH_HOOK_URL`), a user's post is sent to
+// the backend last, after every check above, and stored only as it
+// answers: as sent, rewritten (its `text` and `metadata`, checked as
+// a post's), or not at all (`422`, `rejected`, with the backend's
+// reason). A hook that gives no usable answer within
+// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
+// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
+// Posts with a server API key are not screened.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
@@ -2884,6 +3024,15 @@ func (c *Client) PostMessageWithBody(ctx context.Context, room Room, params *Pos
 // A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
 // `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
 // token check.
+//
+// With a publish hook (`PUBLISH_HOOK_URL`), a user's post is sent to
+// the backend last, after every check above, and stored only as it
+// answers: as sent, rewritten (its `text` and `metadata`, checked as
+// a post's), or not at all (`422`, `rejected`, with the backend's
+// reason). A hook that gives no usable answer within
+// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
+// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
+// Posts with a server API key are not screened.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2994,6 +3143,11 @@ func (c *Client) GetMessage(ctx context.Context, room Room, id MessageIdPath, re
 // user's posts in the room). Edits and deletes use up the post rate
 // (`POST_RATE`). Every refusal stores nothing.
 //
+// With a publish hook (`PUBLISH_HOOK_URL`) a user's edit is screened
+// as a post is (`edit_of` names the message): rewritten, rejected
+// (`422`, `rejected`) or, without a usable answer in time, a `503`
+// (or stored as sent with `PUBLISH_HOOK_ON_ERROR=accept`).
+//
 // The change takes a new position of the room, after every message
 // and change before it: streams deliver it as `event: edit` with that
 // position as its `id` and the message's new version as its data,
@@ -3041,6 +3195,11 @@ func (c *Client) EditMessageWithBody(ctx context.Context, room Room, id MessageI
 // `Idempotency-Key` works as for posts (keys are shared with the
 // user's posts in the room). Edits and deletes use up the post rate
 // (`POST_RATE`). Every refusal stores nothing.
+//
+// With a publish hook (`PUBLISH_HOOK_URL`) a user's edit is screened
+// as a post is (`edit_of` names the message): rewritten, rejected
+// (`422`, `rejected`) or, without a usable answer in time, a `503`
+// (or stored as sent with `PUBLISH_HOOK_ON_ERROR=accept`).
 //
 // The change takes a new position of the room, after every message
 // and change before it: streams deliver it as `event: edit` with that
@@ -4898,6 +5057,15 @@ type ClientWithResponsesInterface interface {
 	// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
 	// token check.
 	//
+	// With a publish hook (`PUBLISH_HOOK_URL`), a user's post is sent to
+	// the backend last, after every check above, and stored only as it
+	// answers: as sent, rewritten (its `text` and `metadata`, checked as
+	// a post's), or not at all (`422`, `rejected`, with the backend's
+	// reason). A hook that gives no usable answer within
+	// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
+	// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
+	// Posts with a server API key are not screened.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
@@ -4930,6 +5098,15 @@ type ClientWithResponsesInterface interface {
 	// A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
 	// `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
 	// token check.
+	//
+	// With a publish hook (`PUBLISH_HOOK_URL`), a user's post is sent to
+	// the backend last, after every check above, and stored only as it
+	// answers: as sent, rewritten (its `text` and `metadata`, checked as
+	// a post's), or not at all (`422`, `rejected`, with the backend's
+	// reason). A hook that gives no usable answer within
+	// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
+	// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
+	// Posts with a server API key are not screened.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5014,6 +5191,11 @@ type ClientWithResponsesInterface interface {
 	// user's posts in the room). Edits and deletes use up the post rate
 	// (`POST_RATE`). Every refusal stores nothing.
 	//
+	// With a publish hook (`PUBLISH_HOOK_URL`) a user's edit is screened
+	// as a post is (`edit_of` names the message): rewritten, rejected
+	// (`422`, `rejected`) or, without a usable answer in time, a `503`
+	// (or stored as sent with `PUBLISH_HOOK_ON_ERROR=accept`).
+	//
 	// The change takes a new position of the room, after every message
 	// and change before it: streams deliver it as `event: edit` with that
 	// position as its `id` and the message's new version as its data,
@@ -5051,6 +5233,11 @@ type ClientWithResponsesInterface interface {
 	// `Idempotency-Key` works as for posts (keys are shared with the
 	// user's posts in the room). Edits and deletes use up the post rate
 	// (`POST_RATE`). Every refusal stores nothing.
+	//
+	// With a publish hook (`PUBLISH_HOOK_URL`) a user's edit is screened
+	// as a post is (`edit_of` names the message): rewritten, rejected
+	// (`422`, `rejected`) or, without a usable answer in time, a `503`
+	// (or stored as sent with `PUBLISH_HOOK_ON_ERROR=accept`).
 	//
 	// The change takes a new position of the room, after every message
 	// and change before it: streams deliver it as `event: edit` with that
@@ -6776,7 +6963,7 @@ type PostMessageResponse struct {
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *IdempotencyConflict
+	ApplicationproblemJSON422 *PostUnprocessable
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -6843,7 +7030,7 @@ func (r PostMessageResponse) GetApplicationproblemJSON415() *UnsupportedMediaTyp
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r PostMessageResponse) GetApplicationproblemJSON422() *IdempotencyConflict {
+func (r PostMessageResponse) GetApplicationproblemJSON422() *PostUnprocessable {
 	return r.ApplicationproblemJSON422
 }
 
@@ -7394,7 +7581,7 @@ type EditMessageResponse struct {
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationproblemJSON415 *UnsupportedMediaType
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationproblemJSON422 *IdempotencyConflict
+	ApplicationproblemJSON422 *PostUnprocessable
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -7482,7 +7669,7 @@ func (r EditMessageResponse) GetApplicationproblemJSON415() *UnsupportedMediaTyp
 }
 
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r EditMessageResponse) GetApplicationproblemJSON422() *IdempotencyConflict {
+func (r EditMessageResponse) GetApplicationproblemJSON422() *PostUnprocessable {
 	return r.ApplicationproblemJSON422
 }
 
@@ -8678,6 +8865,15 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, room
 // `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
 // token check.
 //
+// With a publish hook (`PUBLISH_HOOK_URL`), a user's post is sent to
+// the backend last, after every check above, and stored only as it
+// answers: as sent, rewritten (its `text` and `metadata`, checked as
+// a post's), or not at all (`422`, `rejected`, with the backend's
+// reason). A hook that gives no usable answer within
+// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
+// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
+// Posts with a server API key are not screened.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
@@ -8716,6 +8912,15 @@ func (c *ClientWithResponses) PostMessageWithBodyWithResponse(ctx context.Contex
 // A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
 // `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
 // token check.
+//
+// With a publish hook (`PUBLISH_HOOK_URL`), a user's post is sent to
+// the backend last, after every check above, and stored only as it
+// answers: as sent, rewritten (its `text` and `metadata`, checked as
+// a post's), or not at all (`422`, `rejected`, with the backend's
+// reason). A hook that gives no usable answer within
+// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
+// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
+// Posts with a server API key are not screened.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8818,6 +9023,11 @@ func (c *ClientWithResponses) GetMessageWithResponse(ctx context.Context, room R
 // user's posts in the room). Edits and deletes use up the post rate
 // (`POST_RATE`). Every refusal stores nothing.
 //
+// With a publish hook (`PUBLISH_HOOK_URL`) a user's edit is screened
+// as a post is (`edit_of` names the message): rewritten, rejected
+// (`422`, `rejected`) or, without a usable answer in time, a `503`
+// (or stored as sent with `PUBLISH_HOOK_ON_ERROR=accept`).
+//
 // The change takes a new position of the room, after every message
 // and change before it: streams deliver it as `event: edit` with that
 // position as its `id` and the message's new version as its data,
@@ -8861,6 +9071,11 @@ func (c *ClientWithResponses) EditMessageWithBodyWithResponse(ctx context.Contex
 // `Idempotency-Key` works as for posts (keys are shared with the
 // user's posts in the room). Edits and deletes use up the post rate
 // (`POST_RATE`). Every refusal stores nothing.
+//
+// With a publish hook (`PUBLISH_HOOK_URL`) a user's edit is screened
+// as a post is (`edit_of` names the message): rewritten, rejected
+// (`422`, `rejected`) or, without a usable answer in time, a `503`
+// (or stored as sent with `PUBLISH_HOOK_ON_ERROR=accept`).
 //
 // The change takes a new position of the room, after every message
 // and change before it: streams deliver it as `event: edit` with that
@@ -11251,7 +11466,7 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 		response.ApplicationproblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest IdempotencyConflict
+		var dest PostUnprocessable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -12391,7 +12606,7 @@ func ParseEditMessageResponse(rsp *http.Response) (*EditMessageResponse, error) 
 		response.ApplicationproblemJSON415 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest IdempotencyConflict
+		var dest PostUnprocessable
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -14121,6 +14336,11 @@ type WebhookInitiatorInterface interface {
 	WebhookMessageCreatedWithBody(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	WebhookMessageCreated(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, body WebhookMessageCreatedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PublishHookWithBody fires the message.publishing webhook with any body
+	PublishHookWithBody(ctx context.Context, targetURL string, params *PublishHookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	PublishHook(ctx context.Context, targetURL string, params *PublishHookParams, body PublishHookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 func (p *WebhookInitiator) WebhookMessageCreatedWithBody(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -14147,6 +14367,30 @@ func (p *WebhookInitiator) WebhookMessageCreated(ctx context.Context, targetURL 
 	return p.Client.Do(req)
 }
 
+func (p *WebhookInitiator) PublishHookWithBody(ctx context.Context, targetURL string, params *PublishHookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishHookWebhookRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) PublishHook(ctx context.Context, targetURL string, params *PublishHookParams, body PublishHookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishHookWebhookRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
 // NewWebhookMessageCreatedWebhookRequest builds a application/json POST request for the message.created webhook
 func NewWebhookMessageCreatedWebhookRequest(targetURL string, params *WebhookMessageCreatedParams, body WebhookMessageCreatedJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -14160,6 +14404,67 @@ func NewWebhookMessageCreatedWebhookRequest(targetURL string, params *WebhookMes
 
 // NewWebhookMessageCreatedWebhookRequestWithBody builds a POST request for the message.created webhook with any body
 func NewWebhookMessageCreatedWebhookRequestWithBody(targetURL string, params *WebhookMessageCreatedParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
+}
+
+// NewPublishHookWebhookRequest builds a application/json POST request for the message.publishing webhook
+func NewPublishHookWebhookRequest(targetURL string, params *PublishHookParams, body PublishHookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPublishHookWebhookRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewPublishHookWebhookRequestWithBody builds a POST request for the message.publishing webhook with any body
+func NewPublishHookWebhookRequestWithBody(targetURL string, params *PublishHookParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 	_ = err
 

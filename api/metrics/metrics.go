@@ -30,6 +30,7 @@ type Metrics struct {
 	redisDuration *prometheus.HistogramVec
 	redisErrors   *prometheus.CounterVec
 	apiKeys       *prometheus.CounterVec
+	hookDuration  *prometheus.HistogramVec
 
 	// The series every request, post and Redis command updates, each found
 	// on its first use (so that /metrics lists only series that happened,
@@ -91,10 +92,20 @@ func New() *Metrics {
 			Help: "Requests with an X-API-Key header, by the key's position in SERVER_API_KEYS (from 1), or unknown.",
 		}, []string{"key"}),
 	}
+	m.hookDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "roomcast_publish_hook_duration_seconds",
+		Help:    "Questions to the before-publish hook by outcome: accepted, rewritten, rejected, failed (no usable answer in time).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"outcome"})
 	m.requests = make(map[requestLabels]prometheus.Observer)
-	m.reg.MustRegister(m.httpDuration, m.streamsOpen, m.resumes, m.resets, m.posted, m.redisDuration, m.redisErrors, m.apiKeys,
+	m.reg.MustRegister(m.httpDuration, m.streamsOpen, m.resumes, m.resets, m.posted, m.redisDuration, m.redisErrors, m.apiKeys, m.hookDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// PublishHookAsked counts one question to the before-publish hook.
+func (m *Metrics) PublishHookAsked(outcome string, took time.Duration) {
+	m.hookDuration.WithLabelValues(outcome).Observe(took.Seconds())
 }
 
 // Handler serves the metrics in the Prometheus text format.

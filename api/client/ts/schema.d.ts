@@ -71,6 +71,15 @@ export interface paths {
          *     A server with a post rate limit (`POST_RATE`) sends `RateLimit-Limit`,
          *     `RateLimit-Remaining` and `RateLimit-Reset` on every answer past the
          *     token check.
+         *
+         *     With a publish hook (`PUBLISH_HOOK_URL`), a user's post is sent to
+         *     the backend last, after every check above, and stored only as it
+         *     answers: as sent, rewritten (its `text` and `metadata`, checked as
+         *     a post's), or not at all (`422`, `rejected`, with the backend's
+         *     reason). A hook that gives no usable answer within
+         *     `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
+         *     `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
+         *     Posts with a server API key are not screened.
          */
         post: operations["postMessage"];
         delete?: never;
@@ -172,6 +181,11 @@ export interface paths {
          *     `Idempotency-Key` works as for posts (keys are shared with the
          *     user's posts in the room). Edits and deletes use up the post rate
          *     (`POST_RATE`). Every refusal stores nothing.
+         *
+         *     With a publish hook (`PUBLISH_HOOK_URL`) a user's edit is screened
+         *     as a post is (`edit_of` names the message): rewritten, rejected
+         *     (`422`, `rejected`) or, without a usable answer in time, a `503`
+         *     (or stored as sent with `PUBLISH_HOOK_ON_ERROR=accept`).
          *
          *     The change takes a new position of the room, after every message
          *     and change before it: streams deliver it as `event: edit` with that
@@ -849,6 +863,38 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "message.publishing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * May this message be stored? (the before-publish hook)
+         * @description Sent to `PUBLISH_HOOK_URL` for each post and edit by a user (not
+         *     with a server API key) in a room that `PUBLISH_HOOK_ROOMS` names, after
+         *     every other check and before the message is stored; the poster
+         *     waits for the answer. Signed as webhooks are (with
+         *     `PUBLISH_HOOK_SECRET`, else `WEBHOOK_SECRET`), with a `webhook-id`
+         *     of its own for each question. The whole exchange must end within
+         *     `PUBLISH_HOOK_TIMEOUT` (default 1 s), one retry after a connection
+         *     that failed before any answer included; a `2xx` answer that is not
+         *     a `HookAnswer`, any other status, a redirect, or none in time
+         *     leaves the post to `PUBLISH_HOOK_ON_ERROR` (`reject`: a `503`;
+         *     `accept`: stored as sent). So is a rewrite that a post could not
+         *     carry (an empty `text`, `metadata` that is not an object or too
+         *     large).
+         */
+        post: operations["publishHook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface components {
     schemas: {
@@ -858,6 +904,33 @@ export interface components {
             type: "message.created";
             timestamp: components["schemas"]["WebhookEventTime"];
             data: components["schemas"]["Message"];
+        };
+        /** @description The body of a question to the publish hook. */
+        HookQuestion: {
+            /** @constant */
+            type: "message.publishing";
+            timestamp: components["schemas"]["WebhookEventTime"];
+            data: {
+                room: components["schemas"]["RoomId"];
+                user: components["schemas"]["UserName"];
+                text: components["schemas"]["MessageText"];
+                metadata?: components["schemas"]["Metadata"];
+                /** @description For an edit, the message edited; absent for a post. */
+                edit_of?: components["schemas"]["MessageId"];
+            };
+        };
+        /**
+         * @description `accept` stores the message; with `text` or `metadata` (`null`
+         *     drops it), stores those instead. `reject` answers the poster `422`
+         *     (`rejected`) with `reason` as the problem's `detail`, and stores
+         *     nothing.
+         */
+        HookAnswer: {
+            /** @enum {unknown} */
+            action: "accept" | "reject";
+            text?: components["schemas"]["MessageText"];
+            metadata?: components["schemas"]["Metadata"] | null;
+            reason?: string;
         };
         /**
          * Format: date-time
@@ -1353,6 +1426,9 @@ export interface components {
              *       too slowly.
              *     - `urn:roomcast:problem:idempotency-conflict`: the
              *       `Idempotency-Key` was used for another message.
+             *     - `urn:roomcast:problem:rejected`: 422, the backend's publish
+             *       hook (`PUBLISH_HOOK_URL`) refused the message; `detail` is
+             *       its reason.
              *     - `urn:roomcast:problem:body-too-large`: 413.
              *     - `urn:roomcast:problem:unsupported-media-type`: 415, the body is
              *       not `application/json`.
@@ -1373,7 +1449,7 @@ export interface components {
              *     - `urn:roomcast:problem:internal`: 500, an unexpected failure.
              * @enum {string}
              */
-            type: "urn:roomcast:problem:invalid-room" | "urn:roomcast:problem:invalid-cursor" | "urn:roomcast:problem:invalid-parameter" | "urn:roomcast:problem:invalid-body" | "urn:roomcast:problem:unauthorized" | "urn:roomcast:problem:token-expired" | "urn:roomcast:problem:token-revoked" | "urn:roomcast:problem:forbidden" | "urn:roomcast:problem:banned" | "urn:roomcast:problem:request-timeout" | "urn:roomcast:problem:idempotency-conflict" | "urn:roomcast:problem:body-too-large" | "urn:roomcast:problem:unsupported-media-type" | "urn:roomcast:problem:rate-limited" | "urn:roomcast:problem:too-many-streams" | "urn:roomcast:problem:message-deleted" | "urn:roomcast:problem:version-mismatch" | "urn:roomcast:problem:not-found" | "urn:roomcast:problem:method-not-allowed" | "urn:roomcast:problem:unavailable" | "urn:roomcast:problem:internal";
+            type: "urn:roomcast:problem:invalid-room" | "urn:roomcast:problem:invalid-cursor" | "urn:roomcast:problem:invalid-parameter" | "urn:roomcast:problem:invalid-body" | "urn:roomcast:problem:unauthorized" | "urn:roomcast:problem:token-expired" | "urn:roomcast:problem:token-revoked" | "urn:roomcast:problem:forbidden" | "urn:roomcast:problem:banned" | "urn:roomcast:problem:request-timeout" | "urn:roomcast:problem:idempotency-conflict" | "urn:roomcast:problem:rejected" | "urn:roomcast:problem:body-too-large" | "urn:roomcast:problem:unsupported-media-type" | "urn:roomcast:problem:rate-limited" | "urn:roomcast:problem:too-many-streams" | "urn:roomcast:problem:message-deleted" | "urn:roomcast:problem:version-mismatch" | "urn:roomcast:problem:not-found" | "urn:roomcast:problem:method-not-allowed" | "urn:roomcast:problem:unavailable" | "urn:roomcast:problem:internal";
             /** @description A short summary of the problem type. */
             title: string;
             /** @description The HTTP status code. */
@@ -1939,6 +2015,32 @@ export interface components {
             };
         };
         /**
+         * @description The `Idempotency-Key` was used by this user in this room for a
+         *     message with other content (`idempotency-conflict`), or the
+         *     backend's publish hook rejected the message (`rejected`, its reason
+         *     in `detail`). Nothing was stored.
+         */
+        PostUnprocessable: {
+            headers: {
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:rejected",
+                 *       "title": "Message rejected",
+                 *       "status": 422,
+                 *       "detail": "links to that site are not allowed here"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
          * @description The client posts faster than the server's post rate limit allows;
          *     the rate limit headers are always sent with this answer.
          */
@@ -2000,7 +2102,8 @@ export interface components {
             };
         };
         /**
-         * @description Redis cannot be reached or live delivery does not work. Transient:
+         * @description Redis cannot be reached, live delivery does not work, or (for a
+         *     post) the publish hook gave no usable answer in time. Transient:
          *     retry after `Retry-After` seconds (with the same `Idempotency-Key`
          *     for a post).
          */
@@ -2340,7 +2443,7 @@ export interface operations {
             408: components["responses"]["BodyTimeout"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            422: components["responses"]["IdempotencyConflict"];
+            422: components["responses"]["PostUnprocessable"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -2542,7 +2645,7 @@ export interface operations {
             412: components["responses"]["VersionMismatch"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
-            422: components["responses"]["IdempotencyConflict"];
+            422: components["responses"]["PostUnprocessable"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3220,6 +3323,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    publishHook: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description This question's id, new for each one. */
+                "webhook-id": string;
+                /** @description When this attempt was sent, in Unix seconds. */
+                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
+                /** @description `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`. */
+                "webhook-signature": components["parameters"]["WebhookSignature"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HookQuestion"];
+            };
+        };
+        responses: {
+            /** @description The backend's decision. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookAnswer"];
+                };
             };
         };
     };
