@@ -203,7 +203,7 @@ func ineffectiveSettings(cfg config, environ []string) []string {
 	}
 	var out []string
 	if cfg.JWTSecret == "" && cfg.JWTPublicKeyFile == "" && cfg.JWTJWKSURL == "" {
-		for _, name := range []string{"JWT_ISSUER", "JWT_AUDIENCE", "JWT_LEEWAY", "JWT_COOKIE", "JWT_DEFAULT_ROOMS"} {
+		for _, name := range []string{"JWT_ISSUER", "JWT_AUDIENCE", "JWT_LEEWAY", "JWT_COOKIE", "JWT_DEFAULT_ROOMS", "REVOCATION_TTL"} {
 			if set[name] {
 				out = append(out, name+" is set but has no effect: no JWT key is set (JWT_SECRET, JWT_PUBLIC_KEY_FILE or JWT_JWKS_URL)")
 			}

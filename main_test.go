@@ -214,9 +214,9 @@ func TestRunConfigErrors(t *testing.T) {
 // effect is a warning at start that names it.
 func TestRunWarnsAboutIneffectiveSettings(t *testing.T) {
 	in := startRun(t, "JWT_ISSUER=https://login.example", "JWT_DEFAULT_ROOMS=read:*", "POST_RATE=0", "POST_BURST=3",
-		"WEBHOOK_SECRET="+webhookSecret, "WEBHOOK_EVENTS=message.created")
+		"WEBHOOK_SECRET="+webhookSecret, "WEBHOOK_EVENTS=message.created", "REVOCATION_TTL=1h")
 	log := in.out.String()
-	for _, name := range []string{"JWT_ISSUER", "JWT_DEFAULT_ROOMS", "POST_BURST", "WEBHOOK_SECRET", "WEBHOOK_EVENTS"} {
+	for _, name := range []string{"JWT_ISSUER", "JWT_DEFAULT_ROOMS", "POST_BURST", "WEBHOOK_SECRET", "WEBHOOK_EVENTS", "REVOCATION_TTL"} {
 		if !strings.Contains(log, "level=WARN msg=\""+name+" is set but has no effect") {
 			t.Errorf("no warning that %s has no effect in\n%s", name, log)
 		}
