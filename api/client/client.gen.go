@@ -2474,17 +2474,23 @@ type ClientInterface interface {
 	// - `event: join`, `event: leave` and `event: typing` (schema
 	//   `RoomEvent`), and `event: read` (schema `ReadEvent`), as on
 	//   `streamRoom`.
+	// - `event: banned` (schema `BanEvent`, naming the room): the user was
+	//   banned from one of the rooms; the stream goes on without it (and
+	//   ends when it has no room left), and a new stream naming it is a
+	//   `403`. `event: revoked` ends the stream as on `streamRoom`.
 	//
-	// Events that are not messages (`reset`, `join`, `leave`, `typing`, `read`)
-	// carry no `id`, so `Last-Event-ID` is always a message cursor.
+	// Events that are not messages (`reset`, `join`, `leave`, `typing`,
+	// `read`, `banned`, `revoked`) carry no `id`, so `Last-Event-ID` is
+	// always a message cursor.
 	// Errors: `400` for a bad or empty `rooms`, more than
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
 	// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
 	// not signed with it: `invalid-cursor`);
 	// `401`, `403` and `429` as on `streamRoom`. The checks run in the
 	// order of `streamRoom`'s: `rooms` (400), token (401), read
-	// permission on each room (403), `user` (400, 403), streams open (the
-	// busy `200`, then 429), cursor (400).
+	// permission on each room (403), `user` (400, 403), a ban from any of
+	// the rooms (403 `banned`), streams open (the busy `200`, then 429),
+	// cursor (400).
 	//
 	// Corresponds with GET /stream (the `StreamRooms` operationId).
 	StreamRooms(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3510,17 +3516,23 @@ func (c *Client) PostTyping(ctx context.Context, room Room, body PostTypingJSONR
 //   - `event: join`, `event: leave` and `event: typing` (schema
 //     `RoomEvent`), and `event: read` (schema `ReadEvent`), as on
 //     `streamRoom`.
+//   - `event: banned` (schema `BanEvent`, naming the room): the user was
+//     banned from one of the rooms; the stream goes on without it (and
+//     ends when it has no room left), and a new stream naming it is a
+//     `403`. `event: revoked` ends the stream as on `streamRoom`.
 //
-// Events that are not messages (`reset`, `join`, `leave`, `typing`, `read`)
-// carry no `id`, so `Last-Event-ID` is always a message cursor.
+// Events that are not messages (`reset`, `join`, `leave`, `typing`,
+// `read`, `banned`, `revoked`) carry no `id`, so `Last-Event-ID` is
+// always a message cursor.
 // Errors: `400` for a bad or empty `rooms`, more than
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
 // this server made (forged, damaged or truncated, or with `CURSOR_KEY`
 // not signed with it: `invalid-cursor`);
 // `401`, `403` and `429` as on `streamRoom`. The checks run in the
 // order of `streamRoom`'s: `rooms` (400), token (401), read
-// permission on each room (403), `user` (400, 403), streams open (the
-// busy `200`, then 429), cursor (400).
+// permission on each room (403), `user` (400, 403), a ban from any of
+// the rooms (403 `banned`), streams open (the busy `200`, then 429),
+// cursor (400).
 //
 // Corresponds with GET /stream (the `StreamRooms` operationId).
 func (c *Client) StreamRooms(ctx context.Context, params *StreamRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5482,17 +5494,23 @@ type ClientWithResponsesInterface interface {
 	// - `event: join`, `event: leave` and `event: typing` (schema
 	//   `RoomEvent`), and `event: read` (schema `ReadEvent`), as on
 	//   `streamRoom`.
+	// - `event: banned` (schema `BanEvent`, naming the room): the user was
+	//   banned from one of the rooms; the stream goes on without it (and
+	//   ends when it has no room left), and a new stream naming it is a
+	//   `403`. `event: revoked` ends the stream as on `streamRoom`.
 	//
-	// Events that are not messages (`reset`, `join`, `leave`, `typing`, `read`)
-	// carry no `id`, so `Last-Event-ID` is always a message cursor.
+	// Events that are not messages (`reset`, `join`, `leave`, `typing`,
+	// `read`, `banned`, `revoked`) carry no `id`, so `Last-Event-ID` is
+	// always a message cursor.
 	// Errors: `400` for a bad or empty `rooms`, more than
 	// `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
 	// this server made (forged, damaged or truncated, or with `CURSOR_KEY`
 	// not signed with it: `invalid-cursor`);
 	// `401`, `403` and `429` as on `streamRoom`. The checks run in the
 	// order of `streamRoom`'s: `rooms` (400), token (401), read
-	// permission on each room (403), `user` (400, 403), streams open (the
-	// busy `200`, then 429), cursor (400).
+	// permission on each room (403), `user` (400, 403), a ban from any of
+	// the rooms (403 `banned`), streams open (the busy `200`, then 429),
+	// cursor (400).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -9362,17 +9380,23 @@ func (c *ClientWithResponses) PostTypingWithResponse(ctx context.Context, room R
 //   - `event: join`, `event: leave` and `event: typing` (schema
 //     `RoomEvent`), and `event: read` (schema `ReadEvent`), as on
 //     `streamRoom`.
+//   - `event: banned` (schema `BanEvent`, naming the room): the user was
+//     banned from one of the rooms; the stream goes on without it (and
+//     ends when it has no room left), and a new stream naming it is a
+//     `403`. `event: revoked` ends the stream as on `streamRoom`.
 //
-// Events that are not messages (`reset`, `join`, `leave`, `typing`, `read`)
-// carry no `id`, so `Last-Event-ID` is always a message cursor.
+// Events that are not messages (`reset`, `join`, `leave`, `typing`,
+// `read`, `banned`, `revoked`) carry no `id`, so `Last-Event-ID` is
+// always a message cursor.
 // Errors: `400` for a bad or empty `rooms`, more than
 // `STREAM_MAX_ROOMS` rooms, a bad `user`, or a cursor that is not one
 // this server made (forged, damaged or truncated, or with `CURSOR_KEY`
 // not signed with it: `invalid-cursor`);
 // `401`, `403` and `429` as on `streamRoom`. The checks run in the
 // order of `streamRoom`'s: `rooms` (400), token (401), read
-// permission on each room (403), `user` (400, 403), streams open (the
-// busy `200`, then 429), cursor (400).
+// permission on each room (403), `user` (400, 403), a ban from any of
+// the rooms (403 `banned`), streams open (the busy `200`, then 429),
+// cursor (400).
 //
 // Returns a wrapper object for the known response body format(s).
 //
