@@ -39,6 +39,9 @@ export async function failure(resp, token) {
     if (token && type === 'urn:roomcast:problem:token-expired') {
       return new AccessError('expired', 'Your token has expired. Paste a new one and join again.');
     }
+    if (token && type === 'urn:roomcast:problem:token-revoked') {
+      return new AccessError('signin', 'Your token was revoked. Paste a new one and join again.');
+    }
     return new AccessError('signin', token
       ? `Sign-in needed: the server did not accept this token (${detail || 'invalid'}). Paste a valid one and join again.`
       : 'Sign-in needed: this server wants a token. Paste one in the Token field and join again.');

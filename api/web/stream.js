@@ -12,6 +12,7 @@
 
 import { AccessError, getJSON } from './server.js';
 import { SharedEventSource } from './sharedstream.js';
+import { showError } from './ui.js';
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 15000;
@@ -83,6 +84,8 @@ export class Stream {
       join: (ev) => this.presence('join', ev),
       leave: (ev) => this.presence('leave', ev),
       typing: this.typing,
+      banned: this.banned,
+      revoked: this.revoked,
     };
     // The cursor is not part of the address: tabs at different points of
     // the same rooms share one stream, which resumes from it as
@@ -186,6 +189,29 @@ export class Stream {
     if (room && typeof p.user === 'string') {
       room.presence.typing(p.user);
     }
+  }
+
+  // banned leaves a room the user was banned from, saying why: the server
+  // no longer carries it, and a stream naming it would be refused.
+  banned(ev) {
+    const b = parseEvent(ev);
+    if (!this.roomOf(b)) {
+      return;
+    }
+    let text = `You were banned from ${b.room}`;
+    if (typeof b.until === 'string' && b.until) {
+      text += ` until ${new Date(b.until).toLocaleString()}`;
+    }
+    if (typeof b.reason === 'string' && b.reason) {
+      text += `: ${b.reason}`;
+    }
+    this.session.leave(b.room);
+    showError(`${text}.`);
+  }
+
+  // revoked ends the session: the token is no longer accepted anywhere.
+  revoked() {
+    this.session.deny(new AccessError('signin', 'Your token was revoked. Paste a new one and join again.'));
   }
 
   failed(ev, es) {
