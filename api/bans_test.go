@@ -11,6 +11,7 @@ import (
 
 	"roomcast/api"
 	"roomcast/api/auth"
+	"roomcast/redisscripts/redistest"
 )
 
 const (
@@ -438,4 +439,35 @@ func TestBanChecksCostNoRedisCall(t *testing.T) {
 			t.Fatalf("Redis commands with bans in force %v, without %v", after, before)
 		}
 	}
+}
+
+// TestBansSurviveARedisRestart: after Redis restarts (with its data), each
+// instance's control subscription is back, readyz says so, and a ban
+// through one instance still ends a stream on the other; the ban set before
+// the restart still applies.
+func TestBansSurviveARedisRestart(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	a := startServer(t, serverConfig{Redis: rs, Security: controlSecurity(t)})
+	b := startServer(t, serverConfig{Redis: rs, Security: controlSecurity(t)})
+	resp, body := b.do(t, http.MethodPut, "/rooms/r/bans/bob", "", apiKey(testKey)...)
+	expectStatus(t, resp, body, http.StatusCreated, "")
+
+	rs.Restart()
+	for _, s := range []*testServer{a, b} {
+		waitFor(t, "readyz to answer 200 after the restart", func() bool {
+			resp, _ := s.do(t, http.MethodGet, "/readyz", "")
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	ann := a.openStream(t, "/rooms/r/stream", bearer(hs256(t, "ann", nil))...)
+	ann.awaitOpen()
+	resp, body = b.do(t, http.MethodPut, "/rooms/r/bans/ann", "", apiKey(testKey)...)
+	expectStatus(t, resp, body, http.StatusCreated, "")
+	if ev := ann.next(); ev.Event != "banned" {
+		t.Fatalf("event %+v, want banned", ev)
+	}
+	ann.awaitEnd()
+	resp, body = a.postAs(t, "r", `{"text":"hi"}`, bearer(hs256(t, "bob", nil))...)
+	expectStatus(t, resp, body, http.StatusForbidden, typeBanned)
 }
