@@ -139,3 +139,49 @@ func TestEmbeddedRedisBans(t *testing.T) {
 		t.Fatalf("revoke again = %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestEmbeddedRedisEditsAndDeletes runs the change scripts on the embedded
+// default (miniredis runs gopher-lua, not Redis's Lua): a reply with
+// metadata, an edit with If-Match, a refused edit, the delete, and the
+// after= page that lists both changes, as on Redis.
+func TestEmbeddedRedisEditsAndDeletes(t *testing.T) {
+	t.Parallel()
+	in := startRun(t, "POST_RATE=0")
+	json := []string{"Content-Type", "application/json"}
+	first := in.postMessage(t, "edits", "question")
+	id := strings.SplitN(string(first), `"`, 5)[3] // {"id":"<id>",…
+	resp, body := in.request(t, http.MethodPost, "/rooms/edits/messages",
+		`{"text":"helo","user":"ann","reply_to":"`+id+`","metadata":{"k":[1,2]}}`, json...)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST reply = %d %s", resp.StatusCode, body)
+	}
+	epoch, _, _ := strings.Cut(id, "-")
+	reply := epoch + "-2"
+	resp, body = in.request(t, http.MethodPatch, "/rooms/edits/messages/"+reply, `{"text":"hello","user":"ann"}`,
+		append(json, "If-Match", `"1"`)...)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"text":"hello"`) ||
+		!strings.HasSuffix(string(body), `,"version":2,"edited_at":"`+editedAt(body)+`","reply_to":"`+id+`","metadata":{"k":[1,2]}}`+"\n") {
+		t.Fatalf("PATCH = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := in.request(t, http.MethodPatch, "/rooms/edits/messages/"+reply, `{"text":"mine now","user":"bob"}`,
+		json...); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("PATCH by another user = %d %s, want 403", resp.StatusCode, body)
+	}
+	resp, body = in.request(t, http.MethodDelete, "/rooms/edits/messages/"+reply+"?user=ann", "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"text":"","time":`) ||
+		!strings.Contains(string(body), `"version":3`) || !strings.Contains(string(body), `"deleted":true`) {
+		t.Fatalf("DELETE = %d %s", resp.StatusCode, body)
+	}
+	resp, body = in.request(t, http.MethodGet, "/rooms/edits/messages?after="+reply, "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"changes":[{"id":"`+epoch+`-3","event":"edit"`) ||
+		!strings.Contains(string(body), `{"id":"`+epoch+`-4","event":"delete"`) || !strings.Contains(string(body), `"position":"`+epoch+`-4"`) {
+		t.Fatalf("after page = %d %s", resp.StatusCode, body)
+	}
+}
+
+// editedAt is the edited_at of a message's JSON, or "".
+func editedAt(message []byte) string {
+	_, rest, _ := strings.Cut(string(message), `"edited_at":"`)
+	at, _, _ := strings.Cut(rest, `"`)
+	return at
+}
