@@ -34,6 +34,7 @@ func TestSoakEditsAndDeletesConverge(t *testing.T) {
 
 	var expected map[string]map[string]message // set before stop is closed
 	stop := make(chan struct{})
+	started := make(chan struct{}, followers) // each follower's first stream is open
 	var fw sync.WaitGroup
 	for i := range followers {
 		f := &follower{t: t, servers: servers, rng: rand.New(rand.NewPCG(seed, uint64(100+i))),
@@ -46,8 +47,11 @@ func TestSoakEditsAndDeletesConverge(t *testing.T) {
 		fw.Add(1)
 		go func() {
 			defer fw.Done()
-			f.run(stop, func() map[string]map[string]message { return expected })
+			f.run(stop, started, func() map[string]map[string]message { return expected })
 		}()
+	}
+	for range followers {
+		<-started // a follower that opened late would miss the first messages
 	}
 
 	var ww sync.WaitGroup
@@ -120,8 +124,8 @@ type follower struct {
 	last    map[string]int64 // single-room: the last position
 }
 
-func (f *follower) run(stop <-chan struct{}, expected func() map[string]map[string]message) {
-	for {
+func (f *follower) run(stop <-chan struct{}, started chan<- struct{}, expected func() map[string]map[string]message) {
+	for first := true; ; first = false {
 		select {
 		case <-stop:
 			f.converge(expected())
@@ -129,6 +133,9 @@ func (f *follower) run(stop <-chan struct{}, expected func() map[string]map[stri
 		default:
 		}
 		c := f.open()
+		if first {
+			started <- struct{}{}
+		}
 		for n := f.rng.IntN(30); n > 0; n-- {
 			select {
 			case ev, ok := <-c.events:
@@ -220,7 +227,13 @@ func (f *follower) apply(ev event) {
 		room = map[string]message{}
 		f.state[m.Room] = room
 	}
-	if have, ok := room[m.ID]; !ok || m.Version > have.Version {
+	// The rule the spec gives clients: the highest version wins, and a
+	// change of a message not held is of one older than the client's view.
+	have, ok := room[m.ID]
+	switch {
+	case !ok && ev.Event != "message":
+		f.t.Errorf("follower of %s: %s of %s, which it never got", m.Room, ev.Event, m.ID)
+	case !ok || m.Version > have.Version:
 		room[m.ID] = m
 	}
 }

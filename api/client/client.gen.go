@@ -442,7 +442,9 @@ type Broadcast struct {
 // own position `id` (after every message and change before it), the
 // message's new version. Apply a room's messages and changes in
 // position order, keeping of each message the copy with the highest
-// `version`.
+// `version`. A message always comes before its changes, so a change
+// of a message you do not hold is of one older than what you loaded
+// (or trimmed from history since): skip it, or `getMessage` it.
 type Change struct {
 	Event ChangeEvent `json:"event"`
 
