@@ -63,6 +63,7 @@ type Options struct {
 	Bans             BanStore         // bans and revocations
 	Control          ControlState     // the bans and revocations in force; nil: none apply
 	RevocationTTL    time.Duration    // how long a revocation without expires_at is kept; 0: DefaultRevocationTTL
+	Webhooks         DeadLetters      // webhook dead letters; nil: none
 
 	// PublishHook screens users' posts before they are stored; nil: off.
 	// PublishHookAcceptOnError stores a post the hook could not decide
@@ -121,6 +122,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.DELETE("/rooms/:room/bans/:user", chain(h.deleteBan, g.moderate...))
 	e.POST("/admin/tokens/revoke", chain(h.revokeTokens, g.admin...))
 	e.POST("/messages", chain(h.postMessages, g.batch...))
+	e.GET("/admin/webhooks/dead", chain(h.listDeadWebhooks, g.adminRead...))
+	e.POST("/admin/webhooks/dead/:id/retry", chain(h.retryDeadWebhook, g.adminRead...))
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.GET("/openapi.yaml", h.openapi)

@@ -218,6 +218,7 @@ type roomGuards struct {
 	post, read, stream, typing, streams []echo.MiddlewareFunc
 	mark, me                            []echo.MiddlewareFunc // read state
 	moderate, moderateBody, admin       []echo.MiddlewareFunc // bans, revocations
+	adminRead                           []echo.MiddlewareFunc // admin requests without a body
 	batch                               []echo.MiddlewareFunc // POST /messages
 	edit, remove                        []echo.MiddlewareFunc // changes of a message
 }
@@ -252,6 +253,7 @@ func (h *Handler) guards() roomGuards {
 		moderate:     []echo.MiddlewareFunc{checkRoom, h.authorize(moderateAccess, false)},
 		moderateBody: []echo.MiddlewareFunc{checkRoom, h.bodyWithin, h.authorize(moderateAccess, false)},
 		admin:        []echo.MiddlewareFunc{h.bodyWithin, h.authorize(serverOnly, false)},
+		adminRead:    []echo.MiddlewareFunc{h.authorize(serverOnly, false)},
 		// A batch is the backend's: server API keys are not held to
 		// POST_RATE.
 		batch: []echo.MiddlewareFunc{h.bodyWithin, h.authorize(serverOnly, false)},

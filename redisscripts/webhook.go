@@ -153,9 +153,9 @@ func outboxEventOf(room string, raw any) (chat.OutboxEvent, error) {
 func (s *Store) FailOutbox(ctx context.Context, room, token string, f chat.OutboxFailure) (chat.FailOutcome, error) {
 	tag := s.keys.bucketTag(room)
 	keys := append(s.outboxKeys(room), s.keys.webhookDead(tag), s.keys.webhookDeadOrder(tag))
-	args := make([]any, 0, 10+len(f.Delivered))
+	args := make([]any, 0, 11+len(f.Delivered))
 	args = append(args, room, token, f.Event.Entry, f.Event.ID, truncate(f.Error, 500), f.Backoff.Milliseconds(),
-		f.MaxDelay.Milliseconds(), strconv.FormatFloat(f.Jitter, 'f', 6, 64), f.MaxAge.Milliseconds(), deadMax)
+		f.MaxDelay.Milliseconds(), strconv.FormatFloat(f.Jitter, 'f', 6, 64), f.MaxAge.Milliseconds(), deadMax, f.Status)
 	for _, e := range f.Delivered {
 		args = append(args, e)
 	}
@@ -185,81 +185,143 @@ type deadLetter struct {
 	TimestampMS int64           `json:"timestamp_ms"`
 	Attempts    int             `json:"attempts"`
 	LastError   string          `json:"last_error"`
+	LastStatus  int             `json:"last_status"`
 	DeadAtMS    int64           `json:"dead_at_ms"`
 	Data        json.RawMessage `json:"data"`
 }
 
-// DeadEvents returns up to limit dead letters, the oldest first.
-func (s *Store) DeadEvents(ctx context.Context, limit int) ([]chat.DeadEvent, error) {
+func deadEventOf(raw string) (chat.DeadEvent, error) {
+	var l deadLetter
+	if err := json.Unmarshal([]byte(raw), &l); err != nil {
+		return chat.DeadEvent{}, err
+	}
+	return chat.DeadEvent{ID: l.ID, Room: l.Room, Type: l.Type,
+		Timestamp: time.UnixMilli(l.TimestampMS).UTC(), Attempts: l.Attempts, LastError: l.LastError,
+		LastStatus: l.LastStatus, DeadAt: time.UnixMilli(l.DeadAtMS).UTC(), Data: l.Data}, nil
+}
+
+// DeadEvents returns up to limit dead letters after cursor (a DeadPage's
+// Next; "" for the first page), in the order they died, ties in byte order
+// of their ids. On a Cluster it reads every slot's bucket in a pipeline
+// per node, twice when paging on.
+func (s *Store) DeadEvents(ctx context.Context, cursor string, limit int) (chat.DeadPage, error) {
+	if limit <= 0 {
+		return chat.DeadPage{}, nil
+	}
+	var afterMS int64
+	var afterID string
+	paged := cursor != ""
+	if paged {
+		var ok bool
+		if afterMS, afterID, ok = chat.ParseDeadCursor(cursor); !ok {
+			return chat.DeadPage{}, fmt.Errorf("list dead webhooks: bad cursor %q", cursor)
+		}
+	}
 	tags := s.keys.bucketTags()
+	// Letters that died in the cursor's millisecond come before it or
+	// after it by id: read past all of them.
+	ties := make([]int64, len(tags))
+	from := "-inf"
+	if paged {
+		from = strconv.FormatInt(afterMS, 10)
+		pipe := s.rdb.Pipeline()
+		counts := make([]*redis.IntCmd, len(tags))
+		for i, tag := range tags {
+			counts[i] = pipe.ZCount(ctx, s.keys.webhookDeadOrder(tag), from, from)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return chat.DeadPage{}, wrapRedisError("list dead webhooks", err)
+		}
+		for i, c := range counts {
+			ties[i] = c.Val()
+		}
+	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.ZSliceCmd, len(tags))
 	for i, tag := range tags {
-		cmds[i] = pipe.ZRangeWithScores(ctx, s.keys.webhookDeadOrder(tag), 0, int64(limit)-1)
+		cmds[i] = pipe.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.keys.webhookDeadOrder(tag), Start: from, Stop: "+inf",
+			ByScore: true, Count: ties[i] + int64(limit) + 1})
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, wrapRedisError("list dead webhooks", err)
+		return chat.DeadPage{}, wrapRedisError("list dead webhooks", err)
 	}
 	type found struct {
 		tag, id string
-		at      float64
+		at      int64
 	}
 	var all []found
 	for i, c := range cmds {
 		for _, z := range c.Val() {
-			all = append(all, found{tag: tags[i], id: z.Member.(string), at: z.Score})
+			f := found{tag: tags[i], id: z.Member.(string), at: int64(z.Score)}
+			if paged && f.at == afterMS && f.id <= afterID {
+				continue
+			}
+			all = append(all, f)
 		}
 	}
 	slices.SortFunc(all, func(a, b found) int {
 		return cmp.Or(cmp.Compare(a.at, b.at), strings.Compare(a.id, b.id))
 	})
+	more := len(all) > limit
 	all = all[:min(len(all), limit)]
+	var page chat.DeadPage
+	if len(all) == 0 {
+		return page, nil
+	}
 	pipe = s.rdb.Pipeline()
 	gets := make([]*redis.StringCmd, len(all))
 	for i, f := range all {
 		gets[i] = pipe.HGet(ctx, s.keys.webhookDead(f.tag), f.id)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, wrapRedisError("list dead webhooks", err)
+		return chat.DeadPage{}, wrapRedisError("list dead webhooks", err)
 	}
-	out := make([]chat.DeadEvent, 0, len(all))
+	page.Events = make([]chat.DeadEvent, 0, len(all))
 	for _, g := range gets {
 		raw, err := g.Result()
 		if errors.Is(err, redis.Nil) {
 			continue // sent again meanwhile
 		}
-		var l deadLetter
-		if err := json.Unmarshal([]byte(raw), &l); err != nil {
-			return nil, fmt.Errorf("list dead webhooks: %w", err)
+		ev, err := deadEventOf(raw)
+		if err != nil {
+			return chat.DeadPage{}, fmt.Errorf("list dead webhooks: %w", err)
 		}
-		out = append(out, chat.DeadEvent{ID: l.ID, Room: l.Room, Type: l.Type,
-			Timestamp: time.UnixMilli(l.TimestampMS).UTC(), Attempts: l.Attempts, LastError: l.LastError,
-			DeadAt: time.UnixMilli(l.DeadAtMS).UTC(), Data: l.Data})
+		page.Events = append(page.Events, ev)
 	}
-	return out, nil
+	if more {
+		last := all[len(all)-1]
+		page.Next = chat.DeadCursor(time.UnixMilli(last.at), last.id)
+	}
+	return page, nil
 }
 
 // ErrNoDeadEvent is returned by ReviveDead for an id that is not a dead
 // letter.
-var ErrNoDeadEvent = errors.New("no such dead webhook event")
+var ErrNoDeadEvent = chat.ErrNoDeadEvent
 
-// ReviveDead puts the dead letter id back at the end of its room's outbox,
-// with its webhook id and event time, to be sent again.
-func (s *Store) ReviveDead(ctx context.Context, id string) error {
+// ReviveDead moves the dead letter id back to the end of its room's
+// outbox, with its webhook id and event time, to be sent again after the
+// events pending there, and returns it as it was; atomically, in the
+// room's slot.
+func (s *Store) ReviveDead(ctx context.Context, id string) (chat.DeadEvent, error) {
 	room, ok := chat.RoomOfWebhookID(id)
 	if !ok {
-		return ErrNoDeadEvent
+		return chat.DeadEvent{}, ErrNoDeadEvent
 	}
 	tag := s.keys.bucketTag(room)
-	n, err := webhookReviveScript.Run(ctx, s.rdb, []string{s.keys.webhookDead(tag), s.keys.webhookDeadOrder(tag),
-		s.keys.webhookOutbox(room), s.keys.webhookDue(tag)}, id, room).Int64()
+	raw, err := webhookReviveScript.Run(ctx, s.rdb, []string{s.keys.webhookDead(tag), s.keys.webhookDeadOrder(tag),
+		s.keys.webhookOutbox(room), s.keys.webhookDue(tag)}, id, room).Text()
+	if errors.Is(err, redis.Nil) {
+		return chat.DeadEvent{}, ErrNoDeadEvent
+	}
 	if err != nil {
-		return wrapRedisError("revive dead webhook", err)
+		return chat.DeadEvent{}, wrapRedisError("revive dead webhook", err)
 	}
-	if n == 0 {
-		return ErrNoDeadEvent
+	ev, err := deadEventOf(raw)
+	if err != nil {
+		return chat.DeadEvent{}, fmt.Errorf("revive dead webhook: %w", err)
 	}
-	return nil
+	return ev, nil
 }
 
 // OutboxStats reads the queue's figures, looking at up to maxRooms rooms

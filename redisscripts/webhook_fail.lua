@@ -20,10 +20,11 @@ local max_delay_ms = tonumber(ARGV[7])
 local jitter = tonumber(ARGV[8])   -- 0 to 1, the caller's random draw
 local max_age_ms = tonumber(ARGV[9])
 local dead_max = tonumber(ARGV[10]) -- dead letters kept per bucket
--- ARGV[11 ..]: entries the caller delivered before this one.
+local status = tonumber(ARGV[11])   -- the receiver's HTTP status; 0: none
+-- ARGV[12 ..]: entries the caller delivered before this one.
 
-if #ARGV > 10 then
-  redis.call('XDEL', outbox_key, unpack(ARGV, 11))
+if #ARGV > 11 then
+  redis.call('XDEL', outbox_key, unpack(ARGV, 12))
 end
 if redis.call('GET', lease_key) ~= token then return {0, 0, 0} end
 
@@ -52,7 +53,7 @@ if #found == 0 or now - enqueued >= max_age_ms then
     -- "data" last and raw: what the receiver would have got, byte for byte.
     local letter = '{"id":' .. cjson.encode(webhook_id) .. ',"room":' .. cjson.encode(room) ..
       ',"type":' .. cjson.encode(fields.type) .. ',"timestamp_ms":' .. (fields.ts or enqueued) ..
-      ',"attempts":' .. attempts .. ',"last_error":' .. cjson.encode(err) ..
+      ',"attempts":' .. attempts .. ',"last_error":' .. cjson.encode(err) .. ',"last_status":' .. status ..
       ',"dead_at_ms":' .. now .. ',"data":' .. fields.data .. '}'
     redis.call('HSET', dead_key, webhook_id, letter)
     redis.call('ZADD', dead_order_key, now, webhook_id)

@@ -2,8 +2,12 @@ package redisscripts
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"roomcast/broker/chat"
 )
@@ -85,5 +89,48 @@ func TestClaimIsExclusive(t *testing.T) {
 	}
 	if due, _ := store.DueRooms(ctx, 10); len(due) != 0 {
 		t.Fatalf("due rooms with an empty outbox: %v", due)
+	}
+}
+
+// TestDeadEventsPageThroughTies checks that paging lists every dead letter
+// once, in order, also when more of them died in one millisecond than a
+// page holds.
+func TestDeadEventsPageThroughTies(t *testing.T) {
+	store, _, rdb := newStore(t, StoreOptions{})
+	ctx := t.Context()
+	tag := store.keys.bucketTag("r")
+	var want []string
+	for i := range 7 {
+		id := chat.WebhookID("r", fmt.Sprintf("%d-%d", 100+i, i))
+		at := int64(1000)
+		if i < 2 {
+			at = 999
+		}
+		letter := fmt.Sprintf(`{"id":%q,"room":"r","type":"message.created","timestamp_ms":1,"attempts":1,"last_error":"x","last_status":0,"dead_at_ms":%d,"data":{}}`, id, at)
+		if err := rdb.HSet(ctx, store.keys.webhookDead(tag), id, letter).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.ZAdd(ctx, store.keys.webhookDeadOrder(tag), redis.Z{Score: float64(at), Member: id}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	slices.Sort(want[2:])
+	var got []string
+	cursor := ""
+	for range 10 {
+		page, err := store.DeadEvents(ctx, cursor, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range page.Events {
+			got = append(got, ev.ID)
+		}
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("paged %v, want %v", got, want)
 	}
 }

@@ -474,6 +474,89 @@ type ChangeEvent string
 // Examples: AQACS13Adue5wSIAAAGbdtqoAAAAAAAAAAAqs14lMoZFXUIAAAGbdtqoAAAAAAAAAAAHf8FF2A
 type CompositeCursor = string
 
+// DeadWebhook A webhook event given up on after `WEBHOOK_MAX_AGE`.
+type DeadWebhook struct {
+	// Attempts Deliveries tried.
+	Attempts int `json:"attempts"`
+
+	// Data The body's `data`, as it would have been sent.
+	Data interface{} `json:"data"`
+
+	// DeadAt When the event was given up on.
+	DeadAt time.Time `json:"dead_at"`
+
+	// Id The event's `webhook-id`.
+	//
+	// Examples: evt_lobby_1767259800123-0
+	Id string `json:"id"`
+
+	// LastError Why the last attempt failed, as `status 500 Internal Server Error` or `no answer within 5s`.
+	LastError string `json:"last_error"`
+
+	// LastStatus The receiver's HTTP status at the last attempt; absent when it gave none.
+	LastStatus *int `json:"last_status,omitempty"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+
+	// Type The event's type, as its body's `type`.
+	//
+	// Examples: message.created
+	Type string `json:"type"`
+}
+
+// DeadWebhookPage defines model for DeadWebhookPage.
+type DeadWebhookPage struct {
+	Dead []DeadWebhook `json:"dead"`
+
+	// Next The `cursor` of the next page; absent on the last.
+	Next *string `json:"next,omitempty"`
+}
+
+// DeadWebhookRequeued defines model for DeadWebhookRequeued.
+type DeadWebhookRequeued struct {
+	// Attempts Deliveries tried.
+	Attempts int `json:"attempts"`
+
+	// Data The body's `data`, as it would have been sent.
+	Data interface{} `json:"data"`
+
+	// DeadAt When the event was given up on.
+	DeadAt time.Time `json:"dead_at"`
+
+	// Id The event's `webhook-id`.
+	//
+	// Examples: evt_lobby_1767259800123-0
+	Id string `json:"id"`
+
+	// LastError Why the last attempt failed, as `status 500 Internal Server Error` or `no answer within 5s`.
+	LastError string `json:"last_error"`
+
+	// LastStatus The receiver's HTTP status at the last attempt; absent when it gave none.
+	LastStatus *int `json:"last_status,omitempty"`
+
+	// RequeuedAt When it went back to its room's outbox.
+	RequeuedAt time.Time `json:"requeued_at"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+
+	// Type The event's type, as its body's `type`.
+	//
+	// Examples: message.created
+	Type string `json:"type"`
+}
+
 // HistoryPage One page of a room's history.
 type HistoryPage struct {
 	// Changes On an `after` page only, and only when there are any: the edits
@@ -1204,6 +1287,9 @@ type BodyTooLarge = Problem
 // ChangeForbidden RFC 9457 problem details.
 type ChangeForbidden = Problem
 
+// DeadWebhookNotFound RFC 9457 problem details.
+type DeadWebhookNotFound = Problem
+
 // Forbidden RFC 9457 problem details.
 type Forbidden = Problem
 
@@ -1224,6 +1310,9 @@ type InvalidBanTarget = Problem
 
 // InvalidBatch RFC 9457 problem details.
 type InvalidBatch = Problem
+
+// InvalidDeadWebhookQuery RFC 9457 problem details.
+type InvalidDeadWebhookQuery = Problem
 
 // InvalidEdit RFC 9457 problem details.
 type InvalidEdit = Problem
@@ -1290,6 +1379,15 @@ type UnsupportedMediaType = Problem
 
 // VersionMismatch RFC 9457 problem details.
 type VersionMismatch = Problem
+
+// ListDeadWebhooksParams defines parameters for ListDeadWebhooks.
+type ListDeadWebhooksParams struct {
+	// Cursor The `next` of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Dead letters per page, 1 to 100 (default 100).
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
 
 // Healthz200JSONResponseBodyStatus defines parameters for Healthz.
 type Healthz200JSONResponseBodyStatus string
@@ -1794,6 +1892,40 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
 	RevokeTokens(ctx context.Context, body RevokeTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListDeadWebhooks Webhook events that were given up on
+	//
+	// The dead letters: events that failed for `WEBHOOK_MAX_AGE` and
+	// were taken out of their room's outbox so that the room's later
+	// events could go out. Each has the event as it would have been sent
+	// (`id` is its `webhook-id`, `data` its body's `data`), the attempts
+	// made, the last failure (`last_error`, and `last_status` when the
+	// receiver answered) and when it was given up (`dead_at`).
+	//
+	// Listed in the order they died, `limit` at a time (default and most
+	// 100); `next`, when present, is the `cursor` of the next page. At
+	// most 10 000 dead letters are kept per Redis bucket (one on a
+	// standalone Redis, one per slot on a Cluster); past that the oldest
+	// are dropped. Server API key only (in open mode without keys:
+	// anyone).
+	//
+	// Corresponds with GET /admin/webhooks/dead (the `ListDeadWebhooks` operationId).
+	ListDeadWebhooks(ctx context.Context, params *ListDeadWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryDeadWebhook Send a dead letter again
+	//
+	// Moves the dead letter back to the end of its room's outbox, in the
+	// same Redis script that removes it from the dead letters: it is sent
+	// again after the events already waiting in that room (not in its
+	// original place: those may have been delivered long since), with the
+	// same `webhook-id`, `timestamp` and body, so a receiver that did get
+	// it after all dedupes it. It then retries and may die again like any
+	// other event, its age counted from now. The answer does not wait for
+	// the delivery. No request body. Server API key only (in open mode
+	// without keys: anyone).
+	//
+	// Corresponds with POST /admin/webhooks/dead/{id}/retry (the `RetryDeadWebhook` operationId).
+	RetryDeadWebhook(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetAsset A script, style sheet or image of the chat page
 	//
@@ -2577,6 +2709,60 @@ func (c *Client) RevokeTokensWithBody(ctx context.Context, contentType string, b
 // Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
 func (c *Client) RevokeTokens(ctx context.Context, body RevokeTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRevokeTokensRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDeadWebhooks Webhook events that were given up on
+//
+// The dead letters: events that failed for `WEBHOOK_MAX_AGE` and
+// were taken out of their room's outbox so that the room's later
+// events could go out. Each has the event as it would have been sent
+// (`id` is its `webhook-id`, `data` its body's `data`), the attempts
+// made, the last failure (`last_error`, and `last_status` when the
+// receiver answered) and when it was given up (`dead_at`).
+//
+// Listed in the order they died, `limit` at a time (default and most
+// 100); `next`, when present, is the `cursor` of the next page. At
+// most 10 000 dead letters are kept per Redis bucket (one on a
+// standalone Redis, one per slot on a Cluster); past that the oldest
+// are dropped. Server API key only (in open mode without keys:
+// anyone).
+//
+// Corresponds with GET /admin/webhooks/dead (the `ListDeadWebhooks` operationId).
+func (c *Client) ListDeadWebhooks(ctx context.Context, params *ListDeadWebhooksParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDeadWebhooksRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryDeadWebhook Send a dead letter again
+//
+// Moves the dead letter back to the end of its room's outbox, in the
+// same Redis script that removes it from the dead letters: it is sent
+// again after the events already waiting in that room (not in its
+// original place: those may have been delivered long since), with the
+// same `webhook-id`, `timestamp` and body, so a receiver that did get
+// it after all dedupes it. It then retries and may die again like any
+// other event, its age counted from now. The answer does not wait for
+// the delivery. No request body. Server API key only (in open mode
+// without keys: anyone).
+//
+// Corresponds with POST /admin/webhooks/dead/{id}/retry (the `RetryDeadWebhook` operationId).
+func (c *Client) RetryDeadWebhook(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryDeadWebhookRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3612,6 +3798,106 @@ func NewRevokeTokensRequestWithBody(server string, contentType string, body io.R
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListDeadWebhooksRequest constructs an http.Request for the ListDeadWebhooks method
+func NewListDeadWebhooksRequest(server string, params *ListDeadWebhooksParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/webhooks/dead")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryDeadWebhookRequest constructs an http.Request for the RetryDeadWebhook method
+func NewRetryDeadWebhookRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/admin/webhooks/dead/%s/retry", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -4789,6 +5075,44 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /admin/tokens/revoke (the `RevokeTokens` operationId).
 	RevokeTokensWithResponse(ctx context.Context, body RevokeTokensJSONRequestBody, reqEditors ...RequestEditorFn) (*RevokeTokensResponse, error)
 
+	// ListDeadWebhooksWithResponse Webhook events that were given up on
+	//
+	// The dead letters: events that failed for `WEBHOOK_MAX_AGE` and
+	// were taken out of their room's outbox so that the room's later
+	// events could go out. Each has the event as it would have been sent
+	// (`id` is its `webhook-id`, `data` its body's `data`), the attempts
+	// made, the last failure (`last_error`, and `last_status` when the
+	// receiver answered) and when it was given up (`dead_at`).
+	//
+	// Listed in the order they died, `limit` at a time (default and most
+	// 100); `next`, when present, is the `cursor` of the next page. At
+	// most 10 000 dead letters are kept per Redis bucket (one on a
+	// standalone Redis, one per slot on a Cluster); past that the oldest
+	// are dropped. Server API key only (in open mode without keys:
+	// anyone).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /admin/webhooks/dead (the `ListDeadWebhooks` operationId).
+	ListDeadWebhooksWithResponse(ctx context.Context, params *ListDeadWebhooksParams, reqEditors ...RequestEditorFn) (*ListDeadWebhooksResponse, error)
+
+	// RetryDeadWebhookWithResponse Send a dead letter again
+	//
+	// Moves the dead letter back to the end of its room's outbox, in the
+	// same Redis script that removes it from the dead letters: it is sent
+	// again after the events already waiting in that room (not in its
+	// original place: those may have been delivered long since), with the
+	// same `webhook-id`, `timestamp` and body, so a receiver that did get
+	// it after all dedupes it. It then retries and may die again like any
+	// other event, its age counted from now. The answer does not wait for
+	// the delivery. No request body. Server API key only (in open mode
+	// without keys: anyone).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /admin/webhooks/dead/{id}/retry (the `RetryDeadWebhook` operationId).
+	RetryDeadWebhookWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RetryDeadWebhookResponse, error)
+
 	// GetAssetWithResponse A script, style sheet or image of the chat page
 	//
 	// The files the chat page loads, served like the page itself
@@ -5727,6 +6051,230 @@ func (r RevokeTokensResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RevokeTokensResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListDeadWebhooksResponse200Headers the declared response headers of an HTTP 200 response for ListDeadWebhooks
+type ListDeadWebhooksResponse200Headers struct {
+	XRequestId string
+}
+
+// ListDeadWebhooksResponse400Headers the declared response headers of an HTTP 400 response for ListDeadWebhooks
+type ListDeadWebhooksResponse400Headers struct {
+	XRequestId string
+}
+
+// ListDeadWebhooksResponse401Headers the declared response headers of an HTTP 401 response for ListDeadWebhooks
+type ListDeadWebhooksResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListDeadWebhooksResponse500Headers the declared response headers of an HTTP 500 response for ListDeadWebhooks
+type ListDeadWebhooksResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// ListDeadWebhooksResponse503Headers the declared response headers of an HTTP 503 response for ListDeadWebhooks
+type ListDeadWebhooksResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type ListDeadWebhooksResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeadWebhookPage
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidDeadWebhookQuery
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListDeadWebhooksResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListDeadWebhooksResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListDeadWebhooksResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListDeadWebhooksResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListDeadWebhooksResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDeadWebhooksResponse) GetJSON200() *DeadWebhookPage {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListDeadWebhooksResponse) GetApplicationproblemJSON400() *InvalidDeadWebhookQuery {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListDeadWebhooksResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListDeadWebhooksResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListDeadWebhooksResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDeadWebhooksResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDeadWebhooksResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDeadWebhooksResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDeadWebhooksResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// RetryDeadWebhookResponse202Headers the declared response headers of an HTTP 202 response for RetryDeadWebhook
+type RetryDeadWebhookResponse202Headers struct {
+	XRequestId string
+}
+
+// RetryDeadWebhookResponse401Headers the declared response headers of an HTTP 401 response for RetryDeadWebhook
+type RetryDeadWebhookResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// RetryDeadWebhookResponse404Headers the declared response headers of an HTTP 404 response for RetryDeadWebhook
+type RetryDeadWebhookResponse404Headers struct {
+	XRequestId string
+}
+
+// RetryDeadWebhookResponse500Headers the declared response headers of an HTTP 500 response for RetryDeadWebhook
+type RetryDeadWebhookResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// RetryDeadWebhookResponse503Headers the declared response headers of an HTTP 503 response for RetryDeadWebhook
+type RetryDeadWebhookResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type RetryDeadWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *DeadWebhookRequeued
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *DeadWebhookNotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers202 the parsed response headers for an HTTP 202 response
+	Headers202 *RetryDeadWebhookResponse202Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RetryDeadWebhookResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RetryDeadWebhookResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RetryDeadWebhookResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RetryDeadWebhookResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r RetryDeadWebhookResponse) GetJSON202() *DeadWebhookRequeued {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r RetryDeadWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RetryDeadWebhookResponse) GetApplicationproblemJSON404() *DeadWebhookNotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RetryDeadWebhookResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RetryDeadWebhookResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryDeadWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryDeadWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryDeadWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryDeadWebhookResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8525,6 +9073,56 @@ func (c *ClientWithResponses) RevokeTokensWithResponse(ctx context.Context, body
 	return ParseRevokeTokensResponse(rsp)
 }
 
+// ListDeadWebhooksWithResponse Webhook events that were given up on
+//
+// The dead letters: events that failed for `WEBHOOK_MAX_AGE` and
+// were taken out of their room's outbox so that the room's later
+// events could go out. Each has the event as it would have been sent
+// (`id` is its `webhook-id`, `data` its body's `data`), the attempts
+// made, the last failure (`last_error`, and `last_status` when the
+// receiver answered) and when it was given up (`dead_at`).
+//
+// Listed in the order they died, `limit` at a time (default and most
+// 100); `next`, when present, is the `cursor` of the next page. At
+// most 10 000 dead letters are kept per Redis bucket (one on a
+// standalone Redis, one per slot on a Cluster); past that the oldest
+// are dropped. Server API key only (in open mode without keys:
+// anyone).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /admin/webhooks/dead (the `ListDeadWebhooks` operationId).
+func (c *ClientWithResponses) ListDeadWebhooksWithResponse(ctx context.Context, params *ListDeadWebhooksParams, reqEditors ...RequestEditorFn) (*ListDeadWebhooksResponse, error) {
+	rsp, err := c.ListDeadWebhooks(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDeadWebhooksResponse(rsp)
+}
+
+// RetryDeadWebhookWithResponse Send a dead letter again
+//
+// Moves the dead letter back to the end of its room's outbox, in the
+// same Redis script that removes it from the dead letters: it is sent
+// again after the events already waiting in that room (not in its
+// original place: those may have been delivered long since), with the
+// same `webhook-id`, `timestamp` and body, so a receiver that did get
+// it after all dedupes it. It then retries and may die again like any
+// other event, its age counted from now. The answer does not wait for
+// the delivery. No request body. Server API key only (in open mode
+// without keys: anyone).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /admin/webhooks/dead/{id}/retry (the `RetryDeadWebhook` operationId).
+func (c *ClientWithResponses) RetryDeadWebhookWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*RetryDeadWebhookResponse, error) {
+	rsp, err := c.RetryDeadWebhook(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryDeadWebhookResponse(rsp)
+}
+
 // GetAssetWithResponse A script, style sheet or image of the chat page
 //
 // The files the chat page loads, served like the page itself
@@ -9700,6 +10298,332 @@ func ParseRevokeTokensResponse(rsp *http.Response) (*RevokeTokensResponse, error
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers RevokeTokensResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListDeadWebhooksResponse parses an HTTP response from a ListDeadWebhooksWithResponse call
+func ParseListDeadWebhooksResponse(rsp *http.Response) (*ListDeadWebhooksResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDeadWebhooksResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeadWebhookPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidDeadWebhookQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListDeadWebhooksResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListDeadWebhooksResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListDeadWebhooksResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListDeadWebhooksResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListDeadWebhooksResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseRetryDeadWebhookResponse parses an HTTP response from a RetryDeadWebhookWithResponse call
+func ParseRetryDeadWebhookResponse(rsp *http.Response) (*RetryDeadWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryDeadWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest DeadWebhookRequeued
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest DeadWebhookNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 202:
+		var headers RetryDeadWebhookResponse202Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers202 = &headers
+	case rsp.StatusCode == 401:
+		var headers RetryDeadWebhookResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers RetryDeadWebhookResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers RetryDeadWebhookResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers RetryDeadWebhookResponse503Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

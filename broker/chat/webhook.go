@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"errors"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -38,6 +40,7 @@ type OutboxBatch struct {
 type OutboxFailure struct {
 	Event     OutboxEvent
 	Error     string        // why, for the dead letter: a status or a transport error
+	Status    int           // the receiver's HTTP status; 0 when it gave none
 	Delivered []string      // entries delivered before it
 	Backoff   time.Duration // the delay after a first failure; it doubles with each
 	MaxDelay  time.Duration // ... up to this
@@ -70,8 +73,39 @@ type DeadEvent struct {
 	Timestamp time.Time `json:"timestamp"`
 	Attempts  int       `json:"attempts"`
 	LastError string    `json:"last_error"`
-	DeadAt    time.Time `json:"dead_at"`
-	Data      []byte    `json:"-"`
+	// LastStatus is the receiver's status at the last attempt; 0 when it
+	// gave none (a timeout, a refused connection).
+	LastStatus int       `json:"last_status,omitempty"`
+	DeadAt     time.Time `json:"dead_at"`
+	Data       []byte    `json:"-"`
+}
+
+// DeadPage is a page of dead letters, the oldest death first.
+type DeadPage struct {
+	Events []DeadEvent
+	Next   string // the cursor of the next page; "" on the last
+}
+
+// ErrNoDeadEvent is the answer for an id that is not a dead letter.
+var ErrNoDeadEvent = errors.New("no such dead webhook event")
+
+// DeadCursor is the place in the dead letters after the letter id that
+// died at: "<ms>.<id>" ("." is in no webhook id).
+func DeadCursor(at time.Time, id string) string {
+	return strconv.FormatInt(at.UnixMilli(), 10) + "." + id
+}
+
+// ParseDeadCursor reads a DeadCursor, and false if c is not one.
+func ParseDeadCursor(c string) (atMS int64, id string, ok bool) {
+	ms, id, found := strings.Cut(c, ".")
+	if !found || !digits(ms) {
+		return 0, "", false
+	}
+	if _, valid := RoomOfWebhookID(id); !valid {
+		return 0, "", false
+	}
+	at, err := strconv.ParseInt(ms, 10, 64)
+	return at, id, err == nil
 }
 
 // WebhookID is the webhook-id of the event at entry of room's outbox:

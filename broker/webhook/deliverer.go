@@ -266,7 +266,7 @@ func (d *Deliverer) deliverRoom(ctx context.Context, room string) {
 					return
 				}
 			}
-			failure := d.send(ctx, ev)
+			failure, status := d.send(ctx, ev)
 			if failure == "" {
 				d.delivered.Add(1)
 				delivered = append(delivered, ev.Entry)
@@ -275,7 +275,7 @@ func (d *Deliverer) deliverRoom(ctx context.Context, room string) {
 			if ctx.Err() != nil {
 				return // shutting down: not the receiver's failure
 			}
-			d.fail(ctx, room, token, ev, failure, delivered)
+			d.fail(ctx, room, token, ev, failure, status, delivered)
 			delivered = delivered[:0]
 			return
 		}
@@ -285,11 +285,11 @@ func (d *Deliverer) deliverRoom(ctx context.Context, room string) {
 
 // fail records a failed attempt; the room is released until its retry,
 // when any instance may take it.
-func (d *Deliverer) fail(ctx context.Context, room, token string, ev chat.OutboxEvent, why string, delivered []string) {
+func (d *Deliverer) fail(ctx context.Context, room, token string, ev chat.OutboxEvent, why string, status int, delivered []string) {
 	callCtx, cancel := context.WithTimeout(ctx, d.opts.RedisTimeout)
 	defer cancel()
 	out, err := d.opts.Outbox.FailOutbox(callCtx, room, token, chat.OutboxFailure{
-		Event: ev, Error: why, Delivered: delivered, Backoff: d.opts.FirstRetry, MaxDelay: d.opts.MaxRetryDelay,
+		Event: ev, Error: why, Status: status, Delivered: delivered, Backoff: d.opts.FirstRetry, MaxDelay: d.opts.MaxRetryDelay,
 		Jitter: rand.Float64(), MaxAge: d.opts.WebhookMaxAge,
 	})
 	switch {
@@ -324,14 +324,15 @@ func Body(ev chat.OutboxEvent) []byte {
 	return append(b, '}')
 }
 
-// send posts ev to the receiver and returns "" on a 2xx, else why not.
-func (d *Deliverer) send(ctx context.Context, ev chat.OutboxEvent) string {
+// send posts ev to the receiver and returns "" on a 2xx, else why not,
+// with the receiver's status if it answered.
+func (d *Deliverer) send(ctx context.Context, ev chat.OutboxEvent) (string, int) {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.WebhookTimeout)
 	defer cancel()
 	body := Body(ev)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.opts.WebhookURL, bytes.NewReader(body))
 	if err != nil {
-		return "request: " + err.Error()
+		return "request: " + err.Error(), 0
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "roomcast-webhooks")
@@ -344,17 +345,17 @@ func (d *Deliverer) send(ctx context.Context, ev chat.OutboxEvent) string {
 			err = uerr.Err
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Sprintf("no answer within %s", d.opts.WebhookTimeout)
+			return fmt.Sprintf("no answer within %s", d.opts.WebhookTimeout), 0
 		}
-		return "POST: " + err.Error()
+		return "POST: " + err.Error(), 0
 	}
 	// Read a little so that the connection is kept alive.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "status " + resp.Status
+		return "status " + resp.Status, resp.StatusCode
 	}
-	return ""
+	return "", resp.StatusCode
 }
 
 func newToken() string {

@@ -270,13 +270,14 @@ func TestTooOldBecomesDeadAndIsSentAgain(t *testing.T) {
 		case <-rc.notify:
 		case <-time.After(50 * time.Millisecond): // dead letters make no request to wait for
 		}
-		var err error
-		if dead, err = s.store.DeadEvents(t.Context(), 10); err != nil {
+		page, err := s.store.DeadEvents(t.Context(), "", 10)
+		if err != nil {
 			t.Fatal(err)
 		}
+		dead = page.Events
 	}
 	if len(dead) != 1 || dead[0].Room != "r" || dead[0].Type != "message.created" || string(dead[0].Data) != string(first.JSON) ||
-		dead[0].Attempts < 2 || dead[0].LastError != "status 500 Internal Server Error" {
+		dead[0].Attempts < 2 || dead[0].LastError != "status 500 Internal Server Error" || dead[0].LastStatus != 500 {
 		t.Fatalf("dead letters %+v, want the one message after some attempts", dead)
 	}
 	mu.Lock()
@@ -285,8 +286,8 @@ func TestTooOldBecomesDeadAndIsSentAgain(t *testing.T) {
 	second := s.post(t, "r", "fine")
 	got := rc.await(t, "the next event", func(g []received) bool { return string(checkSigned(t, g[len(g)-1]).Data) == string(second.JSON) })
 	n := len(got)
-	if err := s.store.ReviveDead(t.Context(), dead[0].ID); err != nil {
-		t.Fatal(err)
+	if ev, err := s.store.ReviveDead(t.Context(), dead[0].ID); err != nil || ev.ID != dead[0].ID || string(ev.Data) != string(first.JSON) {
+		t.Fatalf("revive: %+v %v", ev, err)
 	}
 	got = rc.await(t, "the revived event", func(g []received) bool { return len(g) > n })
 	r := got[len(got)-1]
@@ -294,10 +295,10 @@ func TestTooOldBecomesDeadAndIsSentAgain(t *testing.T) {
 		b.Timestamp != dead[0].Timestamp.Format(webhook.TimeFormat) {
 		t.Fatalf("revived delivery %s %s, want id %s with %s at %s", r.ID, r.Body, dead[0].ID, first.JSON, dead[0].Timestamp)
 	}
-	if err := s.store.ReviveDead(t.Context(), dead[0].ID); err != redisscripts.ErrNoDeadEvent {
+	if _, err := s.store.ReviveDead(t.Context(), dead[0].ID); err != redisscripts.ErrNoDeadEvent {
 		t.Fatalf("second revive: %v, want ErrNoDeadEvent", err)
 	}
-	if left, _ := s.store.DeadEvents(t.Context(), 10); len(left) != 0 {
+	if left, _ := s.store.DeadEvents(t.Context(), "", 10); len(left.Events) != 0 {
 		t.Fatalf("dead letters after the revive: %+v", left)
 	}
 }

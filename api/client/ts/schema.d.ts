@@ -697,6 +697,69 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/webhooks/dead": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Webhook events that were given up on
+         * @description The dead letters: events that failed for `WEBHOOK_MAX_AGE` and
+         *     were taken out of their room's outbox so that the room's later
+         *     events could go out. Each has the event as it would have been sent
+         *     (`id` is its `webhook-id`, `data` its body's `data`), the attempts
+         *     made, the last failure (`last_error`, and `last_status` when the
+         *     receiver answered) and when it was given up (`dead_at`).
+         *
+         *     Listed in the order they died, `limit` at a time (default and most
+         *     100); `next`, when present, is the `cursor` of the next page. At
+         *     most 10 000 dead letters are kept per Redis bucket (one on a
+         *     standalone Redis, one per slot on a Cluster); past that the oldest
+         *     are dropped. Server API key only (in open mode without keys:
+         *     anyone).
+         */
+        get: operations["listDeadWebhooks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/webhooks/dead/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The dead letter's `id` (its `webhook-id`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a dead letter again
+         * @description Moves the dead letter back to the end of its room's outbox, in the
+         *     same Redis script that removes it from the dead letters: it is sent
+         *     again after the events already waiting in that room (not in its
+         *     original place: those may have been delivered long since), with the
+         *     same `webhook-id`, `timestamp` and body, so a receiver that did get
+         *     it after all dedupes it. It then retries and may die again like any
+         *     other event, its age counted from now. The answer does not wait for
+         *     the delivery. No request body. Server API key only (in open mode
+         *     without keys: anyone).
+         */
+        post: operations["retryDeadWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -1401,6 +1464,46 @@ export interface components {
             /** @enum {unknown} */
             status?: 400 | 422 | 503;
         });
+        /** @description A webhook event given up on after `WEBHOOK_MAX_AGE`. */
+        DeadWebhook: {
+            /**
+             * @description The event's `webhook-id`.
+             * @example evt_lobby_1767259800123-0
+             */
+            id: string;
+            room: components["schemas"]["RoomId"];
+            /**
+             * @description The event's type, as its body's `type`.
+             * @example message.created
+             */
+            type: string;
+            timestamp: components["schemas"]["WebhookEventTime"];
+            /** @description Deliveries tried. */
+            attempts: number;
+            /** @description Why the last attempt failed, as `status 500 Internal Server Error` or `no answer within 5s`. */
+            last_error: string;
+            /** @description The receiver's HTTP status at the last attempt; absent when it gave none. */
+            last_status?: number;
+            /**
+             * Format: date-time
+             * @description When the event was given up on.
+             */
+            dead_at: string;
+            /** @description The body's `data`, as it would have been sent. */
+            data: unknown;
+        };
+        DeadWebhookPage: {
+            dead: components["schemas"]["DeadWebhook"][];
+            /** @description The `cursor` of the next page; absent on the last. */
+            next?: string;
+        };
+        DeadWebhookRequeued: components["schemas"]["DeadWebhook"] & {
+            /**
+             * Format: date-time
+             * @description When it went back to its room's outbox.
+             */
+            requeued_at: string;
+        };
         /** @description RFC 9457 problem details. */
         Problem: {
             /**
@@ -1766,6 +1869,42 @@ export interface components {
                  *       "title": "Invalid limit",
                  *       "status": 400,
                  *       "detail": "limit must be 1 to 100"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A bad `limit` (`invalid-parameter`), or a `cursor` that is not a `next` (`invalid-cursor`). */
+        InvalidDeadWebhookQuery: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-cursor",
+                 *       "title": "Invalid cursor",
+                 *       "status": 400,
+                 *       "detail": "cursor must be a next value of an earlier answer"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description No dead letter has this id (never one, already sent again, or dropped as one of the oldest). */
+        DeadWebhookNotFound: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:not-found",
+                 *       "title": "Not Found",
+                 *       "status": 404,
+                 *       "detail": "no dead letter has this id"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -3137,6 +3276,64 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["Internal"];
+        };
+    };
+    listDeadWebhooks: {
+        parameters: {
+            query?: {
+                /** @description The `next` of the previous page. */
+                cursor?: string;
+                /** @description Dead letters per page, 1 to 100 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of dead letters. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadWebhookPage"];
+                };
+            };
+            400: components["responses"]["InvalidDeadWebhookQuery"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    retryDeadWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The dead letter's `id` (its `webhook-id`). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued again; the dead letter as it was, and when it was queued. */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadWebhookRequeued"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["DeadWebhookNotFound"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     healthz: {
