@@ -29,11 +29,12 @@ type process struct {
 
 var listeningLine = regexp.MustCompile(`roomcast listening" addr=(\S+)`)
 
-func startProcess(t *testing.T, redisURL string) *process {
+func startProcess(t *testing.T, redisURL string, environ ...string) *process {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "ROOMCAST_AS_PROCESS=1", "ADDR=127.0.0.1:0",
 		"REDIS_URL="+redisURL, "SHUTDOWN_TIMEOUT=5s", "SSE_RETRY=200ms")
+	cmd.Env = append(cmd.Env, environ...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
