@@ -45,3 +45,16 @@ func TestResetNamesItsRoomInStreamsOfSeveral(t *testing.T) {
 		})
 	}
 }
+
+// TestFramesOfChanges: a change entry is an edit or delete event at the
+// change's position whose data is the message it carries.
+func TestFramesOfChanges(t *testing.T) {
+	const msg = `{"id":"mabc-3","seq":3,"text":"hi!","version":2}`
+	for _, event := range []string{"edit", "delete"} {
+		idLine, body := sse.Frames{}.Message(chat.ID{Epoch: "mabc", Seq: 9},
+			[]byte(`{"id":"mabc-9","event":"`+event+`","message":`+msg+`}`))
+		if got, want := string(idLine)+string(body), "id: mabc-9\nevent: "+event+"\ndata: "+msg+"\n\n"; got != want {
+			t.Fatalf("frame = %q, want %q", got, want)
+		}
+	}
+}
