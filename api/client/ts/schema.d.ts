@@ -1530,7 +1530,9 @@ export interface components {
              *       revoked (`revokeTokens`); sign in again.
              *     - `urn:roomcast:problem:forbidden`: 403, the token does not allow
              *       this room (on `streamRooms` the `detail` names it), or the body
-             *       or `user` parameter names another user.
+             *       or `user` parameter names another user; on `editMessage` and
+             *       `deleteMessage` also: the caller is neither the author nor a
+             *       moderator, or the author's `EDIT_WINDOW` has passed.
              *     - `urn:roomcast:problem:banned`: 403, the user is banned from
              *       the room (`putBan`).
              *     - `urn:roomcast:problem:request-timeout`: 408, the body arrived
