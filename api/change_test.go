@@ -293,3 +293,30 @@ func TestChangesResume(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestDeleteLeavesUnreadCounts: a tombstone is not unread, for anyone.
+func TestDeleteLeavesUnreadCounts(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{})
+	resp, body := s.postJSON(t, "r", `{"text":"one","user":"ada"}`)
+	first := decodeMessage(t, resp, body, http.StatusCreated)
+	s.postJSON(t, "r", `{"text":"two","user":"ada"}`)
+	unread := func() string {
+		t.Helper()
+		resp, body := s.do(t, http.MethodGet, "/me/rooms?user=bob&rooms=r", "")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /me/rooms = %d %s", resp.StatusCode, body)
+		}
+		_, rest, _ := strings.Cut(string(body), `"unread":`)
+		n, _, _ := strings.Cut(rest, ",")
+		return n
+	}
+	if got := unread(); got != "2" {
+		t.Fatalf("bob's unread = %s, want 2", got)
+	}
+	resp, body = s.do(t, http.MethodDelete, "/rooms/r/messages/"+first.ID+"?user=ada", "")
+	decodeMessage(t, resp, body, http.StatusOK)
+	if got := unread(); got != "1" {
+		t.Fatalf("bob's unread after a delete = %s, want 1", got)
+	}
+}
