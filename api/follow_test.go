@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,6 +151,55 @@ func TestFollowEventsAndRefusals(t *testing.T) {
 		if !errors.As(err, &refused) || refused.StatusCode != http.StatusBadRequest || refused.Problem == nil ||
 			string(refused.Problem.Type) != tc.problem {
 			t.Fatalf("Follow(%q, %q) = %v, want a 400 StreamError of type %s", tc.room, tc.lastEventID, err, tc.problem)
+		}
+	}
+}
+
+// TestFollowEndsOnABan: the follower hands over the banned event, and the
+// reconnection that follows is refused for good with the banned problem.
+func TestFollowEndsOnABan(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{Security: controlSecurity(t)})
+	events := make(chan client.Event, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- client.Follow(t.Context(), s.URL, "r", client.FollowOptions{HTTPClient: checkedClient, Token: hs256(t, "eve", nil)},
+			func(ev client.Event) error { events <- ev; return nil })
+	}()
+	waitFor(t, "eve's stream to be listed in r", func() bool {
+		resp, body := s.do(t, http.MethodGet, "/rooms/r/presence", "", apiKey(testKey)...)
+		return resp.StatusCode == http.StatusOK && strings.Contains(string(body), `"user":"eve"`)
+	})
+	resp, body := s.do(t, http.MethodPut, "/rooms/r/bans/eve", `{"reason":"spam"}`, jsonBody(apiKey(testKey)...)...)
+	expectStatus(t, resp, body, http.StatusCreated, "")
+	banned := false
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type != client.EventBanned {
+				continue // eve's own join
+			}
+			banned = true
+			b, err := ev.Ban()
+			if err != nil || b.Room != "r" || b.User != "eve" || b.Reason == nil || *b.Reason != "spam" {
+				t.Fatalf("banned event %s: %+v, %v", ev.Data, b, err)
+			}
+		case err := <-done:
+			var refused *client.StreamError
+			if !errors.As(err, &refused) || refused.StatusCode != http.StatusForbidden || refused.Problem == nil ||
+				string(refused.Problem.Type) != typeBanned {
+				t.Fatalf("Follow returned %v, want a 403 StreamError of type banned", err)
+			}
+			// Every event was sent before Follow returned.
+			for len(events) > 0 {
+				banned = banned || (<-events).Type == client.EventBanned
+			}
+			if !banned {
+				t.Fatal("Follow ended without handing over the banned event")
+			}
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("Follow still running 10s after the ban")
 		}
 	}
 }

@@ -22,6 +22,14 @@ const (
 	EventEdit    = "edit"    // Data is the edited Message, its new version
 	EventDelete  = "delete"  // Data is the deleted Message, its tombstone
 	EventReset   = "reset"   // Data is a Reset: messages were lost to this client
+	// EventBanned: Data is a BanEvent, the stream's user was banned from
+	// the room; the stream ends, and Follow's reconnection is refused (a
+	// *StreamError of status 403, problem type banned).
+	EventBanned = "banned"
+	// EventRevoked: Data is a RevokedEvent, the stream's token was
+	// revoked; the stream ends, and Follow's reconnection with it is
+	// refused (401, token-revoked).
+	EventRevoked = "revoked"
 )
 
 // Event is one event of a stream, as the server sent it: its Type, its
@@ -50,6 +58,12 @@ func (e Event) Message() (Message, error) {
 func (e Event) Reset() (Reset, error) {
 	var r Reset
 	return r, e.decode(EventReset, &r)
+}
+
+// Ban decodes a banned event; it fails for an event of another type.
+func (e Event) Ban() (BanEvent, error) {
+	var b BanEvent
+	return b, e.decode(EventBanned, &b)
 }
 
 func (e Event) decode(typ string, v any) error {
