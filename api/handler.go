@@ -61,6 +61,7 @@ type Options struct {
 	Cursors          cursor.Codec     // composite cursors of multi-room streams; every instance alike
 	Reads            ReadStore        // read markers (PUT /rooms/{room}/read, GET /me/rooms)
 	Bans             BanStore         // bans and revocations
+	Rooms            RoomStore        // rooms' settings
 	Control          ControlState     // the bans and revocations in force; nil: none apply
 	RevocationTTL    time.Duration    // how long a revocation without expires_at is kept; 0: DefaultRevocationTTL
 	Webhooks         DeadLetters      // webhook dead letters; nil: none
@@ -117,6 +118,8 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/stream", chain(h.streamRooms, g.streams...))
 	e.PUT("/rooms/:room/read", chain(h.putRead, g.mark...))
 	e.GET("/me/rooms", chain(h.getMyRooms, g.me...))
+	e.GET("/rooms/:room", chain(h.getRoom, g.read...))
+	e.PUT("/rooms/:room", chain(h.putRoom, g.moderateBody...))
 	e.GET("/rooms/:room/bans", chain(h.listBans, g.moderate...))
 	e.PUT("/rooms/:room/bans/:user", chain(h.putBan, g.moderateBody...))
 	e.DELETE("/rooms/:room/bans/:user", chain(h.deleteBan, g.moderate...))

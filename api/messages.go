@@ -54,6 +54,7 @@ func (h *Handler) postMessage(c echo.Context) error {
 		return err
 	}
 	post.Room = room
+	post.Moderator = h.mayModerate(c, room)
 	if post.IdempotencyKey, err = idempotencyKey(c.Request()); err != nil {
 		return err
 	}
@@ -61,6 +62,12 @@ func (h *Handler) postMessage(c echo.Context) error {
 		return err
 	}
 	posted, err := h.Store.Post(c.Request().Context(), post)
+	if errors.Is(err, chat.ErrReadOnly) {
+		// The challenge of every 403: a token that moderates the room
+		// may post.
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate,
+			realm+`, error="insufficient_scope", error_description="the room is read-only"`)
+	}
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -44,6 +45,8 @@ const (
 	typeTokenExpired        = "urn:roomcast:problem:token-expired"
 	typeForbidden           = "urn:roomcast:problem:forbidden"
 	typeBanned              = "urn:roomcast:problem:banned"
+	typeReadOnly            = "urn:roomcast:problem:read-only"
+	typeSlowMode            = "urn:roomcast:problem:slow-mode"
 	typeRejected            = "urn:roomcast:problem:rejected"
 	typeTokenRevoked        = "urn:roomcast:problem:token-revoked"
 	typeRateLimited         = "urn:roomcast:problem:rate-limited"
@@ -65,6 +68,7 @@ var errInvalidRoom = badRequest(typeInvalidRoom, "Invalid room id",
 func problemFor(err error) *Problem {
 	var p *Problem
 	var he *echo.HTTPError
+	var slow *chat.SlowModeError
 	switch {
 	case errors.As(err, &p):
 		return p
@@ -83,6 +87,13 @@ func problemFor(err error) *Problem {
 	case errors.Is(err, chat.ErrVersionMismatch):
 		return &Problem{Type: typeVersionMismatch, Title: "Precondition Failed", Status: http.StatusPreconditionFailed,
 			Detail: "the message has another version than If-Match names; its ETag is the current one"}
+	case errors.Is(err, chat.ErrReadOnly):
+		return &Problem{Type: typeReadOnly, Title: "Read-only room", Status: http.StatusForbidden,
+			Detail: "the room is read-only: only its moderators may post"}
+	case errors.As(err, &slow):
+		return &Problem{Type: typeSlowMode, Title: "Slow mode", Status: http.StatusTooManyRequests,
+			Detail:     "the room is in slow mode: post again after Retry-After seconds",
+			retryAfter: int((slow.RetryAfter + time.Second - 1) / time.Second)}
 	case errors.Is(err, chat.ErrUnknownReply):
 		return badRequest(typeInvalidBody, "Invalid message", `"reply_to" names no message of this room`)
 	case errors.Is(err, chat.ErrEmptyRoom):

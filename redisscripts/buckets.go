@@ -92,3 +92,7 @@ func (k Keys) presenceRooms(tag string) string { return k.prefix + "{" + tag + "
 func (k Keys) webhookOutbox(room string) string { return k.prefix + "{" + room + "}:webhooks" }
 func (k Keys) webhookLease(room string) string  { return k.prefix + "{" + room + "}:webhooks:lease" }
 func (k Keys) webhookTries(room string) string  { return k.prefix + "{" + room + "}:webhooks:tries" }
+
+// roomIndex holds a bucket's rooms scored by their last post (ms), for
+// the room directory (GET /rooms); the post script keeps it.
+func (k Keys) roomIndex(tag string) string { return k.prefix + "{" + tag + "}:bucket:rooms" }

@@ -53,7 +53,8 @@ func (s *Store) Change(ctx context.Context, c chat.Change) (chat.Changed, error)
 		}
 		ifMatch = b.String()
 	}
-	keys := []string{s.keys.meta(c.Room), s.keys.history(c.Room), s.keys.log(c.Room), s.keys.read(c.Room), s.keys.live(c.Room)}
+	keys := []string{s.keys.meta(c.Room), s.keys.history(c.Room), s.keys.log(c.Room), s.keys.read(c.Room), s.keys.live(c.Room),
+		s.keys.settings(c.Room)}
 	script, op, own := deleteMessageScript, "delete", []any(nil)
 	if !c.Delete {
 		text := string(appendJSONString(nil, c.Text))

@@ -13,7 +13,8 @@
 -- scored by its position; it is what the room's channel carries and what
 -- readers after a position get besides the messages (read_history.lua).
 --
--- KEYS: meta, history, log, read, live[, idempotency key when ARGV[11]]
+-- KEYS: meta, history, log, read, live, settings (its ttl overrides the
+--       room TTL)[, idempotency key when ARGV[11]]
 -- ARGV: channel, publish command, epoch, seq, the caller's user as JSON,
 --       moderator ('1' or ''), If-Match versions (',1,4,' or '' for none),
 --       edit window in ms (0: none), room TTL in ms (0: none), idempotency
@@ -71,7 +72,9 @@ local function change_message(event, build)
   local room_ttl_ms = tonumber(ARGV[9])
   local idempotency_ttl_ms = ARGV[10]
   local fingerprint = ARGV[11]
-  local idempotency_key = fingerprint ~= '' and KEYS[6] or nil
+  local idempotency_key = fingerprint ~= '' and KEYS[7] or nil
+  local own_ttl = redis.call('HGET', KEYS[6], 'ttl')
+  if own_ttl then room_ttl_ms = tonumber(own_ttl) end
 
   if idempotency_key then
     local earlier = redis.call('GET', idempotency_key)

@@ -36,6 +36,16 @@ func (k Keys) idempotency(room, user, key string) string {
 	return k.prefix + "{" + room + "}:idem:" + strconv.Itoa(len(user)) + ":" + user + ":" + key
 }
 
+// settings holds a room's own settings (chat.Settings), field by field
+// as settings.go writes them; the post script reads it on every post.
+func (k Keys) settings(room string) string { return k.prefix + "{" + room + "}:settings" }
+
+// slow marks that user posted in room lately, expiring when slow mode
+// lets them post again.
+func (k Keys) slow(room, user string) string {
+	return k.prefix + "{" + room + "}:slow:" + strconv.Itoa(len(user)) + ":" + user
+}
+
 // presenceEntries holds a room's (instance, user) pairs scored by expiry,
 // presenceUsers its present users scored by the time they joined, and
 // presenceRefs each present user's number of pairs.

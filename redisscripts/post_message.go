@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -59,7 +60,8 @@ func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 		tail = append(append(tail, `,"metadata":`...), p.Metadata...)
 	}
 	room := appendJSONString(nil, p.Room)
-	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room), s.keys.read(p.Room), s.keys.live(p.Room), s.keys.log(p.Room)}
+	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room), s.keys.read(p.Room), s.keys.live(p.Room), s.keys.log(p.Room),
+		s.keys.settings(p.Room), s.keys.slow(p.Room, p.User), s.keys.roomIndex(s.keys.bucketTag(p.Room))}
 	fingerprint := ""
 	if p.IdempotencyKey != "" {
 		keys = append(keys, s.keys.idempotency(p.Room, p.User, p.IdempotencyKey))
@@ -73,7 +75,15 @@ func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 	}
 	return keys, []any{s.roomChannel(p.Room), room, fields, s.historyMax, s.idempotencyTTL.Milliseconds(),
 		fingerprint, s.roomTTL.Milliseconds(), s.publishCommand(), p.User, webhookRoom,
-		replyEpoch, replySeq, string(tail)}, nil // "" boxes without allocating
+		replyEpoch, replySeq, string(tail), moderatorArg(p.Moderator), p.Room}, nil // "" boxes without allocating
+}
+
+// moderatorArg is a script's flag for a poster who may moderate.
+func moderatorArg(moderator bool) string {
+	if moderator {
+		return "1"
+	}
+	return ""
 }
 
 // postedOf checks the post script's reply {status, message[, first
@@ -93,6 +103,11 @@ func postedOf(raw any) (chat.Posted, error) {
 		return chat.Posted{}, chat.ErrIdempotencyConflict
 	case 3:
 		return chat.Posted{}, chat.ErrUnknownReply
+	case 4:
+		return chat.Posted{}, chat.ErrReadOnly
+	case 5:
+		wait, _ := reply[len(reply)-1].(int64)
+		return chat.Posted{}, &chat.SlowModeError{RetryAfter: time.Duration(wait) * time.Millisecond}
 	}
 	stored := []byte(message)
 	id, err := chat.IDOf(stored)

@@ -2,7 +2,11 @@
 -- Returns {status, message_json}; status 0 = stored now, 1 = the message
 -- stored earlier under the same idempotency key, 2 = that key was used for
 -- a different message, 3 = the message replied to is not in the room
--- (message_json is then empty, and nothing is stored). A new message's reply
+-- (message_json is then empty, and nothing is stored), 4 = the room is
+-- read-only and the poster no moderator, 5 = slow mode: the user posted
+-- too recently (a third element: the ms until they may post again). A
+-- room's settings (KEYS[6], settings.go) override history_max and
+-- room_ttl_ms. A new message's reply
 -- has a third element: 1 when the poster had no read marker in the room
 -- before (read_state.lua, prepended to this script, has the read state;
 -- clock.lua, prepended too, the times).
@@ -11,7 +15,10 @@ local history_key = KEYS[2]
 local read_key = KEYS[3]
 local live_key = KEYS[4]
 local log_key = KEYS[5] -- the room's changes (change_message.lua), trimmed and expiring with history
-local idempotency_key = ARGV[6] ~= '' and KEYS[6] or nil -- a fingerprint comes with a key
+local settings_key = KEYS[6] -- hash: the room's own settings
+local slow_key = KEYS[7]     -- string: the poster's last post, expiring when slow mode allows the next
+local index_key = KEYS[8]    -- zset: the bucket's rooms by last post (ms), the room directory
+local idempotency_key = ARGV[6] ~= '' and KEYS[9] or nil -- a fingerprint comes with a key
 local channel = ARGV[1]
 local room_json = ARGV[2]
 local fields_json = ARGV[3]
@@ -26,6 +33,8 @@ local webhook_room = ARGV[10] -- '': no message.created webhook; else the last t
 local reply_epoch = ARGV[11]  -- '': the message replies to none
 local reply_seq = ARGV[12]
 local tail_json = ARGV[13]    -- the members after version (reply_to, metadata), each with its comma
+local moderator = ARGV[14] == '1' -- exempt from read-only and slow mode
+local room = ARGV[15]
 
 if idempotency_key then
   local earlier = redis.call('GET', idempotency_key)
@@ -36,6 +45,17 @@ if idempotency_key then
     end
     return {1, string.sub(earlier, sep + 1)}
   end
+end
+
+local settings = redis.call('HMGET', settings_key, 'history_max', 'ttl', 'read_only', 'slow_mode')
+if settings[1] then history_max = tonumber(settings[1]) end
+if settings[2] then room_ttl_ms = tonumber(settings[2]) end
+local slow_ms = 0
+if not moderator then
+  if settings[3] == '1' then
+    return {4, ''}
+  end
+  if settings[4] then slow_ms = tonumber(settings[4]) end
 end
 
 local function base36(n)
@@ -57,6 +77,9 @@ local epoch = redis.call('HGET', meta_key, 'epoch')
 if reply_epoch ~= '' and (reply_epoch ~= epoch or
     redis.call('ZCOUNT', history_key, reply_seq, reply_seq) == 0) then
   return {3, ''}
+end
+if slow_ms > 0 and not redis.call('SET', slow_key, '1', 'PX', slow_ms, 'NX') then
+  return {5, '', math.max(redis.call('PTTL', slow_key), 1)}
 end
 if not epoch then
   -- The room is new, or Redis lost its state: start a new epoch, and drop
@@ -98,5 +121,6 @@ if webhook_room ~= '' then
   redis.call('XADD', KEYS[#KEYS - 1], '*', 'type', 'message.created', 'data', message)
   redis.call('ZADD', KEYS[#KEYS], 'NX', ms, webhook_room)
 end
+redis.call('ZADD', index_key, ms, room)
 redis.call(publish, channel, message)
 return {0, message, first_marker}

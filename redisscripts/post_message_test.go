@@ -246,13 +246,14 @@ func TestPostUsesOnlyPrefixedHashTaggedKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The room's keys (meta, history, read markers, live messages, one
-	// idempotency key), and the poster's index of rooms, written by a
-	// command of its own outside the script (indexRoom).
-	if len(keys) != 6 {
-		t.Fatalf("keys = %q, want meta, history, read, live, one idempotency key and the user's rooms", keys)
+	// idempotency key), the poster's index of rooms, written by a command
+	// of its own outside the script (indexRoom), and the bucket's room
+	// index, in the room's slot on a Cluster.
+	if len(keys) != 7 {
+		t.Fatalf("keys = %q, want meta, history, read, live, one idempotency key, the user's rooms and the room index", keys)
 	}
 	for _, k := range keys {
-		if k == store.keys.userRooms("u") {
+		if k == store.keys.userRooms("u") || k == store.keys.roomIndex(store.keys.bucketTag("lobby")) {
 			continue
 		}
 		if !strings.HasPrefix(k, "test:{lobby}:") {

@@ -55,8 +55,13 @@ type StoreOptions struct {
 	WebhookEvents []string
 }
 
-// NewStore returns a Store on rdb for the deployment keys describes.
+// NewStore returns a Store on rdb for the deployment keys describes. On a
+// Redis Cluster client the keys have a bucket per slot whatever keys
+// says, since the post script writes the room's bucket in its slot.
 func NewStore(rdb Client, keys Keys, opts StoreOptions) *Store {
+	if _, cluster := rdb.(*redis.ClusterClient); cluster {
+		keys = keys.PerSlotBuckets()
+	}
 	return &Store{rdb: rdb, keys: keys, historyMax: opts.HistoryMax,
 		idempotencyTTL: opts.IdempotencyTTL, roomTTL: opts.RoomTTL, sharded: opts.Sharded,
 		posts: newBatcher(rdb, postMessageScript), readReceiptsMax: opts.ReadReceiptsMaxWatchers,

@@ -150,7 +150,7 @@ func New(rdb redis.UniversalClient, opts Options) *App {
 		MaxMessageBytes: opts.MaxMessageBytes, MaxMetadataBytes: opts.MaxMetadataBytes, EditWindow: opts.EditWindow, Logger: log, Metrics: m, Security: opts.Security,
 		Presence: tracker, Events: store, TypingInterval: opts.TypingInterval, StreamMaxRooms: opts.StreamMaxRooms,
 		Cursors: cursor.NewCodec(opts.CursorKey), Reads: store,
-		Bans: store, Control: a.Control, RevocationTTL: opts.RevocationTTL, Webhooks: store,
+		Bans: store, Rooms: store, Control: a.Control, RevocationTTL: opts.RevocationTTL, Webhooks: store,
 		PublishHook: opts.PublishHook.client(), PublishHookAcceptOnError: opts.PublishHook.AcceptOnError,
 	})
 	handler.Register(e)

@@ -106,8 +106,10 @@ const (
 	UrnRoomcastProblemMethodNotAllowed     ProblemType = "urn:roomcast:problem:method-not-allowed"
 	UrnRoomcastProblemNotFound             ProblemType = "urn:roomcast:problem:not-found"
 	UrnRoomcastProblemRateLimited          ProblemType = "urn:roomcast:problem:rate-limited"
+	UrnRoomcastProblemReadOnly             ProblemType = "urn:roomcast:problem:read-only"
 	UrnRoomcastProblemRejected             ProblemType = "urn:roomcast:problem:rejected"
 	UrnRoomcastProblemRequestTimeout       ProblemType = "urn:roomcast:problem:request-timeout"
+	UrnRoomcastProblemSlowMode             ProblemType = "urn:roomcast:problem:slow-mode"
 	UrnRoomcastProblemTokenExpired         ProblemType = "urn:roomcast:problem:token-expired"
 	UrnRoomcastProblemTokenRevoked         ProblemType = "urn:roomcast:problem:token-revoked"
 	UrnRoomcastProblemTooManyStreams       ProblemType = "urn:roomcast:problem:too-many-streams"
@@ -146,9 +148,13 @@ func (e ProblemType) Valid() bool {
 		return true
 	case UrnRoomcastProblemRateLimited:
 		return true
+	case UrnRoomcastProblemReadOnly:
+		return true
 	case UrnRoomcastProblemRejected:
 		return true
 	case UrnRoomcastProblemRequestTimeout:
+		return true
+	case UrnRoomcastProblemSlowMode:
 		return true
 	case UrnRoomcastProblemTokenExpired:
 		return true
@@ -904,6 +910,11 @@ type Problem struct {
 	//   moderator, or the author's `EDIT_WINDOW` has passed.
 	// - `urn:roomcast:problem:banned`: 403, the user is banned from
 	//   the room (`putBan`).
+	// - `urn:roomcast:problem:read-only`: 403, the room is read-only
+	//   (`putRoom`) and the poster may not moderate it.
+	// - `urn:roomcast:problem:slow-mode`: 429, the room is in slow
+	//   mode (`putRoom`) and the user posted less than `slow_mode`
+	//   seconds ago; retry after `Retry-After`.
 	// - `urn:roomcast:problem:request-timeout`: 408, the body arrived
 	//   too slowly.
 	// - `urn:roomcast:problem:idempotency-conflict`: the
@@ -960,6 +971,11 @@ type Problem struct {
 //     moderator, or the author's `EDIT_WINDOW` has passed.
 //   - `urn:roomcast:problem:banned`: 403, the user is banned from
 //     the room (`putBan`).
+//   - `urn:roomcast:problem:read-only`: 403, the room is read-only
+//     (`putRoom`) and the poster may not moderate it.
+//   - `urn:roomcast:problem:slow-mode`: 429, the room is in slow
+//     mode (`putRoom`) and the user posted less than `slow_mode`
+//     seconds ago; retry after `Retry-After`.
 //   - `urn:roomcast:problem:request-timeout`: 408, the body arrived
 //     too slowly.
 //   - `urn:roomcast:problem:idempotency-conflict`: the
@@ -1201,6 +1217,52 @@ type RoomReset struct {
 // as when Redis was restored from an older state).
 type RoomResetReason string
 
+// RoomSettings A room's settings. `title`, `topic`, `history_max` and `ttl` are
+// absent when the room has none of its own.
+type RoomSettings struct {
+	// HistoryMax Messages the room keeps; absent for `HISTORY_MAX`.
+	HistoryMax *int `json:"history_max,omitempty"`
+	ReadOnly   bool `json:"read_only"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// SlowMode Seconds between a user's posts; 0 for none.
+	SlowMode int     `json:"slow_mode"`
+	Title    *string `json:"title,omitempty"`
+	Topic    *string `json:"topic,omitempty"`
+
+	// Ttl Seconds the room is kept after its last post or change; absent for `ROOM_TTL`.
+	Ttl *int `json:"ttl,omitempty"`
+}
+
+// RoomSettingsRequest A room's settings, all optional: one left out is its default.
+// `null` is not a value; leave the member out instead.
+type RoomSettingsRequest struct {
+	// HistoryMax Messages the room keeps, instead of `HISTORY_MAX`.
+	HistoryMax *int `json:"history_max,omitempty"`
+
+	// ReadOnly Only the room's moderators and server API keys may post.
+	ReadOnly *bool `json:"read_only,omitempty"`
+
+	// SlowMode Seconds a user must wait after a post before the next one in
+	// this room; 0 (the default) for none. Moderators and server API
+	// keys do not wait.
+	SlowMode *int `json:"slow_mode,omitempty"`
+
+	// Title The room's name for people; printable characters.
+	Title *string `json:"title,omitempty"`
+
+	// Topic What the room is about; printable characters.
+	Topic *string `json:"topic,omitempty"`
+
+	// Ttl Seconds the room is kept after its last post or change, instead
+	// of `ROOM_TTL`.
+	Ttl *int `json:"ttl,omitempty"`
+}
+
 // TypingRequest Who is typing, in open mode; leave it out with authentication.
 type TypingRequest struct {
 	// User As a post's `user`; `anonymous` by default.
@@ -1345,6 +1407,9 @@ type InvalidRevocation = Problem
 // InvalidRoom RFC 9457 problem details.
 type InvalidRoom = Problem
 
+// InvalidSettings RFC 9457 problem details.
+type InvalidSettings = Problem
+
 // InvalidStreamRequest RFC 9457 problem details.
 type InvalidStreamRequest = Problem
 
@@ -1359,6 +1424,12 @@ type MethodNotAllowed = Problem
 
 // NotFound RFC 9457 problem details.
 type NotFound = Problem
+
+// PostForbidden RFC 9457 problem details.
+type PostForbidden = Problem
+
+// PostTooFast RFC 9457 problem details.
+type PostTooFast = Problem
 
 // PostUnprocessable RFC 9457 problem details.
 type PostUnprocessable = Problem
@@ -1543,6 +1614,9 @@ type RevokeTokensJSONRequestBody = RevocationRequest
 
 // PostMessagesJSONRequestBody defines body for PostMessages for application/json ContentType.
 type PostMessagesJSONRequestBody PostMessagesJSONBody
+
+// PutRoomJSONRequestBody defines body for PutRoom for application/json ContentType.
+type PutRoomJSONRequestBody = RoomSettingsRequest
 
 // PutBanJSONRequestBody defines body for PutBan for application/json ContentType.
 type PutBanJSONRequestBody = BanRequest
@@ -2074,6 +2148,52 @@ type ClientInterface interface {
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetRoom Read a room's settings
+	//
+	// The room's own settings. Every valid room id has settings, so this
+	// is never a `404`: a room nobody configured (with messages or
+	// without) answers the defaults, `read_only: false` and
+	// `slow_mode: 0` without `title`, `topic`, `history_max` or `ttl`
+	// (the server's `HISTORY_MAX` and `ROOM_TTL` apply). Needs read
+	// permission on the room.
+	//
+	// Corresponds with GET /rooms/{room} (the `GetRoom` operationId).
+	GetRoom(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutRoomWithBody Replace a room's settings
+	//
+	// Replaces the room's settings with the body's, whole: a setting the
+	// body leaves out goes back to its default (send what `getRoom`
+	// answered, changed, to change one setting). They live in Redis in
+	// the room's slot and the post script reads them on every post, so
+	// they apply on every instance from the next post on; `history_max`
+	// trims at the next post, `ttl` counts from the next post or change.
+	// Needs moderate permission on the room (the `moderate` room claim)
+	// or a server API key. A refused request stores nothing. The answer
+	// is the settings now in force.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /rooms/{room} (the `PutRoom` operationId).
+	PutRoomWithBody(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutRoom Replace a room's settings
+	//
+	// Replaces the room's settings with the body's, whole: a setting the
+	// body leaves out goes back to its default (send what `getRoom`
+	// answered, changed, to change one setting). They live in Redis in
+	// the room's slot and the post script reads them on every post, so
+	// they apply on every instance from the next post on; `history_max`
+	// trims at the next post, `ttl` counts from the next post or change.
+	// Needs moderate permission on the room (the `moderate` room claim)
+	// or a server API key. A refused request stores nothing. The answer
+	// is the settings now in force.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /rooms/{room} (the `PutRoom` operationId).
+	PutRoom(ctx context.Context, room Room, body PutRoomJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListBans List a room's bans
 	//
 	// The bans of the room in force now, oldest first; a ban whose
@@ -2204,6 +2324,16 @@ type ClientInterface interface {
 	// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
 	// Posts with a server API key are not screened.
 	//
+	// A room's settings (`putRoom`) apply in the same atomic step that
+	// would store the message, on every instance at once: in a
+	// `read_only` room a poster without moderate permission gets a `403`
+	// of type `read-only`; in `slow_mode`, a user's next post within that
+	// many seconds of their last one is a `429` of type `slow-mode` with
+	// `Retry-After`. Moderators of the room and server API keys are held
+	// by neither; a retry under the same `Idempotency-Key` is answered
+	// with the stored message, not refused. A refused post stores
+	// nothing.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
@@ -2245,6 +2375,16 @@ type ClientInterface interface {
 	// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
 	// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
 	// Posts with a server API key are not screened.
+	//
+	// A room's settings (`putRoom`) apply in the same atomic step that
+	// would store the message, on every instance at once: in a
+	// `read_only` room a poster without moderate permission gets a `403`
+	// of type `read-only`; in `slow_mode`, a user's next post within that
+	// many seconds of their last one is a `429` of type `slow-mode` with
+	// `Retry-After`. Moderators of the room and server API keys are held
+	// by neither; a retry under the same `Idempotency-Key` is answered
+	// with the stored message, not refused. A refused post stores
+	// nothing.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3000,6 +3140,82 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 	return c.Client.Do(req)
 }
 
+// GetRoom Read a room's settings
+//
+// The room's own settings. Every valid room id has settings, so this
+// is never a `404`: a room nobody configured (with messages or
+// without) answers the defaults, `read_only: false` and
+// `slow_mode: 0` without `title`, `topic`, `history_max` or `ttl`
+// (the server's `HISTORY_MAX` and `ROOM_TTL` apply). Needs read
+// permission on the room.
+//
+// Corresponds with GET /rooms/{room} (the `GetRoom` operationId).
+func (c *Client) GetRoom(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRoomRequest(c.Server, room)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutRoomWithBody Replace a room's settings
+//
+// Replaces the room's settings with the body's, whole: a setting the
+// body leaves out goes back to its default (send what `getRoom`
+// answered, changed, to change one setting). They live in Redis in
+// the room's slot and the post script reads them on every post, so
+// they apply on every instance from the next post on; `history_max`
+// trims at the next post, `ttl` counts from the next post or change.
+// Needs moderate permission on the room (the `moderate` room claim)
+// or a server API key. A refused request stores nothing. The answer
+// is the settings now in force.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /rooms/{room} (the `PutRoom` operationId).
+func (c *Client) PutRoomWithBody(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutRoomRequestWithBody(c.Server, room, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutRoom Replace a room's settings
+//
+// Replaces the room's settings with the body's, whole: a setting the
+// body leaves out goes back to its default (send what `getRoom`
+// answered, changed, to change one setting). They live in Redis in
+// the room's slot and the post script reads them on every post, so
+// they apply on every instance from the next post on; `history_max`
+// trims at the next post, `ttl` counts from the next post or change.
+// Needs moderate permission on the room (the `moderate` room claim)
+// or a server API key. A refused request stores nothing. The answer
+// is the settings now in force.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /rooms/{room} (the `PutRoom` operationId).
+func (c *Client) PutRoom(ctx context.Context, room Room, body PutRoomJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutRoomRequest(c.Server, room, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListBans List a room's bans
 //
 // The bans of the room in force now, oldest first; a ban whose
@@ -3180,6 +3396,16 @@ func (c *Client) ListMessages(ctx context.Context, room Room, params *ListMessag
 // `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
 // Posts with a server API key are not screened.
 //
+// A room's settings (`putRoom`) apply in the same atomic step that
+// would store the message, on every instance at once: in a
+// `read_only` room a poster without moderate permission gets a `403`
+// of type `read-only`; in `slow_mode`, a user's next post within that
+// many seconds of their last one is a `429` of type `slow-mode` with
+// `Retry-After`. Moderators of the room and server API keys are held
+// by neither; a retry under the same `Idempotency-Key` is answered
+// with the stored message, not refused. A refused post stores
+// nothing.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
@@ -3231,6 +3457,16 @@ func (c *Client) PostMessageWithBody(ctx context.Context, room Room, params *Pos
 // `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
 // `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
 // Posts with a server API key are not screened.
+//
+// A room's settings (`putRoom`) apply in the same atomic step that
+// would store the message, on every instance at once: in a
+// `read_only` room a poster without moderate permission gets a `403`
+// of type `read-only`; in `slow_mode`, a user's next post within that
+// many seconds of their last one is a `429` of type `slow-mode` with
+// `Retry-After`. Moderators of the room and server API keys are held
+// by neither; a retry under the same `Idempotency-Key` is answered
+// with the stored message, not refused. A refused post stores
+// nothing.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4174,6 +4410,87 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewGetRoomRequest constructs an http.Request for the GetRoom method
+func NewGetRoomRequest(server string, room Room) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutRoomRequest calls the generic PutRoom builder with application/json body
+func NewPutRoomRequest(server string, room Room, body PutRoomJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutRoomRequestWithBody(server, room, "application/json", bodyReader)
+}
+
+// NewPutRoomRequestWithBody constructs an http.Request for the PutRoom method, with any body, and a specified content type
+func NewPutRoomRequestWithBody(server string, room Room, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "room", room, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -5272,6 +5589,54 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
 
+	// GetRoomWithResponse Read a room's settings
+	//
+	// The room's own settings. Every valid room id has settings, so this
+	// is never a `404`: a room nobody configured (with messages or
+	// without) answers the defaults, `read_only: false` and
+	// `slow_mode: 0` without `title`, `topic`, `history_max` or `ttl`
+	// (the server's `HISTORY_MAX` and `ROOM_TTL` apply). Needs read
+	// permission on the room.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /rooms/{room} (the `GetRoom` operationId).
+	GetRoomWithResponse(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*GetRoomResponse, error)
+
+	// PutRoomWithBodyWithResponse Replace a room's settings
+	//
+	// Replaces the room's settings with the body's, whole: a setting the
+	// body leaves out goes back to its default (send what `getRoom`
+	// answered, changed, to change one setting). They live in Redis in
+	// the room's slot and the post script reads them on every post, so
+	// they apply on every instance from the next post on; `history_max`
+	// trims at the next post, `ttl` counts from the next post or change.
+	// Needs moderate permission on the room (the `moderate` room claim)
+	// or a server API key. A refused request stores nothing. The answer
+	// is the settings now in force.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /rooms/{room} (the `PutRoom` operationId).
+	PutRoomWithBodyWithResponse(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutRoomResponse, error)
+
+	// PutRoomWithResponse Replace a room's settings
+	//
+	// Replaces the room's settings with the body's, whole: a setting the
+	// body leaves out goes back to its default (send what `getRoom`
+	// answered, changed, to change one setting). They live in Redis in
+	// the room's slot and the post script reads them on every post, so
+	// they apply on every instance from the next post on; `history_max`
+	// trims at the next post, `ttl` counts from the next post or change.
+	// Needs moderate permission on the room (the `moderate` room claim)
+	// or a server API key. A refused request stores nothing. The answer
+	// is the settings now in force.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /rooms/{room} (the `PutRoom` operationId).
+	PutRoomWithResponse(ctx context.Context, room Room, body PutRoomJSONRequestBody, reqEditors ...RequestEditorFn) (*PutRoomResponse, error)
+
 	// ListBansWithResponse List a room's bans
 	//
 	// The bans of the room in force now, oldest first; a ban whose
@@ -5408,6 +5773,16 @@ type ClientWithResponsesInterface interface {
 	// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
 	// Posts with a server API key are not screened.
 	//
+	// A room's settings (`putRoom`) apply in the same atomic step that
+	// would store the message, on every instance at once: in a
+	// `read_only` room a poster without moderate permission gets a `403`
+	// of type `read-only`; in `slow_mode`, a user's next post within that
+	// many seconds of their last one is a `429` of type `slow-mode` with
+	// `Retry-After`. Moderators of the room and server API keys are held
+	// by neither; a retry under the same `Idempotency-Key` is answered
+	// with the stored message, not refused. A refused post stores
+	// nothing.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
@@ -5449,6 +5824,16 @@ type ClientWithResponsesInterface interface {
 	// `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
 	// `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
 	// Posts with a server API key are not screened.
+	//
+	// A room's settings (`putRoom`) apply in the same atomic step that
+	// would store the message, on every instance at once: in a
+	// `read_only` room a poster without moderate permission gets a `403`
+	// of type `read-only`; in `slow_mode`, a user's next post within that
+	// many seconds of their last one is a `429` of type `slow-mode` with
+	// `Retry-After`. Moderators of the room and server API keys are held
+	// by neither; a retry under the same `Idempotency-Key` is answered
+	// with the stored message, not refused. A refused post stores
+	// nothing.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6835,6 +7220,317 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// GetRoomResponse200Headers the declared response headers of an HTTP 200 response for GetRoom
+type GetRoomResponse200Headers struct {
+	XRequestId string
+}
+
+// GetRoomResponse400Headers the declared response headers of an HTTP 400 response for GetRoom
+type GetRoomResponse400Headers struct {
+	XRequestId string
+}
+
+// GetRoomResponse401Headers the declared response headers of an HTTP 401 response for GetRoom
+type GetRoomResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetRoomResponse403Headers the declared response headers of an HTTP 403 response for GetRoom
+type GetRoomResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    string
+	XRequestId         string
+}
+
+// GetRoomResponse500Headers the declared response headers of an HTTP 500 response for GetRoom
+type GetRoomResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// GetRoomResponse503Headers the declared response headers of an HTTP 503 response for GetRoom
+type GetRoomResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type GetRoomResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RoomSettings
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidRoom
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetRoomResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetRoomResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetRoomResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetRoomResponse403Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetRoomResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetRoomResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRoomResponse) GetJSON200() *RoomSettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r GetRoomResponse) GetApplicationproblemJSON400() *InvalidRoom {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetRoomResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetRoomResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetRoomResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetRoomResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRoomResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRoomResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRoomResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRoomResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PutRoomResponse200Headers the declared response headers of an HTTP 200 response for PutRoom
+type PutRoomResponse200Headers struct {
+	XRequestId string
+}
+
+// PutRoomResponse400Headers the declared response headers of an HTTP 400 response for PutRoom
+type PutRoomResponse400Headers struct {
+	XRequestId string
+}
+
+// PutRoomResponse401Headers the declared response headers of an HTTP 401 response for PutRoom
+type PutRoomResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PutRoomResponse403Headers the declared response headers of an HTTP 403 response for PutRoom
+type PutRoomResponse403Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	WWWAuthenticate    string
+	XRequestId         string
+}
+
+// PutRoomResponse408Headers the declared response headers of an HTTP 408 response for PutRoom
+type PutRoomResponse408Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PutRoomResponse413Headers the declared response headers of an HTTP 413 response for PutRoom
+type PutRoomResponse413Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PutRoomResponse415Headers the declared response headers of an HTTP 415 response for PutRoom
+type PutRoomResponse415Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PutRoomResponse500Headers the declared response headers of an HTTP 500 response for PutRoom
+type PutRoomResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// PutRoomResponse503Headers the declared response headers of an HTTP 503 response for PutRoom
+type PutRoomResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type PutRoomResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RoomSettings
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidSettings
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
+	ApplicationproblemJSON408 *BodyTimeout
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *BodyTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *PutRoomResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PutRoomResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutRoomResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PutRoomResponse403Headers
+	// Headers408 the parsed response headers for an HTTP 408 response
+	Headers408 *PutRoomResponse408Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PutRoomResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *PutRoomResponse415Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PutRoomResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutRoomResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutRoomResponse) GetJSON200() *RoomSettings {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutRoomResponse) GetApplicationproblemJSON400() *InvalidSettings {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutRoomResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutRoomResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON408 returns the response for an HTTP 408 `application/problem+json` response
+func (r PutRoomResponse) GetApplicationproblemJSON408() *BodyTimeout {
+	return r.ApplicationproblemJSON408
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutRoomResponse) GetApplicationproblemJSON413() *BodyTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutRoomResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutRoomResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutRoomResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutRoomResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutRoomResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutRoomResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutRoomResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListBansResponse200Headers the declared response headers of an HTTP 200 response for ListBans
 type ListBansResponse200Headers struct {
 	XRequestId string
@@ -7493,9 +8189,9 @@ type PostMessageResponse422Headers struct {
 
 // PostMessageResponse429Headers the declared response headers of an HTTP 429 response for PostMessage
 type PostMessageResponse429Headers struct {
-	RateLimitLimit     int
-	RateLimitRemaining int
-	RateLimitReset     int
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
 	RetryAfter         int
 	XRequestId         string
 }
@@ -7527,7 +8223,7 @@ type PostMessageResponse struct {
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *ForbiddenOrBanned
+	ApplicationproblemJSON403 *PostForbidden
 	// ApplicationproblemJSON408 the response for an HTTP 408 `application/problem+json` response
 	ApplicationproblemJSON408 *BodyTimeout
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -7537,7 +8233,7 @@ type PostMessageResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *PostUnprocessable
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *RateLimited
+	ApplicationproblemJSON429 *PostTooFast
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *Internal
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -7582,7 +8278,7 @@ func (r PostMessageResponse) GetApplicationproblemJSON401() *Unauthorized {
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r PostMessageResponse) GetApplicationproblemJSON403() *ForbiddenOrBanned {
+func (r PostMessageResponse) GetApplicationproblemJSON403() *PostForbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -7607,7 +8303,7 @@ func (r PostMessageResponse) GetApplicationproblemJSON422() *PostUnprocessable {
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r PostMessageResponse) GetApplicationproblemJSON429() *RateLimited {
+func (r PostMessageResponse) GetApplicationproblemJSON429() *PostTooFast {
 	return r.ApplicationproblemJSON429
 }
 
@@ -9330,6 +10026,72 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 	return ParseReadyzResponse(rsp)
 }
 
+// GetRoomWithResponse Read a room's settings
+//
+// The room's own settings. Every valid room id has settings, so this
+// is never a `404`: a room nobody configured (with messages or
+// without) answers the defaults, `read_only: false` and
+// `slow_mode: 0` without `title`, `topic`, `history_max` or `ttl`
+// (the server's `HISTORY_MAX` and `ROOM_TTL` apply). Needs read
+// permission on the room.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /rooms/{room} (the `GetRoom` operationId).
+func (c *ClientWithResponses) GetRoomWithResponse(ctx context.Context, room Room, reqEditors ...RequestEditorFn) (*GetRoomResponse, error) {
+	rsp, err := c.GetRoom(ctx, room, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRoomResponse(rsp)
+}
+
+// PutRoomWithBodyWithResponse Replace a room's settings
+//
+// Replaces the room's settings with the body's, whole: a setting the
+// body leaves out goes back to its default (send what `getRoom`
+// answered, changed, to change one setting). They live in Redis in
+// the room's slot and the post script reads them on every post, so
+// they apply on every instance from the next post on; `history_max`
+// trims at the next post, `ttl` counts from the next post or change.
+// Needs moderate permission on the room (the `moderate` room claim)
+// or a server API key. A refused request stores nothing. The answer
+// is the settings now in force.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /rooms/{room} (the `PutRoom` operationId).
+func (c *ClientWithResponses) PutRoomWithBodyWithResponse(ctx context.Context, room Room, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutRoomResponse, error) {
+	rsp, err := c.PutRoomWithBody(ctx, room, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutRoomResponse(rsp)
+}
+
+// PutRoomWithResponse Replace a room's settings
+//
+// Replaces the room's settings with the body's, whole: a setting the
+// body leaves out goes back to its default (send what `getRoom`
+// answered, changed, to change one setting). They live in Redis in
+// the room's slot and the post script reads them on every post, so
+// they apply on every instance from the next post on; `history_max`
+// trims at the next post, `ttl` counts from the next post or change.
+// Needs moderate permission on the room (the `moderate` room claim)
+// or a server API key. A refused request stores nothing. The answer
+// is the settings now in force.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /rooms/{room} (the `PutRoom` operationId).
+func (c *ClientWithResponses) PutRoomWithResponse(ctx context.Context, room Room, body PutRoomJSONRequestBody, reqEditors ...RequestEditorFn) (*PutRoomResponse, error) {
+	rsp, err := c.PutRoom(ctx, room, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutRoomResponse(rsp)
+}
+
 // ListBansWithResponse List a room's bans
 //
 // The bans of the room in force now, oldest first; a ban whose
@@ -9496,6 +10258,16 @@ func (c *ClientWithResponses) ListMessagesWithResponse(ctx context.Context, room
 // `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
 // Posts with a server API key are not screened.
 //
+// A room's settings (`putRoom`) apply in the same atomic step that
+// would store the message, on every instance at once: in a
+// `read_only` room a poster without moderate permission gets a `403`
+// of type `read-only`; in `slow_mode`, a user's next post within that
+// many seconds of their last one is a `429` of type `slow-mode` with
+// `Retry-After`. Moderators of the room and server API keys are held
+// by neither; a retry under the same `Idempotency-Key` is answered
+// with the stored message, not refused. A refused post stores
+// nothing.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /rooms/{room}/messages (the `PostMessage` operationId).
@@ -9543,6 +10315,16 @@ func (c *ClientWithResponses) PostMessageWithBodyWithResponse(ctx context.Contex
 // `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
 // `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
 // Posts with a server API key are not screened.
+//
+// A room's settings (`putRoom`) apply in the same atomic step that
+// would store the message, on every instance at once: in a
+// `read_only` room a poster without moderate permission gets a `403`
+// of type `read-only`; in `slow_mode`, a user's next post within that
+// many seconds of their last one is a `429` of type `slow-mode` with
+// `Retry-After`. Moderators of the room and server API keys are held
+// by neither; a retry under the same `Idempotency-Key` is answered
+// with the stored message, not refused. A refused post stores
+// nothing.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11380,6 +12162,536 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 	return response, nil
 }
 
+// ParseGetRoomResponse parses an HTTP response from a GetRoomWithResponse call
+func ParseGetRoomResponse(rsp *http.Response) (*GetRoomResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRoomResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RoomSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidRoom
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetRoomResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetRoomResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetRoomResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetRoomResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetRoomResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetRoomResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutRoomResponse parses an HTTP response from a PutRoomWithResponse call
+func ParsePutRoomResponse(rsp *http.Response) (*PutRoomResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutRoomResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RoomSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidSettings
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 408:
+		var dest BodyTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON408 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest BodyTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers PutRoomResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers PutRoomResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PutRoomResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PutRoomResponse403Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 408:
+		var headers PutRoomResponse408Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers408 = &headers
+	case rsp.StatusCode == 413:
+		var headers PutRoomResponse413Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers PutRoomResponse415Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 500:
+		var headers PutRoomResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutRoomResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListBansResponse parses an HTTP response from a ListBansWithResponse call
 func ParseListBansResponse(rsp *http.Response) (*ListBansResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -12392,7 +13704,7 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest ForbiddenOrBanned
+		var dest PostForbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -12427,7 +13739,7 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest RateLimited
+		var dest PostTooFast
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -12702,24 +14014,24 @@ func ParsePostMessageResponse(rsp *http.Response) (*PostMessageResponse, error) 
 		var headers PostMessageResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RateLimitLimit = value
+			headers.RateLimitLimit = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
 			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RateLimitRemaining = value
+			headers.RateLimitRemaining = &value
 		}
 		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
 			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.RateLimitReset = value
+			headers.RateLimitReset = &value
 		}
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int

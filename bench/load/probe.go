@@ -132,10 +132,12 @@ func (p *redisProbe) benchmarkScript(ctx context.Context, addr, scriptFile strin
 
 // postScriptCall is the EVALSHA of the post script as the server sends it
 // for a post without an idempotency key: the room's meta, history, read,
-// live and log keys, then every ARGV of redisscripts/post_message.lua in its order.
+// live, log, settings and slow keys and its bucket's room index, then
+// every ARGV of redisscripts/post_message.lua in its order.
 func postScriptCall(sha string, size int) []string {
 	fields := `"user":"load","text":"lt:1764000000000000000:1:` + strings.Repeat("x", size-24) + `"`
-	return []string{"EVALSHA", sha, "5", "redisbench:{room}:meta", "redisbench:{room}:history",
+	return []string{"EVALSHA", sha, "8", "redisbench:{room}:meta", "redisbench:{room}:history",
 		"redisbench:{room}:read", "redisbench:{room}:live", "redisbench:{room}:log",
-		"redisbench:{room}:channel", `"room"`, fields, "1000", "86400000", "", "0", "PUBLISH", "load", "", "", "0", ""}
+		"redisbench:{room}:settings", "redisbench:{room}:slow:4:load", "redisbench:{room}:bucket:rooms",
+		"redisbench:{room}:channel", `"room"`, fields, "1000", "86400000", "", "0", "PUBLISH", "load", "", "", "0", "", "", "room"}
 }

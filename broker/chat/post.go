@@ -13,6 +13,9 @@ type Post struct {
 	// none. The store refuses a post whose ReplyTo names no message of the
 	// room with ErrUnknownReply.
 	ReplyTo ID
+	// Moderator exempts the post from the room's read-only and slow mode
+	// settings: the poster may moderate the room, or is the backend.
+	Moderator bool
 }
 
 // Posted is a stored message.

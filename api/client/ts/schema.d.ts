@@ -80,6 +80,16 @@ export interface paths {
          *     `PUBLISH_HOOK_TIMEOUT` is a `503` (or, with
          *     `PUBLISH_HOOK_ON_ERROR=accept`, the post is stored as sent).
          *     Posts with a server API key are not screened.
+         *
+         *     A room's settings (`putRoom`) apply in the same atomic step that
+         *     would store the message, on every instance at once: in a
+         *     `read_only` room a poster without moderate permission gets a `403`
+         *     of type `read-only`; in `slow_mode`, a user's next post within that
+         *     many seconds of their last one is a `429` of type `slow-mode` with
+         *     `Retry-After`. Moderators of the room and server API keys are held
+         *     by neither; a retry under the same `Idempotency-Key` is answered
+         *     with the stored message, not refused. A refused post stores
+         *     nothing.
          */
         post: operations["postMessage"];
         delete?: never;
@@ -525,6 +535,51 @@ export interface paths {
          */
         get: operations["getMyRooms"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/rooms/{room}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Read a room's settings
+         * @description The room's own settings. Every valid room id has settings, so this
+         *     is never a `404`: a room nobody configured (with messages or
+         *     without) answers the defaults, `read_only: false` and
+         *     `slow_mode: 0` without `title`, `topic`, `history_max` or `ttl`
+         *     (the server's `HISTORY_MAX` and `ROOM_TTL` apply). Needs read
+         *     permission on the room.
+         */
+        get: operations["getRoom"];
+        /**
+         * Replace a room's settings
+         * @description Replaces the room's settings with the body's, whole: a setting the
+         *     body leaves out goes back to its default (send what `getRoom`
+         *     answered, changed, to change one setting). They live in Redis in
+         *     the room's slot and the post script reads them on every post, so
+         *     they apply on every instance from the next post on; `history_max`
+         *     trims at the next post, `ttl` counts from the next post or change.
+         *     Needs moderate permission on the room (the `moderate` room claim)
+         *     or a server API key. A refused request stores nothing. The answer
+         *     is the settings now in force.
+         */
+        put: operations["putRoom"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1303,6 +1358,47 @@ export interface components {
             /** @description Whose marker moved, on a read receipt; absent on the stream user's own. */
             user?: string;
         };
+        /**
+         * @description A room's settings, all optional: one left out is its default.
+         *     `null` is not a value; leave the member out instead.
+         */
+        RoomSettingsRequest: {
+            /** @description The room's name for people; printable characters. */
+            title?: string;
+            /** @description What the room is about; printable characters. */
+            topic?: string;
+            /** @description Messages the room keeps, instead of `HISTORY_MAX`. */
+            history_max?: number;
+            /**
+             * @description Seconds the room is kept after its last post or change, instead
+             *     of `ROOM_TTL`.
+             */
+            ttl?: number;
+            /** @description Only the room's moderators and server API keys may post. */
+            read_only?: boolean;
+            /**
+             * @description Seconds a user must wait after a post before the next one in
+             *     this room; 0 (the default) for none. Moderators and server API
+             *     keys do not wait.
+             */
+            slow_mode?: number;
+        };
+        /**
+         * @description A room's settings. `title`, `topic`, `history_max` and `ttl` are
+         *     absent when the room has none of its own.
+         */
+        RoomSettings: {
+            room: components["schemas"]["RoomId"];
+            title?: string;
+            topic?: string;
+            /** @description Messages the room keeps; absent for `HISTORY_MAX`. */
+            history_max?: number;
+            /** @description Seconds the room is kept after its last post or change; absent for `ROOM_TTL`. */
+            ttl?: number;
+            read_only: boolean;
+            /** @description Seconds between a user's posts; 0 for none. */
+            slow_mode: number;
+        };
         /** @description A ban's end and reason; both optional. */
         BanRequest: {
             /**
@@ -1535,6 +1631,11 @@ export interface components {
              *       moderator, or the author's `EDIT_WINDOW` has passed.
              *     - `urn:roomcast:problem:banned`: 403, the user is banned from
              *       the room (`putBan`).
+             *     - `urn:roomcast:problem:read-only`: 403, the room is read-only
+             *       (`putRoom`) and the poster may not moderate it.
+             *     - `urn:roomcast:problem:slow-mode`: 429, the room is in slow
+             *       mode (`putRoom`) and the user posted less than `slow_mode`
+             *       seconds ago; retry after `Retry-After`.
              *     - `urn:roomcast:problem:request-timeout`: 408, the body arrived
              *       too slowly.
              *     - `urn:roomcast:problem:idempotency-conflict`: the
@@ -1562,7 +1663,7 @@ export interface components {
              *     - `urn:roomcast:problem:internal`: 500, an unexpected failure.
              * @enum {string}
              */
-            type: "urn:roomcast:problem:invalid-room" | "urn:roomcast:problem:invalid-cursor" | "urn:roomcast:problem:invalid-parameter" | "urn:roomcast:problem:invalid-body" | "urn:roomcast:problem:unauthorized" | "urn:roomcast:problem:token-expired" | "urn:roomcast:problem:token-revoked" | "urn:roomcast:problem:forbidden" | "urn:roomcast:problem:banned" | "urn:roomcast:problem:request-timeout" | "urn:roomcast:problem:idempotency-conflict" | "urn:roomcast:problem:rejected" | "urn:roomcast:problem:body-too-large" | "urn:roomcast:problem:unsupported-media-type" | "urn:roomcast:problem:rate-limited" | "urn:roomcast:problem:too-many-streams" | "urn:roomcast:problem:message-deleted" | "urn:roomcast:problem:version-mismatch" | "urn:roomcast:problem:not-found" | "urn:roomcast:problem:method-not-allowed" | "urn:roomcast:problem:unavailable" | "urn:roomcast:problem:internal";
+            type: "urn:roomcast:problem:invalid-room" | "urn:roomcast:problem:invalid-cursor" | "urn:roomcast:problem:invalid-parameter" | "urn:roomcast:problem:invalid-body" | "urn:roomcast:problem:unauthorized" | "urn:roomcast:problem:token-expired" | "urn:roomcast:problem:token-revoked" | "urn:roomcast:problem:forbidden" | "urn:roomcast:problem:banned" | "urn:roomcast:problem:read-only" | "urn:roomcast:problem:slow-mode" | "urn:roomcast:problem:request-timeout" | "urn:roomcast:problem:idempotency-conflict" | "urn:roomcast:problem:rejected" | "urn:roomcast:problem:body-too-large" | "urn:roomcast:problem:unsupported-media-type" | "urn:roomcast:problem:rate-limited" | "urn:roomcast:problem:too-many-streams" | "urn:roomcast:problem:message-deleted" | "urn:roomcast:problem:version-mismatch" | "urn:roomcast:problem:not-found" | "urn:roomcast:problem:method-not-allowed" | "urn:roomcast:problem:unavailable" | "urn:roomcast:problem:internal";
             /** @description A short summary of the problem type. */
             title: string;
             /** @description The HTTP status code. */
@@ -2007,6 +2108,51 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description The token does not allow posting to this room, or the body names a
+         *     user other than the token's subject (`forbidden`); the user is
+         *     banned from the room (`banned`); or the room is read-only and the
+         *     poster may not moderate it (`read-only`).
+         */
+        PostForbidden: {
+            headers: {
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:read-only",
+                 *       "title": "Read-only room",
+                 *       "status": 403,
+                 *       "detail": "the room is read-only: only its moderators may post"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A bad room id (`invalid-room`) or body (`invalid-body`). */
+        InvalidSettings: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-body",
+                 *       "title": "Invalid settings",
+                 *       "status": 400,
+                 *       "detail": "\"slow_mode\" must be an integer from 0 to 86400"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description A bad room id (`invalid-room`), user (`invalid-parameter`) or body (`invalid-body`). */
         InvalidBan: {
             headers: {
@@ -2221,6 +2367,33 @@ export interface components {
                  *       "title": "Too many posts",
                  *       "status": 429,
                  *       "detail": "this client posts faster than allowed; retry after the delay given"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The client posts faster than the server's post rate limit allows
+         *     (`rate-limited`, with the rate limit headers), or the room is in
+         *     slow mode and this user posted less than `slow_mode` seconds ago
+         *     (`slow-mode`). Retry after `Retry-After`.
+         */
+        PostTooFast: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:slow-mode",
+                 *       "title": "Slow mode",
+                 *       "status": 429,
+                 *       "detail": "the room is in slow mode: post again after Retry-After seconds"
                  *     }
                  */
                 "application/problem+json": components["schemas"]["Problem"];
@@ -2588,12 +2761,12 @@ export interface operations {
             };
             400: components["responses"]["InvalidPost"];
             401: components["responses"]["Unauthorized"];
-            403: components["responses"]["ForbiddenOrBanned"];
+            403: components["responses"]["PostForbidden"];
             408: components["responses"]["BodyTimeout"];
             413: components["responses"]["BodyTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["PostUnprocessable"];
-            429: components["responses"]["RateLimited"];
+            429: components["responses"]["PostTooFast"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -3058,6 +3231,97 @@ export interface operations {
             400: components["responses"]["InvalidMyRoomsQuery"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getRoom: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The room's settings. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "room": "lobby",
+                     *       "title": "Lobby",
+                     *       "topic": "Say hello",
+                     *       "history_max": 500,
+                     *       "read_only": false,
+                     *       "slow_mode": 10
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RoomSettings"];
+                };
+            };
+            400: components["responses"]["InvalidRoom"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putRoom: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The room id. Anything else, such as `*`, `:`, `/`, a space or an
+                 *     empty id, is a `400`. Percent-encoding is decoded once, as in any
+                 *     URL: `%61bc` is the room `abc`, while `%2F` is a `/` and so a `400`.
+                 * @example lobby
+                 */
+                room: components["parameters"]["Room"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "title": "Announcements",
+                 *       "read_only": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["RoomSettingsRequest"];
+            };
+        };
+        responses: {
+            /** @description The room's settings, as stored. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoomSettings"];
+                };
+            };
+            400: components["responses"]["InvalidSettings"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            408: components["responses"]["BodyTimeout"];
+            413: components["responses"]["BodyTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
