@@ -160,7 +160,7 @@ func TestUnknownPathIsNotFound(t *testing.T) {
 	for _, tt := range []struct{ method, path string }{
 		{method: http.MethodGet, path: "/nope"},
 		{method: http.MethodGet, path: "/rooms"},
-		{method: http.MethodGet, path: "/rooms/a"},
+		{method: http.MethodGet, path: "/rooms/a/nope"},
 		{method: http.MethodGet, path: "/rooms/a/messages/a-1/b"},
 		{method: http.MethodGet, path: "/rooms/a/b/stream"},
 		{method: http.MethodPost, path: "/rooms/a/b/messages"},
