@@ -64,6 +64,7 @@ type serverConfig struct {
 	PresenceGrace   time.Duration
 	PresenceBeat    time.Duration // the presence heartbeat
 	TypingInterval  time.Duration
+	ReceiptsMax     int             // READ_RECEIPTS_MAX_WATCHERS; 0: no receipts
 	EditWindow      time.Duration   // 0: authors may change their messages for ever
 	PublishHook     app.PublishHook // zero: off
 	Logger          *slog.Logger    // nil: testLogger()
@@ -115,7 +116,7 @@ func startServer(t testing.TB, cfg serverConfig) *testServer {
 		MaxMessageBytes: cfg.MaxMessageBytes, HeartbeatInterval: cfg.Heartbeat, SSERetry: time.Second,
 		StreamWriteTimeout: cfg.WriteTimeout, Security: cfg.Security, Spec: testSpec(t), Logger: cfg.Logger,
 		PresenceGrace: cfg.PresenceGrace, PresenceInterval: cfg.PresenceBeat, PresenceMaxUsers: 100,
-		TypingInterval: cfg.TypingInterval, StreamMaxRooms: 50, EditWindow: cfg.EditWindow, PublishHook: cfg.PublishHook,
+		TypingInterval: cfg.TypingInterval, StreamMaxRooms: 50, ReadReceiptsMaxWatchers: cfg.ReceiptsMax, EditWindow: cfg.EditWindow, PublishHook: cfg.PublishHook,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -69,6 +69,7 @@ func (h *Handler) openStream(c echo.Context, rooms []string, resume func() (spec
 	var leaves map[string]func()
 	unlist := func() {}
 	spec.Expires = streamExpiry(c)
+	spec.User = user
 	spec.OnEnd = func() {
 		unlist()
 		for _, leave := range leaves {

@@ -320,6 +320,7 @@ func (h *Hub) register(name string) *room {
 // registry; r.mu is held.
 func (h *Hub) unregisterLocked(r *room) {
 	r.gone = true
+	r.stopReceiptsLocked()
 	st := h.rooms.of(r.name)
 	st.mu.Lock()
 	defer st.mu.Unlock()

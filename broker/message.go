@@ -1,6 +1,11 @@
 package broker
 
-import "roomcast/broker/chat"
+import (
+	"encoding/json"
+	"sync"
+
+	"roomcast/broker/chat"
+)
 
 // Message is one room entry as the hub delivers it: a stored message, a
 // change of one (an edit or delete, which has a position of its own in the
@@ -23,6 +28,32 @@ type Message struct {
 	// line, then Body.
 	IDLine []byte
 	Body   []byte
+	// Reader, on a read event, is the user whose marker moved: that
+	// user's own streams write OwnBody, everyone else Body, the read
+	// receipt (nil when none is due).
+	Reader  string
+	OwnBody []byte
+
+	authorOnce sync.Once
+	author     string
+}
+
+// Author is the user who posted a stored message, "" for a change of one
+// or an ephemeral event. It is read from Data on first use, once for every
+// listener.
+func (m *Message) Author() string {
+	m.authorOnce.Do(func() {
+		if m.Ephemeral() || chat.IsChange(m.Data) {
+			return
+		}
+		var msg struct {
+			User string `json:"user"`
+		}
+		if json.Unmarshal(m.Data, &msg) == nil {
+			m.author = msg.User
+		}
+	})
+	return m.author
 }
 
 // Ephemeral reports whether m is an ephemeral event rather than a stored

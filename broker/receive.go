@@ -38,6 +38,10 @@ func (h *Hub) Receive(ctx context.Context, channel, payload string) {
 			h.log.Warn("ignoring malformed event", "channel", channel)
 			return
 		}
+		if event == chat.EventRead {
+			h.dispatchRead(ctx, name, []byte(data))
+			return
+		}
 		m := &Message{Room: name, Event: event, Data: []byte(data)}
 		if h.opts.Encoder != nil {
 			m.Body = h.opts.Encoder.Event(event, m.Data)
@@ -64,6 +68,25 @@ func (h *Hub) newMessage(room string, data []byte) (*Message, error) {
 		m.IDLine, m.Body = h.opts.Encoder.Message(id, data)
 	}
 	return m, nil
+}
+
+// dispatchRead hands a read event to its room: to the reader's own
+// streams at once, and as a receipt to the others at most once per
+// ReceiptInterval per reader.
+func (h *Hub) dispatchRead(ctx context.Context, room string, data []byte) {
+	m, receipt, ok := h.newReadEvent(room, data)
+	if !ok {
+		h.log.Warn("ignoring malformed read event", "room", room)
+		return
+	}
+	h.stats.received.Add(1)
+	r := h.lockRoom(room)
+	if r == nil {
+		return
+	}
+	defer r.mu.Unlock()
+	r.throttleReceiptLocked(m, receipt)
+	r.deliverEventLocked(m)
 }
 
 // dispatch hands one live message to its room, if it has local listeners.

@@ -32,6 +32,7 @@ type room struct {
 	repairing bool                 // last is being found or a gap repaired; pending holds live messages
 	pending   []*Message
 	ring      ring
+	receipts  receipts // read receipts waiting for their interval
 }
 
 func newRoom(h *Hub, name string) *room {
@@ -63,13 +64,7 @@ func (r *room) listenersLocked() []Listener {
 func (r *room) receiveLocked(ctx context.Context, m *Message) (slow int) {
 	switch {
 	case m.Ephemeral():
-		taken := 0
-		for _, l := range r.listenersLocked() {
-			if l.Deliver(m) {
-				taken++
-			}
-		}
-		r.hub.stats.delivered.Add(uint64(taken))
+		r.deliverEventLocked(m)
 	case r.repairing:
 		if len(r.pending) < maxPending {
 			r.pending = append(r.pending, m)
@@ -82,6 +77,17 @@ func (r *room) receiveLocked(ctx context.Context, m *Message) (slow int) {
 		r.startRepairLocked(ctx)
 	}
 	return slow
+}
+
+// deliverEventLocked gives an ephemeral event to whoever takes it.
+func (r *room) deliverEventLocked(m *Message) {
+	taken := 0
+	for _, l := range r.listenersLocked() {
+		if l.Deliver(m) {
+			taken++
+		}
+	}
+	r.hub.stats.delivered.Add(uint64(taken))
 }
 
 // deliverLocked gives m, which follows r.last, to every listener without

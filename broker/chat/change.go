@@ -52,6 +52,7 @@ var (
 // The events of a room's stored entries: a message, or a change of one.
 const (
 	EventMessage = "message"
+	EventRead    = "read" // an ephemeral event: a user's read marker moved
 	EventEdit    = "edit"
 	EventDelete  = "delete"
 )

@@ -54,6 +54,9 @@ type Frames interface {
 	Goodbye(reason error) []byte
 	// Ping is the heartbeat of a stream silent for HeartbeatInterval.
 	Ping() []byte
+	// Event is the frame of an ephemeral event, such as the read event a
+	// user's stream writes after the user's own message.
+	Event(name string, data []byte) []byte
 }
 
 // Metrics counts what streams do (api/metrics.Metrics).
@@ -129,6 +132,11 @@ type Spec struct {
 	// Cursor's id line, then the message's shared Body, and reset events
 	// name their room. nil writes each message's own id line.
 	Cursor Cursor
+	// User is the stream's user, "" for none: its streams get the user's
+	// own read events, and a read event after each of the user's messages
+	// (posting marks the room read); other users' read events are
+	// receipts.
+	User string
 	// OnEnd runs once when the stream has ended and its connection is
 	// closed.
 	OnEnd func()

@@ -96,8 +96,12 @@ func (r *roomState) Deliver(m *broker.Message) bool {
 		return true
 	}
 	if m.Ephemeral() {
-		if s.started && s.queued < s.e.opts.ClientBuffer {
-			s.enqueueLocked(m.Body, nil)
+		body := m.Body
+		if m.Reader != "" && m.Reader == s.spec.User {
+			body = m.OwnBody
+		}
+		if body != nil && s.started && s.queued < s.e.opts.ClientBuffer {
+			s.enqueueLocked(body, nil)
 		}
 		return true
 	}
@@ -140,13 +144,24 @@ func (s *Stream) writeMessageLocked(r *roomState, m *broker.Message) {
 	r.pos = m.ID
 	if s.spec.Cursor == nil {
 		s.enqueueLocked(m.IDLine, m.Body)
-		return
+	} else {
+		line, err := s.spec.Cursor.Line(r.index, s.positions)
+		if err != nil {
+			s.e.log.Warn("composite cursor not updated", "room", r.name, "err", err)
+		}
+		s.enqueueLocked(line, m.Body)
 	}
-	line, err := s.spec.Cursor.Line(r.index, s.positions)
-	if err != nil {
-		s.e.log.Warn("composite cursor not updated", "room", r.name, "err", err)
+	if s.spec.User != "" && m.Author() == s.spec.User {
+		// Posting moved the user's read marker to the message: their
+		// badges follow without a read event published per post.
+		s.enqueueLocked(s.e.opts.Frames.Event(chat.EventRead, ownReadData(r.name, m.ID)), nil)
 	}
-	s.enqueueLocked(line, m.Body)
+}
+
+// ownReadData is a read event's data for the stream's own user.
+func ownReadData(room string, id chat.ID) []byte {
+	// Room ids and message ids need no JSON escapes.
+	return []byte(`{"room":"` + room + `","id":"` + id.String() + `"}`)
 }
 
 // positionOf is the position of room i, for spec.Cursor; s.mu is held.
