@@ -338,9 +338,11 @@ func TestRevokeAcrossInstances(t *testing.T) {
 	// The other token still works, and its stream still carries messages.
 	resp, body = a.postAs(t, "r", `{"text":"still here"}`, second...)
 	expectStatus(t, resp, body, http.StatusCreated, "")
-	if m, _ := s2.nextMessageEvent(); m.Text != "still here" {
+	m, _ := s2.nextMessageEvent()
+	if m.Text != "still here" {
 		t.Fatalf("stream of the other token carried %+v", m)
 	}
+	expectRead(t, s2, "r", m.ID, "") // ann's own post moved ann's marker
 
 	resp, body = b.do(t, http.MethodPost, "/admin/tokens/revoke",
 		`{"user":"ann","issued_before":"`+issued.Add(30*time.Second).UTC().Format(time.RFC3339)+`"}`, jsonBody(apiKey(testKey)...)...)
