@@ -323,7 +323,7 @@ func (c *sseClient) nextAny() event {
 // nextMessage returns the next "message" event decoded.
 func (c *sseClient) nextMessage() message {
 	c.t.Helper()
-	m, id := c.nextMessageEvent()
+	m, id := c.nextMessageEvent(true)
 	if m.ID != id {
 		c.t.Fatalf("event id %q, data id %q", id, m.ID)
 	}
@@ -331,10 +331,14 @@ func (c *sseClient) nextMessage() message {
 }
 
 // nextMessageEvent returns the next event, which must be a message,
-// decoded, and its id.
-func (c *sseClient) nextMessageEvent() (message, string) {
+// decoded, and its id; skipReads passes over read events (the stream's
+// user posting moves their marker) on the way.
+func (c *sseClient) nextMessageEvent(skipReads ...bool) (message, string) {
 	c.t.Helper()
 	ev := c.next()
+	for len(skipReads) > 0 && skipReads[0] && ev.Event == "read" {
+		ev = c.next()
+	}
 	if ev.Event != "message" {
 		c.t.Fatalf("event = %q (data %s), want message", ev.Event, ev.Data)
 	}
