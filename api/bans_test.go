@@ -276,6 +276,17 @@ func TestBanAcrossInstances(t *testing.T) {
 		t.Fatalf("multi-room stream: event %+v, want banned from s", ev)
 	}
 	multi.awaitEnd()
+	a.expectMetric(t, `roomcast_streams_removed_total{reason="banned"} 3`)
+}
+
+// expectMetric fails unless the server's /metrics has the line.
+func (s *testServer) expectMetric(t testing.TB, line string) {
+	t.Helper()
+	resp, body := s.do(t, http.MethodGet, "/metrics", "")
+	expectStatus(t, resp, body, http.StatusOK, "")
+	if !strings.Contains(string(body), "\n"+line+"\n") {
+		t.Fatalf("/metrics lacks %q", line)
+	}
 }
 
 func TestRevokeRefusals(t *testing.T) {
@@ -361,6 +372,7 @@ func TestRevokeAcrossInstances(t *testing.T) {
 	// A token issued after issued_before is not revoked.
 	resp, body = a.postAs(t, "r", `{"text":"new token"}`, later...)
 	expectStatus(t, resp, body, http.StatusCreated, "")
+	a.expectMetric(t, `roomcast_streams_removed_total{reason="revoked"} 2`)
 }
 
 // TestBanLeavesPresence: a multi-room stream that stops carrying a room

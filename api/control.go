@@ -104,8 +104,8 @@ func (h *Handler) Enforce(c chat.Control) {
 			streams = h.open.of(h.open.byUser, r.User)
 		}
 		for _, e := range streams {
-			if r.Revokes(e.user, e.jti, e.iat) {
-				e.s.End(revokedFrame(e.user), stream.ErrRevoked)
+			if r.Revokes(e.user, e.jti, e.iat) && e.s.End(revokedFrame(e.user), stream.ErrRevoked) {
+				h.Metrics.StreamRemoved("revoked")
 			}
 		}
 	}
@@ -116,6 +116,7 @@ func (h *Handler) banStream(e *openStream, b chat.Ban) {
 	frame := bannedFrame(b)
 	if e.multi {
 		if e.s.Leave(b.Room, frame, stream.ErrBanned) {
+			h.Metrics.StreamRemoved("banned")
 			h.log.Info("banned user's stream left the room", "room", b.Room)
 			if leave := e.leaves[b.Room]; leave != nil {
 				leave()
@@ -124,8 +125,8 @@ func (h *Handler) banStream(e *openStream, b chat.Ban) {
 		return
 	}
 	for _, room := range e.s.Rooms() {
-		if room == b.Room {
-			e.s.End(frame, stream.ErrBanned)
+		if room == b.Room && e.s.End(frame, stream.ErrBanned) {
+			h.Metrics.StreamRemoved("banned")
 			h.log.Info("banned user's stream ended", "room", b.Room)
 		}
 	}
@@ -146,8 +147,8 @@ func (h *Handler) listStream(s *stream.Stream, claims *auth.Claims, user string,
 	}
 	h.open.add(e)
 	if h.Control != nil {
-		if h.Control.Revoked(e.user, e.jti, e.iat) {
-			s.End(revokedFrame(e.user), stream.ErrRevoked)
+		if h.Control.Revoked(e.user, e.jti, e.iat) && s.End(revokedFrame(e.user), stream.ErrRevoked) {
+			h.Metrics.StreamRemoved("revoked")
 		}
 		for _, room := range s.Rooms() {
 			if b, ok := h.Control.Ban(room, user); ok {

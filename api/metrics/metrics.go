@@ -31,6 +31,8 @@ type Metrics struct {
 	redisErrors   *prometheus.CounterVec
 	apiKeys       *prometheus.CounterVec
 	hookDuration  *prometheus.HistogramVec
+	// streamsRemoved counts streams a ban or revocation reached.
+	streamsRemoved *prometheus.CounterVec
 
 	// The series every request, post and Redis command updates, each found
 	// on its first use (so that /metrics lists only series that happened,
@@ -97,7 +99,12 @@ func New() *Metrics {
 		Help:    "Questions to the before-publish hook by outcome: accepted, rewritten, rejected, failed (no usable answer in time).",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 	}, []string{"outcome"})
+	m.streamsRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "roomcast_streams_removed_total",
+		Help: "Streams told of a ban (and ended, or for a multi-room stream the room dropped) or a token revocation (and ended), by reason.",
+	}, []string{"reason"})
 	m.requests = make(map[requestLabels]prometheus.Observer)
+	m.reg.MustRegister(m.streamsRemoved)
 	m.reg.MustRegister(m.httpDuration, m.streamsOpen, m.resumes, m.resets, m.posted, m.redisDuration, m.redisErrors, m.apiKeys, m.hookDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -107,6 +114,10 @@ func New() *Metrics {
 func (m *Metrics) PublishHookAsked(outcome string, took time.Duration) {
 	m.hookDuration.WithLabelValues(outcome).Observe(took.Seconds())
 }
+
+// StreamRemoved counts a stream that a ban ("banned") or a revocation
+// ("revoked") reached.
+func (m *Metrics) StreamRemoved(reason string) { m.streamsRemoved.WithLabelValues(reason).Inc() }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

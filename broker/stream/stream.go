@@ -212,17 +212,19 @@ func (s *Stream) endLocked(reason error) {
 }
 
 // End writes frame (nil for none), then the goodbye for reason, and ends
-// the stream. It does nothing to a stream that is already ending.
-func (s *Stream) End(frame []byte, reason error) {
+// the stream. It does nothing to a stream that is already ending, and
+// reports whether it ended this one.
+func (s *Stream) End(frame []byte, reason error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != open {
-		return
+		return false
 	}
 	if frame != nil {
 		s.enqueueLocked(frame, nil)
 	}
 	s.endLocked(reason)
+	return true
 }
 
 // Leave takes room out of the stream for good: it writes frame (nil for
