@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,61 @@ func TestWebhookMessageCreated(t *testing.T) {
 		if b.Type != "message.created" || string(b.Data) != posted[i] {
 			t.Fatalf("webhook %d = %s, want message.created of %s", i, r.Body, posted[i])
 		}
+	}
+	webhooktest.VerifyWithNPM(t, webhookSecret, got)
+}
+
+// TestWebhookPresenceAfterKill9: a user's stream on process A makes
+// room.occupied and member.joined; A is killed with kill -9, and process B,
+// which no stream of the room ever reached, sweeps A's expired entries and
+// sends member.left and room.vacated, within the presence expiry.
+func TestWebhookPresenceAfterKill9(t *testing.T) {
+	redis := redistest.Start(t)
+	rc := newWebhookReceiver(t, nil)
+	env := []string{"WEBHOOK_URL=" + rc.URL + "/hooks", "WEBHOOK_SECRET=" + webhookSecret, "WEBHOOK_LEASE=1s",
+		"WEBHOOK_TIMEOUT=500ms", "PRESENCE_GRACE=200ms", "HEARTBEAT_INTERVAL=1s"}
+	a := startProcess(t, redis.URL(), env...)
+	startProcess(t, redis.URL(), env...)
+
+	types := func(g []webhooktest.Request) []string {
+		var out []string
+		for _, r := range g {
+			var b webhookBody
+			if err := json.Unmarshal([]byte(r.Body), &b); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b.Type+" "+string(b.Data))
+		}
+		return out
+	}
+	has := func(want ...string) func([]webhooktest.Request) bool {
+		return func(g []webhooktest.Request) bool {
+			got := types(g)
+			for _, w := range want {
+				if !slices.Contains(got, w) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	(&instance{url: a.url}).openLines(t, "/rooms/lobby/stream?user=ann")
+	rc.await(t, 10*time.Second, "room.occupied and member.joined",
+		has(`room.occupied {"room":"lobby"}`, `member.joined {"room":"lobby","user":"ann"}`))
+
+	a.kill9(t)
+	killed := time.Now()
+	// Expiry: HEARTBEAT_INTERVAL + PRESENCE_GRACE after A's last report,
+	// found by B's next sweep (HEARTBEAT_INTERVAL), then sent, after
+	// WEBHOOK_LEASE if A held the room's outbox; 10s leaves room for a
+	// loaded machine.
+	got := rc.await(t, 10*time.Second, "member.left and room.vacated",
+		has(`member.left {"room":"lobby","user":"ann"}`, `room.vacated {"room":"lobby"}`))
+	t.Logf("member.left and room.vacated %v after the kill", time.Since(killed).Round(time.Millisecond))
+	want := []string{`room.occupied {"room":"lobby"}`, `member.joined {"room":"lobby","user":"ann"}`,
+		`member.left {"room":"lobby","user":"ann"}`, `room.vacated {"room":"lobby"}`}
+	if g := slices.Compact(types(got)); !slices.Equal(g, want) {
+		t.Fatalf("webhooks %q, want %q in order", g, want)
 	}
 	webhooktest.VerifyWithNPM(t, webhookSecret, got)
 }

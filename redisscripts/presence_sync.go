@@ -26,17 +26,23 @@ func (s *Store) SyncPresence(ctx context.Context, room string, p chat.PresenceSy
 	if len(p.Live)+len(p.Leaving) > 0 && len(p.Instance) != chat.InstanceIDLen {
 		return chat.Presence{}, errors.New("sync presence: instance id must be 16 characters")
 	}
-	args := make([]any, 0, 5+len(p.Live)+len(p.Leaving))
-	args = append(args, p.Instance, p.LiveTTL.Milliseconds(), p.LeavingTTL.Milliseconds(), len(p.Live), p.List)
+	keys := []string{s.keys.presenceEntries(room), s.keys.presenceUsers(room), s.keys.presenceRefs(room)}
+	webhookRoom, roomJSON := "", ""
+	if s.webhooks.presence() {
+		tag := s.keys.bucketTag(room)
+		keys = append(keys, s.keys.webhookOutbox(room), s.keys.webhookDue(tag), s.keys.presenceRooms(tag))
+		webhookRoom, roomJSON = room, string(appendJSONString(nil, room))
+	}
+	args := make([]any, 0, 8+len(p.Live)+len(p.Leaving))
+	args = append(args, p.Instance, p.LiveTTL.Milliseconds(), p.LeavingTTL.Milliseconds(), len(p.Live), p.List,
+		webhookRoom, roomJSON, s.webhooks.presenceKinds)
 	for _, u := range p.Live {
 		args = append(args, u)
 	}
 	for _, u := range p.Leaving {
 		args = append(args, u)
 	}
-	reply, err := presenceSyncScript.Run(ctx, s.rdb,
-		[]string{s.keys.presenceEntries(room), s.keys.presenceUsers(room), s.keys.presenceRefs(room)}, args...,
-	).Slice()
+	reply, err := presenceSyncScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return chat.Presence{}, wrapRedisError("sync presence", err)
 	}
@@ -78,4 +84,34 @@ func stringsOf(v any) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// DuePresenceRooms returns up to limit rooms whose first presence entry
+// has expired: rooms an instance left without a word (killed), which no
+// live instance may watch and so sweep. Kept only with presence webhooks
+// on; nil otherwise. On a Cluster it reads every slot's bucket in one
+// pipeline per node.
+func (s *Store) DuePresenceRooms(ctx context.Context, limit int) ([]string, error) {
+	if !s.webhooks.presence() {
+		return nil, nil
+	}
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	tags := s.keys.bucketTags()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringSliceCmd, len(tags))
+	for i, tag := range tags {
+		cmds[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.keys.presenceRooms(tag), Start: "-inf", Stop: now,
+			ByScore: true, Count: int64(limit)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, wrapRedisError("due presence rooms", err)
+	}
+	var rooms []string
+	for _, c := range cmds {
+		rooms = append(rooms, c.Val()...)
+		if len(rooms) >= limit {
+			return rooms[:limit], nil
+		}
+	}
+	return rooms, nil
 }

@@ -35,18 +35,30 @@ const deadMax = 10_000
 
 // webhookEvents is which events the scripts put in outboxes.
 type webhookEvents struct {
-	messages bool // message.created
-	members  bool // member.joined, member.left
-	rooms    bool // room.occupied, room.vacated
+	messages         bool   // message.created
+	joined, left     bool   // member.joined, member.left
+	occupied, vacant bool   // room.occupied, room.vacated
+	presenceKinds    string // the presence types wanted, as presence_sync.lua reads them
 }
 
 func newWebhookEvents(types []string) webhookEvents {
-	return webhookEvents{
+	w := webhookEvents{
 		messages: slices.Contains(types, chat.EventMessageCreated),
-		members:  slices.Contains(types, chat.EventMemberJoined) || slices.Contains(types, chat.EventMemberLeft),
-		rooms:    slices.Contains(types, chat.EventRoomOccupied) || slices.Contains(types, chat.EventRoomVacated),
+		joined:   slices.Contains(types, chat.EventMemberJoined),
+		left:     slices.Contains(types, chat.EventMemberLeft),
+		occupied: slices.Contains(types, chat.EventRoomOccupied),
+		vacant:   slices.Contains(types, chat.EventRoomVacated),
 	}
+	for kind, on := range map[string]bool{"j": w.joined, "l": w.left, "o": w.occupied, "v": w.vacant} {
+		if on {
+			w.presenceKinds += kind
+		}
+	}
+	return w
 }
+
+// presence reports whether presence changes make events.
+func (w webhookEvents) presence() bool { return w.joined || w.left || w.occupied || w.vacant }
 
 // DueRooms returns up to limit rooms whose webhook delivery is due: new
 // events, an expired lease (its holder died), or a retry whose time came.

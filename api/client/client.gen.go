@@ -1285,6 +1285,44 @@ type UserName = string
 // WebhookEventTime When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
 type WebhookEventTime = time.Time
 
+// WebhookMember defines model for WebhookMember.
+type WebhookMember struct {
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// User The sender's display name: 1 to 64 printable characters (Unicode
+	// letters, marks, numbers, punctuation, symbols and the ASCII space).
+	// The pattern refuses the control, format, separator (but the
+	// space) and private-use characters of the Basic Multilingual
+	// Plane; the server checks the Unicode categories exactly.
+	// Defaults to `anonymous`. With authentication, leave it out: the
+	// token's subject is the user, and any other name is a `403`.
+	//
+	//
+	// Examples: ada
+	User UserName `json:"user"`
+}
+
+// WebhookMemberJoined The body of a `member.joined` webhook.
+type WebhookMemberJoined struct {
+	Data WebhookMember `json:"data"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+	Type      interface{}      `json:"type"`
+}
+
+// WebhookMemberLeft The body of a `member.left` webhook.
+type WebhookMemberLeft struct {
+	Data WebhookMember `json:"data"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+	Type      interface{}      `json:"type"`
+}
+
 // WebhookMessageCreated The body of a `message.created` webhook.
 type WebhookMessageCreated struct {
 	// Data A stored message. Its JSON is written once, when it is stored, and
@@ -1292,6 +1330,32 @@ type WebhookMessageCreated struct {
 	// hold and what stream events carry. Clients ignore members they do
 	// not know.
 	Data Message `json:"data"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+	Type      interface{}      `json:"type"`
+}
+
+// WebhookRoom defines model for WebhookRoom.
+type WebhookRoom struct {
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+}
+
+// WebhookRoomOccupied The body of a `room.occupied` webhook.
+type WebhookRoomOccupied struct {
+	Data WebhookRoom `json:"data"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+	Type      interface{}      `json:"type"`
+}
+
+// WebhookRoomVacated The body of a `room.vacated` webhook.
+type WebhookRoomVacated struct {
+	Data WebhookRoom `json:"data"`
 
 	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
 	Timestamp WebhookEventTime `json:"timestamp"`
@@ -1583,6 +1647,34 @@ type StreamRoomsParams struct {
 	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
+// WebhookMemberJoinedParams defines parameters for WebhookMemberJoined.
+type WebhookMemberJoinedParams struct {
+	// WebhookId The event's id, the same on every attempt: receivers dedupe on it.
+	// `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+	// room's outbox.
+	WebhookId WebhookId `json:"webhook-id"`
+
+	// WebhookTimestamp When this attempt was sent, in Unix seconds.
+	WebhookTimestamp WebhookTimestamp `json:"webhook-timestamp"`
+
+	// WebhookSignature `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`.
+	WebhookSignature WebhookSignature `json:"webhook-signature"`
+}
+
+// WebhookMemberLeftParams defines parameters for WebhookMemberLeft.
+type WebhookMemberLeftParams struct {
+	// WebhookId The event's id, the same on every attempt: receivers dedupe on it.
+	// `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+	// room's outbox.
+	WebhookId WebhookId `json:"webhook-id"`
+
+	// WebhookTimestamp When this attempt was sent, in Unix seconds.
+	WebhookTimestamp WebhookTimestamp `json:"webhook-timestamp"`
+
+	// WebhookSignature `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`.
+	WebhookSignature WebhookSignature `json:"webhook-signature"`
+}
+
 // WebhookMessageCreatedParams defines parameters for WebhookMessageCreated.
 type WebhookMessageCreatedParams struct {
 	// WebhookId The event's id, the same on every attempt: receivers dedupe on it.
@@ -1601,6 +1693,34 @@ type WebhookMessageCreatedParams struct {
 type PublishHookParams struct {
 	// WebhookId This question's id, new for each one.
 	WebhookId string `json:"webhook-id"`
+
+	// WebhookTimestamp When this attempt was sent, in Unix seconds.
+	WebhookTimestamp WebhookTimestamp `json:"webhook-timestamp"`
+
+	// WebhookSignature `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`.
+	WebhookSignature WebhookSignature `json:"webhook-signature"`
+}
+
+// WebhookRoomOccupiedParams defines parameters for WebhookRoomOccupied.
+type WebhookRoomOccupiedParams struct {
+	// WebhookId The event's id, the same on every attempt: receivers dedupe on it.
+	// `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+	// room's outbox.
+	WebhookId WebhookId `json:"webhook-id"`
+
+	// WebhookTimestamp When this attempt was sent, in Unix seconds.
+	WebhookTimestamp WebhookTimestamp `json:"webhook-timestamp"`
+
+	// WebhookSignature `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`.
+	WebhookSignature WebhookSignature `json:"webhook-signature"`
+}
+
+// WebhookRoomVacatedParams defines parameters for WebhookRoomVacated.
+type WebhookRoomVacatedParams struct {
+	// WebhookId The event's id, the same on every attempt: receivers dedupe on it.
+	// `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+	// room's outbox.
+	WebhookId WebhookId `json:"webhook-id"`
 
 	// WebhookTimestamp When this attempt was sent, in Unix seconds.
 	WebhookTimestamp WebhookTimestamp `json:"webhook-timestamp"`
@@ -1633,11 +1753,23 @@ type MarkReadJSONRequestBody = ReadMarkRequest
 // PostTypingJSONRequestBody defines body for PostTyping for application/json ContentType.
 type PostTypingJSONRequestBody = TypingRequest
 
+// WebhookMemberJoinedJSONRequestBody defines body for WebhookMemberJoined for application/json ContentType.
+type WebhookMemberJoinedJSONRequestBody = WebhookMemberJoined
+
+// WebhookMemberLeftJSONRequestBody defines body for WebhookMemberLeft for application/json ContentType.
+type WebhookMemberLeftJSONRequestBody = WebhookMemberLeft
+
 // WebhookMessageCreatedJSONRequestBody defines body for WebhookMessageCreated for application/json ContentType.
 type WebhookMessageCreatedJSONRequestBody = WebhookMessageCreated
 
 // PublishHookJSONRequestBody defines body for PublishHook for application/json ContentType.
 type PublishHookJSONRequestBody = HookQuestion
+
+// WebhookRoomOccupiedJSONRequestBody defines body for WebhookRoomOccupied for application/json ContentType.
+type WebhookRoomOccupiedJSONRequestBody = WebhookRoomOccupied
+
+// WebhookRoomVacatedJSONRequestBody defines body for WebhookRoomVacated for application/json ContentType.
+type WebhookRoomVacatedJSONRequestBody = WebhookRoomVacated
 
 // AsBatchResult0 returns the union data inside the BatchResult as a BatchResult0
 func (t BatchResult) AsBatchResult0() (BatchResult0, error) {
@@ -16598,6 +16730,16 @@ func (p *WebhookInitiator) applyWebhookEditors(ctx context.Context, req *http.Re
 
 // WebhookInitiatorInterface is the interface specification for the webhook initiator.
 type WebhookInitiatorInterface interface {
+	// WebhookMemberJoinedWithBody fires the member.joined webhook with any body
+	WebhookMemberJoinedWithBody(ctx context.Context, targetURL string, params *WebhookMemberJoinedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	WebhookMemberJoined(ctx context.Context, targetURL string, params *WebhookMemberJoinedParams, body WebhookMemberJoinedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookMemberLeftWithBody fires the member.left webhook with any body
+	WebhookMemberLeftWithBody(ctx context.Context, targetURL string, params *WebhookMemberLeftParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	WebhookMemberLeft(ctx context.Context, targetURL string, params *WebhookMemberLeftParams, body WebhookMemberLeftJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// WebhookMessageCreatedWithBody fires the message.created webhook with any body
 	WebhookMessageCreatedWithBody(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -16607,6 +16749,64 @@ type WebhookInitiatorInterface interface {
 	PublishHookWithBody(ctx context.Context, targetURL string, params *PublishHookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	PublishHook(ctx context.Context, targetURL string, params *PublishHookParams, body PublishHookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookRoomOccupiedWithBody fires the room.occupied webhook with any body
+	WebhookRoomOccupiedWithBody(ctx context.Context, targetURL string, params *WebhookRoomOccupiedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	WebhookRoomOccupied(ctx context.Context, targetURL string, params *WebhookRoomOccupiedParams, body WebhookRoomOccupiedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookRoomVacatedWithBody fires the room.vacated webhook with any body
+	WebhookRoomVacatedWithBody(ctx context.Context, targetURL string, params *WebhookRoomVacatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	WebhookRoomVacated(ctx context.Context, targetURL string, params *WebhookRoomVacatedParams, body WebhookRoomVacatedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+func (p *WebhookInitiator) WebhookMemberJoinedWithBody(ctx context.Context, targetURL string, params *WebhookMemberJoinedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMemberJoinedWebhookRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookMemberJoined(ctx context.Context, targetURL string, params *WebhookMemberJoinedParams, body WebhookMemberJoinedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMemberJoinedWebhookRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookMemberLeftWithBody(ctx context.Context, targetURL string, params *WebhookMemberLeftParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMemberLeftWebhookRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookMemberLeft(ctx context.Context, targetURL string, params *WebhookMemberLeftParams, body WebhookMemberLeftJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMemberLeftWebhookRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
 }
 
 func (p *WebhookInitiator) WebhookMessageCreatedWithBody(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -16655,6 +16855,176 @@ func (p *WebhookInitiator) PublishHook(ctx context.Context, targetURL string, pa
 		return nil, err
 	}
 	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookRoomOccupiedWithBody(ctx context.Context, targetURL string, params *WebhookRoomOccupiedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookRoomOccupiedWebhookRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookRoomOccupied(ctx context.Context, targetURL string, params *WebhookRoomOccupiedParams, body WebhookRoomOccupiedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookRoomOccupiedWebhookRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookRoomVacatedWithBody(ctx context.Context, targetURL string, params *WebhookRoomVacatedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookRoomVacatedWebhookRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookRoomVacated(ctx context.Context, targetURL string, params *WebhookRoomVacatedParams, body WebhookRoomVacatedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookRoomVacatedWebhookRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+// NewWebhookMemberJoinedWebhookRequest builds a application/json POST request for the member.joined webhook
+func NewWebhookMemberJoinedWebhookRequest(targetURL string, params *WebhookMemberJoinedParams, body WebhookMemberJoinedJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookMemberJoinedWebhookRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewWebhookMemberJoinedWebhookRequestWithBody builds a POST request for the member.joined webhook with any body
+func NewWebhookMemberJoinedWebhookRequestWithBody(targetURL string, params *WebhookMemberJoinedParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
+}
+
+// NewWebhookMemberLeftWebhookRequest builds a application/json POST request for the member.left webhook
+func NewWebhookMemberLeftWebhookRequest(targetURL string, params *WebhookMemberLeftParams, body WebhookMemberLeftJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookMemberLeftWebhookRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewWebhookMemberLeftWebhookRequestWithBody builds a POST request for the member.left webhook with any body
+func NewWebhookMemberLeftWebhookRequestWithBody(targetURL string, params *WebhookMemberLeftParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
 }
 
 // NewWebhookMessageCreatedWebhookRequest builds a application/json POST request for the message.created webhook
@@ -16731,6 +17101,128 @@ func NewPublishHookWebhookRequest(targetURL string, params *PublishHookParams, b
 
 // NewPublishHookWebhookRequestWithBody builds a POST request for the message.publishing webhook with any body
 func NewPublishHookWebhookRequestWithBody(targetURL string, params *PublishHookParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
+}
+
+// NewWebhookRoomOccupiedWebhookRequest builds a application/json POST request for the room.occupied webhook
+func NewWebhookRoomOccupiedWebhookRequest(targetURL string, params *WebhookRoomOccupiedParams, body WebhookRoomOccupiedJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookRoomOccupiedWebhookRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewWebhookRoomOccupiedWebhookRequestWithBody builds a POST request for the room.occupied webhook with any body
+func NewWebhookRoomOccupiedWebhookRequestWithBody(targetURL string, params *WebhookRoomOccupiedParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
+}
+
+// NewWebhookRoomVacatedWebhookRequest builds a application/json POST request for the room.vacated webhook
+func NewWebhookRoomVacatedWebhookRequest(targetURL string, params *WebhookRoomVacatedParams, body WebhookRoomVacatedJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookRoomVacatedWebhookRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewWebhookRoomVacatedWebhookRequestWithBody builds a POST request for the room.vacated webhook with any body
+func NewWebhookRoomVacatedWebhookRequestWithBody(targetURL string, params *WebhookRoomVacatedParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 	_ = err
 

@@ -18,7 +18,7 @@ const (
 
 // WebhookEventTypes are the event types a deployment may subscribe to, in
 // the order the documentation lists them.
-var WebhookEventTypes = []string{EventMessageCreated}
+var WebhookEventTypes = []string{EventMessageCreated, EventRoomOccupied, EventRoomVacated, EventMemberJoined, EventMemberLeft}
 
 // OutboxEvent is a webhook event waiting in its room's outbox.
 type OutboxEvent struct {

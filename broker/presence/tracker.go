@@ -22,6 +22,10 @@ import (
 type Store interface {
 	SyncPresence(ctx context.Context, room string, p chat.PresenceSync) (chat.Presence, error)
 	PublishEvent(ctx context.Context, room, name string, data []byte) error
+	// DuePresenceRooms lists rooms with expired entries (their instance
+	// died), up to limit; nil when nothing needs the sweep (no presence
+	// webhooks).
+	DuePresenceRooms(ctx context.Context, limit int) ([]string, error)
 }
 
 // Options configure a Tracker. Fields named after a setting take its value
@@ -34,7 +38,9 @@ type Options struct {
 	// PresenceInterval is the heartbeat: how often each room with local
 	// listeners is reported and swept. A crashed instance's users are gone
 	// within PresenceGrace + PresenceInterval, and their leave is
-	// published by the next sweep.
+	// published by the next sweep: of a room with local listeners, or,
+	// with presence webhooks on, of any room whose entries expired, so
+	// within PresenceGrace + 2 × PresenceInterval.
 	PresenceInterval time.Duration
 	// PresenceMaxUsers bounds the users Read lists.
 	PresenceMaxUsers int
@@ -167,6 +173,7 @@ func (t *Tracker) Run(ctx context.Context) error {
 		select {
 		case <-tick.C:
 			t.report(ctx, true)
+			t.sweepDead(ctx)
 		case <-t.kick:
 			t.report(ctx, false)
 		case <-ctx.Done():
@@ -210,6 +217,31 @@ func (t *Tracker) report(ctx context.Context, all bool) {
 		if err := t.sync(ctx, j.room, j.live, j.leaving); err != nil {
 			t.log.Warn("presence not reported", "room", j.room, "err", err)
 			t.retry(j.room, j.leaving)
+		}
+	}
+}
+
+// sweepDeadMax bounds the rooms of dead instances one heartbeat sweeps.
+const sweepDeadMax = 1000
+
+// sweepDead sweeps the rooms whose entries expired, watched here or not:
+// the leaves of a killed instance's users are then recorded (and their
+// webhooks queued) even when no live instance watches the room. Instances
+// sweeping the same room at once are safe: the script gives each leave to
+// one of them.
+func (t *Tracker) sweepDead(ctx context.Context) {
+	callCtx, cancel := context.WithTimeout(ctx, t.opts.RedisTimeout)
+	rooms, err := t.opts.Store.DuePresenceRooms(callCtx, sweepDeadMax)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			t.log.Warn("presence rooms to sweep not read", "err", err)
+		}
+		return
+	}
+	for _, room := range rooms {
+		if err := t.sync(ctx, room, nil, nil); err != nil {
+			t.log.Warn("presence not swept", "room", room, "err", err)
 		}
 	}
 }

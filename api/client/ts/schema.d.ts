@@ -1019,6 +1019,126 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "room.occupied": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A room got its first present user
+         * @description The room had no present user (`GET /rooms/{room}/presence`) and
+         *     now has one: a stream with a user opened on some instance. Sent
+         *     before that user's `member.joined`.
+         *     The event enters the room's outbox in the same Redis script that
+         *     changes the room's presence records, and is sent like
+         *     `message.created`: at least once, in order with the room's other
+         *     events, retried, then a dead letter.
+         */
+        post: operations["webhookRoomOccupied"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "room.vacated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A room lost its last present user
+         * @description The room's last present user left (after that user's
+         *     `member.left`).
+         *     A user's entry lasts `HEARTBEAT_INTERVAL` + `PRESENCE_GRACE` past
+         *     its instance's last report, or `PRESENCE_GRACE` after their last
+         *     stream closed; each instance sweeps expired entries every
+         *     `HEARTBEAT_INTERVAL`, of rooms it does not watch too. So this is
+         *     queued within `PRESENCE_GRACE` + 2 × `HEARTBEAT_INTERVAL` of the
+         *     end (with the defaults, 40 s), also when the instance that held the
+         *     streams was killed with `kill -9` and no other instance watches
+         *     the room.
+         *     The event enters the room's outbox in the same Redis script that
+         *     changes the room's presence records, and is sent like
+         *     `message.created`: at least once, in order with the room's other
+         *     events, retried, then a dead letter.
+         */
+        post: operations["webhookRoomVacated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "member.joined": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A user became present in a room
+         * @description The user's first stream of the room opened, on any instance, and
+         *     they were not present already (nor within `PRESENCE_GRACE` of
+         *     their last stream closing: a reconnection is neither a leave nor a
+         *     join). As the `join` stream event.
+         *     The event enters the room's outbox in the same Redis script that
+         *     changes the room's presence records, and is sent like
+         *     `message.created`: at least once, in order with the room's other
+         *     events, retried, then a dead letter.
+         */
+        post: operations["webhookMemberJoined"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "member.left": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A user is no longer present in a room
+         * @description The user's last stream of the room closed more than
+         *     `PRESENCE_GRACE` ago, or their instance died. As the `leave`
+         *     stream event.
+         *     A user's entry lasts `HEARTBEAT_INTERVAL` + `PRESENCE_GRACE` past
+         *     its instance's last report, or `PRESENCE_GRACE` after their last
+         *     stream closed; each instance sweeps expired entries every
+         *     `HEARTBEAT_INTERVAL`, of rooms it does not watch too. So this is
+         *     queued within `PRESENCE_GRACE` + 2 × `HEARTBEAT_INTERVAL` of the
+         *     end (with the defaults, 40 s), also when the instance that held the
+         *     streams was killed with `kill -9` and no other instance watches
+         *     the room.
+         *     The event enters the room's outbox in the same Redis script that
+         *     changes the room's presence records, and is sent like
+         *     `message.created`: at least once, in order with the room's other
+         *     events, retried, then a dead letter.
+         */
+        post: operations["webhookMemberLeft"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export interface components {
     schemas: {
@@ -1055,6 +1175,41 @@ export interface components {
             text?: components["schemas"]["MessageText"];
             metadata?: components["schemas"]["Metadata"] | null;
             reason?: string;
+        };
+        /** @description The body of a `room.occupied` webhook. */
+        WebhookRoomOccupied: {
+            /** @constant */
+            type: "room.occupied";
+            timestamp: components["schemas"]["WebhookEventTime"];
+            data: components["schemas"]["WebhookRoom"];
+        };
+        /** @description The body of a `room.vacated` webhook. */
+        WebhookRoomVacated: {
+            /** @constant */
+            type: "room.vacated";
+            timestamp: components["schemas"]["WebhookEventTime"];
+            data: components["schemas"]["WebhookRoom"];
+        };
+        /** @description The body of a `member.joined` webhook. */
+        WebhookMemberJoined: {
+            /** @constant */
+            type: "member.joined";
+            timestamp: components["schemas"]["WebhookEventTime"];
+            data: components["schemas"]["WebhookMember"];
+        };
+        /** @description The body of a `member.left` webhook. */
+        WebhookMemberLeft: {
+            /** @constant */
+            type: "member.left";
+            timestamp: components["schemas"]["WebhookEventTime"];
+            data: components["schemas"]["WebhookMember"];
+        };
+        WebhookRoom: {
+            room: components["schemas"]["RoomId"];
+        };
+        WebhookMember: {
+            room: components["schemas"]["RoomId"];
+            user: components["schemas"]["UserName"];
         };
         /**
          * Format: date-time
@@ -3825,6 +3980,138 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HookAnswer"];
                 };
+            };
+        };
+    };
+    webhookRoomOccupied: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The event's id, the same on every attempt: receivers dedupe on it.
+                 *     `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+                 *     room's outbox.
+                 */
+                "webhook-id": components["parameters"]["WebhookId"];
+                /** @description When this attempt was sent, in Unix seconds. */
+                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
+                /** @description `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`. */
+                "webhook-signature": components["parameters"]["WebhookSignature"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookRoomOccupied"];
+            };
+        };
+        responses: {
+            /** @description Taken; any `2xx` is, as for `message.created`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookRoomVacated: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The event's id, the same on every attempt: receivers dedupe on it.
+                 *     `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+                 *     room's outbox.
+                 */
+                "webhook-id": components["parameters"]["WebhookId"];
+                /** @description When this attempt was sent, in Unix seconds. */
+                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
+                /** @description `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`. */
+                "webhook-signature": components["parameters"]["WebhookSignature"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookRoomVacated"];
+            };
+        };
+        responses: {
+            /** @description Taken; any `2xx` is, as for `message.created`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookMemberJoined: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The event's id, the same on every attempt: receivers dedupe on it.
+                 *     `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+                 *     room's outbox.
+                 */
+                "webhook-id": components["parameters"]["WebhookId"];
+                /** @description When this attempt was sent, in Unix seconds. */
+                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
+                /** @description `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`. */
+                "webhook-signature": components["parameters"]["WebhookSignature"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookMemberJoined"];
+            };
+        };
+        responses: {
+            /** @description Taken; any `2xx` is, as for `message.created`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookMemberLeft: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The event's id, the same on every attempt: receivers dedupe on it.
+                 *     `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+                 *     room's outbox.
+                 */
+                "webhook-id": components["parameters"]["WebhookId"];
+                /** @description When this attempt was sent, in Unix seconds. */
+                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
+                /** @description `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`. */
+                "webhook-signature": components["parameters"]["WebhookSignature"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookMemberLeft"];
+            };
+        };
+        responses: {
+            /** @description Taken; any `2xx` is, as for `message.created`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
