@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -175,6 +176,40 @@ func TestWebhookPresenceAfterKill9(t *testing.T) {
 		`member.left {"room":"lobby","user":"ann"}`, `room.vacated {"room":"lobby"}`}
 	if g := slices.Compact(types(got)); !slices.Equal(g, want) {
 		t.Fatalf("webhooks %q, want %q in order", g, want)
+	}
+	webhooktest.VerifyWithNPM(t, webhookSecret, got)
+}
+
+// TestWebhookMessageEditedDeleted: an edit and a delete each send their
+// event with the new version of the message, after its message.created.
+func TestWebhookMessageEditedDeleted(t *testing.T) {
+	redis := redistest.Start(t)
+	rc := newWebhookReceiver(t, nil)
+	in := startRun(t, "REDIS_URL="+redis.URL(), "WEBHOOK_URL="+rc.URL+"/hooks", "WEBHOOK_SECRET="+webhookSecret)
+	posted := in.postMessage(t, "lobby", "hello")
+	var m struct{ ID string }
+	if err := json.Unmarshal(posted, &m); err != nil {
+		t.Fatal(err)
+	}
+	resp, edited := in.request(t, http.MethodPatch, "/rooms/lobby/messages/"+m.ID, `{"text":"hello again"}`, "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", resp.StatusCode, edited)
+	}
+	resp, deleted := in.request(t, http.MethodDelete, "/rooms/lobby/messages/"+m.ID, "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", resp.StatusCode, deleted)
+	}
+	got := rc.await(t, 10*time.Second, "3 webhooks", func(g []webhooktest.Request) bool { return len(g) >= 3 })
+	want := []webhookBody{{Type: "message.created", Data: posted}, {Type: "message.edited", Data: bytes.TrimSuffix(edited, []byte("\n"))},
+		{Type: "message.deleted", Data: bytes.TrimSuffix(deleted, []byte("\n"))}}
+	for i, r := range got[:3] {
+		var b webhookBody
+		if err := json.Unmarshal([]byte(r.Body), &b); err != nil {
+			t.Fatal(err)
+		}
+		if b.Type != want[i].Type || string(b.Data) != string(want[i].Data) {
+			t.Fatalf("webhook %d = %s, want %s of %s", i, r.Body, want[i].Type, want[i].Data)
+		}
 	}
 	webhooktest.VerifyWithNPM(t, webhookSecret, got)
 }

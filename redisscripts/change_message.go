@@ -70,8 +70,13 @@ func (s *Store) Change(ctx context.Context, c chat.Change) (chat.Changed, error)
 		sum := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%v", op, c.ID, own))
 		fingerprint = hex.EncodeToString(sum[:])
 	}
+	webhookRoom := ""
+	if c.Delete && s.webhooks.deleted || !c.Delete && s.webhooks.edited {
+		keys = append(keys, s.keys.webhookOutbox(c.Room), s.keys.webhookDue(s.keys.bucketTag(c.Room)))
+		webhookRoom = c.Room
+	}
 	args := append([]any{s.roomChannel(c.Room), s.publishCommand(), c.ID.Epoch, c.ID.Seq, user, moderator, ifMatch,
-		c.EditWindow.Milliseconds(), s.roomTTL.Milliseconds(), s.idempotencyTTL.Milliseconds(), fingerprint}, own...)
+		c.EditWindow.Milliseconds(), s.roomTTL.Milliseconds(), s.idempotencyTTL.Milliseconds(), fingerprint, webhookRoom}, own...)
 	reply, err := script.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return chat.Changed{}, wrapRedisError(op+" message", err)

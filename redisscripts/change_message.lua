@@ -14,11 +14,14 @@
 -- readers after a position get besides the messages (read_history.lua).
 --
 -- KEYS: meta, history, log, read, live, settings (its ttl overrides the
---       room TTL)[, idempotency key when ARGV[11]]
+--       room TTL)[, idempotency key when ARGV[11]][, the room's webhook
+--       outbox and its bucket's index of due webhook rooms, last, when
+--       ARGV[12]]
 -- ARGV: channel, publish command, epoch, seq, the caller's user as JSON,
 --       moderator ('1' or ''), If-Match versions (',1,4,' or '' for none),
 --       edit window in ms (0: none), room TTL in ms (0: none), idempotency
---       TTL in ms, idempotency fingerprint (''), then the operation's own.
+--       TTL in ms, idempotency fingerprint (''), the room when the change
+--       makes a webhook ('': none), then the operation's own.
 -- Returns {status, message}: 0 changed, 1 the change stored earlier under
 -- the same idempotency key, 2 that key used for something else, 3 no such
 -- message, 4 the caller neither wrote it nor moderates, 5 the author's
@@ -72,6 +75,7 @@ local function change_message(event, build)
   local room_ttl_ms = tonumber(ARGV[9])
   local idempotency_ttl_ms = ARGV[10]
   local fingerprint = ARGV[11]
+  local webhook_room = ARGV[12]
   local idempotency_key = fingerprint ~= '' and KEYS[7] or nil
   local own_ttl = redis.call('HGET', KEYS[6], 'ttl')
   if own_ttl then room_ttl_ms = tonumber(own_ttl) end
@@ -126,6 +130,12 @@ local function change_message(event, build)
     redis.call('PEXPIRE', history_key, room_ttl_ms)
     redis.call('PEXPIRE', log_key, room_ttl_ms)
     read_state_expire(read_key, live_key, room_ttl_ms)
+  end
+  if webhook_room ~= '' then
+    -- The event enters the outbox with the change, or neither is stored.
+    local type = event == 'edit' and 'message.edited' or 'message.deleted'
+    redis.call('XADD', KEYS[#KEYS - 1], '*', 'type', type, 'data', message)
+    redis.call('ZADD', KEYS[#KEYS], 'NX', now, webhook_room)
   end
   redis.call(publish, channel, entry)
   return {0, message}

@@ -1,10 +1,10 @@
 -- Edits a message: a new text, and new metadata or none or the old.
--- change_message.lua (prepended) has the KEYS, the ARGV up to 11 and the
--- reply. ARGV[12]: the new text as JSON; ARGV[13]: 'set' to replace the
--- metadata with ARGV[14] ('' for none), '' to keep it.
-local text_json = ARGV[12]
-local set_metadata = ARGV[13] == 'set'
-local new_metadata = ARGV[14]
+-- change_message.lua (prepended) has the KEYS, the ARGV up to 12 and the
+-- reply. ARGV[13]: the new text as JSON; ARGV[14]: 'set' to replace the
+-- metadata with ARGV[15] ('' for none), '' to keep it.
+local text_json = ARGV[13]
+local set_metadata = ARGV[14] == 'set'
+local new_metadata = ARGV[15]
 
 return change_message('edit', function(m, now)
   local metadata = m.metadata

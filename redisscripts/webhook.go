@@ -36,6 +36,7 @@ const deadMax = 10_000
 // webhookEvents is which events the scripts put in outboxes.
 type webhookEvents struct {
 	messages         bool   // message.created
+	edited, deleted  bool   // message.edited, message.deleted
 	joined, left     bool   // member.joined, member.left
 	occupied, vacant bool   // room.occupied, room.vacated
 	presenceKinds    string // the presence types wanted, as presence_sync.lua reads them
@@ -44,6 +45,8 @@ type webhookEvents struct {
 func newWebhookEvents(types []string) webhookEvents {
 	w := webhookEvents{
 		messages: slices.Contains(types, chat.EventMessageCreated),
+		edited:   slices.Contains(types, chat.EventMessageEdited),
+		deleted:  slices.Contains(types, chat.EventMessageDeleted),
 		joined:   slices.Contains(types, chat.EventMemberJoined),
 		left:     slices.Contains(types, chat.EventMemberLeft),
 		occupied: slices.Contains(types, chat.EventRoomOccupied),

@@ -134,3 +134,54 @@ func TestDeadEventsPageThroughTies(t *testing.T) {
 		t.Fatalf("paged %v, want %v", got, want)
 	}
 }
+
+// TestChangesWriteOutbox checks that an edit and a delete put
+// message.edited and message.deleted, with the new version, in the outbox
+// after the message's message.created; that a refused change and a replay
+// add nothing; and that WEBHOOK_EVENTS without them adds nothing.
+func TestChangesWriteOutbox(t *testing.T) {
+	store, _, rdb := newStore(t, StoreOptions{WebhookEvents: chat.WebhookEventTypes})
+	ctx := t.Context()
+	posted, err := store.Post(ctx, chat.Post{Room: "r", User: "u", Text: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited, err := store.Change(ctx, chat.Change{Room: "r", ID: posted.ID, User: "u", Text: "b", IdempotencyKey: "e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := store.Change(ctx, chat.Change{Room: "r", ID: posted.ID, User: "u", Text: "b", IdempotencyKey: "e"}); err != nil || !again.Replayed {
+		t.Fatalf("replay %+v %v", again, err)
+	}
+	if _, err := store.Change(ctx, chat.Change{Room: "r", ID: posted.ID, User: "someone else", Text: "c"}); !errors.Is(err, chat.ErrNotAuthor) {
+		t.Fatalf("edit by another: %v", err)
+	}
+	deleted, err := store.Change(ctx, chat.Change{Room: "r", ID: posted.ID, User: "u", Delete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := rdb.XRange(ctx, store.keys.webhookOutbox("r"), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Values["type"].(string)+" "+e.Values["data"].(string))
+	}
+	want := []string{"message.created " + string(posted.JSON), "message.edited " + string(edited.JSON), "message.deleted " + string(deleted.JSON)}
+	if !slices.Equal(got, want) {
+		t.Fatalf("outbox %q, want %q", got, want)
+	}
+
+	off, _, rdb2 := newStore(t, StoreOptions{WebhookEvents: []string{chat.EventMessageCreated}})
+	p, err := off.Post(ctx, chat.Post{Room: "r", User: "u", Text: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := off.Change(ctx, chat.Change{Room: "r", ID: p.ID, User: "u", Text: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb2.XLen(ctx, off.keys.webhookOutbox("r")).Result(); n != 1 {
+		t.Fatalf("outbox of %d events without message.edited in WEBHOOK_EVENTS, want 1", n)
+	}
+}

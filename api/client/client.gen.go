@@ -1336,6 +1336,32 @@ type WebhookMessageCreated struct {
 	Type      interface{}      `json:"type"`
 }
 
+// WebhookMessageDeleted The body of a `message.deleted` webhook.
+type WebhookMessageDeleted struct {
+	// Data A stored message. Its JSON is written once, when it is stored, and
+	// the very same bytes are what the post answers, what history pages
+	// hold and what stream events carry. Clients ignore members they do
+	// not know.
+	Data Message `json:"data"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+	Type      interface{}      `json:"type"`
+}
+
+// WebhookMessageEdited The body of a `message.edited` webhook.
+type WebhookMessageEdited struct {
+	// Data A stored message. Its JSON is written once, when it is stored, and
+	// the very same bytes are what the post answers, what history pages
+	// hold and what stream events carry. Clients ignore members they do
+	// not know.
+	Data Message `json:"data"`
+
+	// Timestamp When the event happened, by the Redis server's clock, in RFC 3339 UTC with milliseconds; the same on every attempt.
+	Timestamp WebhookEventTime `json:"timestamp"`
+	Type      interface{}      `json:"type"`
+}
+
 // WebhookRoom defines model for WebhookRoom.
 type WebhookRoom struct {
 	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
@@ -1689,6 +1715,34 @@ type WebhookMessageCreatedParams struct {
 	WebhookSignature WebhookSignature `json:"webhook-signature"`
 }
 
+// WebhookMessageDeletedParams defines parameters for WebhookMessageDeleted.
+type WebhookMessageDeletedParams struct {
+	// WebhookId The event's id, the same on every attempt: receivers dedupe on it.
+	// `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+	// room's outbox.
+	WebhookId WebhookId `json:"webhook-id"`
+
+	// WebhookTimestamp When this attempt was sent, in Unix seconds.
+	WebhookTimestamp WebhookTimestamp `json:"webhook-timestamp"`
+
+	// WebhookSignature `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`.
+	WebhookSignature WebhookSignature `json:"webhook-signature"`
+}
+
+// WebhookMessageEditedParams defines parameters for WebhookMessageEdited.
+type WebhookMessageEditedParams struct {
+	// WebhookId The event's id, the same on every attempt: receivers dedupe on it.
+	// `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+	// room's outbox.
+	WebhookId WebhookId `json:"webhook-id"`
+
+	// WebhookTimestamp When this attempt was sent, in Unix seconds.
+	WebhookTimestamp WebhookTimestamp `json:"webhook-timestamp"`
+
+	// WebhookSignature `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`.
+	WebhookSignature WebhookSignature `json:"webhook-signature"`
+}
+
 // PublishHookParams defines parameters for PublishHook.
 type PublishHookParams struct {
 	// WebhookId This question's id, new for each one.
@@ -1761,6 +1815,12 @@ type WebhookMemberLeftJSONRequestBody = WebhookMemberLeft
 
 // WebhookMessageCreatedJSONRequestBody defines body for WebhookMessageCreated for application/json ContentType.
 type WebhookMessageCreatedJSONRequestBody = WebhookMessageCreated
+
+// WebhookMessageDeletedJSONRequestBody defines body for WebhookMessageDeleted for application/json ContentType.
+type WebhookMessageDeletedJSONRequestBody = WebhookMessageDeleted
+
+// WebhookMessageEditedJSONRequestBody defines body for WebhookMessageEdited for application/json ContentType.
+type WebhookMessageEditedJSONRequestBody = WebhookMessageEdited
 
 // PublishHookJSONRequestBody defines body for PublishHook for application/json ContentType.
 type PublishHookJSONRequestBody = HookQuestion
@@ -16745,6 +16805,16 @@ type WebhookInitiatorInterface interface {
 
 	WebhookMessageCreated(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, body WebhookMessageCreatedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// WebhookMessageDeletedWithBody fires the message.deleted webhook with any body
+	WebhookMessageDeletedWithBody(ctx context.Context, targetURL string, params *WebhookMessageDeletedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	WebhookMessageDeleted(ctx context.Context, targetURL string, params *WebhookMessageDeletedParams, body WebhookMessageDeletedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WebhookMessageEditedWithBody fires the message.edited webhook with any body
+	WebhookMessageEditedWithBody(ctx context.Context, targetURL string, params *WebhookMessageEditedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	WebhookMessageEdited(ctx context.Context, targetURL string, params *WebhookMessageEditedParams, body WebhookMessageEditedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// PublishHookWithBody fires the message.publishing webhook with any body
 	PublishHookWithBody(ctx context.Context, targetURL string, params *PublishHookParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -16823,6 +16893,54 @@ func (p *WebhookInitiator) WebhookMessageCreatedWithBody(ctx context.Context, ta
 
 func (p *WebhookInitiator) WebhookMessageCreated(ctx context.Context, targetURL string, params *WebhookMessageCreatedParams, body WebhookMessageCreatedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewWebhookMessageCreatedWebhookRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookMessageDeletedWithBody(ctx context.Context, targetURL string, params *WebhookMessageDeletedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMessageDeletedWebhookRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookMessageDeleted(ctx context.Context, targetURL string, params *WebhookMessageDeletedParams, body WebhookMessageDeletedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMessageDeletedWebhookRequest(targetURL, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookMessageEditedWithBody(ctx context.Context, targetURL string, params *WebhookMessageEditedParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMessageEditedWebhookRequestWithBody(targetURL, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := p.applyWebhookEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return p.Client.Do(req)
+}
+
+func (p *WebhookInitiator) WebhookMessageEdited(ctx context.Context, targetURL string, params *WebhookMessageEditedParams, body WebhookMessageEditedJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWebhookMessageEditedWebhookRequest(targetURL, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -17040,6 +17158,128 @@ func NewWebhookMessageCreatedWebhookRequest(targetURL string, params *WebhookMes
 
 // NewWebhookMessageCreatedWebhookRequestWithBody builds a POST request for the message.created webhook with any body
 func NewWebhookMessageCreatedWebhookRequestWithBody(targetURL string, params *WebhookMessageCreatedParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
+}
+
+// NewWebhookMessageDeletedWebhookRequest builds a application/json POST request for the message.deleted webhook
+func NewWebhookMessageDeletedWebhookRequest(targetURL string, params *WebhookMessageDeletedParams, body WebhookMessageDeletedJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookMessageDeletedWebhookRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewWebhookMessageDeletedWebhookRequestWithBody builds a POST request for the message.deleted webhook with any body
+func NewWebhookMessageDeletedWebhookRequestWithBody(targetURL string, params *WebhookMessageDeletedParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+	_ = err
+
+	reqURL, err := url.Parse(targetURL)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, reqURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "webhook-id", params.WebhookId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-id", headerParam0)
+
+		var headerParam1 string
+
+		headerParam1, err = runtime.StyleParamWithOptions("simple", false, "webhook-timestamp", params.WebhookTimestamp, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-timestamp", headerParam1)
+
+		var headerParam2 string
+
+		headerParam2, err = runtime.StyleParamWithOptions("simple", false, "webhook-signature", params.WebhookSignature, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("webhook-signature", headerParam2)
+
+	}
+	return req, nil
+}
+
+// NewWebhookMessageEditedWebhookRequest builds a application/json POST request for the message.edited webhook
+func NewWebhookMessageEditedWebhookRequest(targetURL string, params *WebhookMessageEditedParams, body WebhookMessageEditedJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewWebhookMessageEditedWebhookRequestWithBody(targetURL, params, "application/json", bodyReader)
+}
+
+// NewWebhookMessageEditedWebhookRequestWithBody builds a POST request for the message.edited webhook with any body
+func NewWebhookMessageEditedWebhookRequestWithBody(targetURL string, params *WebhookMessageEditedParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 	_ = err
 

@@ -10,6 +10,8 @@ import (
 // Webhook event types, as receivers see them in the body's "type".
 const (
 	EventMessageCreated = "message.created"
+	EventMessageEdited  = "message.edited"
+	EventMessageDeleted = "message.deleted"
 	EventRoomOccupied   = "room.occupied"
 	EventRoomVacated    = "room.vacated"
 	EventMemberJoined   = "member.joined"
@@ -18,7 +20,7 @@ const (
 
 // WebhookEventTypes are the event types a deployment may subscribe to, in
 // the order the documentation lists them.
-var WebhookEventTypes = []string{EventMessageCreated, EventRoomOccupied, EventRoomVacated, EventMemberJoined, EventMemberLeft}
+var WebhookEventTypes = []string{EventMessageCreated, EventMessageEdited, EventMessageDeleted, EventRoomOccupied, EventRoomVacated, EventMemberJoined, EventMemberLeft}
 
 // OutboxEvent is a webhook event waiting in its room's outbox.
 type OutboxEvent struct {

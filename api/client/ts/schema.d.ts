@@ -1019,6 +1019,59 @@ export interface webhooks {
         patch?: never;
         trace?: never;
     };
+    "message.edited": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A message was edited
+         * @description Sent for each edit stored (`PATCH /rooms/{room}/messages/{id}`),
+         *     through any instance; a replay under the same `Idempotency-Key`
+         *     sends none.
+         *     The event enters the room's outbox in the same Redis script that
+         *     stores the change, and is sent like `message.created`: at least
+         *     once, after the message's earlier events, retried, then a dead
+         *     letter. `data` is the new version, byte for byte as the change's
+         *     answer and history hold it.
+         */
+        post: operations["webhookMessageEdited"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "message.deleted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A message was deleted
+         * @description Sent for each delete stored (`DELETE /rooms/{room}/messages/{id}`);
+         *     `data` is the tombstone (`deleted: true`, empty `text`).
+         *     The event enters the room's outbox in the same Redis script that
+         *     stores the change, and is sent like `message.created`: at least
+         *     once, after the message's earlier events, retried, then a dead
+         *     letter. `data` is the new version, byte for byte as the change's
+         *     answer and history hold it.
+         */
+        post: operations["webhookMessageDeleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "room.occupied": {
         parameters: {
             query?: never;
@@ -1175,6 +1228,20 @@ export interface components {
             text?: components["schemas"]["MessageText"];
             metadata?: components["schemas"]["Metadata"] | null;
             reason?: string;
+        };
+        /** @description The body of a `message.edited` webhook. */
+        WebhookMessageEdited: {
+            /** @constant */
+            type: "message.edited";
+            timestamp: components["schemas"]["WebhookEventTime"];
+            data: components["schemas"]["Message"];
+        };
+        /** @description The body of a `message.deleted` webhook. */
+        WebhookMessageDeleted: {
+            /** @constant */
+            type: "message.deleted";
+            timestamp: components["schemas"]["WebhookEventTime"];
+            data: components["schemas"]["Message"];
         };
         /** @description The body of a `room.occupied` webhook. */
         WebhookRoomOccupied: {
@@ -3980,6 +4047,72 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["HookAnswer"];
                 };
+            };
+        };
+    };
+    webhookMessageEdited: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The event's id, the same on every attempt: receivers dedupe on it.
+                 *     `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+                 *     room's outbox.
+                 */
+                "webhook-id": components["parameters"]["WebhookId"];
+                /** @description When this attempt was sent, in Unix seconds. */
+                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
+                /** @description `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`. */
+                "webhook-signature": components["parameters"]["WebhookSignature"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookMessageEdited"];
+            };
+        };
+        responses: {
+            /** @description Taken; any `2xx` is, as for `message.created`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhookMessageDeleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description The event's id, the same on every attempt: receivers dedupe on it.
+                 *     `evt_`, the room (with `~` for `.`), `_` and the event's place in the
+                 *     room's outbox.
+                 */
+                "webhook-id": components["parameters"]["WebhookId"];
+                /** @description When this attempt was sent, in Unix seconds. */
+                "webhook-timestamp": components["parameters"]["WebhookTimestamp"];
+                /** @description `v1,` and the base64 of the HMAC-SHA256 of `<webhook-id>.<webhook-timestamp>.<body>` keyed with the bytes of `WEBHOOK_SECRET`. */
+                "webhook-signature": components["parameters"]["WebhookSignature"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookMessageDeleted"];
+            };
+        };
+        responses: {
+            /** @description Taken; any `2xx` is, as for `message.created`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
