@@ -102,7 +102,7 @@ type setup struct {
 	rdb   *redis.Client
 }
 
-func newSetup(t *testing.T) setup {
+func newSetup(t testing.TB) setup {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
@@ -112,7 +112,7 @@ func newSetup(t *testing.T) setup {
 	return setup{store: store, rdb: rdb}
 }
 
-func (s setup) start(t *testing.T, url string, mod func(*webhook.Options)) *webhook.Deliverer {
+func (s setup) start(t testing.TB, url string, mod func(*webhook.Options)) *webhook.Deliverer {
 	t.Helper()
 	opts := webhook.Options{Outbox: s.store, WebhookURL: url, WebhookSecret: secret, WebhookLease: 2 * time.Second,
 		WebhookTimeout: 500 * time.Millisecond, WebhookMaxAge: time.Hour, ScanInterval: 10 * time.Millisecond,
