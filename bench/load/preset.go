@@ -25,6 +25,11 @@ var presets = map[string]map[string]string{
 	// behind while posts continue at 500/s.
 	"storm": {"streams": "5000", "rooms": "100", "rate": "500", "duration": "10s", "resume-behind": "50",
 		"open-at-once": "1000", "drain": "30s"},
+	// One room watched by as many streams as one process may hold here
+	// (20 000 open files, hard), leaving headroom: posts at 10/s; run it
+	// again with -rate 100.
+	"stadium": {"streams": "15000", "rooms": "1", "rate": "10", "duration": "10s", "publishers": "2",
+		"open-at-once": "500", "settle": "3s", "drain": "30s"},
 	// fanout with 1 % more streams that never read.
 	"slow": {"streams": "1000", "rooms": "1", "rate": "200", "duration": "10s", "publishers": "16", "stalled": "10"},
 }
