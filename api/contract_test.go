@@ -192,6 +192,8 @@ func TestContractServerAnswers(t *testing.T) {
 			{name: "settings", method: http.MethodPut, path: "/rooms/r", body: `{"title":"R"}`, header: jsonBody, want: 200},
 			{name: "bad settings", method: http.MethodPut, path: "/rooms/r", body: `{"ttl":0}`, header: jsonBody, want: 400},
 			{name: "read settings", method: get, path: "/rooms/r", want: 200},
+			{name: "directory", method: get, path: "/rooms?limit=1", want: 200},
+			{name: "bad directory limit", method: get, path: "/rooms?limit=0", want: 400},
 			{name: "unknown path", method: get, path: "/rooms/r/nope", want: 404},
 			{name: "unknown method", method: http.MethodDelete, path: "/rooms/r/messages", want: 405},
 			{name: "HEAD", method: http.MethodHead, path: "/healthz", want: 405},

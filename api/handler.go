@@ -118,6 +118,7 @@ func (h *Handler) Register(e *echo.Echo) {
 	e.GET("/stream", chain(h.streamRooms, g.streams...))
 	e.PUT("/rooms/:room/read", chain(h.putRead, g.mark...))
 	e.GET("/me/rooms", chain(h.getMyRooms, g.me...))
+	e.GET("/rooms", chain(h.listRooms, g.me...))
 	e.GET("/rooms/:room", chain(h.getRoom, g.read...))
 	e.PUT("/rooms/:room", chain(h.putRoom, g.moderateBody...))
 	e.GET("/rooms/:room/bans", chain(h.listBans, g.moderate...))

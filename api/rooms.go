@@ -2,13 +2,16 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"roomcast/api/auth"
 	"roomcast/broker/chat"
 )
 
@@ -20,6 +23,79 @@ type RoomStore interface {
 	Settings(ctx context.Context, room string) (chat.Settings, error)
 	// SetSettings replaces a room's settings.
 	SetSettings(ctx context.Context, room string, s chat.Settings) error
+	// Directory returns a page of the rooms by last post, newest first.
+	Directory(ctx context.Context, q chat.DirectoryQuery) (chat.DirectoryPage, error)
+}
+
+// The limits of GET /rooms.
+const (
+	defaultDirectoryLimit = 50
+	maxDirectoryLimit     = 100
+)
+
+// directoryRoom is one room of a GET /rooms answer.
+type directoryRoom struct {
+	Room         string          `json:"room"`
+	Title        string          `json:"title,omitempty"`
+	LastActivity string          `json:"last_activity"`
+	LastMessage  json.RawMessage `json:"last_message"`
+	Seq          int64           `json:"seq"`
+	Watchers     int64           `json:"watchers"`
+	Users        int64           `json:"users"`
+}
+
+// listRooms answers a page of the rooms the caller may read, by last post,
+// newest first.
+// GET /rooms
+func (h *Handler) listRooms(c echo.Context) error {
+	q, err := directoryQuery(c)
+	if err != nil {
+		return err
+	}
+	if claims, ok := c.Get(claimsKey).(auth.Claims); ok && !claims.Server() {
+		q.Visible = claims.Rooms.CanRead
+	}
+	page, err := h.Rooms.Directory(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Rooms []directoryRoom `json:"rooms"`
+		Next  string          `json:"next,omitempty"`
+	}{Rooms: make([]directoryRoom, 0, len(page.Rooms)), Next: page.Next.String()}
+	for _, r := range page.Rooms {
+		out.Rooms = append(out.Rooms, directoryRoom{Room: r.Room, Title: r.Title,
+			LastActivity: r.LastActivity.UTC().Format("2006-01-02T15:04:05.000Z"), LastMessage: r.LastMessage,
+			Seq: r.Seq, Watchers: r.Watchers, Users: r.Users})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// directoryQuery reads GET /rooms's prefix, cursor and limit.
+func directoryQuery(c echo.Context) (chat.DirectoryQuery, error) {
+	q := chat.DirectoryQuery{Limit: defaultDirectoryLimit}
+	if prefix, given := queryParam(c, "prefix"); given {
+		if !chat.ValidRoom(prefix) {
+			return q, badRequest(typeInvalidParameter, "Invalid prefix",
+				"prefix is the start of a room id: 1 to 128 characters from A-Z, a-z, 0-9, '.', '_' and '-'")
+		}
+		q.Prefix = prefix
+	}
+	if cursor, given := queryParam(c, "cursor"); given {
+		after, err := chat.ParseDirectoryCursor(cursor)
+		if err != nil {
+			return q, badRequest(typeInvalidCursor, "Invalid cursor", "cursor must be a next value of an earlier answer")
+		}
+		q.After = after
+	}
+	if limit, given := queryParam(c, "limit"); given {
+		n, err := strconv.Atoi(limit)
+		if err != nil || n < 1 || n > maxDirectoryLimit {
+			return q, badRequest(typeInvalidParameter, "Invalid limit", fmt.Sprintf("limit must be 1 to %d", maxDirectoryLimit))
+		}
+		q.Limit = n
+	}
+	return q, nil
 }
 
 // The bounds of a room's settings (PUT /rooms/{room}).

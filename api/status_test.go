@@ -159,7 +159,7 @@ func TestUnknownPathIsNotFound(t *testing.T) {
 	s := startServer(t, serverConfig{})
 	for _, tt := range []struct{ method, path string }{
 		{method: http.MethodGet, path: "/nope"},
-		{method: http.MethodGet, path: "/rooms"},
+		{method: http.MethodGet, path: "/room"},
 		{method: http.MethodGet, path: "/rooms/a/nope"},
 		{method: http.MethodGet, path: "/rooms/a/messages/a-1/b"},
 		{method: http.MethodGet, path: "/rooms/a/b/stream"},

@@ -563,6 +563,35 @@ type DeadWebhookRequeued struct {
 	Type string `json:"type"`
 }
 
+// DirectoryRoom defines model for DirectoryRoom.
+type DirectoryRoom struct {
+	// LastActivity The time of the room's last post, by the Redis server's clock.
+	LastActivity time.Time `json:"last_activity"`
+
+	// LastMessage A stored message. Its JSON is written once, when it is stored, and
+	// the very same bytes are what the post answers, what history pages
+	// hold and what stream events carry. Clients ignore members they do
+	// not know.
+	LastMessage Message `json:"last_message"`
+
+	// Room 1 to 128 characters from `A-Z`, `a-z`, `0-9`, `.`, `_` and `-`.
+	//
+	// Examples: lobby
+	Room RoomId `json:"room"`
+
+	// Seq The room's latest position (posts, edits and deletes take one each).
+	Seq int `json:"seq"`
+
+	// Title The room's title (`putRoom`); absent without one.
+	Title *string `json:"title,omitempty"`
+
+	// Users Users present in the room.
+	Users int `json:"users"`
+
+	// Watchers Live presence entries, one per user per instance with a stream of the room open.
+	Watchers int `json:"watchers"`
+}
+
 // HistoryPage One page of a room's history.
 type HistoryPage struct {
 	// Changes On an `after` page only, and only when there are any: the edits
@@ -1133,6 +1162,15 @@ type RevokedEvent struct {
 	User string `json:"user"`
 }
 
+// RoomDirectory defines model for RoomDirectory.
+type RoomDirectory struct {
+	// Next The `cursor` of the next page; absent on the last page.
+	Next *string `json:"next,omitempty"`
+
+	// Rooms Newest activity first.
+	Rooms []DirectoryRoom `json:"rooms"`
+}
+
 // RoomEvent The data of a stream's `join`, `leave` and `typing` events, which
 // carry no `id`. `join`: the user's first stream of the room opened on
 // any instance. `leave`: their last one has been closed for
@@ -1470,6 +1508,9 @@ type InvalidBatch = Problem
 // InvalidDeadWebhookQuery RFC 9457 problem details.
 type InvalidDeadWebhookQuery = Problem
 
+// InvalidDirectoryQuery RFC 9457 problem details.
+type InvalidDirectoryQuery = Problem
+
 // InvalidEdit RFC 9457 problem details.
 type InvalidEdit = Problem
 
@@ -1581,6 +1622,18 @@ type PostMessagesJSONBody struct {
 
 // Readyz200JSONResponseBodyStatus defines parameters for Readyz.
 type Readyz200JSONResponseBodyStatus string
+
+// ListRoomsParams defines parameters for ListRooms.
+type ListRoomsParams struct {
+	// Prefix Only rooms whose id starts with it.
+	Prefix *string `form:"prefix,omitempty" json:"prefix,omitempty"`
+
+	// Cursor The `next` of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit Rooms at most in the page.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
 
 // ListMessagesParams defines parameters for ListMessages.
 type ListMessagesParams struct {
@@ -2339,6 +2392,28 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListRooms The room directory
+	//
+	// The rooms the caller may read (a token's `read` patterns; every
+	// room with a server API key or in open mode), newest activity first:
+	// by the time of their last post, to the millisecond, ties by room id
+	// (descending). `limit` at a time (default 50, at most 100); `next`,
+	// when present, is the `cursor` of the next page. A room is listed
+	// from its first post until it expires (`ROOM_TTL` or its `ttl`).
+	//
+	// Each room's `watchers` counts its live presence entries (one per
+	// user per instance with a stream of it open), `users` its present
+	// users. The index is a sorted set per bucket (per Cluster slot on a
+	// Cluster) that the post script keeps in the same call that stores
+	// the message; the answer reads every bucket in a pipeline per Redis
+	// node, and each listed room with a few O(log n) reads, so its cost
+	// does not grow with the rooms' history. Rooms the caller may not
+	// read and rooms that expired are left out, so a page may hold fewer
+	// than `limit` rooms (even none) and still have a `next`.
+	//
+	// Corresponds with GET /rooms (the `ListRooms` operationId).
+	ListRooms(ctx context.Context, params *ListRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetRoom Read a room's settings
 	//
@@ -3322,6 +3397,38 @@ func (c *Client) GetOpenAPI(ctx context.Context, reqEditors ...RequestEditorFn) 
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewReadyzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListRooms The room directory
+//
+// The rooms the caller may read (a token's `read` patterns; every
+// room with a server API key or in open mode), newest activity first:
+// by the time of their last post, to the millisecond, ties by room id
+// (descending). `limit` at a time (default 50, at most 100); `next`,
+// when present, is the `cursor` of the next page. A room is listed
+// from its first post until it expires (`ROOM_TTL` or its `ttl`).
+//
+// Each room's `watchers` counts its live presence entries (one per
+// user per instance with a stream of it open), `users` its present
+// users. The index is a sorted set per bucket (per Cluster slot on a
+// Cluster) that the post script keeps in the same call that stores
+// the message; the answer reads every bucket in a pipeline per Redis
+// node, and each listed room with a few O(log n) reads, so its cost
+// does not grow with the rooms' history. Rooms the caller may not
+// read and rooms that expired are left out, so a page may hold fewer
+// than `limit` rooms (even none) and still have a `next`.
+//
+// Corresponds with GET /rooms (the `ListRooms` operationId).
+func (c *Client) ListRooms(ctx context.Context, params *ListRoomsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRoomsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4606,6 +4713,84 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListRoomsRequest constructs an http.Request for the ListRooms method
+func NewListRoomsRequest(server string, params *ListRoomsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/rooms")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Prefix != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "prefix", *params.Prefix, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetRoomRequest constructs an http.Request for the GetRoom method
 func NewGetRoomRequest(server string, room Room) (*http.Request, error) {
 	var err error
@@ -5780,6 +5965,30 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+
+	// ListRoomsWithResponse The room directory
+	//
+	// The rooms the caller may read (a token's `read` patterns; every
+	// room with a server API key or in open mode), newest activity first:
+	// by the time of their last post, to the millisecond, ties by room id
+	// (descending). `limit` at a time (default 50, at most 100); `next`,
+	// when present, is the `cursor` of the next page. A room is listed
+	// from its first post until it expires (`ROOM_TTL` or its `ttl`).
+	//
+	// Each room's `watchers` counts its live presence entries (one per
+	// user per instance with a stream of it open), `users` its present
+	// users. The index is a sorted set per bucket (per Cluster slot on a
+	// Cluster) that the post script keeps in the same call that stores
+	// the message; the answer reads every bucket in a pipeline per Redis
+	// node, and each listed room with a few O(log n) reads, so its cost
+	// does not grow with the rooms' history. Rooms the caller may not
+	// read and rooms that expired are left out, so a page may hold fewer
+	// than `limit` rooms (even none) and still have a `next`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /rooms (the `ListRooms` operationId).
+	ListRoomsWithResponse(ctx context.Context, params *ListRoomsParams, reqEditors ...RequestEditorFn) (*ListRoomsResponse, error)
 
 	// GetRoomWithResponse Read a room's settings
 	//
@@ -7406,6 +7615,118 @@ func (r ReadyzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ReadyzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListRoomsResponse200Headers the declared response headers of an HTTP 200 response for ListRooms
+type ListRoomsResponse200Headers struct {
+	XRequestId string
+}
+
+// ListRoomsResponse400Headers the declared response headers of an HTTP 400 response for ListRooms
+type ListRoomsResponse400Headers struct {
+	XRequestId string
+}
+
+// ListRoomsResponse401Headers the declared response headers of an HTTP 401 response for ListRooms
+type ListRoomsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListRoomsResponse500Headers the declared response headers of an HTTP 500 response for ListRooms
+type ListRoomsResponse500Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         string
+}
+
+// ListRoomsResponse503Headers the declared response headers of an HTTP 503 response for ListRooms
+type ListRoomsResponse503Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         int
+	XRequestId         string
+}
+
+type ListRoomsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RoomDirectory
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *InvalidDirectoryQuery
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *Internal
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListRoomsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListRoomsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListRoomsResponse401Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListRoomsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListRoomsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListRoomsResponse) GetJSON200() *RoomDirectory {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListRoomsResponse) GetApplicationproblemJSON400() *InvalidDirectoryQuery {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListRoomsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListRoomsResponse) GetApplicationproblemJSON500() *Internal {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListRoomsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListRoomsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListRoomsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListRoomsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListRoomsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10218,6 +10539,36 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 	return ParseReadyzResponse(rsp)
 }
 
+// ListRoomsWithResponse The room directory
+//
+// The rooms the caller may read (a token's `read` patterns; every
+// room with a server API key or in open mode), newest activity first:
+// by the time of their last post, to the millisecond, ties by room id
+// (descending). `limit` at a time (default 50, at most 100); `next`,
+// when present, is the `cursor` of the next page. A room is listed
+// from its first post until it expires (`ROOM_TTL` or its `ttl`).
+//
+// Each room's `watchers` counts its live presence entries (one per
+// user per instance with a stream of it open), `users` its present
+// users. The index is a sorted set per bucket (per Cluster slot on a
+// Cluster) that the post script keeps in the same call that stores
+// the message; the answer reads every bucket in a pipeline per Redis
+// node, and each listed room with a few O(log n) reads, so its cost
+// does not grow with the rooms' history. Rooms the caller may not
+// read and rooms that expired are left out, so a page may hold fewer
+// than `limit` rooms (even none) and still have a `next`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /rooms (the `ListRooms` operationId).
+func (c *ClientWithResponses) ListRoomsWithResponse(ctx context.Context, params *ListRoomsParams, reqEditors ...RequestEditorFn) (*ListRoomsResponse, error) {
+	rsp, err := c.ListRooms(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListRoomsResponse(rsp)
+}
+
 // GetRoomWithResponse Read a room's settings
 //
 // The room's own settings. Every valid room id has settings, so this
@@ -12313,6 +12664,169 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		response.Headers200 = &headers
 	case rsp.StatusCode == 503:
 		var headers ReadyzResponse503Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListRoomsResponse parses an HTTP response from a ListRoomsWithResponse call
+func ParseListRoomsResponse(rsp *http.Response) (*ListRoomsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListRoomsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RoomDirectory
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest InvalidDirectoryQuery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListRoomsResponse200Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ListRoomsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListRoomsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListRoomsResponse500Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListRoomsResponse503Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -542,6 +542,41 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/rooms": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The room directory
+         * @description The rooms the caller may read (a token's `read` patterns; every
+         *     room with a server API key or in open mode), newest activity first:
+         *     by the time of their last post, to the millisecond, ties by room id
+         *     (descending). `limit` at a time (default 50, at most 100); `next`,
+         *     when present, is the `cursor` of the next page. A room is listed
+         *     from its first post until it expires (`ROOM_TTL` or its `ttl`).
+         *
+         *     Each room's `watchers` counts its live presence entries (one per
+         *     user per instance with a stream of it open), `users` its present
+         *     users. The index is a sorted set per bucket (per Cluster slot on a
+         *     Cluster) that the post script keeps in the same call that stores
+         *     the message; the answer reads every bucket in a pipeline per Redis
+         *     node, and each listed room with a few O(log n) reads, so its cost
+         *     does not grow with the rooms' history. Rooms the caller may not
+         *     read and rooms that expired are left out, so a page may hold fewer
+         *     than `limit` rooms (even none) and still have a `next`.
+         */
+        get: operations["listRooms"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/rooms/{room}": {
         parameters: {
             query?: never;
@@ -1605,6 +1640,29 @@ export interface components {
              */
             slow_mode?: number;
         };
+        RoomDirectory: {
+            /** @description Newest activity first. */
+            rooms: components["schemas"]["DirectoryRoom"][];
+            /** @description The `cursor` of the next page; absent on the last page. */
+            next?: string;
+        };
+        DirectoryRoom: {
+            room: components["schemas"]["RoomId"];
+            /** @description The room's title (`putRoom`); absent without one. */
+            title?: string;
+            /**
+             * Format: date-time
+             * @description The time of the room's last post, by the Redis server's clock.
+             */
+            last_activity: string;
+            last_message: components["schemas"]["Message"];
+            /** @description The room's latest position (posts, edits and deletes take one each). */
+            seq: number;
+            /** @description Live presence entries, one per user per instance with a stream of the room open. */
+            watchers: number;
+            /** @description Users present in the room. */
+            users: number;
+        };
         /**
          * @description A room's settings. `title`, `topic`, `history_max` and `ttl` are
          *     absent when the room has none of its own.
@@ -2183,6 +2241,24 @@ export interface components {
          *     a `next` (`invalid-cursor`).
          */
         InvalidMyRoomsQuery: {
+            headers: {
+                "X-Request-Id": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:roomcast:problem:invalid-parameter",
+                 *       "title": "Invalid limit",
+                 *       "status": 400,
+                 *       "detail": "limit must be 1 to 100"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A bad `prefix` or `limit` (`invalid-parameter`), or a `cursor` that is not a `next` (`invalid-cursor`). */
+        InvalidDirectoryQuery: {
             headers: {
                 "X-Request-Id": components["headers"]["RequestId"];
                 [name: string]: unknown;
@@ -3453,6 +3529,38 @@ export interface operations {
             400: components["responses"]["InvalidMyRoomsQuery"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listRooms: {
+        parameters: {
+            query?: {
+                /** @description Only rooms whose id starts with it. */
+                prefix?: string;
+                /** @description The `next` of the previous page. */
+                cursor?: string;
+                /** @description Rooms at most in the page. */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the directory. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoomDirectory"];
+                };
+            };
+            400: components["responses"]["InvalidDirectoryQuery"];
+            401: components["responses"]["Unauthorized"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
