@@ -131,14 +131,14 @@ func TestRedisClusterBans(t *testing.T) {
 
 // startClusterServer runs roomcast on the cluster in a broker mode and
 // returns its base URL; it stops when the test ends.
-func startClusterServer(t *testing.T, nodes []*redistest.Server, mode string) string {
+func startClusterServer(t *testing.T, nodes []*redistest.Server, mode string, environ ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, nil, []string{"ADDR=127.0.0.1:0", "REDIS_CLUSTER=true", "BROKER_MODE=" + mode,
-			"REDIS_URL=" + redistest.ClusterURL(nodes), "POST_RATE=0"},
+		done <- run(ctx, nil, append([]string{"ADDR=127.0.0.1:0", "REDIS_CLUSTER=true", "BROKER_MODE=" + mode,
+			"REDIS_URL=" + redistest.ClusterURL(nodes), "POST_RATE=0"}, environ...),
 			io.Discard, func(a string) { addr <- a })
 	}()
 	t.Cleanup(func() {
