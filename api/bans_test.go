@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -484,4 +486,56 @@ func TestBansSurviveARedisRestart(t *testing.T) {
 	ann.awaitEnd()
 	resp, body = a.postAs(t, "r", `{"text":"hi"}`, bearer(hs256(t, "bob", nil))...)
 	expectStatus(t, resp, body, http.StatusForbidden, typeBanned)
+}
+
+// TestBanEndsAStreamOverHTTP2: a stream its handler serves (HTTP/2, not
+// handed to the engine) is told and ended by a ban as well.
+func TestBanEndsAStreamOverHTTP2(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{HTTP2: true})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, s.URL+"/rooms/r/stream?user=eve", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("answer %s %d, want HTTP/2 200", resp.Proto, resp.StatusCode)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "retry: ") {
+		t.Fatalf("stream began with %q, want a retry line", lines.Text())
+	}
+	ban, err := http.NewRequestWithContext(t.Context(), http.MethodPut, s.URL+"/rooms/r/bans/eve", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	banned, err := s.Client.Do(ban)
+	if err != nil {
+		t.Fatal(err)
+	}
+	banned.Body.Close()
+	if banned.StatusCode != http.StatusCreated {
+		t.Fatalf("ban: status %d, want 201", banned.StatusCode)
+	}
+	ended := make(chan []string, 1)
+	go func() {
+		var seen []string
+		for lines.Scan() { // until the stream ends
+			seen = append(seen, lines.Text())
+		}
+		ended <- seen
+	}()
+	var seen []string
+	select {
+	case seen = <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream still open 10s after the ban")
+	}
+	if !slices.Contains(seen, "event: banned") || !slices.Contains(seen, ": banned from the room") {
+		t.Fatalf("stream carried %q, want the banned event and the goodbye", seen)
+	}
 }
