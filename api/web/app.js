@@ -6,6 +6,7 @@
 //   sharedstream.js  that EventSource, shared by the page's tabs
 //   room.js      a room's timeline, history pages and gaps
 //   outbox.js    a room's messages not yet stored, sent once each
+//   changes.js   edits, deletes, read markers and unread counts
 //   presence.js  who is online and typing in a room
 //   render.js    the elements of one message
 //   server.js    requests, problem details, the readiness probe
@@ -149,6 +150,16 @@ ui.older.addEventListener('click', async () => {
     ui.older.disabled = false;
   }
 });
+
+// The open room's newest message on screen is read.
+const viewed = () => {
+  const room = openRoom();
+  if (room) {
+    room.markViewed();
+  }
+};
+ui.log.addEventListener('scroll', viewed, { passive: true });
+document.addEventListener('visibilitychange', viewed);
 
 window.addEventListener('hashchange', () => {
   const h = fromHash();

@@ -5,6 +5,7 @@
 // the session sends its token as a bearer token.
 
 import { remember } from './address.js';
+import { readState } from './changes.js';
 import { Room } from './room.js';
 import { accessLabels, probeReady } from './server.js';
 import { Stream } from './stream.js';
@@ -91,8 +92,34 @@ class Session {
     ui.send.disabled = this.closed;
     room.show(true);
     scrollToBottom();
+    room.markViewed();
+    room.updateUnread();
     room.presence.load();
     this.remember();
+  }
+
+  // loadReadState asks for the user's read markers and unread counts in
+  // every room joined, 100 rooms a request; a failure leaves the counts
+  // the page makes itself.
+  async loadReadState() {
+    const names = Array.from(this.rooms.keys());
+    for (let i = 0; i < names.length; i += 100) {
+      let states;
+      try {
+        states = await readState(this, names.slice(i, i + 100));
+      } catch {
+        return;
+      }
+      if (this.closed) {
+        return;
+      }
+      for (const [name, r] of states) {
+        const room = this.rooms.get(name);
+        if (room) {
+          room.readState(r);
+        }
+      }
+    }
   }
 
   // remember keeps the rooms in the address and storage, while this

@@ -84,6 +84,9 @@ export class Stream {
       join: (ev) => this.presence('join', ev),
       leave: (ev) => this.presence('leave', ev),
       typing: this.typing,
+      edit: this.change,
+      delete: this.change,
+      read: this.read,
       banned: this.banned,
       revoked: this.revoked,
     };
@@ -133,6 +136,8 @@ export class Stream {
     if (s.openRoom) {
       s.openRoom.presence.load();
     }
+    // Read events are not resumed: what markers moved meanwhile is asked.
+    s.loadReadState();
     const covered = this.heard ? new Set(this.rooms) : es.resumed ? this.covered : new Set();
     for (const name of this.rooms) {
       const room = s.rooms.get(name);
@@ -153,15 +158,44 @@ export class Stream {
     if (!room) {
       return;
     }
+    this.advance(ev);
+    room.received(m);
+    // A message arrived, so the server can store messages again.
+    if (s.outboxBlocked() || s.ready === false) {
+      s.recovered();
+    }
+  }
+
+  // advance notes the position of a message or change the stream
+  // delivered, where it resumes.
+  advance(ev) {
     this.heard = true;
     if (ev.lastEventId) {
       this.lastID = ev.lastEventId;
       this.cursorRooms = new Set(this.rooms);
     }
-    room.received(m);
-    // A message arrived, so the server can store messages again.
-    if (s.outboxBlocked() || s.ready === false) {
-      s.recovered();
+  }
+
+  // change applies an edit or delete (data: the message's new version)
+  // to a message the page holds.
+  change(ev) {
+    const m = parseEvent(ev);
+    const room = this.roomOf(m);
+    if (!room) {
+      return;
+    }
+    this.advance(ev);
+    room.apply(m);
+  }
+
+  // read moves the user's own read marker, moved by another tab or
+  // device or by a post; a read receipt (with user) is another's and
+  // changes no badge.
+  read(ev) {
+    const r = parseEvent(ev);
+    const room = this.roomOf(r);
+    if (room && r.user === undefined && typeof r.id === 'string') {
+      room.noteRead(r.id);
     }
   }
 
