@@ -97,7 +97,7 @@ func hookServer(t *testing.T, r *hookReceiver, acceptOnError bool, rooms ...stri
 	}
 	return startServer(t, serverConfig{
 		Security:    api.Security{APIKeys: testAPIKeys(t)},
-		PublishHook: app.PublishHook{URL: r.URL, Secret: secret, Timeout: 500 * time.Millisecond, AcceptOnError: acceptOnError, Rooms: rooms},
+		PublishHook: app.PublishHook{URL: r.URL, Secret: secret, Timeout: 2 * time.Second, AcceptOnError: acceptOnError, Rooms: rooms},
 	})
 }
 

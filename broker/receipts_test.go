@@ -67,7 +67,9 @@ func TestReadReceiptsThrottledPerReader(t *testing.T) {
 				}
 			}
 		}
-		ownFrame := func(seq int) string { return fmt.Sprintf("event: read\ndata: {\"room\":\"r\",\"id\":\"e-%d\"}\n\n", seq) }
+		ownFrame := func(seq int) string {
+			return fmt.Sprintf("event: read\ndata: {\"room\":\"r\",\"id\":\"e-%d\"}\n\n", seq)
+		}
 		receiptFrame := func(user string, seq int) string {
 			return fmt.Sprintf("event: read\ndata: {\"room\":\"r\",\"id\":\"e-%d\",\"user\":%q}\n\n", seq, user)
 		}
