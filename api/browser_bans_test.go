@@ -3,7 +3,10 @@ package api_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"roomcast/redisscripts/redistest"
 )
@@ -30,4 +33,23 @@ func TestChatPageLeavesABannedRoom(t *testing.T) {
 	eve.openRoom(rooms[1])
 	eve.awaitText("still here")
 	eve.checkStreams(2) // the first, and the one without the banned room
+}
+
+// TestChatPageEndsARevokedSession: a page whose token is revoked stops
+// and asks for a new token, rather than reconnect with the revoked one.
+func TestChatPageEndsARevokedSession(t *testing.T) {
+	rs := redistest.Start(t)
+	browser := startBrowser(t)
+	sec := controlSecurity(t)
+	sec.JWTCookie = "roomcast_token"
+	srv := startServer(t, serverConfig{Redis: rs, Security: sec})
+	token := hs256(t, "dave", jwt.MapClaims{"jti": "t-dave"})
+	dave := openPage(t, browser, srv.URL+"/#"+url.Values{"room": {"revoked-here"}, "name": {"dave"}, "token": {token}}.Encode(), "dave")
+	dave.awaitState("connected")
+
+	resp, body := srv.do(t, http.MethodPost, "/admin/tokens/revoke", `{"jti":"t-dave"}`, jsonBody(apiKey(testKey)...)...)
+	expectStatus(t, resp, body, http.StatusOK, "")
+	dave.awaitState("signin")
+	dave.awaitFunc("the revocation explained", `(want) => document.getElementById('error').textContent === want`,
+		"Your token was revoked. Paste a new one and join again.")
 }
