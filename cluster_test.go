@@ -50,6 +50,8 @@ func TestRedisCluster(t *testing.T) {
 		})
 	}
 
+	t.Run("sharded-bans", func(t *testing.T) { clusterBans(t, nodes) })
+
 	// Three instances in sharded mode: a post on any reaches streams on the
 	// others, and a stream resumes on another instance without a gap.
 	t.Run("sharded-three-instances", func(t *testing.T) {
@@ -79,14 +81,12 @@ func TestRedisCluster(t *testing.T) {
 	})
 }
 
-// TestRedisClusterBans: on a Cluster in sharded mode, a ban through one
+// clusterBans: on a Cluster in sharded mode, a ban through one
 // instance reaches a user's streams on another for rooms on every node:
 // the scripts PUBLISH the control channel from each room's node, and a
 // plain PUBLISH reaches every node, so the one SUBSCRIBE per process
 // hears it.
-func TestRedisClusterBans(t *testing.T) {
-	redistest.SkipIfShort(t, "starts a three-node Redis Cluster")
-	nodes := redistest.StartCluster(t, 3)
+func clusterBans(t *testing.T, nodes []*redistest.Server) {
 	a, b := startClusterServer(t, nodes, "sharded"), startClusterServer(t, nodes, "sharded")
 	rooms := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"}
 	streams := make(map[string]*bufio.Scanner)
