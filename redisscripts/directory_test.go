@@ -3,6 +3,7 @@ package redisscripts
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -138,6 +139,23 @@ func TestDirectoryOnCluster(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	store := NewStore(rdb, NewKeys("test:"), StoreOptions{HistoryMax: 100, IdempotencyTTL: time.Hour})
 	testDirectory(t, store, rdb)
+
+	// The settings' keys share the room's slot with the post script's.
+	ctx := t.Context()
+	if err := store.SetSettings(ctx, "slow", chat.Settings{SlowMode: time.Minute, HistoryMax: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []error{nil, chat.ErrSlowMode} {
+		if _, err := store.Post(ctx, chat.Post{Room: "slow", User: "u", Text: "m"}); !errors.Is(err, want) {
+			t.Fatalf("post %d in slow mode on a Cluster: err = %v, want %v", i, err, want)
+		}
+	}
+	if err := store.SetSettings(ctx, "slow", chat.Settings{ReadOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Post(ctx, chat.Post{Room: "slow", User: "v", Text: "m"}); !errors.Is(err, chat.ErrReadOnly) {
+		t.Fatalf("post to a read-only room on a Cluster: err = %v, want ErrReadOnly", err)
+	}
 }
 
 func TestDirectoryWatchersAndUsers(t *testing.T) {
