@@ -236,3 +236,17 @@ func TestBatchMetadataAndReplies(t *testing.T) {
 		t.Fatalf("r-b holds %d messages, want 1: the refused reply stores nothing", n)
 	}
 }
+
+// TestBatchIndexesThePostersRooms: as a single post does, a batch puts
+// each room its user posted to first in the user's GET /me/rooms.
+func TestBatchIndexesThePostersRooms(t *testing.T) {
+	t.Parallel()
+	s := keyServer(t)
+	s.batchResults(t, `{"messages":[{"room":"ix-a","text":"x","user":"bot"},{"room":"ix-b","text":"y","user":"bot"}]}`)
+	resp, body := s.do(t, http.MethodGet, "/me/rooms?user=bot", "", apiKey(testKey)...)
+	expectStatus(t, resp, body, http.StatusOK, "")
+	var mine struct{ Rooms []struct{ Room string } }
+	if err := json.Unmarshal(body, &mine); err != nil || len(mine.Rooms) != 2 || mine.Rooms[0].Room != "ix-a" || mine.Rooms[1].Room != "ix-b" {
+		t.Fatalf("GET /me/rooms = %s, want ix-a and ix-b", body)
+	}
+}

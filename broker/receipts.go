@@ -77,7 +77,12 @@ func (r *room) throttleReceiptLocked(m *Message, receipt []byte) {
 		}
 		return
 	}
-	st.sent = now
+	// This one is newer than any receipt waiting, which must not follow
+	// it.
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	st.pending, st.timer, st.sent = nil, nil, now
 	m.Body = receipt
 }
 

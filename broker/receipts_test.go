@@ -95,3 +95,36 @@ func TestReadReceiptsThrottledPerReader(t *testing.T) {
 		expect("malformed")
 	})
 }
+
+// TestLateReceiptNeverFollowsANewerOne: a receipt whose timer is late
+// (waiting for the room's lock while a newer read event goes out at once)
+// is dropped, not sent after the newer one.
+func TestLateReceiptNeverFollowsANewerOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		keys := redisscripts.NewKeys("t:")
+		h := New(nil, Options{Keys: keys, History: emptyRooms{}, Encoder: benchEncoder{}, ClientBuffer: 16,
+			DeliveryCheckInterval: time.Minute, RedisTimeout: time.Second})
+		l := &eventListener{}
+		if _, err := h.Listen(ctx, "r", l); err != nil {
+			t.Fatal(err)
+		}
+		r := h.lockRoom("r")
+		// The state when the timer of an older receipt is due but has not
+		// got the lock yet.
+		r.receipts = receipts{"ann": {sent: time.Now().Add(-2 * ReceiptInterval), pending: []byte("older"),
+			timer: time.AfterFunc(time.Hour, func() {})}}
+		m := &Message{Room: "r", Event: "read", Reader: "ann", OwnBody: []byte("own")}
+		r.throttleReceiptLocked(m, []byte("newer"))
+		r.deliverEventLocked(m)
+		r.mu.Unlock()
+		r.sendPendingReceipt("ann") // the late timer
+		var bodies []string
+		for _, e := range l.take() {
+			bodies = append(bodies, string(e.Body))
+		}
+		if len(bodies) != 1 || bodies[0] != "newer" {
+			t.Fatalf("receipts sent %q, want only the newer one", bodies)
+		}
+	})
+}

@@ -41,7 +41,8 @@ local function parse_message(msg)
     head = string.sub(body, 1, text_at - 1), -- id, seq, room and user
     user = string.sub(body, user_at + 8, text_at - 1),
     time = string.match(body, ',"time":"([^"]*)"'),
-    version = tonumber(string.match(body, ',"version":(%d+)')),
+    -- Messages stored before versions existed are version 1.
+    version = tonumber(string.match(body, ',"version":(%d+)')) or 1,
     edited_at = string.match(body, ',"edited_at":"([^"]*)"'),
     deleted = string.find(body, ',"deleted":true', 1, true) ~= nil,
     reply_to = string.match(body, ',"reply_to":"([^"]*)"'),

@@ -2,8 +2,11 @@ package redisscripts
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"roomcast/broker/chat"
 )
@@ -78,5 +81,35 @@ func TestChangesTrimWithHistory(t *testing.T) {
 	change(chat.Change{ID: chat.ID{Epoch: epoch, Seq: 9}, Text: "9 edited"})
 	if ttl, err := rdb.PTTL(ctx, "test:{r}:log").Result(); err != nil || ttl <= 0 {
 		t.Fatalf("PTTL of the log = %v, %v; want ROOM_TTL", ttl, err)
+	}
+}
+
+// TestChangeOfAMessageStoredBeforeVersions: a message written before
+// messages had a version is version 1, and can be edited (also under
+// If-Match "1") and deleted.
+func TestChangeOfAMessageStoredBeforeVersions(t *testing.T) {
+	t.Parallel()
+	store, _, rdb := newStore(t, StoreOptions{HistoryMax: 100})
+	ctx := t.Context()
+	p, err := store.Post(ctx, chat.Post{Room: "old", User: "u", Text: "new style"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same room's next message as yesterday's post script wrote it.
+	id := chat.ID{Epoch: p.ID.Epoch, Seq: p.ID.Seq + 1}
+	old := `{"id":"` + id.String() + `","seq":` + strconv.FormatInt(id.Seq, 10) + `,"room":"old","user":"u","text":"yesterday","time":"2026-12-03T10:00:00.000Z"}`
+	if err := rdb.ZAdd(ctx, store.keys.history("old"), redis.Z{Score: float64(id.Seq), Member: old}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HIncrBy(ctx, store.keys.meta("old"), "seq", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	edited, err := store.Change(ctx, chat.Change{Room: "old", ID: id, User: "u", Text: "fixed", IfMatch: []int64{1}})
+	if err != nil || chat.VersionOf(edited.JSON) != 2 {
+		t.Fatalf("edit = %s, %v; want version 2", edited.JSON, err)
+	}
+	deleted, err := store.Change(ctx, chat.Change{Room: "old", ID: id, User: "u", Delete: true})
+	if err != nil || chat.VersionOf(deleted.JSON) != 3 {
+		t.Fatalf("delete = %s, %v; want version 3", deleted.JSON, err)
 	}
 }

@@ -3,6 +3,8 @@ package redisscripts
 import (
 	"context"
 
+	"github.com/redis/go-redis/v9"
+
 	"roomcast/broker/chat"
 )
 
@@ -30,6 +32,10 @@ func (s *Store) PostMany(ctx context.Context, posts []chat.Post) []chat.PostResu
 	if len(calls) > 0 {
 		s.posts.send(calls)
 	}
+	// As Post does: a poster's first marker in a room indexes the room
+	// for GET /me/rooms, here in one pipeline for the batch; a failure
+	// there is healed by the user's next marker move.
+	indexes := s.rdb.Pipeline()
 	for j, c := range calls {
 		r := &results[index[j]]
 		if c.err != nil {
@@ -37,6 +43,12 @@ func (s *Store) PostMany(ctx context.Context, posts []chat.Post) []chat.PostResu
 			continue
 		}
 		r.Posted, r.Err = postedOf(c.reply)
+		if p := posts[index[j]]; r.Err == nil && firstMarker(c.reply) {
+			indexes.ZAdd(ctx, s.keys.userRooms(p.User), redis.Z{Member: p.Room})
+		}
+	}
+	if indexes.Len() > 0 {
+		_, _ = indexes.Exec(ctx)
 	}
 	return results
 }

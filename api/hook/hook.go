@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -113,6 +114,12 @@ func (c *Client) ask(ctx context.Context, id string, ts time.Time, body []byte) 
 	c.opts.Secret.SetHeaders(req.Header, id, ts, body)
 	resp, err := c.opts.Client.Do(req)
 	if err != nil {
+		// Not the URL, which is logged with the error: it may carry a
+		// credential.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		return Verdict{}, true, fmt.Errorf("%w: %w", ErrNoAnswer, err)
 	}
 	defer resp.Body.Close()

@@ -37,7 +37,8 @@ func TestVersionOf(t *testing.T) {
 		{data: `{"id":"k1-1","seq":1,"user":"u","text":"t","time":"x","version":12,"metadata":{"version":7}}`, want: 12},
 		// A literal cannot hold ,"version": unescaped: this is text.
 		{data: `{"id":"k1-1","seq":1,"user":"u","text":"a\",\"version\":9","time":"x","version":3}`, want: 3},
-		{data: `{"id":"k1-1","seq":1}`, want: 0},
+		{data: `{"id":"k1-1","seq":1}`, want: 1}, // stored before messages had versions
+		{data: ``, want: 0},
 	} {
 		if got := VersionOf([]byte(tt.data)); got != tt.want {
 			t.Fatalf("VersionOf(%s) = %d, want %d", tt.data, got, tt.want)
