@@ -51,6 +51,7 @@ func TestRedisCluster(t *testing.T) {
 	}
 
 	t.Run("sharded-bans", func(t *testing.T) { clusterBans(t, nodes) })
+	t.Run("sharded-rooms", func(t *testing.T) { clusterRooms(t, nodes) })
 
 	// Three instances in sharded mode: a post on any reaches streams on the
 	// others, and a stream resumes on another instance without a gap.
@@ -126,6 +127,66 @@ func clusterBans(t *testing.T, nodes []*redistest.Server) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("revoke: status %d, want 200", resp.StatusCode)
+	}
+}
+
+// clusterRooms: on a Cluster in sharded mode, room settings put through
+// one instance hold posts through another for rooms on every node (the
+// post script reads them in the room's slot), and the directory merges
+// the rooms of every slot's bucket, a page at a time.
+func clusterRooms(t *testing.T, nodes []*redistest.Server) {
+	a, b := startClusterServer(t, nodes, "sharded"), startClusterServer(t, nodes, "sharded")
+	rooms := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"}
+	for _, room := range rooms {
+		postText(t, a, room, "before "+room)
+	}
+	do := func(method, url, body string) (int, []byte) {
+		req, _ := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := checkedClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, out
+	}
+	for _, room := range rooms {
+		if status, body := do(http.MethodPut, a+"/rooms/"+room, `{"title":"T `+room+`","read_only":true}`); status != http.StatusOK {
+			t.Fatalf("settings of %s: %d %s", room, status, body)
+		}
+	}
+	for _, room := range rooms {
+		status, body := do(http.MethodPost, b+"/rooms/"+room+"/messages", `{"text":"refused"}`)
+		if status != http.StatusForbidden || !strings.Contains(string(body), "read-only") {
+			t.Fatalf("post to read-only %s through another instance: %d %s", room, status, body)
+		}
+	}
+	seen := map[string]string{}
+	for url, pages := b+"/rooms?limit=2", 0; url != ""; pages++ {
+		if pages > 20 {
+			t.Fatal("the directory does not end")
+		}
+		status, body := do(http.MethodGet, url, "")
+		var page struct {
+			Rooms []struct{ Room, Title string }
+			Next  string
+		}
+		if err := json.Unmarshal(body, &page); err != nil || status != http.StatusOK {
+			t.Fatalf("directory: %d %s", status, body)
+		}
+		for _, r := range page.Rooms {
+			seen[r.Room] = r.Title
+		}
+		url = ""
+		if page.Next != "" {
+			url = b + "/rooms?limit=2&cursor=" + page.Next
+		}
+	}
+	for _, room := range rooms {
+		if seen[room] != "T "+room {
+			t.Fatalf("directory lists %v, want %s with its title", seen, room)
+		}
 	}
 }
 
