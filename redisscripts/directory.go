@@ -35,7 +35,8 @@ type directoryEntry struct {
 // Directory returns a page of the rooms indexed by the post script (every
 // bucket's Keys.roomIndex), newest post first. It reads the buckets in a
 // pipeline (on a Cluster, one per node, over every slot's bucket) a few
-// times at most, each round limited to q.Limit rooms per bucket, and then
+// times at most, each round a few rooms per bucket (see directoryChunk),
+// and then
 // each room of the page with a few O(log n) commands in one more pipeline:
 // what it costs does not grow with the rooms' history. A room that expired
 // (ROOM_TTL or its ttl) is left out and dropped from its index.
@@ -78,14 +79,28 @@ func (s *Store) Directory(ctx context.Context, q chat.DirectoryQuery) (chat.Dire
 	return page, nil
 }
 
-// directoryChunk returns the next up to limit rooms after cursor of all
-// buckets together, in the directory's order, and whether no bucket has
-// more. It marks the buckets it read to their end in done.
+// directoryChunk returns the next rooms after cursor of all buckets
+// together, in the directory's order, at most limit of them, and whether
+// no bucket has more. It marks the buckets it read to their end in done.
+//
+// Each bucket not yet done gives its next few rooms (limit shared among
+// them, at least 2 each), so a round over 16384 slot buckets moves tens of
+// thousands of entries at most, not limit times as many. A room found is
+// certain to be next when no bucket cut short (one that gave as many as
+// asked) can hold a room before it: every room up to the earliest last
+// room of those buckets is.
 func (s *Store) directoryChunk(ctx context.Context, tags []string, done []bool, after chat.DirectoryCursor, limit int) ([]directoryEntry, bool, error) {
-	max := "+inf"
+	top := "+inf"
 	if !after.IsZero() {
-		max = strconv.FormatInt(after.MS, 10)
+		top = strconv.FormatInt(after.MS, 10)
 	}
+	active := 0
+	for _, d := range done {
+		if !d {
+			active++
+		}
+	}
+	per := int64(min(limit, max((2*limit+active-1)/max(active, 1), 2)))
 	// Rooms of the cursor's millisecond come before or after it by id:
 	// read past all of them.
 	ties := make([]int64, len(tags))
@@ -94,7 +109,7 @@ func (s *Store) directoryChunk(ctx context.Context, tags []string, done []bool, 
 		counts := make([]*redis.IntCmd, len(tags))
 		for i, tag := range tags {
 			if !done[i] {
-				counts[i] = pipe.ZCount(ctx, s.keys.roomIndex(tag), max, max)
+				counts[i] = pipe.ZCount(ctx, s.keys.roomIndex(tag), top, top)
 			}
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -110,21 +125,25 @@ func (s *Store) directoryChunk(ctx context.Context, tags []string, done []bool, 
 	cmds := make([]*redis.ZSliceCmd, len(tags))
 	for i, tag := range tags {
 		if !done[i] {
-			cmds[i] = pipe.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.keys.roomIndex(tag), Start: max, Stop: "-inf",
-				ByScore: true, Rev: true, Count: ties[i] + int64(limit)})
+			cmds[i] = pipe.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{Key: s.keys.roomIndex(tag), Start: top, Stop: "-inf",
+				ByScore: true, Rev: true, Count: ties[i] + per})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, false, wrapRedisError("list rooms", err)
 	}
+	order := func(a, b directoryEntry) int {
+		return cmp.Or(cmp.Compare(b.ms, a.ms), strings.Compare(b.room, a.room))
+	}
 	var all []directoryEntry
 	short := make([]bool, len(tags)) // buckets that gave all they have
+	var bound *directoryEntry        // the earliest last room of the buckets cut
 	for i, c := range cmds {
 		if c == nil {
 			continue
 		}
 		got := c.Val()
-		short[i] = int64(len(got)) < ties[i]+int64(limit)
+		short[i] = int64(len(got)) < ties[i]+per
 		for _, z := range got {
 			e := directoryEntry{bucket: i, room: z.Member.(string), ms: int64(z.Score)}
 			if !after.IsZero() && after.Before(e.ms, e.room) {
@@ -132,22 +151,27 @@ func (s *Store) directoryChunk(ctx context.Context, tags []string, done []bool, 
 			}
 			all = append(all, e)
 		}
-	}
-	slices.SortFunc(all, func(a, b directoryEntry) int {
-		return cmp.Or(cmp.Compare(b.ms, a.ms), strings.Compare(b.room, a.room))
-	})
-	// Every bucket gave its first limit rooms after the cursor, so the
-	// first limit of them all are exact; beyond that a bucket may be cut.
-	if len(all) > limit {
-		for _, e := range all[limit:] {
-			short[e.bucket] = false // to be read again
+		if !short[i] && len(got) > 0 {
+			last := all[len(all)-1]
+			if bound == nil || order(last, *bound) < 0 {
+				bound = &last
+			}
 		}
-		all = all[:limit]
+	}
+	slices.SortFunc(all, order)
+	n := len(all)
+	if bound != nil {
+		n, _ = slices.BinarySearchFunc(all, *bound, order)
+		n++ // the bound itself is certain
+	}
+	n = min(n, limit)
+	for _, e := range all[n:] {
+		short[e.bucket] = false // to be read again
 	}
 	for i := range done {
 		done[i] = done[i] || short[i]
 	}
-	return all, !slices.Contains(done, false), nil
+	return all[:n], !slices.Contains(done, false), nil
 }
 
 // directoryRooms reads what the directory shows of each room found.

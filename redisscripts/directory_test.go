@@ -177,3 +177,45 @@ func TestDirectoryWatchersAndUsers(t *testing.T) {
 		t.Fatalf("directory = %+v, want r with 2 watchers and 2 users", page.Rooms)
 	}
 }
+
+// TestDirectoryManyRoomsPerBucket pages through rooms that share a few
+// slot buckets, several to a bucket, so that a round reads only some of
+// each bucket's rooms and must not skip the others.
+func TestDirectoryManyRoomsPerBucket(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rdb := srv.Client()
+	store := NewStore(rdb, NewKeys("test:").PerSlotBuckets(), StoreOptions{HistoryMax: 10, IdempotencyTTL: time.Hour})
+	bySlot := map[int][]string{}
+	var slots []int
+	for n := 0; len(slots) < 3; n++ {
+		room := fmt.Sprint("r", n)
+		s := slotOf(room)
+		bySlot[s] = append(bySlot[s], room)
+		if len(bySlot[s]) == 7 {
+			slots = append(slots, s)
+		}
+	}
+	var rooms []string
+	for _, s := range slots {
+		rooms = append(rooms, bySlot[s][:7]...)
+	}
+	// Bucket by bucket, so that the newest rooms of one bucket are all
+	// newer than any of the next's; then interleaved.
+	for _, order := range []func(i int) string{
+		func(i int) string { return rooms[i] },
+		func(i int) string { return rooms[i%3*7+i/3] },
+	} {
+		for i := range rooms {
+			if _, err := store.Post(t.Context(), chat.Post{Room: order(i), User: "u", Text: "m"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, limit := range []int{1, 2, 5, 100} {
+			all := directoryAll(t, store, chat.DirectoryQuery{Limit: limit})
+			if got, want := slices.Sorted(slices.Values(roomNames(all))), slices.Sorted(slices.Values(rooms)); !slices.Equal(got, want) {
+				t.Fatalf("limit %d: listed %q, want %q", limit, got, want)
+			}
+		}
+	}
+}
