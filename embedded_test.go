@@ -185,3 +185,37 @@ func editedAt(message []byte) string {
 	at, _, _ := strings.Cut(rest, `"`)
 	return at
 }
+
+// TestEmbeddedRedisRooms runs the settings and the directory on the
+// embedded default: read-only and slow mode in the post script under
+// gopher-lua, and the directory's ZRANGE BYSCORE REV on miniredis.
+func TestEmbeddedRedisRooms(t *testing.T) {
+	t.Parallel()
+	in := startRun(t, "POST_RATE=0")
+	json := []string{"Content-Type", "application/json"}
+	for _, room := range []string{"one", "two"} {
+		if resp, body := in.request(t, http.MethodPost, "/rooms/"+room+"/messages", `{"text":"hi","user":"ann"}`, json...); resp.StatusCode != http.StatusCreated {
+			t.Fatalf("post to %s = %d %s", room, resp.StatusCode, body)
+		}
+	}
+	if resp, body := in.request(t, http.MethodPut, "/rooms/one", `{"title":"One","slow_mode":60}`, json...); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT settings = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := in.request(t, http.MethodPost, "/rooms/one/messages", `{"text":"again","user":"bob"}`, json...); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("bob's first post in slow mode = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := in.request(t, http.MethodPost, "/rooms/one/messages", `{"text":"too soon","user":"bob"}`, json...); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("bob's second post in slow mode = %d %s, want 429", resp.StatusCode, body)
+	}
+	if resp, body := in.request(t, http.MethodPut, "/rooms/two", `{"read_only":true}`, json...); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT settings = %d %s", resp.StatusCode, body)
+	}
+	if resp, body := in.request(t, http.MethodPost, "/rooms/two/messages", `{"text":"no","user":"ann"}`, json...); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("post to a read-only room = %d %s, want 403", resp.StatusCode, body)
+	}
+	resp, body := in.request(t, http.MethodGet, "/rooms?limit=1", "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"room":"one"`) || !strings.Contains(string(body), `"title":"One"`) ||
+		!strings.Contains(string(body), `"next":`) {
+		t.Fatalf("GET /rooms = %d %s, want room one first, with its title, and a next page", resp.StatusCode, body)
+	}
+}
