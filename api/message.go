@@ -139,6 +139,9 @@ func (h *Handler) change(c echo.Context, ch chat.Change, user string) error {
 		if err != nil {
 			return err
 		}
+		if edit.Sent != nil {
+			ch.Sent = &chat.Sent{Text: ch.Text, Metadata: ch.Metadata, SetMetadata: ch.SetMetadata}
+		}
 		ch.Text, ch.Metadata = edit.Text, edit.Metadata
 		ch.SetMetadata = ch.SetMetadata || metadataSet
 	}

@@ -44,6 +44,7 @@ func (h *Handler) screen(c echo.Context, post *chat.Post, editOf chat.ID) (metad
 	if editOf != (chat.ID{}) {
 		m.EditOf = editOf.String()
 	}
+	sent := chat.Sent{Text: post.Text, Metadata: post.Metadata}
 	start := time.Now()
 	v, err := h.PublishHook.Screen(c.Request().Context(), m)
 	rewritten := false
@@ -76,6 +77,9 @@ func (h *Handler) screen(c echo.Context, post *chat.Post, editOf chat.ID) (metad
 			detail = "the message was rejected"
 		}
 		return false, &Problem{Type: typeRejected, Title: "Message rejected", Status: http.StatusUnprocessableEntity, Detail: detail}
+	}
+	if rewritten {
+		post.Sent = &sent
 	}
 	return metadataSet, nil
 }

@@ -26,6 +26,7 @@ type hookReceiver struct {
 	mu       sync.Mutex
 	asked    []webhooktest.Request
 	dropNext bool          // close the next connection without an answer
+	failNext bool          // answer the next question with a 500
 	stall    chan struct{} // "stall" waits on it
 }
 
@@ -43,14 +44,18 @@ func startHookReceiver(t *testing.T) *hookReceiver {
 func (r *hookReceiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
-	drop := r.dropNext
-	r.dropNext = false
+	drop, fail := r.dropNext, r.failNext
+	r.dropNext, r.failNext = false, false
 	r.asked = append(r.asked, webhooktest.Request{ID: req.Header.Get(signature.HeaderID),
 		Timestamp: req.Header.Get(signature.HeaderTimestamp), Signature: req.Header.Get(signature.HeaderSignature), Body: string(body)})
 	r.mu.Unlock()
 	if drop {
 		conn, _, _ := http.NewResponseController(w).Hijack()
 		conn.Close()
+		return
+	}
+	if fail {
+		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
 	var q struct {
@@ -233,5 +238,44 @@ func TestPublishHookScreensEdits(t *testing.T) {
 	var q struct{ Data map[string]any }
 	if err := json.Unmarshal([]byte(asked[len(asked)-1].Body), &q); err != nil || q.Data["edit_of"] != m.ID {
 		t.Fatalf("the edit's question %s, want edit_of %s", asked[len(asked)-1].Body, m.ID)
+	}
+}
+
+// TestPublishHookKeepsRetriesIdempotent: the key is checked against what
+// the user sent, so a retry the hook rewrites again is a replay, not a
+// conflict; and a post stored as sent while the hook was down is replayed
+// once the hook rewrites it.
+func TestPublishHookKeepsRetriesIdempotent(t *testing.T) {
+	t.Parallel()
+	r := startHookReceiver(t)
+	s := hookServer(t, r, true)
+	key := []string{"Idempotency-Key", "k-1"}
+	r.mu.Lock()
+	r.failNext = true // stored as sent: the hook gave no answer
+	r.mu.Unlock()
+	resp, first := s.postAs(t, "i", `{"text":"rewrite","user":"ann"}`, key...)
+	expectStatus(t, resp, first, http.StatusCreated, "")
+	resp, again := s.postAs(t, "i", `{"text":"rewrite","user":"ann"}`, key...)
+	expectStatus(t, resp, again, http.StatusCreated, "")
+	if resp.Header.Get("Idempotent-Replayed") != "true" || string(again) != string(first) {
+		t.Fatalf("retry answered %s (replayed %q), want the first answer %s", again, resp.Header.Get("Idempotent-Replayed"), first)
+	}
+	var m message
+	if err := json.Unmarshal(first, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit := []string{"Content-Type", "application/json", "Idempotency-Key", "k-2"}
+	r.mu.Lock()
+	r.failNext = true
+	r.mu.Unlock()
+	resp, edited := s.do(t, http.MethodPatch, "/rooms/i/messages/"+m.ID, `{"text":"rewrite","user":"ann"}`, edit...)
+	expectStatus(t, resp, edited, http.StatusOK, "")
+	resp, again = s.do(t, http.MethodPatch, "/rooms/i/messages/"+m.ID, `{"text":"rewrite","user":"ann"}`, edit...)
+	expectStatus(t, resp, again, http.StatusOK, "")
+	if resp.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("edit retry answered %s, want a replay", again)
+	}
+	if n := s.historyLen(t, "i"); n != 1 {
+		t.Fatalf("i holds %d messages, want 1", n)
 	}
 }

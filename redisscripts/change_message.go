@@ -67,7 +67,15 @@ func (s *Store) Change(ctx context.Context, c chat.Change) (chat.Changed, error)
 	fingerprint := ""
 	if c.IdempotencyKey != "" {
 		keys = append(keys, s.keys.idempotency(c.Room, c.User, c.IdempotencyKey))
-		sum := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%v", op, c.ID, own))
+		sent := own
+		if c.Sent != nil && !c.Delete {
+			setMetadata := ""
+			if c.Sent.SetMetadata {
+				setMetadata = "set"
+			}
+			sent = []any{string(appendJSONString(nil, c.Sent.Text)), setMetadata, c.Sent.Metadata}
+		}
+		sum := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%v", op, c.ID, sent))
 		fingerprint = hex.EncodeToString(sum[:])
 	}
 	webhookRoom := ""

@@ -42,22 +42,28 @@ func (s *Store) Post(ctx context.Context, p chat.Post) (chat.Posted, error) {
 	return posted, err
 }
 
+// postMembers writes a message's members: fields without the braces, as
+// json.Marshal of the struct {user, text} wrote them, and tail, those
+// after version. Both make the idempotency fingerprint: a retry with the
+// same key and another text, reply or metadata is a different message.
+func postMembers(user, text string, reply chat.ID, metadata string) (fields, tail []byte) {
+	fields = appendJSONString(append(make([]byte, 0, len(user)+len(text)+24), `"user":`...), user)
+	fields = appendJSONString(append(fields, `,"text":`...), text)
+	if reply.Epoch != "" {
+		tail = append(append(append(tail, `,"reply_to":"`...), reply.String()...), '"')
+	}
+	if metadata != "" {
+		tail = append(append(tail, `,"metadata":`...), metadata...)
+	}
+	return fields, tail
+}
+
 // postCall is the KEYS and ARGV of the post script for p.
 func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
-	// The members without the braces, as json.Marshal of the struct
-	// {user, text} wrote them.
-	fields := appendJSONString(append(make([]byte, 0, len(p.User)+len(p.Text)+24), `"user":`...), p.User)
-	fields = appendJSONString(append(fields, `,"text":`...), p.Text)
-	// The members after version, the fingerprint's too: a retry with the
-	// same key and another reply or metadata is a different message.
-	var tail []byte
+	fields, tail := postMembers(p.User, p.Text, p.ReplyTo, p.Metadata)
 	replyEpoch, replySeq := "", int64(0)
 	if p.ReplyTo.Epoch != "" {
 		replyEpoch, replySeq = p.ReplyTo.Epoch, p.ReplyTo.Seq
-		tail = append(append(append(tail, `,"reply_to":"`...), p.ReplyTo.String()...), '"')
-	}
-	if p.Metadata != "" {
-		tail = append(append(tail, `,"metadata":`...), p.Metadata...)
 	}
 	room := appendJSONString(nil, p.Room)
 	keys = []string{s.keys.meta(p.Room), s.keys.history(p.Room), s.keys.read(p.Room), s.keys.live(p.Room), s.keys.log(p.Room),
@@ -65,7 +71,12 @@ func (s *Store) postCall(p chat.Post) (keys []string, args []any, err error) {
 	fingerprint := ""
 	if p.IdempotencyKey != "" {
 		keys = append(keys, s.keys.idempotency(p.Room, p.User, p.IdempotencyKey))
-		sum := sha256.Sum256(append(fields, tail...))
+		sent := append(fields[:len(fields):len(fields)], tail...)
+		if p.Sent != nil {
+			f, t := postMembers(p.User, p.Sent.Text, p.ReplyTo, p.Sent.Metadata)
+			sent = append(f, t...)
+		}
+		sum := sha256.Sum256(sent)
 		fingerprint = hex.EncodeToString(sum[:])
 	}
 	webhookRoom := ""

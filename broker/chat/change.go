@@ -26,6 +26,7 @@ type Change struct {
 	IfMatch        []int64
 	EditWindow     time.Duration // 0: authors may change their messages for ever
 	IdempotencyKey string        // optional, shared with the user's posts in the room
+	Sent           *Sent         // what the user sent, when the publish hook rewrote the edit (Post.Sent)
 }
 
 // Changed is the outcome of a Change: the message's new version, or with

@@ -16,6 +16,17 @@ type Post struct {
 	// Moderator exempts the post from the room's read-only and slow mode
 	// settings: the poster may moderate the room, or is the backend.
 	Moderator bool
+	// Sent, when the publish hook rewrote the post, is what the user
+	// sent: the idempotency key is checked against it, so that a retry
+	// the hook rewrites again is still a replay.
+	Sent *Sent
+}
+
+// Sent is the content a user sent before the publish hook rewrote it.
+type Sent struct {
+	Text        string
+	Metadata    string
+	SetMetadata bool // an edit's: its body gave metadata
 }
 
 // Posted is a stored message.
