@@ -98,6 +98,9 @@ type Hub struct {
 	startCh  chan struct{} // closed with started
 	checkNow chan struct{} // asks checkPeriodically to check room positions at once
 
+	catchUpMu sync.Mutex
+	catchUps  map[string][]*catchUpRead // catch-up reads in flight, by room (catchup.go)
+
 	mu      sync.Mutex
 	running bool
 	health  error // nil while the subscription receives
@@ -137,6 +140,7 @@ func New(pubsub PubSubber, opts Options) *Hub {
 		log:      opts.Logger,
 		repairQ:  make(chan struct{}, opts.MaxRepairs),
 		readQ:    make(chan struct{}, opts.MaxRepairs),
+		catchUps: make(map[string][]*catchUpRead),
 		rooms:    newStripes(),
 		health:   ErrNotReady,
 		startCh:  make(chan struct{}),

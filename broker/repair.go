@@ -75,7 +75,7 @@ func (r *room) repair(ctx context.Context) {
 			r.abandonRepair()
 			return
 		}
-		page, err := h.readAfter(ctx, r.name, from, false) // the ring only has what was delivered
+		page, err := h.readAfter(ctx, r.name, from)
 		<-h.repairQ
 		if err != nil {
 			h.log.Warn("repairing room from history", "room", r.name, "err", err)
