@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/golang-jwt/jwt/v5"
 
+	"roomcast/api"
+	"roomcast/api/auth"
 	"roomcast/redisscripts/redistest"
 )
 
@@ -102,6 +106,43 @@ func TestChatPageLifecycle(t *testing.T) {
 	bob.awaitUnread("life-a=0 life-b=0")
 }
 
+// With sign-in on, the page offers to change anyone's message, as the
+// token may grant moderate: bob's token does not, and his delete of ann's
+// message shows the server's reason and changes nothing; a moderator's
+// edit reaches every page.
+func TestChatPageLifecycleWithTokens(t *testing.T) {
+	rs := redistest.Start(t)
+	browser := startBrowser(t)
+	srv := startServer(t, serverConfig{Redis: rs, Security: api.Security{
+		Tokens: verifier(t, auth.Config{Secret: testSecret}),
+	}})
+	const room = "life-tokens"
+	open := func(name string, claims jwt.MapClaims) *chatPage {
+		address := srv.URL + "/#" + url.Values{"room": {room}, "token": {hs256(t, name, claims)}}.Encode()
+		p := openPage(t, newBrowserContext(t, browser), address, name)
+		p.awaitState("connected")
+		return p
+	}
+	ann := open("ann", nil)
+	bob := open("bob", nil)
+	mod := open("mod", jwt.MapClaims{"rooms": map[string]any{
+		"read": []string{"*"}, "write": []string{"*"}, "moderate": []string{"life-*"}}})
+
+	ann.send("mine")
+	id := ann.shownID(room, "mine")
+	bob.awaitRoomText(room, "mine")
+	bob.clickDelete(id)
+	bob.await(`document.getElementById('error').textContent.includes("only the message's author or a moderator")`)
+	if got := bob.evalString(`document.getElementById('status').dataset.state`); got != "connected" {
+		t.Fatalf("bob's page is %s after a refused delete, want still connected", got)
+	}
+	mod.awaitRoomText(room, "mine")
+	mod.edit(id, "mine (moderated)")
+	for _, p := range []*chatPage{ann, bob, mod} {
+		p.awaitMessage(room, id, "mine (moderated) (edited) v2")
+	}
+}
+
 // newBrowserContext makes a browser context of its own (storage, cookies,
 // tabs that share streams) and returns a context to open its tabs from.
 func newBrowserContext(t *testing.T, browser context.Context) context.Context {
@@ -157,18 +198,25 @@ func (p *chatPage) edit(id, text string) {
 	}`, id, text)
 }
 
-// remove deletes a message of the open room with its Delete button,
-// clicked twice.
+// remove deletes a message of the open room with its Delete button and
+// waits for its tombstone.
 func (p *chatPage) remove(id string) {
+	p.t.Helper()
+	p.clickDelete(id)
+	p.awaitFunc("the delete of "+id, `(id) => {
+		const li = document.querySelector('#messages li[data-id="' + id + '"]');
+		return li && li.classList.contains('deleted');
+	}`, id)
+}
+
+// clickDelete clicks a message's Delete button twice: the first click
+// asks again.
+func (p *chatPage) clickDelete(id string) {
 	p.t.Helper()
 	button := fmt.Sprintf(`#messages li[data-id=%q] .action.delete`, id)
 	p.run(chromedp.Click(chromedp.CSS(button)))
 	p.awaitFunc("delete asks again", fmt.Sprintf(`() => document.querySelector(%q).dataset.confirm === 'true'`, button))
 	p.run(chromedp.Click(chromedp.CSS(button)))
-	p.awaitFunc("the delete of "+id, `(id) => {
-		const li = document.querySelector('#messages li[data-id="' + id + '"]');
-		return li && li.classList.contains('deleted');
-	}`, id)
 }
 
 // shownState is how a message of a timeline shows: text, "(edited)" or
