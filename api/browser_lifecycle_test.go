@@ -189,7 +189,7 @@ func (p *chatPage) shownID(room, text string) string {
 func (p *chatPage) edit(id, text string) {
 	p.t.Helper()
 	li := fmt.Sprintf(`#messages li[data-id=%q]`, id)
-	p.run(chromedp.Click(chromedp.CSS(li+" .action.edit")))
+	p.run(chromedp.Click(chromedp.CSS(li + " .action.edit")))
 	p.run(chromedp.SetValue(chromedp.CSS(li+" .editor textarea"), text),
 		chromedp.Click(chromedp.CSS(li+" .editor .save")))
 	p.awaitFunc("the edit of "+id+" saved", `(id, text) => {
