@@ -23,15 +23,17 @@ func AllRooms() Rooms {
 }
 
 // CanRead reports whether a pattern of r.Read matches room.
-func (r Rooms) CanRead(room string) bool { return matchAny(r.Read, room) }
+func (r Rooms) CanRead(room string) bool { return MatchAny(r.Read, room) }
 
 // CanWrite reports whether a pattern of r.Write matches room.
-func (r Rooms) CanWrite(room string) bool { return matchAny(r.Write, room) }
+func (r Rooms) CanWrite(room string) bool { return MatchAny(r.Write, room) }
 
 // CanModerate reports whether a pattern of r.Moderate matches room.
-func (r Rooms) CanModerate(room string) bool { return matchAny(r.Moderate, room) }
+func (r Rooms) CanModerate(room string) bool { return MatchAny(r.Moderate, room) }
 
-func matchAny(patterns []string, room string) bool {
+// MatchAny reports whether room matches one of patterns: a room id, or a
+// prefix and "*".
+func MatchAny(patterns []string, room string) bool {
 	for _, p := range patterns {
 		if prefix, wildcard := strings.CutSuffix(p, "*"); wildcard {
 			if strings.HasPrefix(room, prefix) {

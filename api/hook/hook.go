@@ -14,9 +14,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
+	"roomcast/api/auth"
 	"roomcast/broker/webhook/signature"
 )
 
@@ -67,18 +67,7 @@ func New(opts Options) *Client {
 }
 
 // Applies reports whether messages of room are screened.
-func (c *Client) Applies(room string) bool {
-	for _, p := range c.opts.Rooms {
-		if prefix, wildcard := strings.CutSuffix(p, "*"); wildcard {
-			if strings.HasPrefix(room, prefix) {
-				return true
-			}
-		} else if p == room {
-			return true
-		}
-	}
-	return false
-}
+func (c *Client) Applies(room string) bool { return auth.MatchAny(c.opts.Rooms, room) }
 
 // Screen asks the backend about m within the timeout. A connection that
 // fails before any answer is tried once more while time is left. The
