@@ -17,6 +17,8 @@ import (
 var (
 	//go:embed clock.lua
 	clockSource string
+	//go:embed idempotency.lua
+	idempotencySource string
 	//go:embed change_message.lua
 	changeMessageSource string
 	//go:embed edit_message.lua
@@ -26,8 +28,8 @@ var (
 )
 
 var (
-	editMessageScript   = redis.NewScript(readStateSource + clockSource + changeMessageSource + editMessageSource)
-	deleteMessageScript = redis.NewScript(readStateSource + clockSource + changeMessageSource + deleteMessageSource)
+	editMessageScript   = redis.NewScript(readStateSource + clockSource + idempotencySource + changeMessageSource + editMessageSource)
+	deleteMessageScript = redis.NewScript(readStateSource + clockSource + idempotencySource + changeMessageSource + deleteMessageSource)
 )
 
 // Change edits or deletes a stored message and publishes the change on

@@ -81,15 +81,9 @@ local function change_message(event, build)
   local own_ttl = redis.call('HGET', KEYS[6], 'ttl')
   if own_ttl then room_ttl_ms = tonumber(own_ttl) end
 
-  if idempotency_key then
-    local earlier = redis.call('GET', idempotency_key)
-    if earlier then
-      local sep = string.find(earlier, '\n', 1, true)
-      if string.sub(earlier, 1, sep - 1) ~= fingerprint then
-        return {2, ''}
-      end
-      return {1, string.sub(earlier, sep + 1)}
-    end
+  local earlier = idempotent_earlier(idempotency_key, fingerprint)
+  if earlier then
+    return earlier
   end
   if redis.call('HGET', meta_key, 'epoch') ~= epoch then
     return {3, ''}
@@ -123,9 +117,7 @@ local function change_message(event, build)
   -- The log keeps what history does: changes from its oldest message on.
   local oldest = redis.call('ZRANGE', history_key, 0, 0, 'WITHSCORES')[2]
   redis.call('ZREMRANGEBYSCORE', log_key, '-inf', '(' .. oldest)
-  if idempotency_key then
-    redis.call('SET', idempotency_key, fingerprint .. '\n' .. message, 'PX', idempotency_ttl_ms)
-  end
+  idempotent_store(idempotency_key, fingerprint, message, idempotency_ttl_ms)
   if room_ttl_ms > 0 then
     redis.call('PEXPIRE', meta_key, room_ttl_ms)
     redis.call('PEXPIRE', history_key, room_ttl_ms)

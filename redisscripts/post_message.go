@@ -16,7 +16,7 @@ import (
 //go:embed post_message.lua
 var postMessageSource string
 
-var postMessageScript = redis.NewScript(readStateSource + clockSource + postMessageSource)
+var postMessageScript = redis.NewScript(readStateSource + clockSource + idempotencySource + postMessageSource)
 
 // Post stores p in its room's history and publishes it on the room's
 // channel (see PublishRoom for which) in one atomic step. Concurrent posts

@@ -36,15 +36,9 @@ local tail_json = ARGV[13]    -- the members after version (reply_to, metadata),
 local moderator = ARGV[14] == '1' -- exempt from read-only and slow mode
 local room = ARGV[15]
 
-if idempotency_key then
-  local earlier = redis.call('GET', idempotency_key)
-  if earlier then
-    local sep = string.find(earlier, '\n', 1, true)
-    if string.sub(earlier, 1, sep - 1) ~= fingerprint then
-      return {2, ''}
-    end
-    return {1, string.sub(earlier, sep + 1)}
-  end
+local earlier = idempotent_earlier(idempotency_key, fingerprint)
+if earlier then
+  return earlier
 end
 
 local settings = redis.call('HMGET', settings_key, 'history_max', 'ttl', 'read_only', 'slow_mode')
@@ -105,9 +99,7 @@ if redis.call('ZREMRANGEBYRANK', history_key, 0, -(history_max + 1)) > 0 then
   redis.call('ZREMRANGEBYSCORE', log_key, '-inf', '(' .. oldest)
 end
 local first_marker = read_state_posted(read_key, live_key, user, seq, oldest)
-if idempotency_key then
-  redis.call('SET', idempotency_key, fingerprint .. '\n' .. message, 'PX', idempotency_ttl_ms)
-end
+idempotent_store(idempotency_key, fingerprint, message, idempotency_ttl_ms)
 if room_ttl_ms > 0 then
   -- An idle room expires whole; when it is posted to again it starts a new
   -- epoch, and clients resuming from before are told with a reset.

@@ -96,15 +96,21 @@ func (p *redisProbe) scriptCalls(ctx context.Context) (int64, error) {
 // calls it (4 keys of one room with a full history, the message arguments,
 // no idempotency key), on a channel nobody listens to, over clients
 // connections, and returns its requests per second. The script runs with
-// read_state.lua of its directory in front, as the server runs it.
+// the helper files of its directory in front, as the server runs it.
 func (p *redisProbe) benchmarkScript(ctx context.Context, addr, scriptFile string, clients, requests, size int) (float64, error) {
 	source, err := os.ReadFile(scriptFile)
 	if err != nil {
 		return 0, fmt.Errorf("redis-benchmark: read the post script: %w", err)
 	}
-	lib, err := os.ReadFile(filepath.Join(filepath.Dir(scriptFile), "read_state.lua"))
-	if err != nil {
-		return 0, fmt.Errorf("redis-benchmark: read the post script's helpers: %w", err)
+	// The helper files redisscripts prepends to the post script, in its
+	// order (post_message.go).
+	var lib []byte
+	for _, helper := range []string{"read_state.lua", "clock.lua", "idempotency.lua"} {
+		part, err := os.ReadFile(filepath.Join(filepath.Dir(scriptFile), helper))
+		if err != nil {
+			return 0, fmt.Errorf("redis-benchmark: read the post script's helpers: %w", err)
+		}
+		lib = append(lib, part...)
 	}
 	sha, err := p.rdb.ScriptLoad(ctx, string(lib)+string(source)).Result()
 	if err != nil {
